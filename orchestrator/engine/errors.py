@@ -1,0 +1,58 @@
+"""Exceptions a step raises to steer the run.
+
+Steps never print their own failure; they raise one of these and the engine routes it:
+`Refusal` to the `refused` terminal (exit 1, diagnosis on stderr), anything else to `failed`
+(or the state's declared `error:` target). `kind` is what a state's `retry.on` list matches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class StepError(Exception):
+    """A step failed in a way it understands.
+
+    `kind` names the category a workflow's `retry.on` can list (`transient`, `timeout`,
+    `docker`, ...). `exit_code` overrides the exit code of the terminal state the run ends
+    in (e.g. 2 for a corrupt registry file, which is bad input rather than a failure).
+    """
+
+    kind: str = "error"
+
+    def __init__(self, message: str, *, kind: str | None = None, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        if kind is not None:
+            self.kind = kind
+        self.exit_code = exit_code
+
+
+class TransientError(StepError):
+    """Worth retrying: a timeout, a busy daemon, a gateway still starting."""
+
+    kind = "transient"
+
+
+class Refusal(Exception):
+    """The step refuses to go on; nothing has been changed.
+
+    `diagnosis` is printed as-is, one line per item, on stderr (never wrapped or re-flowed).
+    `reason` is a short machine-readable cause for the event log and `--json` output.
+    """
+
+    def __init__(self, diagnosis: Sequence[str], *, reason: str, details: dict | None = None) -> None:
+        super().__init__(reason)
+        self.diagnosis = list(diagnosis)
+        self.reason = reason
+        self.details = dict(details or {})
+
+
+class DefinitionError(Exception):
+    """A workflow file (or another definition) is invalid; exit code 2, nothing runs.
+
+    Each item of `problems` is one complete message naming file, line and key.
+    """
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))

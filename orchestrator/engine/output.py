@@ -1,0 +1,133 @@
+"""How a run talks to people: plain lines, colour only on a terminal, rich progress.
+
+Lines are written as-is (never wrapped or re-flowed): people and scripts grep them.
+Progress and summaries go to stdout, diagnoses and failures to stderr. Colour follows
+NemoClaw's rule: only when stdout is a terminal and NO_COLOR is unset (truecolor green when
+COLORTERM says so). `--json` runs keep stdout for the JSON document: lines meant for stdout go
+to stderr instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO
+
+_RESET = "\x1b[0m"
+
+
+def color_enabled(stream: IO[str] | None = None) -> bool:
+    stream = stream or sys.stdout
+    if os.environ.get("NO_COLOR"):
+        return False
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+class Style:
+    """NemoClaw's colour codes; every attribute is "" when colour is off."""
+
+    def __init__(self, enabled: bool) -> None:
+        truecolor = os.environ.get("COLORTERM", "") in ("truecolor", "24bit")
+        on = enabled
+        self.G = ("\x1b[38;2;118;185;0m" if truecolor else "\x1b[38;5;148m") if on else ""
+        self.B = "\x1b[1m" if on else ""
+        self.D = "\x1b[2m" if on else ""
+        self.R = _RESET if on else ""
+        self.RD = "\x1b[1;31m" if on else ""
+        self.YW = "\x1b[1;33m" if on else ""
+
+
+class Reporter:
+    """The one place a run writes to the user."""
+
+    def __init__(
+        self,
+        stdout: IO[str] | None = None,
+        stderr: IO[str] | None = None,
+        *,
+        json_mode: bool = False,
+        quiet: bool = False,
+    ) -> None:
+        self.stdout = stdout or sys.stdout
+        self.stderr = stderr or sys.stderr
+        self.json_mode = json_mode
+        self.quiet = quiet
+        self.style = Style(color_enabled(self.stdout) and not json_mode)
+        self.interactive = color_enabled(self.stdout) and not json_mode
+
+    def line(self, text: str = "") -> None:
+        """A progress or summary line (stdout; stderr in --json mode)."""
+        if self.quiet:
+            return
+        stream = self.stderr if self.json_mode else self.stdout
+        stream.write(text + "\n")
+        stream.flush()
+
+    def error(self, text: str = "") -> None:
+        """A diagnosis or failure line (stderr)."""
+        self.stderr.write(text + "\n")
+        self.stderr.flush()
+
+    def lines(self, texts: list[str], *, error: bool = False) -> None:
+        for t in texts:
+            (self.error if error else self.line)(t)
+
+    @contextmanager
+    def progress(self) -> Iterator["Progress"]:
+        """A progress display: rich bars on a terminal, nothing extra otherwise."""
+        if self.interactive and not self.quiet:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress as RichProgress,
+                TextColumn,
+                TransferSpeedColumn,
+            )
+
+            console = Console(file=self.stdout)
+            with RichProgress(
+                TextColumn("  {task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TextColumn("{task.fields[files]} files"),
+                TransferSpeedColumn(),
+                console=console,
+                transient=True,
+            ) as rp:
+                yield Progress(rp)
+        else:
+            yield Progress(None)
+
+
+class Progress:
+    """Per-task byte/file counters; a no-op when not on a terminal."""
+
+    def __init__(self, rich_progress) -> None:  # type: ignore[no-untyped-def]
+        self._rp = rich_progress
+
+    def task(self, description: str, total: int | None = None) -> "ProgressTask":
+        tid = self._rp.add_task(description, total=total, files=0) if self._rp else None
+        return ProgressTask(self._rp, tid)
+
+
+class ProgressTask:
+    def __init__(self, rp, tid) -> None:  # type: ignore[no-untyped-def]
+        self._rp, self._tid = rp, tid
+        self.bytes = 0
+        self.files = 0
+
+    def advance(self, nbytes: int = 0, files: int = 0) -> None:
+        self.bytes += nbytes
+        self.files += files
+        if self._rp is not None:
+            self._rp.update(self._tid, completed=self.bytes, files=self.files)
+
+    def done(self) -> None:
+        if self._rp is not None:
+            self._rp.remove_task(self._tid)

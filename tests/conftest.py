@@ -1,0 +1,35 @@
+"""Shared fixtures. Docker-dependent tests fail (never skip) when CI=true."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import docker
+import pytest
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    try:
+        client = docker.from_env(timeout=60)
+        client.ping()
+    except Exception as exc:  # noqa: BLE001 - any failure means "no engine"
+        msg = f"no Docker engine reachable at DOCKER_HOST={os.environ.get('DOCKER_HOST', '(default)')}: {exc}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def base_image(docker_client) -> str:
+    from orchestrator.sim.images import ensure_base_image
+
+    return ensure_base_image(docker_client)
+
+
+@pytest.fixture
+def unique() -> str:
+    return uuid.uuid4().hex[:8]
