@@ -51,5 +51,5 @@ class RunContext:
     def has_staging(self) -> bool:
         return self._staging is not None
 
-    def event(self, kind: str, **fields: Any) -> None:
-        self.events.write(kind, **fields)
+    def event(self, event: str, **fields: Any) -> None:
+        self.events.write(event, **fields)

@@ -1,0 +1,145 @@
+"""The `nemoclaw` command: one subcommand per workflow file, plus management commands.
+
+Workflow subcommands are built at start-up from the files on the workflow path, so a YAML file
+dropped into ~/.nemoclaw/workflows/ is a new command with no Python change.
+"""
+
+from __future__ import annotations
+
+import importlib
+import signal
+import sys
+from typing import Any
+
+import click
+
+from .engine.errors import DefinitionError
+from .engine.output import Reporter
+from .engine.run import Interrupted, run_workflow
+from .paths import Paths
+from .workflow.discover import find_all, load_workflow
+from .workflow.spec import OptionSpec, WorkflowSpec
+
+_TYPES: dict[str, Any] = {"int": click.INT, "float": click.FLOAT, "str": click.STRING}
+
+
+def _option(name: str, o: OptionSpec) -> click.Option:
+    flag = "--" + name.replace("_", "-")
+    decls = [flag] + ([f"-{o.short}"] if o.short else [])
+    if o.type == "bool":
+        return click.Option(decls, name, is_flag=True, default=bool(o.default), help=o.help)
+    kind = click.Choice(o.choices or []) if o.type == "choice" else _TYPES[o.type]
+    return click.Option(decls, name, type=kind, default=o.default, show_default=o.default is not None, help=o.help)
+
+
+def workflow_command(spec: WorkflowSpec) -> click.Command:
+    params: list[click.Parameter] = [_option(n, o) for n, o in spec.options.items()]
+    params += [click.Argument([a.name], required=a.required) for a in spec.arguments]
+    params.append(click.Option(["--debug"], is_flag=True, help="Show tracebacks of unexpected errors."))
+
+    def callback(debug: bool, **options: Any) -> None:
+        json_mode = bool(options.get("json"))
+        result = run_workflow(spec, options, paths=Paths.from_env(), out=Reporter(json_mode=json_mode), debug=debug)
+        if json_mode and result.context is not None:
+            _print_json_summary(result)
+        sys.exit(result.exit_code)
+
+    help_text = spec.description.strip() or spec.summary
+    epilog = "\n".join(f"  {a.name}: {a.help}" for a in spec.arguments if a.help) or None
+    return click.Command(
+        spec.name,
+        params=params,
+        callback=callback,
+        help=help_text,
+        short_help=spec.summary,
+        options_metavar=spec.usage or "[OPTIONS]",
+        epilog=epilog,
+    )
+
+
+def _print_json_summary(result: Any) -> None:
+    import json
+
+    ctx = result.context
+    doc = {"run": result.run_id, "workflow": result.workflow, "terminal": result.terminal, "exit_code": result.exit_code, "reason": result.reason}
+    summary = ctx.data.get("summary") if ctx is not None else None
+    if summary is not None:
+        doc["summary"] = summary
+    click.echo(json.dumps(doc, indent=2, default=str))
+
+
+def _broken_command(name: str, problems: list[str]) -> click.Command:
+    def callback(**_: Any) -> None:
+        for p in problems:
+            click.echo(p, err=True)
+        sys.exit(2)
+
+    return click.Command(name, callback=callback, help="(invalid workflow file: run `nemoclaw workflows validate`)",
+                         short_help="(invalid workflow file)", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+
+
+class NemoclawGroup(click.Group):
+    """Static management commands plus one command per workflow on the workflow path."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        names = set(super().list_commands(ctx)) | set(find_all())
+        return sorted(names)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        static = super().get_command(ctx, name)
+        if static is not None:
+            return static
+        found = find_all()
+        if name not in found:
+            return None
+        try:
+            return workflow_command(load_workflow(found[name].path, set(found)))
+        except DefinitionError as exc:
+            return _broken_command(name, exc.problems)
+
+
+@click.group(cls=NemoclawGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="nemoclaw-orchestrator", prog_name="nemoclaw")
+def cli() -> None:
+    """NemoClaw workflows: back up and upgrade OpenShell sandboxes safely.
+
+    Every workflow (backup-all, upgrade-sandboxes, ...) is a YAML file run on a state machine;
+    guarded workflows refuse, and change nothing, when the installed OpenShell CLI and the
+    running gateway disagree.
+    """
+
+
+def _register_static() -> None:
+    from .cli_runs import runs_group
+    from .cli_workflows import workflows_group
+
+    cli.add_command(workflows_group)
+    cli.add_command(runs_group)
+    import importlib.util
+
+    # Command groups of later layers register themselves here once they exist.
+    for module, attr in (("cli_gateway", "gateway_group"), ("cli_backups", "backups_group")):
+        if importlib.util.find_spec(f"orchestrator.{module}") is not None:
+            cli.add_command(getattr(importlib.import_module(f"orchestrator.{module}"), attr))
+
+
+_register_static()
+
+
+def _on_sigterm(signum: int, _frame: Any) -> None:
+    raise Interrupted(signum)
+
+
+def main() -> None:
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        cli.main(prog_name="nemoclaw")
+    except KeyboardInterrupt:
+        click.echo("  Interrupted.", err=True)
+        sys.exit(130)
+    except Interrupted as exc:
+        sys.exit(128 + exc.signum)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,235 @@
+"""Driving one workflow run: lock, sweep, states, retries, routing, terminal, cleanup.
+
+The loop is simple on purpose: ask the machine where we are, run that state's step (with
+its declared retry), turn the result into an outcome, fire the trigger of that name. A
+`Refusal` becomes the `refuse` outcome, any other exception `error`. The terminal state
+decides the exit code; staging is always discarded at the end, since committing moved
+everything worth keeping out of it already.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import traceback
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+from ..paths import Paths
+from ..workflow.spec import StateSpec, WorkflowSpec
+from .context import RunContext
+from .errors import Refusal, StepError
+from .events import EventLog, monotonic, new_run_id
+from .machine import build_machine
+from .output import Reporter
+from .steps import Outcome, get_step
+
+EXIT_LOCKED = 75
+EXIT_INTERRUPTED = 130
+
+
+class Interrupted(BaseException):
+    """Raised in the main thread on SIGTERM (SIGINT arrives as KeyboardInterrupt)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"signal {signum}")
+        self.signum = signum
+
+
+@attrs.frozen
+class RunResult:
+    run_id: str
+    workflow: str
+    terminal: str
+    exit_code: int
+    reason: str | None = None
+    context: RunContext | None = attrs.field(default=None, repr=False, eq=False)
+
+
+def error_kind(exc: BaseException) -> str:
+    """The category a state's `retry.errors` list is matched against."""
+    if isinstance(exc, StepError):
+        return exc.kind
+    if isinstance(exc, TimeoutError) or type(exc).__name__ == "TimeoutExpired":
+        return "timeout"
+    if type(exc).__module__.startswith("docker."):
+        return "docker"
+    if isinstance(exc, OSError):
+        return "os"
+    return "error"
+
+
+def run_workflow(
+    spec: WorkflowSpec,
+    options: Mapping[str, Any],
+    *,
+    paths: Paths | None = None,
+    out: Reporter | None = None,
+    debug: bool = False,
+) -> RunResult:
+    """Run a workflow from its initial state to a terminal one. Never raises for a step's
+    failure; re-raises KeyboardInterrupt/Interrupted only after cleanup, as a RunResult with
+    exit code 130 (or 128+signal)."""
+    paths = paths or Paths.from_env()
+    out = out or Reporter()
+    run_id = new_run_id()
+    events = EventLog(paths.runs_dir / f"{run_id}.jsonl", run_id)
+    ctx = RunContext(run_id=run_id, workflow=spec, options=dict(options), paths=paths, out=out, events=events, debug=debug)
+    started = monotonic()
+    events.write(
+        "run_started",
+        workflow=spec.name,
+        source=str(spec.source) if spec.source else None,
+        options=dict(options),
+        pid=os.getpid(),
+        host=socket.gethostname(),
+        argv=sys.argv,
+    )
+    lock = None
+    try:
+        if spec.lock:
+            from ..store.errors import LockHeld
+            from ..store.lock import WriterLock
+            from ..store.staging import describe_sweep, sweep
+
+            try:
+                lock = WriterLock(paths.lock_file, run_id).acquire()
+            except LockHeld as held:
+                out.error(f"  {held}")
+                return _finish(ctx, "locked", EXIT_LOCKED, "locked", started)
+            if lock.broken is not None:
+                out.line(lock.broken.message)
+                events.write("lock_broken", message=lock.broken.message)
+            swept = describe_sweep(sweep(paths.staging_root, keep=[run_id]))
+            if swept:
+                out.line(swept)
+                events.write("staging_swept", message=swept)
+        terminal, reason = _drive(ctx)
+        code = ctx.exit_code if ctx.exit_code is not None else spec.exit_code(terminal)
+        _discard(ctx)
+        return _finish(ctx, terminal, code, reason, started)
+    except (KeyboardInterrupt, Interrupted) as exc:
+        _discard(ctx)
+        code = EXIT_INTERRUPTED if isinstance(exc, KeyboardInterrupt) else 128 + exc.signum
+        out.error("")
+        out.error(f"  Interrupted: staged data of run {run_id} was discarded; nothing partial was committed.")
+        return _finish(ctx, "interrupted", code, "interrupted", started)
+    finally:
+        if lock is not None:
+            lock.release()
+        events.close()
+
+
+def _finish(ctx: RunContext, terminal: str, code: int, reason: str | None, started: float) -> RunResult:
+    ctx.events.write("run_finished", terminal=terminal, exit_code=code, reason=reason, duration_s=round(monotonic() - started, 3))
+    return RunResult(ctx.run_id, ctx.workflow.name, terminal, code, reason, ctx)
+
+
+def _discard(ctx: RunContext) -> None:
+    if ctx.has_staging:
+        ctx.staging.discard()
+
+
+def _drive(ctx: RunContext) -> tuple[str, str | None]:
+    spec = ctx.workflow
+    _, model = build_machine(spec)
+    states = spec.all_states
+    reason: str | None = None
+    while not states[model.state].terminal:
+        name = model.state
+        sspec = spec.states[name]
+        step_name = sspec.do if sspec.foreach is None else f"foreach:{sspec.foreach.workflow}"
+        ctx.events.write("state_entered", state=name, step=step_name)
+        t0 = monotonic()
+        try:
+            outcome = _run_state(ctx, name, sspec)
+        except Refusal as refusal:
+            outcome = "refuse"
+            reason = refusal.reason
+            ctx.events.write("refused", state=name, reason=refusal.reason, details=refusal.details)
+            if sspec.refuse is None:
+                outcome = "error"
+            ctx.out.lines(refusal.diagnosis, error=True)
+        except (KeyboardInterrupt, Interrupted):
+            ctx.events.write("state_left", state=name, outcome="interrupted", duration_s=round(monotonic() - t0, 3))
+            raise
+        except BaseException as exc:  # noqa: BLE001 - every failure is routed, none escapes
+            if isinstance(exc, SystemExit):
+                raise
+            outcome = "error"
+            reason = f"{type(exc).__name__}: {exc}"
+            _report_failure(ctx, name, sspec, exc)
+            if isinstance(exc, StepError) and exc.exit_code is not None:
+                ctx.exit_code = exc.exit_code
+        ctx.events.write("state_left", state=name, outcome=outcome, duration_s=round(monotonic() - t0, 3))
+        if outcome not in sspec.routes() and outcome not in ("error", "partial"):
+            _report_failure(ctx, name, sspec, StepError(f"step '{sspec.do}' ended with '{outcome}', which state '{name}' does not route"))
+            outcome = "error"
+        model.trigger(outcome)
+    return model.state, reason
+
+
+def _report_failure(ctx: RunContext, state: str, sspec: StateSpec, exc: BaseException) -> None:
+    ctx.events.write("step_failed", state=state, step=sspec.do, kind=error_kind(exc), error=str(exc), type=type(exc).__name__)
+    if isinstance(exc, StepError):
+        if not getattr(exc, "reported", False) and str(exc):
+            ctx.out.error(str(exc) if str(exc).startswith("  ") else f"  {exc}")
+    else:
+        ctx.out.error(f"  {ctx.out.style.RD}✗{ctx.out.style.R} Step '{sspec.do}' (state '{state}') failed: {type(exc).__name__}: {exc}")
+        if not ctx.debug:
+            ctx.out.error("  Rerun with --debug for a traceback.")
+    if ctx.debug:
+        ctx.out.error("".join(traceback.format_exception(exc)).rstrip())
+
+
+def _run_state(ctx: RunContext, name: str, sspec: StateSpec) -> str:
+    if sspec.foreach is not None:
+        from .foreach import run_foreach
+
+        return run_foreach(ctx, name, sspec.foreach)
+    step = get_step(sspec.do or "")
+    if step is None:  # validated at load time; kept for workflows built in code
+        raise StepError(f"unknown step '{sspec.do}'")
+
+    def call() -> object:
+        return step.func(ctx)
+
+    if sspec.retry is None:
+        result = call()
+    else:
+        r = sspec.retry
+        kinds = set(r.errors)
+
+        def before_sleep(rs: RetryCallState) -> None:
+            exc = rs.outcome.exception() if rs.outcome else None
+            wait = rs.next_action.sleep if rs.next_action else 0
+            ctx.events.write("retry", state=name, attempt=rs.attempt_number, of=r.attempts, error=str(exc), kind=error_kind(exc) if exc else None, wait_s=wait)
+            ctx.out.line(f"  Retrying '{name}' (attempt {rs.attempt_number + 1} of {r.attempts}) in {wait:.1f} s: {exc}")
+
+        retrying = Retrying(
+            stop=stop_after_attempt(r.attempts),
+            wait=wait_exponential(multiplier=r.backoff.initial, exp_base=r.backoff.multiplier, max=r.backoff.max),
+            retry=retry_if_exception(lambda e: error_kind(e) in kinds),
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        result = retrying(call)
+    outcome, value = _normalize(result)
+    if value is not None:
+        ctx.results[name] = value
+    ctx.events.write("step_outcome", state=name, step=step.name, outcome=outcome)
+    return outcome
+
+
+def _normalize(result: object) -> tuple[str, Any]:
+    if result is None:
+        return "next", None
+    if isinstance(result, str):
+        return result, None
+    if isinstance(result, Outcome):
+        return result.name, result.value
+    raise StepError(f"a step returned {type(result).__name__}; expected None, an outcome name or Outcome")

@@ -1,0 +1,78 @@
+"""Finding workflow files: built-in, then ~/.nemoclaw/workflows/, then $NEMOCLAW_WORKFLOWS_PATH.
+
+The first file with a given name wins, like $PATH, so a user file can never silently replace a
+built-in workflow; `nemoclaw workflows list` shows what is shadowed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+
+import attrs
+
+from ..engine.errors import DefinitionError
+from ..engine.steps import registered_steps
+from ..paths import Paths
+from .load import load_file
+from .spec import WorkflowSpec
+from .validate import validate
+
+
+def builtin_dir() -> Path:
+    """workflows/ of a checkout (editable install) or the copy packed into the wheel."""
+    packed = Path(str(resources.files("orchestrator"))) / "_workflows"
+    if packed.is_dir():
+        return packed
+    return Path(__file__).resolve().parents[2] / "workflows"
+
+
+def search_path(paths: Paths | None = None) -> list[Path]:
+    paths = paths or Paths.from_env()
+    dirs = [builtin_dir(), paths.user_workflows_dir]
+    dirs += [Path(p) for p in os.environ.get("NEMOCLAW_WORKFLOWS_PATH", "").split(os.pathsep) if p]
+    return dirs
+
+
+@attrs.frozen
+class Found:
+    name: str
+    path: Path
+    builtin: bool
+    shadowed: tuple[Path, ...] = ()
+
+
+def find_all(paths: Paths | None = None) -> dict[str, Found]:
+    found: dict[str, Found] = {}
+    for i, d in enumerate(search_path(paths)):
+        for f in _yaml_files(d):
+            name = f.stem
+            if name in found:
+                prev = found[name]
+                found[name] = attrs.evolve(prev, shadowed=prev.shadowed + (f,))
+            else:
+                found[name] = Found(name, f, builtin=(i == 0))
+    return found
+
+
+def _yaml_files(d: Path) -> Iterator[Path]:
+    if not d.is_dir():
+        return iter(())
+    return iter(sorted(p for p in d.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()))
+
+
+def load_workflow(path: Path, known: set[str] | None = None) -> WorkflowSpec:
+    """Load and validate one file; raises DefinitionError with every problem."""
+    spec, loc = load_file(path)
+    names = known if known is not None else set(find_all())
+    validate(spec, loc, registered_steps(), workflow_exists=lambda n: n in names)
+    return spec
+
+
+def load_by_name(name: str, paths: Paths | None = None) -> WorkflowSpec:
+    found = find_all(paths)
+    if name not in found:
+        raise DefinitionError([f"unknown workflow '{name}'; known: {', '.join(sorted(found)) or 'none'}"])
+    return load_workflow(found[name].path, set(found))

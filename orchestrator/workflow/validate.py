@@ -1,0 +1,175 @@
+"""Rules across fields, checked before anything runs (transitions itself checks none of them:
+an unknown destination or callback would only fail at trigger time)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+
+from ..engine.errors import DefinitionError
+from ..engine.steps import StepDef
+from .load import Located
+from .spec import TERMINAL_DEFAULTS, WorkflowSpec
+
+STATE_NAME = re.compile(r"^[a-z0-9_]+$")
+WORKFLOW_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
+OPTION_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+RESERVED_COMMANDS = frozenset({"workflows", "runs", "gateway", "backups", "help", "version"})
+ROUTING_KEYS = ("next", "refuse", "error")
+
+
+def validate(
+    spec: WorkflowSpec,
+    loc: Located,
+    steps: Mapping[str, StepDef],
+    workflow_exists: Callable[[str], bool] = lambda name: True,
+) -> None:
+    """Raise DefinitionError listing every problem found (not only the first)."""
+    problems: list[str] = []
+    err = problems.append
+    states = spec.all_states
+
+    if not WORKFLOW_NAME.match(spec.name):
+        err(loc.error(["name"], f"'{spec.name}' is not a valid workflow name; use lowercase letters, digits and '-'"))
+    elif spec.name in RESERVED_COMMANDS:
+        err(loc.error(["name"], f"'{spec.name}' is a built-in command; reserved: {', '.join(sorted(RESERVED_COMMANDS))}"))
+    if spec.source is not None and spec.source.stem != spec.name:
+        err(loc.error(["name"], f"'{spec.name}' must match the file name '{spec.source.stem}'"))
+
+    for opt, ospec in spec.options.items():
+        if not OPTION_NAME.match(opt):
+            err(loc.error(["options", opt], f"option name '{opt}' must match [a-z][a-z0-9_]*"))
+        if ospec.type == "choice" and not ospec.choices:
+            err(loc.error(["options", opt, "type"], "type 'choice' needs a 'choices' list"))
+        if ospec.short is not None and not re.fullmatch(r"[a-zA-Z]", ospec.short):
+            err(loc.error(["options", opt, "short"], "short must be a single letter, e.g. y for -y"))
+        bad_default = _check_default(ospec.type, ospec.default, ospec.choices)
+        if bad_default:
+            err(loc.error(["options", opt, "default"], bad_default))
+    for i, arg in enumerate(spec.arguments):
+        if not OPTION_NAME.match(arg.name):
+            err(loc.error(["arguments", i, "name"], f"argument name '{arg.name}' must match [a-z][a-z0-9_]*"))
+        if arg.name in spec.options:
+            err(loc.error(["arguments", i, "name"], f"'{arg.name}' is already an option"))
+
+    for name, state in spec.states.items():
+        where = ["states", name]
+        if not STATE_NAME.match(name):
+            err(loc.error(where, f"state name '{name}' must match [a-z0-9_]+ (lowercase letters, digits, '_')"))
+        if state.terminal:
+            for key in (*ROUTING_KEYS, "do", "retry", "foreach"):
+                if getattr(state, key):
+                    err(loc.error([*where, key], f"terminal state '{name}' cannot have '{key}' (a terminal ends the run)"))
+            if state.branches:
+                err(loc.error([*where, "branches"], f"terminal state '{name}' cannot have outgoing transitions"))
+            if state.exit is None and name not in TERMINAL_DEFAULTS:
+                err(loc.error(where, f"terminal state '{name}' needs an 'exit' code"))
+            continue
+        if name in TERMINAL_DEFAULTS:
+            err(loc.error(where, f"'{name}' is a built-in terminal state; it cannot run a step"))
+            continue
+        if state.exit is not None:
+            err(loc.error([*where, "exit"], "'exit' is only for terminal states (add 'terminal: true')"))
+        if (state.do is None) == (state.foreach is None):
+            err(loc.error(where, "a state runs exactly one of 'do: <step>' or 'foreach:'; add one (or 'terminal: true')"))
+        for outcome, dest in state.routes().items():
+            key = [*where, outcome] if outcome in ROUTING_KEYS else [*where, "branches", outcome]
+            if dest not in states:
+                err(loc.error(key, f"unknown state '{dest}'; states are: {', '.join(sorted(states))}"))
+        if state.do is not None:
+            _check_step(spec, loc, name, steps, err)
+        if state.foreach is not None:
+            fe = state.foreach
+            if fe.workflow == spec.name or not workflow_exists(fe.workflow):
+                err(loc.error([*where, "foreach", "workflow"], f"unknown workflow '{fe.workflow}' (or the workflow itself)"))
+            if state.next is None:
+                err(loc.error(where, "a foreach state needs 'next'"))
+            bad = set(state.branches) - {"partial"}
+            for outcome in sorted(bad):
+                err(loc.error([*where, "branches", outcome], f"foreach ends with 'next' or 'partial' (some items failed), not '{outcome}'"))
+        if state.retry is not None:
+            r = state.retry
+            if r.attempts < 1:
+                err(loc.error([*where, "retry", "attempts"], "attempts must be at least 1"))
+            if r.backoff.initial < 0 or r.backoff.max < r.backoff.initial or r.backoff.multiplier < 1:
+                err(loc.error([*where, "retry", "backoff"], "backoff needs 0 <= initial <= max and multiplier >= 1"))
+
+    if spec.initial not in spec.states or spec.states[spec.initial].terminal:
+        err(loc.error(["initial"], f"initial state '{spec.initial}' must be a declared, non-terminal state; declared: {', '.join(sorted(spec.states)) or 'none'}"))
+    elif not problems:
+        _check_graph(spec, loc, err)
+    if spec.guard is not None and spec.initial in spec.states:
+        first = spec.states[spec.initial]
+        if first.do != "preflight":
+            err(loc.error(["states", spec.initial, "do"], "a guarded workflow must start with 'do: preflight' (the guard is its wording)"))
+    if problems:
+        raise DefinitionError(problems)
+
+
+def _check_default(kind: str, default: object, choices: list[str] | None) -> str | None:
+    if default is None:
+        return None
+    expected = {"bool": bool, "int": int, "float": (int, float), "str": str, "choice": str}[kind]
+    if isinstance(default, bool) and kind != "bool":
+        return f"default must be of type {kind}"
+    if not isinstance(default, expected):  # type: ignore[arg-type]
+        return f"default must be of type {kind}"
+    if kind == "choice" and choices and default not in choices:
+        return f"default '{default}' is not one of: {', '.join(choices)}"
+    return None
+
+
+def _check_step(spec: WorkflowSpec, loc: Located, name: str, steps: Mapping[str, StepDef], err: Callable[[str], None]) -> None:
+    state = spec.states[name]
+    where = ["states", name]
+    step = steps.get(state.do or "")
+    if step is None:
+        err(loc.error([*where, "do"], f"unknown step '{state.do}'; registered steps: {', '.join(sorted(steps))}"))
+        return
+    for outcome in state.branches:
+        if outcome not in step.outcomes:
+            err(loc.error([*where, "branches", outcome], f"step '{step.name}' never ends with '{outcome}'; it can end with: {', '.join(sorted(step.outcomes))}"))
+    for outcome in sorted(step.outcomes):
+        if outcome == "next":
+            if state.next is None:
+                err(loc.error(where, f"step '{step.name}' can end with 'next' but the state has no 'next'"))
+        elif outcome not in state.branches:
+            err(loc.error(where, f"step '{step.name}' can end with '{outcome}'; route it under 'branches: {{{outcome}: <state>}}'"))
+    if state.next is not None and "next" not in step.outcomes:
+        err(loc.error([*where, "next"], f"step '{step.name}' never ends with 'next'; it can end with: {', '.join(sorted(step.outcomes))}"))
+    if step.refuses and state.refuse is None:
+        err(loc.error(where, f"step '{step.name}' may refuse; add 'refuse: refused' (or another terminal)"))
+    if state.refuse is not None and not step.refuses:
+        err(loc.error([*where, "refuse"], f"step '{step.name}' never refuses"))
+    if state.refuse is not None and not spec.all_states.get(state.refuse, state).terminal:
+        err(loc.error([*where, "refuse"], "'refuse' must lead to a terminal state (a refusal changes nothing and ends the run)"))
+    if state.retry is not None and step.commits:
+        err(loc.error([*where, "retry"], f"step '{step.name}' commits data and must not be retried"))
+
+
+def _check_graph(spec: WorkflowSpec, loc: Located, err: Callable[[str], None]) -> None:
+    states = spec.all_states
+    edges = {name: set(s.routes().values()) | ({"failed"} if not s.terminal else set()) for name, s in states.items()}
+    seen = {spec.initial}
+    todo = [spec.initial]
+    while todo:
+        for dest in edges[todo.pop()]:
+            if dest not in seen:
+                seen.add(dest)
+                todo.append(dest)
+    for name in spec.states:
+        if name not in seen:
+            err(loc.error(["states", name], f"state '{name}' is unreachable from initial state '{spec.initial}'"))
+    # A non-terminal state must be able to end the run other than by an error.
+    normal = {name: set(s.routes().values()) - ({s.error} if s.error else set()) for name, s in states.items()}
+    ends = {name for name, s in states.items() if s.terminal}
+    changed = True
+    while changed:
+        changed = False
+        for name, dests in normal.items():
+            if name not in ends and dests & ends:
+                ends.add(name)
+                changed = True
+    for name in spec.states:
+        if name in seen and name not in ends:
+            err(loc.error(["states", name], f"no terminal state (done, refused, failed, ...) can be reached from '{name}'"))

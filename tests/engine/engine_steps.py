@@ -1,0 +1,100 @@
+"""Steps that exist only for the engine's tests (loaded through $NEMOCLAW_STEP_MODULES).
+
+They act on real files so the tests can observe them: counters live in $ENGINE_TEST_DIR.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from orchestrator.engine.errors import Refusal, StepError, TransientError
+from orchestrator.engine.steps import Outcome, step
+
+
+def _dir() -> Path:
+    return Path(os.environ["ENGINE_TEST_DIR"])
+
+
+def _bump(name: str) -> int:
+    f = _dir() / f"{name}.count"
+    n = int(f.read_text()) + 1 if f.exists() else 1
+    f.write_text(str(n))
+    return n
+
+
+@step("t_ok")
+def t_ok(ctx):
+    """Always succeeds and says so."""
+    ctx.out.line(f"  ok in {ctx.workflow.name} with {sorted(ctx.options.items())}")
+
+
+@step("t_branch", outcomes=("next", "empty"))
+def t_branch(ctx):
+    """Ends with `empty` when the --empty option is set."""
+    return "empty" if ctx.options.get("empty") else Outcome("next", value={"items": 3})
+
+
+@step("t_boom")
+def t_boom(ctx):
+    """Fails with an unexpected exception."""
+    raise RuntimeError("the step blew up")
+
+
+@step("t_refuse", refuses=True)
+def t_refuse(ctx):
+    """Refuses with a two-line diagnosis."""
+    if ctx.options.get("allow"):
+        return None
+    raise Refusal(["  Test refusal line one.", "  No sandbox data was changed."], reason="test_refusal")
+
+
+@step("t_flaky")
+def t_flaky(ctx):
+    """Fails with a transient error until its counter reaches $FLAKY_SUCCEEDS_AT."""
+    n = _bump("flaky")
+    if n < int(os.environ.get("FLAKY_SUCCEEDS_AT", "3")):
+        raise TransientError(f"not yet (attempt {n})")
+    ctx.out.line(f"  flaky succeeded on attempt {n}")
+
+
+@step("t_fatal")
+def t_fatal(ctx):
+    """Fails with a non-retryable StepError carrying exit code 2."""
+    _bump("fatal")
+    raise StepError("  Registry file is corrupt.", exit_code=2)
+
+
+@step("t_stage_and_wait")
+def t_stage_and_wait(ctx):
+    """Stages a file, announces it, then waits to be interrupted."""
+    d = ctx.staging.dir_for("alpha")
+    (d / "data.txt").write_text("staged")
+    (_dir() / "staged.path").write_text(str(ctx.staging.path))
+    ctx.out.line("  staged, waiting")
+    time.sleep(120)
+
+
+@step("t_stage_commit", commits=True)
+def t_stage_commit(ctx):
+    """Stages one directory per item and commits them under the backup root."""
+    for name in ("alpha", "beta"):
+        d = ctx.staging.dir_for(name)
+        (d / "file.txt").write_text(name)
+        ctx.staging.commit(name, ctx.paths.backups_root / name / ctx.run_id)
+    ctx.out.line("  committed alpha and beta")
+
+
+@step("t_items")
+def t_items(ctx):
+    """Leaves a list of items for a foreach state."""
+    ctx.data["items"] = ["one", "two", "three"]
+
+
+@step("t_item_work")
+def t_item_work(ctx):
+    """Works on one item; the item named by --fail-item fails."""
+    if ctx.options.get("name") == os.environ.get("FAIL_ITEM"):
+        raise StepError(f"  item {ctx.options['name']} failed")
+    ctx.out.line(f"  worked on {ctx.options.get('name')}")
