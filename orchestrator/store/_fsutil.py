@@ -1,0 +1,163 @@
+"""Small filesystem and process helpers shared by the store modules (private).
+
+Everything here exists for durability (fsync of files *and* directories, so a rename survives a
+power cut) or for telling a live process from a dead one without trusting a pid alone.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import json
+import os
+import socket
+import stat
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def makedirs_private(path: Path, mode: int = 0o700) -> None:
+    """Create `path` and any missing parents with `mode` (os.makedirs only applies it to the leaf)."""
+    missing: list[Path] = []
+    p = path
+    while not p.exists() and not p.is_symlink():
+        missing.append(p)
+        if p.parent == p:
+            break
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            os.mkdir(d, mode)
+        except FileExistsError:
+            continue
+        os.chmod(d, mode)  # umask may have narrowed it; never widened beyond `mode`
+        fsync_dir(d.parent)
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(root: Path) -> None:
+    """fsync every regular file and directory below `root` (symlinks are not followed)."""
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        for name in filenames:
+            p = os.path.join(dirpath, name)
+            st = os.lstat(p)
+            if stat.S_ISREG(st.st_mode):
+                fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        fsync_dir(Path(dirpath))
+
+
+def write_file_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write via a temp file in the same directory + fsync + rename + fsync of the directory."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.rename(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    fsync_dir(path.parent)
+
+
+def dump_json(obj: Any) -> bytes:
+    """Pretty JSON with 2-space indent, as JavaScript's JSON.stringify(x, null, 2) writes it."""
+    return (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode()
+
+
+_RENAME_NOREPLACE = 1
+_libc: Any = None
+
+
+def rename_noreplace(src: Path, dst: Path) -> None:
+    """Atomic rename that fails with FileExistsError if `dst` exists (even an empty directory,
+    which plain rename(2) would silently replace). Uses renameat2(RENAME_NOREPLACE) when the
+    kernel and libc have it, else an exists-check first (fine under the writer lock)."""
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    fn = getattr(_libc, "renameat2", None)
+    if fn is not None:
+        at_fdcwd = -100
+        rc = fn(at_fdcwd, os.fsencode(src), at_fdcwd, os.fsencode(dst), _RENAME_NOREPLACE)
+        if rc == 0:
+            return
+        err = ctypes.get_errno()
+        if err not in (errno.ENOSYS, errno.EINVAL):
+            raise OSError(err, os.strerror(err), str(src), None, str(dst))
+    if os.path.lexists(dst):
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(dst))
+    os.rename(src, dst)
+
+
+# --- process identity -------------------------------------------------------------------------
+
+
+def hostname() -> str:
+    return socket.gethostname()
+
+
+def boot_id() -> str | None:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip() or None
+    except OSError:
+        return None
+
+
+def process_start_ticks(pid: int) -> int | None:
+    """Start time of `pid` in clock ticks since boot (/proc/<pid>/stat field 22), or None.
+
+    Recorded next to a pid so that a recycled pid is not mistaken for the original process."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # comm (field 2) may contain spaces and parentheses: split after the last ')'.
+    rest = raw[raw.rfind(")") + 2 :].split()
+    try:
+        return int(rest[19])  # field 22 overall; rest starts at field 3
+    except (IndexError, ValueError):
+        return None
+
+
+def pid_alive(pid: int, start_ticks: int | None = None, boot: str | None = None) -> bool:
+    """True if `pid` runs on this host and is the same process that recorded (start_ticks, boot)."""
+    if pid <= 0:
+        return False
+    if boot is not None and boot_id() not in (None, boot):
+        return False  # recorded before a reboot: every pid of that boot is gone
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, owned by someone else
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc: kill(0) is all we can know
+    fields = raw[raw.rfind(")") + 2 :].split()
+    if fields and fields[0] == "Z":
+        return False  # a zombie answers kill(pid, 0) but runs nothing
+    if start_ticks is not None and len(fields) > 19 and fields[19].isdigit():
+        if int(fields[19]) != start_ticks:
+            return False  # pid recycled by another process
+    return True

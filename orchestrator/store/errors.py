@@ -1,0 +1,43 @@
+"""Errors of the backup store.
+
+They do not derive from the engine's StepError on purpose: the store is an adapter below the
+engine. Steps translate them (e.g. `StepError(str(exc), exit_code=...)`); the CLI maps
+`LockHeld.exit_code` (75, EX_TEMPFAIL: "try again later") directly.
+"""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """Base of every error the store raises; `str(exc)` is a complete, user-facing sentence."""
+
+
+class StagingError(StoreError):
+    """A staging area or a commit could not be done safely (nothing was committed)."""
+
+
+class LockHeld(StoreError):
+    """Another live run holds the writer lock."""
+
+    exit_code = 75
+
+    def __init__(self, message: str, holder: object | None = None) -> None:
+        super().__init__(message)
+        self.holder = holder
+
+
+class ArchiveError(StoreError):
+    """The archive stream itself is unreadable (truncated, not a tar)."""
+
+
+class ManifestError(StoreError):
+    """A manifest (or agent definition) file is missing, not JSON/YAML, or has the wrong shape."""
+
+    def __init__(self, path: object, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+        self.problem = problem
+
+
+class RestoreError(StoreError):
+    """Writing a backup back into a sandbox failed."""

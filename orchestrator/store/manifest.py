@@ -1,0 +1,300 @@
+"""`rebuild-manifest.json`: what one backup holds, in NemoClaw's format plus per-file hashes.
+
+The upstream fields (reference §2.3) keep their camelCase names so NemoClaw's own
+`listBackups` can read our backups; `files`, `dirs` and `symlinks` are our additions and make a
+backup verifiable (size + SHA-256 of every file) and restorable with its modes. Loading is
+strict: a manifest with a missing field, a wrong type or an unknown key is a `ManifestError`
+naming the file, never a traceback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import re
+import stat
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+from . import _fsutil
+from .errors import ManifestError
+from .records import DirRecord, FileRecord, LinkRecord
+
+__all__ = [
+    "MANIFEST_NAME",
+    "Manifest",
+    "Mismatch",
+    "StateFile",
+    "load_manifest",
+    "new_timestamp",
+    "parse_timestamp",
+    "verify",
+    "write_manifest",
+]
+
+MANIFEST_NAME = "rebuild-manifest.json"
+MANIFEST_VERSION = 1
+_TIMESTAMP_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})T(\d{2})-(\d{2})-(\d{2})-(\d{3})Z$")
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+@attrs.frozen
+class StateFile:
+    """A single state file (not a directory) and how it was captured (`copy`, `sqlite_backup`)."""
+
+    path: str
+    strategy: str
+
+
+@attrs.frozen
+class Manifest:
+    version: int
+    sandbox_name: str
+    timestamp: str
+    agent_type: str
+    agent_version: str | None
+    expected_version: str | None
+    state_dirs: list[str]
+    backed_up_dirs: list[str]
+    state_files: list[StateFile]
+    dir: str
+    backup_path: str
+    blueprint_digest: str | None
+    policy_presets: list[str]
+    files: list[FileRecord] = attrs.field(factory=list)
+    dirs: list[DirRecord] = attrs.field(factory=list)
+    symlinks: list[LinkRecord] = attrs.field(factory=list)
+    name: str | None = None
+
+    def file_modes(self) -> dict[str, int]:
+        """Relative path -> permission bits, for restoring with the original modes."""
+        return {**{d.path: d.mode for d in self.dirs}, **{f.path: f.mode for f in self.files}}
+
+
+# --- (de)serialisation ------------------------------------------------------------------------
+
+_CAMEL = {
+    "sandbox_name": "sandboxName",
+    "agent_type": "agentType",
+    "agent_version": "agentVersion",
+    "expected_version": "expectedVersion",
+    "state_dirs": "stateDirs",
+    "backed_up_dirs": "backedUpDirs",
+    "state_files": "stateFiles",
+    "backup_path": "backupPath",
+    "blueprint_digest": "blueprintDigest",
+    "policy_presets": "policyPresets",
+}
+
+
+def _strict(typ: type) -> Any:
+    def hook(value: Any, _: Any) -> Any:
+        if type(value) is not typ:  # bool is not int, int is not str
+            raise TypeError(f"expected {typ.__name__}, got {type(value).__name__} {value!r}")
+        return value
+
+    return hook
+
+
+def _make_converter() -> cattrs.Converter:
+    conv = cattrs.Converter(forbid_extra_keys=True)
+    for typ in (str, int, bool):
+        conv.register_structure_hook(typ, _strict(typ))
+    for cls in (StateFile, FileRecord, DirRecord, LinkRecord):
+        conv.register_structure_hook(cls, make_dict_structure_fn(cls, conv, _cattrs_forbid_extra_keys=True))
+    overrides = {k: override(rename=v) for k, v in _CAMEL.items()}
+    conv.register_structure_hook(
+        Manifest, make_dict_structure_fn(Manifest, conv, _cattrs_forbid_extra_keys=True, **overrides)
+    )
+    conv.register_unstructure_hook(
+        Manifest,
+        make_dict_unstructure_fn(Manifest, conv, name=override(omit_if_default=True), **overrides),
+    )
+    return conv
+
+
+_converter = _make_converter()
+
+# NemoClaw's key order (JSON.stringify keeps insertion order), then our additions.
+_KEY_ORDER = [
+    "version", "sandboxName", "timestamp", "agentType", "agentVersion", "expectedVersion", "stateDirs",
+    "backedUpDirs", "stateFiles", "dir", "backupPath", "blueprintDigest", "policyPresets", "name",
+    "files", "dirs", "symlinks",
+]  # fmt: skip
+
+
+def manifest_to_dict(m: Manifest) -> dict[str, Any]:
+    raw = _converter.unstructure(m)
+    return {k: raw[k] for k in _KEY_ORDER if k in raw}
+
+
+def manifest_from_dict(data: Any, source: object = "<manifest>") -> Manifest:
+    if not isinstance(data, dict):
+        raise ManifestError(source, "not a JSON object")
+    try:
+        m = _converter.structure(data, Manifest)
+    except Exception as exc:  # cattrs raises exception groups; flatten them into one line
+        problems = cattrs.transform_error(exc, path="manifest") if isinstance(exc, cattrs.BaseValidationError) else [str(exc)]
+        raise ManifestError(source, "invalid manifest: " + "; ".join(problems)) from None
+    _check_semantics(m, source)
+    return m
+
+
+def _check_semantics(m: Manifest, source: object) -> None:
+    if m.version != MANIFEST_VERSION:
+        raise ManifestError(source, f"unsupported manifest version {m.version} (expected {MANIFEST_VERSION})")
+    if parse_timestamp(m.timestamp) is None:
+        raise ManifestError(source, f"invalid timestamp {m.timestamp!r}")
+    seen: set[str] = set()
+    for rec in [*m.files, *m.dirs, *m.symlinks]:
+        parts = rec.path.split("/")
+        if rec.path.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            raise ManifestError(source, f"invalid path {rec.path!r} in manifest")
+        if rec.path in seen:
+            raise ManifestError(source, f"duplicate path {rec.path!r} in manifest")
+        seen.add(rec.path)
+    for f in m.files:
+        if not _SHA256_RE.match(f.sha256) or f.size < 0 or not 0 <= f.mode <= 0o777:
+            raise ManifestError(source, f"invalid file record for {f.path!r}")
+
+
+def write_manifest(directory: Path, manifest: Manifest) -> Path:
+    """Write `<directory>/rebuild-manifest.json` atomically, mode 0600, 2-space pretty JSON."""
+    path = Path(directory) / MANIFEST_NAME
+    _fsutil.write_file_atomic(path, _fsutil.dump_json(manifest_to_dict(manifest)), mode=0o600)
+    return path
+
+
+def load_manifest(path: Path) -> Manifest:
+    """Load a manifest file (or `<dir>/rebuild-manifest.json` if given a directory), strictly."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / MANIFEST_NAME
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ManifestError(path, "manifest file is missing") from None
+    except OSError as exc:
+        raise ManifestError(path, f"cannot read manifest ({exc.strerror})") from None
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ManifestError(path, f"not valid JSON ({exc})") from None
+    return manifest_from_dict(data, path)
+
+
+# --- timestamps -------------------------------------------------------------------------------
+
+
+def new_timestamp(now: datetime | None = None) -> str:
+    """`new Date().toISOString().replace(/[:.]/g, "-")`: e.g. `2026-05-28T10-09-17-605Z` (UTC)."""
+    now = datetime.now(timezone.utc) if now is None else now.astimezone(timezone.utc)
+    return now.strftime("%Y-%m-%dT%H-%M-%S-") + f"{now.microsecond // 1000:03d}Z"
+
+
+def parse_timestamp(ts: str) -> datetime | None:
+    """The UTC time of a backup timestamp, or None if it is not in NemoClaw's format."""
+    m = _TIMESTAMP_RE.match(ts)
+    if not m:
+        return None
+    try:
+        return datetime.strptime(f"{m[1]}T{m[2]}:{m[3]}:{m[4]}.{m[5]}", "%Y-%m-%dT%H:%M:%S.%f").replace(
+            tzinfo=timezone.utc
+        )
+    except ValueError:
+        return None
+
+
+# --- verification -----------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Mismatch:
+    """The first difference between a backup on disk (or a restored tree) and its manifest."""
+
+    path: str
+    kind: str  # missing | extra | size | sha256 | type | symlink
+    expected: str | None = None
+    actual: str | None = None
+
+    def __str__(self) -> str:
+        detail = {
+            "missing": "is missing",
+            "extra": "is not in the manifest",
+            "size": f"has size {self.actual}, manifest says {self.expected}",
+            "sha256": f"has SHA-256 {self.actual}, manifest says {self.expected}",
+            "type": f"is a {self.actual}, manifest says {self.expected}",
+            "symlink": f"points to {self.actual}, manifest says {self.expected}",
+        }.get(self.kind, self.kind)
+        return f"{self.path} {detail}"
+
+
+def verify(
+    backup_dir: Path,
+    manifest: Manifest,
+    sample_pct: float | None = None,
+    *,
+    rng: random.Random | None = None,
+) -> Mismatch | None:
+    """Compare a backup directory with its manifest; return the first mismatch or None.
+
+    Always checks that every listed file exists with its size, every listed symlink with its
+    target, and that no unlisted file or symlink exists. Hashes every file, or only a random
+    `sample_pct` percent of them (at least one) when given, for a cheap routine check.
+    """
+    root = Path(backup_dir)
+    on_disk: dict[str, os.stat_result] = {}
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        rel_dir = os.path.relpath(dirpath, root)
+        for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+            rel = name if rel_dir == "." else f"{rel_dir}/{name}"
+            if rel != MANIFEST_NAME:
+                on_disk[rel] = os.lstat(os.path.join(dirpath, name))
+    listed = {f.path for f in manifest.files} | {s.path for s in manifest.symlinks}
+    for rel in sorted(on_disk):
+        if rel not in listed:
+            return Mismatch(rel, "extra")
+    for link in manifest.symlinks:
+        st = on_disk.get(link.path)
+        if st is None:
+            return Mismatch(link.path, "missing")
+        if not stat.S_ISLNK(st.st_mode):
+            return Mismatch(link.path, "type", "symlink", "file")
+        target = os.readlink(root / link.path)
+        if target != link.target:
+            return Mismatch(link.path, "symlink", link.target, target)
+    for f in manifest.files:
+        st = on_disk.get(f.path)
+        if st is None:
+            return Mismatch(f.path, "missing")
+        if not stat.S_ISREG(st.st_mode):
+            return Mismatch(f.path, "type", "file", "symlink" if stat.S_ISLNK(st.st_mode) else "special file")
+        if st.st_size != f.size:
+            return Mismatch(f.path, "size", str(f.size), str(st.st_size))
+    to_hash = list(manifest.files)
+    if sample_pct is not None and to_hash:
+        k = max(1, min(len(to_hash), round(len(to_hash) * sample_pct / 100)))
+        to_hash = (rng or random.Random()).sample(to_hash, k)
+    for f in to_hash:
+        digest = _sha256_file(root / f.path)
+        if digest != f.sha256:
+            return Mismatch(f.path, "sha256", f.sha256, digest)
+    return None
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        while chunk := os.read(fd, 1 << 20):
+            h.update(chunk)
+    finally:
+        os.close(fd)
+    return h.hexdigest()
