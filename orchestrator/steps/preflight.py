@@ -1,0 +1,35 @@
+"""`preflight`: the gateway schema preflight a guarded workflow starts with (nemoclaw-behaviour §4.4).
+
+Refuses, with the standard diagnosis, when the installed `openshell` CLI and the running
+gateway may speak different schemas. It only observes: it never runs `openshell sandbox
+list`, never starts, selects or stops a gateway.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..engine.errors import Refusal
+from ..engine.steps import step
+from ..openshell import OpenShellNotFound, decide, format_diagnosis, observe
+from ._openshell_common import guard_wording, report_exactly
+
+if TYPE_CHECKING:
+    from ..engine.context import RunContext
+
+
+@step("preflight", outcomes=("next",), refuses=True)
+def preflight(ctx: "RunContext") -> None:
+    """Refuse when the OpenShell CLI and gateway versions drift (cluster image, host binary, served version)."""
+    try:
+        obs = observe(state_dir=ctx.paths.gateway_state_dir)
+    except OpenShellNotFound as exc:
+        raise report_exactly(ctx, exc) from None
+    ctx.data["gateway_observation"] = obs
+    issue = decide(obs)
+    if issue is not None:
+        raise Refusal(
+            format_diagnosis(issue, guard_wording(ctx)),
+            reason=issue.kind,
+            details={"expected": getattr(issue.drift, "expected_version", None), "current": getattr(issue.drift, "current_version", None)},
+        )

@@ -1,0 +1,73 @@
+"""`sandbox_list`: which sandboxes OpenShell reports, with gateway recovery (nemoclaw-behaviour §5.1).
+
+Stores, in `ctx.data["sandbox_list"]`, a dict:
+    {"live": [names listed, any phase], "ready": [names whose phase is Ready/Running],
+     "phases": {name: phase}, "format": "json" | "table", "recovered": bool}
+Refuses (fail-closed) when the result shows a schema mismatch: a protobuf decode error, every
+sandbox in phase `Unspecified`, or a gateway that died on a newer-database migration error.
+Any other failure is a StepError carrying the list's exit status.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..engine.errors import Refusal, StepError
+from ..engine.steps import step
+from ..openshell import (
+    GATEWAY_MIGRATION,
+    OpenShellNotFound,
+    StateRpcIssue,
+    capture_sandbox_list_with_recovery,
+    format_diagnosis,
+    installed_openshell_version,
+    known_drift,
+    list_args,
+    list_failure_lines,
+    observe,
+    parse_listing,
+    result_issue,
+)
+from ._openshell_common import guard_wording, report_exactly
+
+if TYPE_CHECKING:
+    from ..engine.context import RunContext
+
+
+def _drift(ctx: "RunContext"):
+    """Re-observe: the gateway may have changed (or been started) since the preflight."""
+    try:
+        return known_drift(observe(state_dir=ctx.paths.gateway_state_dir))
+    except StepError:
+        return None
+
+
+@step("sandbox_list", outcomes=("next",), refuses=True)
+def sandbox_list(ctx: "RunContext") -> None:
+    """List OpenShell sandboxes (recovering the gateway once if unreachable); refuse on schema mismatch."""
+    state_dir = ctx.paths.gateway_state_dir
+    try:
+        obs = ctx.data.get("gateway_observation")
+        cli_version = getattr(obs, "cli_version", None) or installed_openshell_version()
+        attempt = capture_sandbox_list_with_recovery(
+            list_args(cli_version), state_dir=state_dir, say=ctx.out.line, warn=ctx.out.error
+        )
+    except OpenShellNotFound as exc:
+        raise report_exactly(ctx, exc) from None
+    wording = guard_wording(ctx)
+    start = attempt.start
+    if start is not None and start.cause:
+        issue = StateRpcIssue(GATEWAY_MIGRATION, _drift(ctx), output=start.error, cause=start.cause)
+        raise Refusal(format_diagnosis(issue, wording), reason=issue.kind, details={"log": str(start.log_path)})
+    result = attempt.result
+    listing = parse_listing(result.stdout, result.output)
+    kind = result_issue(result, phases=listing.phases)
+    if kind is not None:
+        issue = StateRpcIssue(kind, _drift(ctx), output=result.output)
+        raise Refusal(format_diagnosis(issue, wording), reason=kind, details={"status": result.status})
+    if result.status != 0:
+        ctx.out.lines(list_failure_lines(attempt), error=True)
+        exc = StepError("Failed to query running sandboxes from OpenShell.", kind="openshell", exit_code=result.status or 1)
+        exc.reported = True  # type: ignore[attr-defined]
+        raise exc
+    ctx.data["sandbox_list"] = {**listing.as_data(), "recovered": attempt.attempted and attempt.succeeded}
