@@ -1,0 +1,137 @@
+"""Release-dependent behaviour of OpenShell, in one place.
+
+Every switch the stand-in makes on its version lives here, so a reader can check it against
+the release timeline (reference/openshell-behaviour.md §7) without hunting through modules.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from functools import total_ordering
+
+VERSION_ENV = "NEMOCLAW_SIM_OPENSHELL_VERSION"
+DEFAULT_CLI_VERSION = "0.0.44"
+DEFAULT_GATEWAY_VERSION = "0.0.44"
+
+_VERSION_RE = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:-dev\.(\d+)\+g[0-9a-f]+)?$")
+
+
+@total_ordering
+class Version:
+    """A release string such as ``0.0.44`` (or a ``0.0.45-dev.3+gabc1234`` describe string)."""
+
+    def __init__(self, text: str) -> None:
+        m = _VERSION_RE.match(text.strip())
+        if not m:
+            raise ValueError(f"not an OpenShell version: {text!r} (expected e.g. 0.0.44)")
+        self.text = text.strip()
+        self.key = (int(m.group(1)), int(m.group(2)), int(m.group(3)))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Version) and self.key == other.key
+
+    def __lt__(self, other: "Version") -> bool:
+        return self.key < other.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __str__(self) -> str:
+        return self.text
+
+    def at_least(self, text: str) -> bool:
+        return self.key >= Version(text).key
+
+
+def current_version() -> Version:
+    """The version baked into the launcher that started this process."""
+    return Version(os.environ.get(VERSION_ENV) or DEFAULT_CLI_VERSION)
+
+
+def parse(text: str) -> Version:
+    return Version(text)
+
+
+# --- gateway (openshell-gateway) -------------------------------------------------------------
+
+def default_server_port(v: Version) -> int:
+    """§4.1: DEFAULT_SERVER_PORT moved from 8080 to 17670 in 0.0.44 (#1415)."""
+    return 17670 if v.at_least("0.0.44") else 8080
+
+
+def db_url_required(v: Version) -> bool:
+    """§4.1: up to 0.0.43 `--db-url` has no default."""
+    return not v.at_least("0.0.44")
+
+
+def migration_versions(v: Version) -> list[int]:
+    """§4.5: the sqlx migrations compiled into each release."""
+    if not v.at_least("0.0.37"):
+        return [1, 2, 3]
+    if not v.at_least("0.0.44"):
+        return [1, 4]
+    if not v.at_least("0.0.88"):
+        return [1, 4, 5]
+    return [1, 4, 5, 6]
+
+
+def legacy_001(v: Version) -> bool:
+    """§4.5: migration 001 of the k3s era (≤0.0.36) has different content."""
+    return not v.at_least("0.0.37")
+
+
+def startup_tls_lines(v: Version) -> list[tuple[str, str]]:
+    """§4.2 steps 1-3 for a plaintext gateway without client auth, by release."""
+    if not v.at_least("0.0.43"):
+        return [("INFO", "TLS disabled — listening on plaintext HTTP")]
+    if not v.at_least("0.0.47"):
+        return [
+            ("WARN", "TLS disabled — listening on plaintext HTTP"),
+            ("WARN", "Neither mTLS (--tls-client-ca) nor OIDC (--oidc-issuer) is configured — "
+                     "the gateway has no authentication mechanism"),
+        ]
+    return [
+        ("WARN", "TLS disabled — listening on plaintext HTTP"),
+        ("WARN", "Neither mTLS user auth nor OIDC nor sandbox JWT auth is configured — "
+                 "the gateway has no authentication mechanism"),
+    ]
+
+
+# --- wire schema (what the CLI and gateway exchange) -------------------------------------------
+
+def schema_generation(v: Version) -> int:
+    """§6: 0 = `Sandbox.id` string (≤0.0.36); 1 = ObjectMeta + top-level phase (0.0.37-0.0.52);
+    2 = phase moved into `SandboxStatus` (0.0.53+, #1565)."""
+    if not v.at_least("0.0.37"):
+        return 0
+    if not v.at_least("0.0.53"):
+        return 1
+    return 2
+
+
+def has_resource_version(v: Version) -> bool:
+    """§6.1: `ObjectMeta.resource_version` exists from 0.0.44."""
+    return v.at_least("0.0.44")
+
+
+def tonic_014(v: Version) -> bool:
+    """§6.4: tonic 0.14 (0.0.61+) prints `code: '<description>', message: "…"`."""
+    return v.at_least("0.0.61")
+
+
+# --- CLI (openshell) ---------------------------------------------------------------------------
+
+def sandbox_list_output_flag(v: Version) -> bool:
+    """§3.4: `sandbox list -o table|yaml|json` added in 0.0.44 (#1422)."""
+    return v.at_least("0.0.44")
+
+
+def gateway_list_output_flag(v: Version) -> bool:
+    """§3.3: `gateway list -o json|yaml` from 0.0.47 (#1500)."""
+    return v.at_least("0.0.47")
+
+
+def has_gateway_lifecycle(v: Version) -> bool:
+    """§3.3: `gateway start|stop|destroy` exist only up to 0.0.36."""
+    return not v.at_least("0.0.37")
