@@ -178,7 +178,9 @@ def _walk_errors(exc: BaseException, path: list[PathItem], loc: Located, out: li
         out.append(loc.error(path, f"missing required key {key!r}" if key else "missing required key"))
         return
     message = str(exc)
-    if "required positional argument" in message:
+    if path and isinstance(path[-1], bool):
+        message = f"key {path[-1]!r} is not a string (YAML 1.1 reads on/off/yes/no as booleans: quote it)"
+    elif "required positional argument" in message:
         missing = re.findall(r"'(\w+)'", message)
         message = "missing required key " + ", ".join(f"'{m}'" for m in missing)
     elif isinstance(exc, TypeError) and "not iterable" in message or "has no attribute 'keys'" in message:

@@ -1,0 +1,56 @@
+"""One writer at a time, seen from the command line."""
+
+import json
+import os
+import socket
+import subprocess
+import time
+
+
+def _wait_for(path, timeout=30):
+    deadline = time.monotonic() + timeout
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert path.exists()
+
+
+def test_live_lock_refuses_second_run_with_75(nemoclaw):
+    first = nemoclaw.popen("t-wait")
+    try:
+        _wait_for(nemoclaw.home / "staged.path")
+        second = nemoclaw.run("t-commit")
+        assert second.returncode == 75
+        assert "Another nemoclaw run is in progress" in second.stderr
+        assert f"pid {first.pid}" in second.stderr
+        # The refused run changed nothing.
+        assert not (nemoclaw.home / ".nemoclaw" / "rebuild-backups" / "alpha").exists()
+    finally:
+        first.terminate()
+        first.communicate(timeout=30)
+    assert first.returncode == 143
+
+
+def test_dead_lock_is_broken_with_a_message(nemoclaw):
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    lock = nemoclaw.home / ".nemoclaw" / "orchestrator.lock"
+    lock.parent.mkdir(parents=True)
+    lock.write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname(), "run_id": "20260101T000000000Z-dead00",
+                                "started_at": "2026-01-01T00:00:00Z"}))
+    r = nemoclaw.run("t-commit")
+    assert r.returncode == 0, r.stderr
+    assert "Broke stale lock" in r.stdout
+    assert not lock.exists()
+
+
+def test_sweep_of_dead_runs_staging_is_announced(nemoclaw):
+    first = nemoclaw.popen("t-wait")
+    _wait_for(nemoclaw.home / "staged.path")
+    staged = nemoclaw.home.joinpath("staged.path").read_text()
+    os.kill(first.pid, 9)  # no cleanup at all: staging and lock stay behind
+    first.communicate(timeout=30)
+    assert os.path.isdir(staged)
+    r = nemoclaw.run("t-commit")
+    assert r.returncode == 0, r.stderr
+    assert "Removed leftovers of 1 interrupted run" in r.stdout
+    assert not os.path.exists(staged)
