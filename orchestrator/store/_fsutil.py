@@ -13,7 +13,9 @@ import json
 import os
 import socket
 import stat
+import shutil
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,29 @@ def makedirs_private(path: Path, mode: int = 0o700) -> None:
             continue
         os.chmod(d, mode)  # umask may have narrowed it; never widened beyond `mode`
         fsync_dir(d.parent)
+
+
+TRASH_PREFIX = ".trash-"
+
+
+def remove_tree(path: Path) -> None:
+    """Remove `path` without following symlinks. A directory is first renamed aside to
+    `.trash-<name>-<random>` in the same parent, so an interrupted removal never leaves a
+    half-deleted directory under its real name (listings skip dot-names)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        os.unlink(path)  # a symlink or file: remove the entry itself, never its target
+        return
+    trash = path.parent / f"{TRASH_PREFIX}{path.name}-{uuid.uuid4().hex[:8]}"
+    try:
+        os.rename(path, trash)
+    except FileNotFoundError:
+        return
+    shutil.rmtree(trash)  # fd-based on Linux: never follows symlinks
+    fsync_dir(path.parent)
 
 
 def fsync_dir(path: Path) -> None:

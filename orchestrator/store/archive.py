@@ -441,6 +441,7 @@ def pack_directory(
     *,
     modes: Mapping[str, int] | None = None,
     owner: tuple[int, int] = (0, 0),
+    on_progress: ProgressCallback | None = None,
 ) -> Iterator[bytes]:
     """Yield an uncompressed tar of `names` (paths relative to `src`, e.g. `agents` or
     `runtime/state.db`), one header or file chunk at a time (memory stays at one chunk).
@@ -452,6 +453,7 @@ def pack_directory(
     """
     modes = modes or {}
     emitted: set[str] = set()
+    done = [0, 0]  # bytes, files
 
     def header(rel: str, st: os.stat_result, *, kind: bytes, size: int = 0, link: str = "") -> bytes:
         info = tarfile.TarInfo(rel)
@@ -477,6 +479,10 @@ def pack_directory(
         elif stat.S_ISREG(st.st_mode):
             yield header(rel, st, kind=tarfile.REGTYPE, size=st.st_size)
             yield from _file_blocks(path, st.st_size)
+            done[0] += st.st_size
+            done[1] += 1
+            if on_progress is not None:
+                on_progress(done[0], done[1])
         else:
             raise ArchiveError(f"cannot pack {path}: not a regular file, directory or symlink")
 

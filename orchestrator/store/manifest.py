@@ -32,6 +32,7 @@ __all__ = [
     "Manifest",
     "Mismatch",
     "StateFile",
+    "diff_records",
     "load_manifest",
     "new_timestamp",
     "parse_timestamp",
@@ -142,7 +143,9 @@ def manifest_from_dict(data: Any, source: object = "<manifest>") -> Manifest:
         m = _converter.structure(data, Manifest)
     except Exception as exc:  # cattrs raises exception groups; flatten them into one line
         problems = cattrs.transform_error(exc, path="manifest") if isinstance(exc, cattrs.BaseValidationError) else [str(exc)]
-        raise ManifestError(source, "invalid manifest: " + "; ".join(problems)) from None
+        problems = [re.sub(r"\.(\w+)", lambda mo: "." + _CAMEL.get(mo[1], mo[1]), p) for p in problems]
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise ManifestError(source, "invalid manifest: " + "; ".join(problems[:5]) + more) from None
     _check_semantics(m, source)
     return m
 
@@ -152,6 +155,15 @@ def _check_semantics(m: Manifest, source: object) -> None:
         raise ManifestError(source, f"unsupported manifest version {m.version} (expected {MANIFEST_VERSION})")
     if parse_timestamp(m.timestamp) is None:
         raise ManifestError(source, f"invalid timestamp {m.timestamp!r}")
+    if not m.dir.startswith("/") or ".." in m.dir.split("/"):
+        raise ManifestError(source, f"dir {m.dir!r} must be an absolute path without '..'")
+    for d in [*m.state_dirs, *m.backed_up_dirs]:
+        if not d or "/" in d or d in (".", "..") or "\x00" in d:
+            raise ManifestError(source, f"invalid state directory name {d!r}")
+    for sf in m.state_files:
+        sp = sf.path.split("/")
+        if sf.path.startswith("/") or any(p in ("", ".", "..") for p in sp):
+            raise ManifestError(source, f"invalid state file path {sf.path!r}")
     seen: set[str] = set()
     for rec in [*m.files, *m.dirs, *m.symlinks]:
         parts = rec.path.split("/")
@@ -220,7 +232,7 @@ class Mismatch:
     """The first difference between a backup on disk (or a restored tree) and its manifest."""
 
     path: str
-    kind: str  # missing | extra | size | sha256 | type | symlink
+    kind: str  # missing | extra | size | sha256 | type | symlink | mode | rejected
     expected: str | None = None
     actual: str | None = None
 
@@ -232,6 +244,8 @@ class Mismatch:
             "sha256": f"has SHA-256 {self.actual}, manifest says {self.expected}",
             "type": f"is a {self.actual}, manifest says {self.expected}",
             "symlink": f"points to {self.actual}, manifest says {self.expected}",
+            "mode": f"has mode {self.actual}, manifest says {self.expected}",
+            "rejected": f"was refused: {self.actual}",
         }.get(self.kind, self.kind)
         return f"{self.path} {detail}"
 
@@ -286,6 +300,45 @@ def verify(
         digest = _sha256_file(root / f.path)
         if digest != f.sha256:
             return Mismatch(f.path, "sha256", f.sha256, digest)
+    return None
+
+
+def diff_records(
+    expected_files: list[FileRecord],
+    expected_links: list[LinkRecord],
+    actual_files: list[FileRecord],
+    actual_links: list[LinkRecord],
+    *,
+    check_modes: bool = False,
+) -> Mismatch | None:
+    """First difference between two sets of records (e.g. a manifest and a re-read sandbox)."""
+    want_f = {f.path: f for f in expected_files}
+    want_l = {s.path: s for s in expected_links}
+    got_f = {f.path: f for f in actual_files}
+    got_l = {s.path: s for s in actual_links}
+    for path in sorted(set(got_f) | set(got_l)):
+        if path not in want_f and path not in want_l:
+            return Mismatch(path, "extra")
+    for path, w in want_l.items():
+        if path in got_f:
+            return Mismatch(path, "type", "symlink", "file")
+        g = got_l.get(path)
+        if g is None:
+            return Mismatch(path, "missing")
+        if g.target != w.target:
+            return Mismatch(path, "symlink", w.target, g.target)
+    for path, w in want_f.items():
+        if path in got_l:
+            return Mismatch(path, "type", "file", "symlink")
+        g = got_f.get(path)
+        if g is None:
+            return Mismatch(path, "missing")
+        if g.size != w.size:
+            return Mismatch(path, "size", str(w.size), str(g.size))
+        if g.sha256 != w.sha256:
+            return Mismatch(path, "sha256", w.sha256, g.sha256)
+        if check_modes and g.mode != w.mode:
+            return Mismatch(path, "mode", oct(w.mode), oct(g.mode))
     return None
 
 

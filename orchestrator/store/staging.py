@@ -12,10 +12,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import stat
 import time
-import uuid
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,7 +24,7 @@ from . import _fsutil
 from .errors import StagingError
 
 OWNER_FILE = ".owner.json"
-_TRASH_PREFIX = ".trash-"
+_TRASH_PREFIX = _fsutil.TRASH_PREFIX
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 #: How old an area without a readable owner file must be before sweep() takes it for dead.
 DEFAULT_GRACE_SECONDS = 3600.0
@@ -92,25 +90,6 @@ def _check_name(name: str, what: str) -> str:
     if not _NAME_RE.match(name):
         raise StagingError(f"invalid {what} {name!r}: use letters, digits, '.', '_' or '-' (not starting with '.')")
     return name
-
-
-def _remove_tree(path: Path) -> None:
-    """Remove `path` without following symlinks: rename it aside first, so an interrupted
-    removal never leaves a half-deleted directory under its real name."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return
-    if not stat.S_ISDIR(st.st_mode):
-        os.unlink(path)  # a symlink or file: remove the entry itself, never its target
-        return
-    trash = path.parent / f"{_TRASH_PREFIX}{path.name}-{uuid.uuid4().hex[:8]}"
-    try:
-        os.rename(path, trash)
-    except FileNotFoundError:
-        return
-    shutil.rmtree(trash)  # fd-based on Linux: never follows symlinks
-    _fsutil.fsync_dir(path.parent)
 
 
 @attrs.define
@@ -184,7 +163,7 @@ class Staging:
 
     def discard(self) -> None:
         """Remove the whole staging area (committed items are elsewhere and stay). Idempotent."""
-        _remove_tree(self.path)
+        _fsutil.remove_tree(self.path)
 
 
 def _refuse_symlinked_ancestors(path: Path, stop_at: Path) -> None:
@@ -249,7 +228,7 @@ def sweep(
     for entry in entries:
         path = Path(entry.path)
         if entry.name.startswith(_TRASH_PREFIX):
-            _remove_tree(path)
+            _fsutil.remove_tree(path)
             continue
         if not entry.is_dir(follow_symlinks=False) or entry.name in keep:
             continue
@@ -267,7 +246,7 @@ def sweep(
                 continue
             reason = f"{reason} and older than {int(grace_seconds)} s"
         staged = tuple(_staged_names(path))
-        _remove_tree(path)
+        _fsutil.remove_tree(path)
         swept.append(SweptRun(run_id=owner.run_id if owner else entry.name, path=path, staged=staged, reason=reason, owner=owner))
     return swept
 
