@@ -29,6 +29,8 @@ class RunContext:
     out: Reporter
     events: "EventLog"
     results: dict[str, Any] = attrs.field(factory=dict)
+    # The current state's `with:` parameters.
+    params: Mapping[str, Any] = attrs.field(factory=dict)
     # Free-form data steps pass to later steps (e.g. the enumerated sandboxes).
     data: dict[str, Any] = attrs.field(factory=dict)
     # The item a `foreach` state is running its sub-workflow for (None at top level).

@@ -195,6 +195,8 @@ def _run_state(ctx: RunContext, name: str, sspec: StateSpec) -> str:
     if step is None:  # validated at load time; kept for workflows built in code
         raise StepError(f"unknown step '{sspec.do}'")
 
+    ctx.params = dict(sspec.with_)
+
     def call() -> object:
         return step.func(ctx)
 

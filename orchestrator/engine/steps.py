@@ -40,6 +40,8 @@ class StepDef:
     outcomes: frozenset[str]
     commits: bool
     refuses: bool
+    local: bool
+    params: frozenset[str]
     summary: str
 
 
@@ -52,8 +54,17 @@ def step(
     outcomes: Iterable[str] = ("next",),
     commits: bool = False,
     refuses: bool = False,
+    local: bool = False,
+    params: Iterable[str] = (),
 ) -> Callable[[StepFunc], StepFunc]:
-    """Register `func` under `name`. `refuses=True` if it may raise `Refusal`."""
+    """Register `func` under `name`.
+
+    `refuses=True` if it may raise `Refusal`; `commits=True` if it moves data into place (never
+    retried); `local=True` if it only reads local files and calls no OpenShell or Docker
+    program, so a guarded workflow may run it before its preflight (e.g. reading the registry,
+    so an empty registry needs no OpenShell at all, as upstream). `params` names the keys a
+    state may pass under `with:` (read as ctx.params).
+    """
 
     def register(func: StepFunc) -> StepFunc:
         doc = (func.__doc__ or "").strip().splitlines()
@@ -63,6 +74,8 @@ def step(
             outcomes=frozenset(outcomes),
             commits=commits,
             refuses=refuses,
+            local=local,
+            params=frozenset(params),
             summary=doc[0] if doc else "",
         )
         return func

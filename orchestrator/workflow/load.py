@@ -15,9 +15,10 @@ import attrs
 import cattrs
 import yaml
 from cattrs.errors import ForbiddenExtraKeysError
+from cattrs.gen import make_dict_structure_fn, override
 
 from ..engine.errors import DefinitionError
-from .spec import WorkflowSpec
+from .spec import StateSpec, WorkflowSpec
 
 PathItem = str | int
 
@@ -91,6 +92,9 @@ def _strict_converter() -> cattrs.Converter:
     conv.register_structure_hook(float, _float)
     conv.register_structure_hook(bool, _bool)
     conv.register_structure_hook(Any, lambda v, _: v)
+    conv.register_structure_hook(
+        StateSpec, make_dict_structure_fn(StateSpec, conv, _cattrs_forbid_extra_keys=True, with_=override(rename="with"))
+    )
     return conv
 
 
@@ -144,7 +148,11 @@ def format_path(path: list[PathItem]) -> str:
 
 
 def _valid_keys(cls: type) -> str:
-    return ", ".join(a.name for a in attrs.fields(cls) if a.name != "source")
+    return ", ".join(_yaml_key(a.name) for a in attrs.fields(cls) if a.name != "source")
+
+
+def _yaml_key(name: str) -> str:
+    return name[:-1] if name.endswith("_") else name
 
 
 def _walk_errors(exc: BaseException, path: list[PathItem], loc: Located, out: list[str]) -> None:
@@ -166,7 +174,7 @@ def _walk_errors(exc: BaseException, path: list[PathItem], loc: Located, out: li
                 name = getattr(note, "name", None)
                 index = getattr(note, "index", None)
                 if name is not None:
-                    sub_path.append(name)
+                    sub_path.append(_yaml_key(name))
                 elif index is not None:
                     sub_path.append(index)
             _walk_errors(sub, sub_path, loc, out)

@@ -78,6 +78,9 @@ class ForEach:
 @attrs.frozen
 class StateSpec:
     do: str | None = None
+    # Parameters for this use of the step (ctx.params), like GitHub Actions' `with:`.
+    # (YAML key `with`; renamed by the loader since `with` is a Python keyword.)
+    with_: dict[str, Any] = attrs.Factory(dict)
     summary: str = ""
     next: str | None = None
     refuse: str | None = None

@@ -98,12 +98,37 @@ def validate(
         err(loc.error(["initial"], f"initial state '{spec.initial}' must be a declared, non-terminal state; declared: {', '.join(sorted(spec.states)) or 'none'}"))
     elif not problems:
         _check_graph(spec, loc, err)
-    if spec.guard is not None and spec.initial in spec.states:
-        first = spec.states[spec.initial]
-        if first.do != "preflight":
-            err(loc.error(["states", spec.initial, "do"], "a guarded workflow must start with 'do: preflight' (the guard is its wording)"))
+    if spec.guard is not None and spec.initial in spec.states and not problems:
+        _check_guard(spec, loc, steps, err)
     if problems:
         raise DefinitionError(problems)
+
+
+def _check_guard(spec: WorkflowSpec, loc: Located, steps: Mapping[str, StepDef], err: Callable[[str], None]) -> None:
+    """A guarded workflow reaches `do: preflight` before any step that talks to OpenShell or
+    Docker or changes anything; only `local` (read-only, local files) steps may come first."""
+    seen: set[str] = set()
+    todo = [spec.initial]
+    has_preflight = False
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        state = spec.all_states[name]
+        if state.terminal:
+            continue
+        if state.do == "preflight":
+            has_preflight = True
+            continue
+        step = steps.get(state.do or "")
+        if step is None or not step.local:
+            what = f"step '{state.do}'" if state.do else "a foreach"
+            err(loc.error(["states", name], f"guarded workflow runs {what} before 'do: preflight'; only local read-only steps may come first"))
+            continue
+        todo.extend(v for k, v in state.routes().items() if k != "error")
+    if not has_preflight:
+        err(loc.error(["guard"], "a guarded workflow must run 'do: preflight' (the guard is its wording)"))
 
 
 def _check_default(kind: str, default: object, choices: list[str] | None) -> str | None:
@@ -126,6 +151,10 @@ def _check_step(spec: WorkflowSpec, loc: Located, name: str, steps: Mapping[str,
     if step is None:
         err(loc.error([*where, "do"], f"unknown step '{state.do}'; registered steps: {', '.join(sorted(steps))}"))
         return
+    for key in state.with_:
+        if key not in step.params:
+            valid = ", ".join(sorted(step.params)) or "none"
+            err(loc.error([*where, "with", key], f"step '{step.name}' takes no parameter '{key}'; it takes: {valid}"))
     for outcome in state.branches:
         if outcome not in step.outcomes:
             err(loc.error([*where, "branches", outcome], f"step '{step.name}' never ends with '{outcome}'; it can end with: {', '.join(sorted(step.outcomes))}"))

@@ -38,7 +38,7 @@ CASES = {
     "missing-key": (GOOD.replace("initial: first\n", ""), 1, "missing required key 'initial'"),
     "yaml-boolean-key": (GOOD.replace("      empty: done", "      on: done"), 9, "is not a string (YAML 1.1 reads on/off/yes/no as booleans"),
     "name-mismatch": (GOOD.replace("name: {name}", "name: other-name"), 1, "'other-name' must match the file name"),
-    "guard-needs-preflight": ("guard: {{action: doing things, command: nemoclaw x}}\n" + GOOD, 7, "a guarded workflow must start with 'do: preflight'"),
+    "guard-needs-preflight": ("guard: {{action: doing things, command: nemoclaw x}}\n" + GOOD, 6, "guarded workflow runs step 't_branch' before 'do: preflight'; only local read-only steps may come first"),
 }
 
 
@@ -71,3 +71,11 @@ def test_invalid_user_workflow_does_not_run_and_exits_2(nemoclaw):
     assert not (nemoclaw.home / ".nemoclaw" / "runs").exists()
     # Other commands keep working with a broken file on the path.
     assert nemoclaw.run("--help").returncode == 0
+
+
+def test_unknown_with_parameter_is_rejected(nemoclaw, tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text(GOOD.format(name="params").replace("    do: t_ok\n", "    do: t_ok\n    with: {colour: blue}\n"))
+    r = nemoclaw.run("workflows", "validate", str(path))
+    assert r.returncode == 2
+    assert f"{path}:12: states.second.with.colour: step 't_ok' takes no parameter 'colour'; it takes: none" in r.stderr
