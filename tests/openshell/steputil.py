@@ -1,0 +1,43 @@
+"""Running one step the way the engine does, with its output captured."""
+
+from __future__ import annotations
+
+import io
+from types import SimpleNamespace
+
+from orchestrator.engine.context import RunContext
+from orchestrator.engine.output import Reporter
+from orchestrator.engine.steps import get_step
+from orchestrator.paths import Paths
+
+BACKUP_ALL = SimpleNamespace(action="backing up registered sandboxes", command="nemoclaw backup-all")
+UPGRADE = SimpleNamespace(action="checking sandbox upgrade state", command="nemoclaw upgrade-sandboxes")
+
+
+class Events:
+    def write(self, kind, **fields):  # noqa: ANN001, ANN003 - the event log is not under test here
+        pass
+
+
+def make_ctx(guard=BACKUP_ALL) -> RunContext:
+    out = Reporter(stdout=io.StringIO(), stderr=io.StringIO())
+    return RunContext(
+        run_id="test",
+        workflow=SimpleNamespace(name="test", guard=guard),
+        options={},
+        paths=Paths.from_env(),
+        out=out,
+        events=Events(),
+    )
+
+
+def run_step(name: str, ctx: RunContext):
+    return get_step(name).func(ctx)
+
+
+def stdout(ctx: RunContext) -> str:
+    return ctx.out.stdout.getvalue()
+
+
+def stderr(ctx: RunContext) -> str:
+    return ctx.out.stderr.getvalue()
