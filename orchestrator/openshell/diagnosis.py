@@ -80,9 +80,12 @@ def format_diagnosis(issue: StateRpcIssue, wording: Wording | None = None) -> li
         phase = f"  OpenShell gateway schema preflight failed before {wording.action}."
     lines = ["", phase]
     drift = issue.drift
-    lines += _drift_lines(drift) if drift else [f"  {display} saw protobuf/schema mismatch output from OpenShell."]
-    if issue.kind == GATEWAY_MIGRATION and issue.cause:
-        lines.append(f"  Gateway start failed: {issue.cause}.")
+    if drift:
+        lines += _drift_lines(drift)
+    elif issue.kind != GATEWAY_MIGRATION:
+        lines.append(f"  {display} saw protobuf/schema mismatch output from OpenShell.")
+    if issue.kind == GATEWAY_MIGRATION:
+        lines.append(f"  Gateway start failed: {issue.cause or 'the gateway exited during startup'}.")
     if issue.kind in REACTIVE_KINDS:
         snippet = compact_output(issue.output)
         if snippet:

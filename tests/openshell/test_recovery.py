@@ -1,0 +1,126 @@
+"""Gateway recovery and health with real processes (nemoclaw-behaviour §5.1, §5.4, §5.5; design §3 item 4).
+
+A gateway is healthy only if, after the probes, it is alive, `openshell status` is Connected,
+its port accepts and its log has no fatal error. Polling is bounded by
+NEMOCLAW_HEALTH_POLL_COUNT × NEMOCLAW_HEALTH_POLL_INTERVAL (set small by the `home` fixture).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from orchestrator.engine.errors import Refusal, StepError
+from orchestrator.openshell import is_live_gateway, read_marker, start_gateway
+from orchestrator.paths import Paths
+
+from .conftest import MIGRATION_ERR, REAL_PYTHON, _write_exec, gateway_script
+from .steputil import make_ctx, run_step, stderr, stdout
+
+
+def _adopt_started(procs) -> None:
+    marker = read_marker(Paths.from_env().gateway_state_dir)
+    if marker is not None:
+        procs.adopt(marker.pid)
+
+
+def test_gateway_dying_on_migration_is_never_healthy_and_refuses(fake_openshell, home, procs):
+    gateway_script(home / "bin" / "openshell-gateway", "0.0.37", mode="migrate-fail")
+    fake_openshell.require_listener()
+    ctx = make_ctx()
+    run_step("preflight", ctx)  # same versions on disk: the preflight can't know
+    with pytest.raises(Refusal) as info:
+        run_step("sandbox_list", ctx)
+    _adopt_started(procs)
+    err, out = stderr(ctx), stdout(ctx)
+    assert "✓ Docker-driver gateway is healthy" not in out + err
+    assert "  Docker-driver gateway failed to start." in err.splitlines()
+    assert "      │ is missing in the resolved migrations" in err.splitlines()  # the log tail, indented
+    assert "  Cause: the gateway database was written by a newer OpenShell." in err.splitlines()
+    assert info.value.reason == "gateway_migration"
+    d = info.value.diagnosis
+    assert d[1] == "  OpenShell gateway/schema mismatch was detected while backing up registered sandboxes."
+    assert d[2] == "  Gateway start failed: the gateway database was written by a newer OpenShell."
+    assert d[3] == (
+        "  OpenShell output: Error: × execution error: migration error: migration 5 was previously applied but "
+        "is missing in the resolved migrations"
+    )
+    assert "  No sandbox data was changed." in d
+    assert fake_openshell.called("gateway select nemoclaw")
+    assert "  Starting OpenShell Docker-driver gateway..." in out
+    state = Paths.from_env().gateway_state_dir
+    assert f"  Gateway log: {state / 'openshell-gateway.log'}" in out
+    assert (state / "openshell-gateway.pid").exists()
+
+
+def test_dead_gateway_is_unhealthy_even_if_its_port_still_accepts(fake_openshell, home, procs, tmp_path):
+    """The #4430 shape: something still answers on the port, but the gateway process itself exited."""
+    child_pid = tmp_path / "listener.pid"
+    _write_exec(home / "bin" / "openshell-gateway", f"""#!/bin/bash
+if [ "$1" = --version ]; then echo "openshell-gateway 0.0.37"; exit 0; fi
+PORT=8080; while [ $# -gt 0 ]; do [ "$1" = --port ] && PORT=$2; shift; done
+{REAL_PYTHON} -c "import socket,sys
+s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(16)
+open(sys.argv[2], 'w').write(str(__import__('os').getpid()))
+while True: s.accept()[0].close()" "$PORT" {child_pid} </dev/null >/dev/null 2>&1 &
+for i in $(seq 100); do [ -s {child_pid} ] && break; sleep 0.05; done
+printf '%s' '{MIGRATION_ERR}' >&2
+exit 1
+""")
+    fake_openshell.require_listener()
+    lines: list[str] = []
+    try:
+        result = start_gateway(state_dir=Paths.from_env().gateway_state_dir, say=lines.append, warn=lines.append)
+    finally:
+        if child_pid.exists():
+            procs.adopt(int(child_pid.read_text()))
+        _adopt_started(procs)
+    assert not result.healthy
+    assert result.cause == "the gateway database was written by a newer OpenShell"
+    assert "  ✓ Docker-driver gateway is healthy" not in lines
+    assert "  Docker-driver gateway failed to start." in lines
+
+
+def test_recovery_starts_gateway_and_retries_list(fake_openshell, home, procs):
+    gw = gateway_script(home / "bin" / "openshell-gateway", "0.0.37", mode="listen")
+    fake_openshell.require_listener()
+    ctx = make_ctx()
+    try:
+        run_step("sandbox_list", ctx)
+    finally:
+        _adopt_started(procs)
+    out = stdout(ctx)
+    assert "  ✓ Docker-driver gateway is healthy" in out.splitlines()
+    assert ctx.data["sandbox_list"]["ready"] == ["alpha"] and ctx.data["sandbox_list"]["recovered"] is True
+    lists = [c for c in fake_openshell.calls.read_text().splitlines() if c.startswith("sandbox list")]
+    assert len(lists) == 2
+    marker = read_marker(Paths.from_env().gateway_state_dir)
+    assert marker is not None and marker.gateway_bin == str(gw.resolve())
+    assert marker.endpoint == f"http://127.0.0.1:{fake_openshell.port}"
+    assert is_live_gateway(marker.pid, marker.gateway_bin)  # /proc argv0 is the gateway path
+
+
+def test_recovery_without_gateway_binary_fails_with_context(fake_openshell):
+    fake_openshell.require_listener()
+    ctx = make_ctx()
+    with pytest.raises(StepError) as info:
+        run_step("sandbox_list", ctx)
+    assert info.value.exit_code == 1
+    tail = stderr(ctx).splitlines()[-3:]
+    assert tail == [
+        "  Failed to query running sandboxes from OpenShell.",
+        "  NemoClaw tried to recover its OpenShell gateway, but recovery did not complete.",
+        "  Ensure OpenShell is running: openshell status",
+    ]
+
+
+def test_recovered_but_list_still_fails(fake_openshell, home, procs):
+    gateway_script(home / "bin" / "openshell-gateway", "0.0.37", mode="listen")
+    fake_openshell.require_listener()
+    fake_openshell.set_list(err="Error:   × status: Unavailable, message: \"busy\"\n", rc=1)
+    ctx = make_ctx()
+    try:
+        with pytest.raises(StepError):
+            run_step("sandbox_list", ctx)
+    finally:
+        _adopt_started(procs)
+    assert "  The NemoClaw OpenShell gateway was recovered, but the sandbox query still failed." in stderr(ctx).splitlines()
