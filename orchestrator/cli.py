@@ -27,9 +27,9 @@ def _option(name: str, o: OptionSpec) -> click.Option:
     flag = "--" + name.replace("_", "-")
     decls = [flag] + ([f"-{o.short}"] if o.short else [])
     if o.type == "bool":
-        return click.Option(decls, name, is_flag=True, default=bool(o.default), help=o.help)
+        return click.Option([*decls, name], is_flag=True, default=bool(o.default), help=o.help)
     kind = click.Choice(o.choices or []) if o.type == "choice" else _TYPES[o.type]
-    return click.Option(decls, name, type=kind, default=o.default, show_default=o.default is not None, help=o.help)
+    return click.Option([*decls, name], type=kind, default=o.default, show_default=o.default is not None, help=o.help)
 
 
 def workflow_command(spec: WorkflowSpec) -> click.Command:
@@ -44,7 +44,7 @@ def workflow_command(spec: WorkflowSpec) -> click.Command:
             _print_json_summary(result)
         sys.exit(result.exit_code)
 
-    help_text = spec.description.strip() or spec.summary
+    help_text = spec.summary + ("\n\n" + spec.description.strip() if spec.description.strip() else "")
     epilog = "\n".join(f"  {a.name}: {a.help}" for a in spec.arguments if a.help) or None
     return click.Command(
         spec.name,

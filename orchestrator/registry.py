@@ -1,0 +1,98 @@
+"""NemoClaw's sandbox registry, `~/.nemoclaw/sandboxes.json` (nemoclaw-behaviour §2.1).
+
+Read strictly: a file that is not the registry's shape is an error naming the file (exit 2),
+never a traceback and never "no sandboxes". Written only by `update_agent_version`, atomically
+(temp file, fsync, rename), keeping every field we do not know about.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from .engine.errors import StepError
+
+
+class RegistryError(StepError):
+    """The registry file is unreadable or not the registry's shape (bad input: exit 2)."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        super().__init__(f"  Cannot read the sandbox registry {path}: {problem}", kind="registry", exit_code=2)
+
+
+@attrs.frozen
+class SandboxEntry:
+    name: str
+    agent: str
+    agent_version: str | None
+    policies: tuple[str, ...] = ()
+
+
+def read_registry(path: Path) -> list[SandboxEntry]:
+    """Registered sandboxes in registry (insertion) order; a missing file is an empty registry."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RegistryError(path, str(exc)) from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RegistryError(path, f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    if not isinstance(doc, dict):
+        raise RegistryError(path, "expected a JSON object with a \"sandboxes\" object")
+    sandboxes = doc.get("sandboxes", {})
+    if not isinstance(sandboxes, dict):
+        raise RegistryError(path, "\"sandboxes\" must be an object keyed by sandbox name")
+    entries = []
+    for key, raw in sandboxes.items():
+        if not isinstance(raw, dict):
+            raise RegistryError(path, f"entry {key!r} must be an object")
+        name = raw.get("name", key)
+        agent = raw.get("agent") or "openclaw"
+        version = raw.get("agentVersion")
+        policies = raw.get("policies") or []
+        if not isinstance(name, str) or not name:
+            raise RegistryError(path, f"entry {key!r} has no valid \"name\"")
+        if not isinstance(agent, str):
+            raise RegistryError(path, f"entry {key!r}: \"agent\" must be a string")
+        if version is not None and not isinstance(version, str):
+            raise RegistryError(path, f"entry {key!r}: \"agentVersion\" must be a string or null")
+        if not isinstance(policies, list) or not all(isinstance(p, str) for p in policies):
+            raise RegistryError(path, f"entry {key!r}: \"policies\" must be a list of strings")
+        entries.append(SandboxEntry(name=name, agent=agent, agent_version=version, policies=tuple(policies)))
+    return entries
+
+
+def update_agent_version(path: Path, name: str, version: str) -> None:
+    """Set `agentVersion` of one sandbox, preserving everything else, atomically."""
+    doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    for key, raw in doc.get("sandboxes", {}).items():
+        if raw.get("name", key) == name:
+            raw["agentVersion"] = version
+            break
+    else:
+        raise RegistryError(path, f"sandbox {name!r} is not registered")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".sandboxes.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(doc, fh, indent=2)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
