@@ -125,6 +125,12 @@ def _port_accepts(port: int, timeout: float = 1.0) -> bool:
         return False
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def _connected_to(gateway: str, binary: str, env: Mapping[str, str] | None) -> bool:
     probes = probe_gateway(gateway, binary=binary, env=env)
     status = strip_ansi(probes.status)
@@ -202,9 +208,11 @@ def start_gateway(
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     log_path = state_dir / LOG_FILE_NAME
     offset = log_path.stat().st_size if log_path.exists() else 0
+    health_port = _free_port()
     argv = [
         gateway_bin,
         "--port", str(port),
+        "--health-port", str(health_port),  # so the preflight can ask the process its version
         "--drivers", "docker",
         "--disable-tls",
         "--db-url", f"sqlite:{state_dir / 'openshell.db'}",
@@ -226,6 +234,7 @@ def start_gateway(
             docker_host=env.get("DOCKER_HOST") or None,
             created_at=datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             desired_env_hash=hashlib.sha256(json.dumps(argv).encode()).hexdigest(),
+            health_port=health_port,
             args=tuple(argv[1:]),
         ),
     )
