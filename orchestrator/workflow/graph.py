@@ -23,7 +23,12 @@ def mermaid(spec: WorkflowSpec) -> str:
         title=spec.name,
         show_state_attributes=False,
     )
-    return str(model.get_graph().draw(None)).rstrip() + "\n"  # type: ignore[attr-defined]
+    text = str(model.get_graph().draw(None)).rstrip() + "\n"  # type: ignore[attr-defined]
+    # transitions writes the title bare inside the front matter; mermaid wants `title: ...`.
+    head = f"---\n{spec.name}\n---\n"
+    if text.startswith(head):
+        text = f"---\ntitle: {spec.name}\n---\n" + text[len(head):]
+    return text
 
 
 def diagram_markdown(spec: WorkflowSpec) -> str:
