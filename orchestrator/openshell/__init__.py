@@ -76,4 +76,6 @@ from .sandboxes import (
     parse_ready_sandbox_names,
 )
 
-__all__ = [name for name in dir() if not name.startswith("_")]
+import types as _types
+
+__all__ = sorted(n for n, v in globals().items() if not n.startswith("_") and not isinstance(v, _types.ModuleType))

@@ -323,10 +323,14 @@ def capture_sandbox_list_with_recovery(
     env: Mapping[str, str] | None = None,
     say: Say,
     warn: Say,
+    recover: bool = True,
 ) -> ListAttempt:
-    """`openshell <args>` (stdout + stderr, no timeout); on a connectivity failure recover and retry once."""
+    """`openshell <args>` (stdout + stderr, no timeout); on a connectivity failure recover and retry once.
+
+    `recover=False` never selects or starts a gateway (read-only callers such as `--check`).
+    """
     initial = capture_openshell(args, env=env)
-    if not is_recoverable_list_failure(initial):
+    if not recover or not is_recoverable_list_failure(initial):
         return ListAttempt(initial)
     rec = recover_named_gateway(state_dir=state_dir, gateway=gateway, env=env, say=say, warn=warn)
     if not rec.recovered:

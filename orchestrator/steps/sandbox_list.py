@@ -6,6 +6,9 @@ Stores, in `ctx.data["sandbox_list"]`, a dict:
 Refuses (fail-closed) when the result shows a schema mismatch: a protobuf decode error, every
 sandbox in phase `Unspecified`, or a gateway that died on a newer-database migration error.
 Any other failure is a StepError carrying the list's exit status.
+
+`with: {recover: false}` lists without recovering the gateway (no select, no start): for
+read-only workflows such as `upgrade-sandboxes --check` (NemoClaw #7279).
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ def _drift(ctx: "RunContext"):
         return None
 
 
-@step("sandbox_list", outcomes=("next",), refuses=True)
+@step("sandbox_list", outcomes=("next",), refuses=True, params=("recover",))
 def sandbox_list(ctx: "RunContext") -> None:
     """List OpenShell sandboxes (recovering the gateway once if unreachable); refuse on schema mismatch."""
     state_dir = ctx.paths.gateway_state_dir
@@ -50,7 +53,11 @@ def sandbox_list(ctx: "RunContext") -> None:
         obs = ctx.data.get("gateway_observation")
         cli_version = getattr(obs, "cli_version", None) or installed_openshell_version()
         attempt = capture_sandbox_list_with_recovery(
-            list_args(cli_version), state_dir=state_dir, say=ctx.out.line, warn=ctx.out.error
+            list_args(cli_version),
+            state_dir=state_dir,
+            say=ctx.out.line,
+            warn=ctx.out.error,
+            recover=bool(ctx.params.get("recover", True)),
         )
     except OpenShellNotFound as exc:
         raise report_exactly(ctx, exc) from None

@@ -124,3 +124,18 @@ def test_recovered_but_list_still_fails(fake_openshell, home, procs):
     finally:
         _adopt_started(procs)
     assert "  The NemoClaw OpenShell gateway was recovered, but the sandbox query still failed." in stderr(ctx).splitlines()
+
+
+def test_recover_false_never_selects_or_starts(fake_openshell, home):
+    gateway_script(home / "bin" / "openshell-gateway", "0.0.37", mode="listen")
+    fake_openshell.require_listener()
+    ctx = make_ctx()
+    ctx.params = {"recover": False}
+    with pytest.raises(StepError):
+        run_step("sandbox_list", ctx)
+    assert not fake_openshell.called("gateway select") and not fake_openshell.called("status")
+    assert not Paths.from_env().gateway_state_dir.exists()
+    assert stderr(ctx).splitlines() == [
+        "  Failed to query running sandboxes from OpenShell.",
+        "  Ensure OpenShell is running: openshell status",
+    ]
