@@ -1,0 +1,136 @@
+"""The whole backup path against a real sandbox container: capture → manifest → verify → commit,
+then restore into the changed container and read it back."""
+
+from __future__ import annotations
+
+import pytest
+
+from orchestrator.paths import Paths
+from orchestrator.store import (
+    BackupStore,
+    Staging,
+    build_manifest,
+    capture_sandbox,
+    load_agent,
+    load_manifest,
+    new_timestamp,
+    read_back,
+    restore_backup,
+    verify,
+    write_manifest,
+)
+
+pytestmark = pytest.mark.docker
+
+SETUP = """
+set -e
+mkdir -p /sandbox/.openclaw/agents/main/sessions /sandbox/.openclaw/workspace/notes /sandbox/.openclaw/memory
+cd /sandbox/.openclaw
+echo '{"token":"keep-out"}' > openclaw.json
+echo session-1 > agents/main/sessions/s1.jsonl
+head -c 200000 /dev/urandom > agents/main/sessions/blob
+echo note > workspace/notes/n.md
+chmod 640 workspace/notes/n.md
+ln -s notes/n.md workspace/latest
+: > memory/empty
+chown -R 1000:1000 /sandbox/.openclaw
+"""
+
+
+@pytest.fixture
+def sandbox(docker_client, base_image, unique):
+    c = docker_client.containers.run(base_image, ["sleep", "600"], name=f"openshell-store-{unique}",
+                                     network_mode="none", detach=True)
+    try:
+        rc, out = c.exec_run(["sh", "-c", SETUP])
+        assert rc == 0, out.decode()
+        yield c
+    finally:
+        c.remove(force=True)
+
+
+def _sums(c, *dirs: str) -> dict[str, str]:
+    rc, out = c.exec_run(["sh", "-c", f"cd /sandbox/.openclaw && find {' '.join(dirs)} -type f | xargs sha256sum"])
+    assert rc == 0, out.decode()
+    return {path: digest for digest, path in (line.split() for line in out.decode().splitlines())}
+
+
+def test_backup_commit_restore_round_trip(sandbox, tmp_path):
+    paths = Paths(home=tmp_path)
+    agent = load_agent("openclaw")
+    store = BackupStore(paths.backups_root)
+    staging = Staging.create(paths.staging_root, "run-1")
+    ts = new_timestamp()
+    dest = store.dest_for("alpha", ts)
+
+    cap = capture_sandbox(sandbox, agent, staging.dir_for("alpha"))
+    assert cap.ok, (cap.failed_dirs, cap.archive.rejected)
+    assert cap.backed_up_dirs == ["agents", "workspace", "memory"]  # the others do not exist
+    m = build_manifest(cap, agent, sandbox="alpha", timestamp=ts, backup_path=dest)
+    write_manifest(staging.dir_for("alpha"), m)
+    assert verify(staging.dir_for("alpha"), m) is None
+    staging.commit("alpha", dest)
+    staging.discard()
+
+    [backup] = store.list("alpha")
+    assert backup.path == dest and backup.manifest == m
+    assert not (dest / "openclaw.json").exists()  # only declared state dirs are taken
+    original = _sums(sandbox, "agents", "workspace", "memory")
+    assert {f.path: f.sha256 for f in m.files} == original
+
+    rc, _ = sandbox.exec_run(["sh", "-c", """
+        cd /sandbox/.openclaw
+        echo tampered > agents/main/sessions/s1.jsonl
+        rm workspace/notes/n.md
+        echo new > workspace/extra
+        mkdir -p agents/other && echo x > agents/other/y
+    """])
+    assert rc == 0
+    assert _sums(sandbox, "agents", "workspace", "memory") != original
+
+    result = restore_backup(sandbox, dest)
+    assert result.ok, result.mismatch
+    assert result.restored == ["agents", "workspace", "memory"] and result.files == len(m.files)
+    assert _sums(sandbox, "agents", "workspace", "memory") == original  # extra files are gone too
+    rc, out = sandbox.exec_run(["sh", "-c", "cd /sandbox/.openclaw && stat -c '%u:%g %a %n' workspace/notes/n.md "
+                                             "agents/main && readlink workspace/latest && cat openclaw.json"])
+    assert out.decode().split("\n")[:4] == ["1000:1000 640 workspace/notes/n.md", "1000:1000 755 agents/main",
+                                             "notes/n.md", '{"token":"keep-out"}']
+
+    sandbox.exec_run(["sh", "-c", "echo drift >> /sandbox/.openclaw/workspace/notes/n.md"])
+    mm = read_back(sandbox, load_manifest(dest), result.restored)
+    assert mm is not None and (mm.path, mm.kind) == ("workspace/notes/n.md", "size")
+
+
+def test_hermes_state_files_round_trip(sandbox, tmp_path):
+    rc, out = sandbox.exec_run(["sh", "-c", """
+        set -e
+        mkdir -p /sandbox/.hermes/memories /sandbox/.hermes/runtime
+        echo soul > /sandbox/.hermes/SOUL.md
+        echo m > /sandbox/.hermes/memories/m1
+        head -c 9000 /dev/urandom > /sandbox/.hermes/runtime/state.db
+        chown -R 1000:1000 /sandbox/.hermes
+    """])
+    assert rc == 0, out.decode()
+    agent = load_agent("hermes")
+    dest = tmp_path / "b"
+    dest.mkdir()
+    cap = capture_sandbox(sandbox, agent, dest)
+    assert cap.ok and [f.path for f in cap.backed_up_files] == ["SOUL.md", "runtime/state.db"]
+    m = build_manifest(cap, agent, sandbox="h", timestamp=new_timestamp(), backup_path=dest)
+    write_manifest(dest, m)
+    sandbox.exec_run(["sh", "-c", "rm -rf /sandbox/.hermes/runtime /sandbox/.hermes/SOUL.md"])
+    result = restore_backup(sandbox, dest)
+    assert result.ok, result.mismatch
+    rc, out = sandbox.exec_run(["stat", "-c", "%u", "/sandbox/.hermes/runtime/state.db"])
+    assert out.decode().strip() == "1000"
+
+
+def test_capture_refuses_hostile_sandbox(sandbox, tmp_path):
+    sandbox.exec_run(["sh", "-c", "cd /sandbox/.openclaw/agents && ln -s /etc/passwd pw && mknod d c 1 3"])
+    dest = tmp_path / "b"
+    dest.mkdir()
+    cap = capture_sandbox(sandbox, load_agent("openclaw"), dest)
+    assert not cap.ok
+    assert "agents" in cap.failed_dirs and "agents" not in cap.backed_up_dirs
+    assert {r.path for r in cap.archive.rejected} == {"agents/pw", "agents/d"}
