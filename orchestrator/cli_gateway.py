@@ -89,7 +89,9 @@ def _rows(obs: Observation) -> list[tuple[str, str, str, str]]:
 def _print_plain(rows: list[tuple[str, str, str, str]], verdict: str) -> None:
     width = max(len(r[0]) for r in rows)
     for check, observed, expected, result in rows:
-        click.echo(f"  {check.ljust(width)}  {observed}  [expected {expected}]  {result}")
+        wanted = f"  (expected {expected})" if expected != "-" else ""
+        verdict_mark = f"  {result}" if result != "-" else ""
+        click.echo(f"  {check.ljust(width)}  {observed}{wanted}{verdict_mark}")
     click.echo(f"  Verdict: {verdict}")
 
 

@@ -154,3 +154,44 @@ def test_downgraded_gateway_crashing_on_migration_refuses_with_cause(sim):
     assert info.value.reason == "gateway_migration"
     assert "  Gateway start failed: the gateway database was written by a newer OpenShell." in info.value.diagnosis
     assert any("migration 5 was previously applied" in line for line in info.value.diagnosis)
+
+
+def test_nemoclaw_backup_all_refuses_with_exact_block_and_writes_nothing(sim, home):
+    """The design's bug report, through the real `nemoclaw` entry point."""
+    import shutil
+    import sys
+
+    sim.install(cli="0.0.44", gateway="0.0.43")
+    sim.register()
+    res, lines = sim.start()
+    assert res.healthy, lines
+    (home / ".nemoclaw").mkdir()
+    (home / ".nemoclaw" / "sandboxes.json").write_text('{"sandboxes": {"alpha": {"name": "alpha"}}, "defaultSandbox": "alpha"}')
+    nemoclaw = shutil.which("nemoclaw", path=os.path.dirname(sys.executable))
+    if nemoclaw is None:
+        pytest.skip("the nemoclaw entry point is not installed in this environment")
+    before = sorted(p for p in home.rglob("*") if "runs" not in p.parts)
+    proc = subprocess.run([nemoclaw, "backup-all"], capture_output=True, text=True, env=os.environ.copy(), timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    gw = os.path.realpath(sim.bin / "openshell-gateway")
+    block = [
+        "",
+        "  OpenShell gateway schema preflight failed before backing up registered sandboxes.",
+        "  Installed OpenShell: 0.0.44",
+        f"  Running gateway binary: {gw} (0.0.43)",
+        "",
+        "  Refusing to trust OpenShell sandbox state while the host CLI and gateway schema may be out of sync.",
+        "  No sandbox data was changed.",
+        "",
+        "  Recovery:",
+        "    1. Run `nemoclaw onboard --resume` to repair or recreate the NemoClaw gateway with the installed OpenShell version.",
+        "    2. Rerun `nemoclaw backup-all` after `openshell status` reports a healthy NemoClaw gateway.",
+        "",
+        "  If gateway recreation is required, preserve sandbox state first; do not delete sandbox volumes or backups "
+        "until `openshell status` reports a healthy NemoClaw gateway on the installed OpenShell version.",
+    ]
+    err = proc.stderr.splitlines()
+    start = err.index(block[1]) - 1
+    assert err[start : start + len(block)] == block
+    assert "Running gateway image" not in proc.stderr
+    assert sorted(p for p in home.rglob("*") if "runs" not in p.parts) == before
