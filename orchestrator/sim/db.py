@@ -175,7 +175,7 @@ class ObjectStore:
         rv = "resource_version" if self.has_resource_version else "1"
         rows = self.conn.execute(
             f"SELECT id, name, payload, created_at_ms, updated_at_ms, {rv} FROM objects "
-            "WHERE object_type = ? ORDER BY created_at_ms, name", (object_type,)
+            "WHERE object_type = ? ORDER BY name", (object_type,)
         ).fetchall()
         return [StoredObject(r[0], r[1], json.loads(r[2]), r[3], r[4], r[5]) for r in rows]
 

@@ -7,6 +7,7 @@ one symlink per applet, streamed to the engine with `docker import`.
 from __future__ import annotations
 
 import io
+import re
 import shutil
 import subprocess
 import tarfile
@@ -72,4 +73,133 @@ def ensure_base_image(client: docker.DockerClient, tag: str = BASE_IMAGE) -> str
     repo, _, version = tag.rpartition(":")
     client.api.import_image_from_data(busybox_rootfs_tar(), repository=repo, tag=version)
     client.images.get(tag)
+    return tag
+
+
+# --- agent (OpenClaw) images -------------------------------------------------------------------
+
+AGENT_REPO = "nemoclaw-sim/openclaw"
+DEFAULT_AGENT_VERSION = "2026.5.22"
+CLUSTER_REPO = "ghcr.io/nvidia/openshell/cluster"
+
+_TEXT_FILES = {
+    "openclaw.json": '{\n  "agents": {"defaults": {"workspace": "/sandbox/.openclaw/workspace"}},\n'
+                     '  "gateway": {"mode": "local", "port": 18789},\n  "meta": {"lastTouchedVersion": "%(v)s"}\n}\n',
+    "workspace/AGENTS.md": "# AGENTS.md\n\nThis folder is home. Treat it that way.\n",
+    "workspace/SOUL.md": "# SOUL.md\n\nBe genuinely helpful, not performatively helpful.\n",
+    "workspace/USER.md": "# USER.md\n\n- Name: sim user\n- Timezone: UTC\n",
+    "workspace/IDENTITY.md": "# IDENTITY.md\n\n- Name: Claw\n- Emoji: 🦞\n",
+    "workspace/projects/demo/README.md": "# demo\n\nA nested project the agent works on.\n",
+    "workspace/projects/demo/src/app/main.py": "def main() -> None:\n    print('hello from the sandbox')\n",
+    "workspace/memory/2026-05-20.md": "# 2026-05-20\n\n- Backed up before the OpenShell upgrade.\n",
+    "agents/main/agent/auth-profiles.json": '{"version": 1, "profiles": {}}\n',
+    "agents/main/agent/models.json": '{"providers": {"nvidia": {"models": ["nemotron"]}}}\n',
+    "skills/weather/SKILL.md": "---\nname: weather\ndescription: Current weather\n---\n\nUse wttr.in.\n",
+    "credentials/oauth.json": '{"note": "simulated credential store"}\n',
+    "hooks/on-start.sh": "#!/bin/sh\necho started\n",
+    "identity/device.json": '{"deviceId": "sim-device-0001"}\n',
+    "identity/device-auth.json": '{"token": "sim-token"}\n',
+    "empty.txt": "",
+    "workspace/one-byte.txt": "x",
+}
+
+# Binary files with deterministic pseudo-random content: bytes to ~1 MB (about 2.5 MB in all).
+_BINARY_FILES = {
+    "workspace/projects/demo/data/blob.bin": 1_000_000,
+    "agents/main/sessions/0f6c1b2e-session.jsonl": 200_000,
+    "memory/main.sqlite": 524_288,
+    "workspace/projects/demo/data/small.bin": 17,
+    "media/inbound/photo.jpg": 300_000,
+    "agents/main/sessions/sessions.json": 4_096,
+    "workspace/projects/demo/data/deep/er/still/leaf.bin": 65_536,
+}
+
+
+def _det_bytes(path: str, size: int) -> bytes:
+    import hashlib
+
+    out = bytearray()
+    counter = 0
+    seed = path.encode()
+    while len(out) < size:
+        out += hashlib.sha256(seed + counter.to_bytes(8, "big")).digest()
+        counter += 1
+    return bytes(out[:size])
+
+
+def openclaw_tree(version: str) -> dict[str, tuple[bytes, int]]:
+    """Relative path under /sandbox/.openclaw → (content, mode). Same bytes for every build."""
+    files = {p: ((t % {"v": version}).encode() if "%(v)s" in t else t.encode(), 0o644) for p, t in _TEXT_FILES.items()}
+    files["hooks/on-start.sh"] = (files["hooks/on-start.sh"][0], 0o755)
+    files.update({p: (_det_bytes(p, n), 0o644) for p, n in _BINARY_FILES.items()})
+    return files
+
+
+def openclaw_script(version: str) -> bytes:
+    return (
+        "#!/bin/sh\n"
+        "# Stand-in for the OpenClaw agent CLI (nemoclaw-sim)\n"
+        'case "$1" in\n'
+        f'  --version|-v|-V|version) echo "OpenClaw {version}" ;;\n'
+        '  *) echo "openclaw: simulated agent; only --version is implemented" >&2; exit 1 ;;\n'
+        "esac\n"
+    ).encode()
+
+
+def agent_rootfs_tar(version: str) -> bytes:
+    """The busybox root filesystem plus an OpenClaw-like home tree and `openclaw` binary."""
+    base = busybox_rootfs_tar()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(base)) as src, tarfile.open(fileobj=buf, mode="w") as tar:
+        for member in src.getmembers():
+            tar.addfile(member, src.extractfile(member) if member.isfile() else None)
+        _add_file(tar, "usr/local/bin/openclaw", openclaw_script(version), 0o755)
+        tree = openclaw_tree(version)
+        dirs = sorted({str(Path(p).parent) for p in tree} | {"."})
+        seen: set[str] = set()
+        for d in dirs:
+            parts = Path(d).parts
+            for i in range(len(parts) + 1):
+                sub = "/".join(("sandbox/.openclaw",) + parts[:i]) if i else "sandbox/.openclaw"
+                if sub not in seen:
+                    seen.add(sub)
+                    _add_dir(tar, sub, 0o700 if "credentials" in sub or "identity" in sub else 0o755)
+        for rel, (data, mode) in sorted(tree.items()):
+            _add_file(tar, f"sandbox/.openclaw/{rel}", data, mode)
+    return buf.getvalue()
+
+
+def agent_image_tag(version: str = DEFAULT_AGENT_VERSION) -> str:
+    return f"{AGENT_REPO}:{version}"
+
+
+def ensure_agent_image(client: docker.DockerClient, version: str = DEFAULT_AGENT_VERSION) -> str:
+    """Build `nemoclaw-sim/openclaw:<version>` once per engine (any version on demand)."""
+    if not re.fullmatch(r"[0-9A-Za-z][0-9A-Za-z._-]{0,127}", version):
+        raise ValueError(f"not a usable agent version / image tag: {version!r}")
+    tag = agent_image_tag(version)
+    try:
+        client.images.get(tag)
+        return tag
+    except docker.errors.ImageNotFound:
+        pass
+    client.api.import_image_from_data(
+        agent_rootfs_tar(version), repository=AGENT_REPO, tag=version,
+        changes=["ENV HOME=/sandbox", "WORKDIR /sandbox", f"LABEL org.openclaw.version={version}",
+                 'CMD ["/bin/sh"]'],
+    )
+    client.images.get(tag)
+    return tag
+
+
+def ensure_cluster_image(client: docker.DockerClient, version: str) -> str:
+    """`ghcr.io/nvidia/openshell/cluster:<version>`: the busybox base under the legacy name."""
+    tag = f"{CLUSTER_REPO}:{version}"
+    try:
+        client.images.get(tag)
+        return tag
+    except docker.errors.ImageNotFound:
+        pass
+    base = client.images.get(ensure_base_image(client))
+    base.tag(CLUSTER_REPO, version)
     return tag
