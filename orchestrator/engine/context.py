@@ -35,6 +35,9 @@ class RunContext:
     data: dict[str, Any] = attrs.field(factory=dict)
     # The item a `foreach` state is running its sub-workflow for (None at top level).
     item: Any = None
+    # The last step failure that was routed somewhere (a state's `error:`), for recovery steps.
+    last_error: BaseException | None = None
+    last_error_state: str | None = None
     # A step may set this to override the exit code of the terminal state the run ends in.
     exit_code: int | None = None
     debug: bool = False

@@ -51,7 +51,8 @@ def run_foreach(ctx: RunContext, state: str, fe: ForEach) -> str:
             if child.has_staging:
                 child.staging.discard()
         code = child.exit_code if child.exit_code is not None else child_spec.exit_code(terminal)
-        results[str(item)] = {"terminal": terminal, "exit_code": code, "reason": reason}
+        message = str(child.last_error).strip() if child.last_error is not None else None
+        results[str(item)] = {"terminal": terminal, "exit_code": code, "reason": reason, "message": message}
         ctx.events.write("item_finished", state=state, item=item, terminal=terminal, exit_code=code)
     ctx.results[state] = results
     return "next" if all(r["exit_code"] == 0 for r in results.values()) else "partial"

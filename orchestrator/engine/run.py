@@ -162,6 +162,7 @@ def _drive(ctx: RunContext) -> tuple[str, str | None]:
                 raise
             outcome = "error"
             reason = f"{type(exc).__name__}: {exc}"
+            ctx.last_error, ctx.last_error_state = exc, name
             _report_failure(ctx, name, sspec, exc)
             if isinstance(exc, StepError) and exc.exit_code is not None:
                 ctx.exit_code = exc.exit_code

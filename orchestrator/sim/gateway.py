@@ -95,6 +95,11 @@ def parse_args(argv: list[str], version: Version) -> argparse.Namespace:
         p.add_argument("--disable-gateway-auth", action="store_true")
     sub = p.add_subparsers(dest="command")
     sub.add_parser("generate-certs", help="Generate a PKI bundle for mTLS")
+    for tok in argv:  # clap reports an unknown flag before a stray value
+        if tok == "--":
+            break
+        if tok.startswith("-") and tok.split("=", 1)[0] not in p._option_string_actions:
+            reject_extras(p, [tok.split("=", 1)[0]])
     args, extras = p.parse_known_args(argv)
     reject_extras(p, extras)
     if args.port is None:

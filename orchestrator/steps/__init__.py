@@ -1,3 +1,3 @@
 """The built-in step library; importing a module registers its steps."""
 
-from . import backup, preflight, registry, sandbox_list  # noqa: F401
+from . import backup, control, preflight, rebuild, registry, sandbox_list, upgrade  # noqa: F401

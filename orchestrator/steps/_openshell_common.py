@@ -15,7 +15,14 @@ def guard_wording(ctx: "RunContext") -> Wording:
     guard = getattr(ctx.workflow, "guard", None)
     if guard is None:
         return Wording()
-    return Wording(action=guard.action, command=guard.command)
+    # `{name}` (or any option) in the wording is filled in: "rebuilding sandbox '{name}'".
+    fields = _Fields({k: v for k, v in ctx.options.items() if v is not None})
+    return Wording(action=guard.action.format_map(fields), command=guard.command.format_map(fields))
+
+
+class _Fields(dict):  # type: ignore[type-arg]
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
 
 
 def report_exactly(ctx: "RunContext", exc: Exception) -> Exception:

@@ -45,7 +45,16 @@ def _drift(ctx: "RunContext"):
         return None
 
 
-@step("sandbox_list", outcomes=("next",), refuses=True, params=("recover",))
+def _recover(ctx: "RunContext") -> bool:
+    """`with: {recover: false}`, or `with: {recover_unless: <option>}` (e.g. `check`: a
+    read-only `--check` run must not select or start a gateway)."""
+    unless = ctx.params.get("recover_unless")
+    if unless and ctx.options.get(str(unless)):
+        return False
+    return bool(ctx.params.get("recover", True))
+
+
+@step("sandbox_list", outcomes=("next",), refuses=True, params=("recover", "recover_unless"))
 def sandbox_list(ctx: "RunContext") -> None:
     """List OpenShell sandboxes (recovering the gateway once if unreachable); refuse on schema mismatch."""
     state_dir = ctx.paths.gateway_state_dir
@@ -57,7 +66,7 @@ def sandbox_list(ctx: "RunContext") -> None:
             state_dir=state_dir,
             say=ctx.out.line,
             warn=ctx.out.error,
-            recover=bool(ctx.params.get("recover", True)),
+            recover=_recover(ctx),
         )
     except OpenShellNotFound as exc:
         raise report_exactly(ctx, exc) from None

@@ -97,7 +97,7 @@ def validate(
     if spec.initial not in spec.states or spec.states[spec.initial].terminal:
         err(loc.error(["initial"], f"initial state '{spec.initial}' must be a declared, non-terminal state; declared: {', '.join(sorted(spec.states)) or 'none'}"))
     elif not problems:
-        _check_graph(spec, loc, err)
+        _check_graph(spec, loc, steps, err)
     if spec.guard is not None and spec.initial in spec.states and not problems:
         _check_guard(spec, loc, steps, err)
     if problems:
@@ -176,7 +176,7 @@ def _check_step(spec: WorkflowSpec, loc: Located, name: str, steps: Mapping[str,
         err(loc.error([*where, "retry"], f"step '{step.name}' commits data and must not be retried"))
 
 
-def _check_graph(spec: WorkflowSpec, loc: Located, err: Callable[[str], None]) -> None:
+def _check_graph(spec: WorkflowSpec, loc: Located, steps: Mapping[str, StepDef], err: Callable[[str], None]) -> None:
     states = spec.all_states
     edges = {name: set(s.routes().values()) | ({"failed"} if not s.terminal else set()) for name, s in states.items()}
     seen = {spec.initial}
@@ -191,7 +191,8 @@ def _check_graph(spec: WorkflowSpec, loc: Located, err: Callable[[str], None]) -
             err(loc.error(["states", name], f"state '{name}' is unreachable from initial state '{spec.initial}'"))
     # A non-terminal state must be able to end the run other than by an error.
     normal = {name: set(s.routes().values()) - ({s.error} if s.error else set()) for name, s in states.items()}
-    ends = {name for name, s in states.items() if s.terminal}
+    # A state whose step can never end normally (e.g. `fail`, `rollback`) ends the run itself.
+    ends = {name for name, s in states.items() if s.terminal or (s.do in steps and not steps[s.do].outcomes)}
     changed = True
     while changed:
         changed = False

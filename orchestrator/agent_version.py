@@ -1,0 +1,58 @@
+"""Which agent version a sandbox runs (nemoclaw-behaviour §3.2).
+
+A running sandbox is always probed inside its container (`openclaw --version` through the
+Docker API exec): a cached registry value may be stale (#4429). A stopped sandbox can only be
+judged from the registry value.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+import attrs
+
+from .openshell.cli import parse_version, version_gte
+from .registry import SandboxEntry
+from .store import AgentSpec
+
+
+@attrs.frozen
+class VersionCheck:
+    name: str
+    running: bool
+    expected: str | None
+    current: str | None
+    method: str  # probe | registry | unavailable
+
+    @property
+    def stale(self) -> bool:
+        return self.expected is not None and self.current is not None and not version_gte(self.current, self.expected)
+
+    @property
+    def unknown(self) -> bool:
+        return self.expected is None or self.current is None
+
+
+def probe_version(container: Any, agent: AgentSpec, timeout_s: int = 15) -> str | None:
+    """Run the agent's version command inside the container; the first X.Y.Z it prints."""
+    if not agent.version_command:
+        return None
+    argv = ["timeout", str(timeout_s), *shlex.split(agent.version_command)]
+    try:
+        rc, output = container.exec_run(argv, stdout=True, stderr=True, demux=False)
+    except Exception:  # noqa: BLE001 - any failure to probe means "unavailable"
+        return None
+    if rc != 0:
+        return None
+    return parse_version((output or b"").decode("utf-8", "replace"))
+
+
+def check_version(entry: SandboxEntry, agent: AgentSpec, container: Any | None) -> VersionCheck:
+    expected = agent.expected_version
+    if container is not None:
+        current = probe_version(container, agent)
+        return VersionCheck(entry.name, True, expected, current, "probe" if current else "unavailable")
+    if entry.agent_version:
+        return VersionCheck(entry.name, False, expected, entry.agent_version, "registry")
+    return VersionCheck(entry.name, False, expected, None, "unavailable")

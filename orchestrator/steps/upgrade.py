@@ -1,0 +1,130 @@
+"""upgrade-sandboxes: classify sandboxes by agent version, confirm, report (§3.1).
+
+`classify_versions` reads `ctx.data["registry"]` and `ctx.data["sandbox_list"]["ready"]`;
+with `--check` it only reports (exit 0, writes nothing). `confirm_rebuilds` leaves
+`ctx.data["rebuild"]`, the names a `foreach` state rebuilds; `rebuild_report` reads that
+state's results (named by `with.results_of`).
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+from ..agent_version import VersionCheck, check_version
+from ..engine.errors import StepError
+from ..engine.steps import step
+from ..registry import SandboxEntry
+from ..sandbox_containers import find_sandbox_container
+from ..store import load_agent
+from ..store.errors import StoreError
+
+if TYPE_CHECKING:
+    from ..engine.context import RunContext
+
+
+@step("classify_versions", outcomes=("next", "current", "checked"))
+def classify_versions(ctx: "RunContext") -> str:
+    """Sort sandboxes into stale / unknown / current; print the report (and stop there with --check)."""
+    out, st = ctx.out, ctx.out.style
+    registry: list[SandboxEntry] = ctx.data.get("registry", [])
+    live = set(ctx.data.get("sandbox_list", {}).get("ready", []))
+    checks: list[VersionCheck] = []
+    for entry in registry:
+        try:
+            agent = load_agent(entry.agent)
+        except StoreError as exc:
+            raise StepError(f"  {exc}", exit_code=2) from None
+        container = None
+        if entry.name in live:
+            try:
+                container = find_sandbox_container(entry.name)
+            except StepError:
+                container = None
+        check = check_version(entry, agent, container)
+        if entry.name in live and container is None:
+            check = VersionCheck(entry.name, True, agent.expected_version, None, "unavailable")
+        checks.append(check)
+    stale = [c for c in checks if c.stale]
+    unknown = [c for c in checks if not c.stale and c.unknown]
+    ctx.data["version_checks"] = checks
+    ctx.data["summary"] = {
+        "stale": [{"sandbox": c.name, "current": c.current, "expected": c.expected, "running": c.running} for c in stale],
+        "unknown": [{"sandbox": c.name, "expected": c.expected, "running": c.running} for c in unknown],
+        "current": [c.name for c in checks if c not in stale and c not in unknown],
+    }
+    if not stale and not unknown:
+        out.line("  All sandboxes are up to date.")
+        return "current"
+    if stale:
+        out.line("")
+        out.line(f"  {st.B}Stale sandboxes:{st.R}")
+        for c in stale:
+            status = f"{st.G}running{st.R}" if c.running else f"{st.D}stopped{st.R}"
+            out.line(f"    {c.name}  v{c.current or '?'} → v{c.expected}  ({status})")
+    if unknown:
+        out.line("")
+        out.line(f"  {st.YW}Unknown version:{st.R}")
+        for c in unknown:
+            out.line(f"    {c.name}  v? → v{c.expected}  ({'running' if c.running else 'stopped'})")
+    out.line("")
+    if ctx.options.get("check"):
+        if stale:
+            out.line(f"  {len(stale)} sandbox(es) need upgrading.")
+        if unknown:
+            out.line(f"  {len(unknown)} sandbox(es) could not be version-checked; start them and rerun, or rebuild manually.")
+        out.line("  Run `nemoclaw upgrade-sandboxes` to rebuild them.")
+        return "checked"
+    ctx.data["stale"] = stale
+    return "next"
+
+
+@step("confirm_rebuilds", outcomes=("next", "none"))
+def confirm_rebuilds(ctx: "RunContext") -> str:
+    """Pick the running stale sandboxes, asking per sandbox unless --yes/--auto."""
+    out, st = ctx.out, ctx.out.style
+    stale: list[VersionCheck] = ctx.data.get("stale", [])
+    running = [c for c in stale if c.running]
+    stopped = [c for c in stale if not c.running]
+    if stopped:
+        out.line(f"  {st.D}Skipping {len(stopped)} stopped sandbox(es) — start them first.{st.R}")
+    if not running:
+        out.line("  No running stale sandboxes to rebuild.")
+        return "none"
+    skip_confirm = bool(ctx.options.get("yes") or ctx.options.get("auto"))
+    chosen = []
+    for c in running:
+        if not skip_confirm and not _ask(ctx, f"  Rebuild '{c.name}'? [y/N]: "):
+            out.line(f"  Skipped '{c.name}'.")
+            continue
+        chosen.append(c.name)
+    ctx.data["rebuild"] = chosen
+    return "next" if chosen else "none"
+
+
+def _ask(ctx: "RunContext", prompt: str) -> bool:
+    stream = ctx.out.stderr if ctx.out.json_mode else ctx.out.stdout
+    stream.write(prompt)
+    stream.flush()
+    answer = sys.stdin.readline() if sys.stdin and not sys.stdin.closed else ""
+    return answer.strip().lower() in ("y", "yes")
+
+
+@step("rebuild_report", outcomes=("next", "partial"), params=("results_of",))
+def rebuild_report(ctx: "RunContext") -> str:
+    """Summarize the per-sandbox rebuilds of a foreach state."""
+    out, st = ctx.out, ctx.out.style
+    state = ctx.params.get("results_of", "rebuild")
+    results: dict[str, dict] = ctx.results.get(state, {})
+    rebuilt = [n for n, r in results.items() if r["exit_code"] == 0]
+    failed = [n for n, r in results.items() if r["exit_code"] != 0]
+    for name in failed:
+        out.error(f"  {st.YW}⚠{st.R} Failed to rebuild '{name}': {results[name].get('message') or results[name].get('reason') or results[name]['terminal']}")
+    out.line("")
+    if rebuilt:
+        out.line(f"  {st.G}✓{st.R} {len(rebuilt)} sandbox(es) rebuilt.")
+    if failed:
+        out.line(f"  {st.YW}⚠{st.R} {len(failed)} sandbox(es) failed — see errors above.")
+    summary = ctx.data.setdefault("summary", {})
+    summary["rebuilt"], summary["failed"] = rebuilt, failed
+    return "partial" if failed else "next"
