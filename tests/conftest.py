@@ -33,3 +33,4 @@ def base_image(docker_client) -> str:
 @pytest.fixture
 def unique() -> str:
     return uuid.uuid4().hex[:8]
+from tests.simenv import sim  # noqa: E402,F401 - the simulated OpenShell host fixture (tests/simenv.py)
