@@ -55,7 +55,7 @@ def observation_doc(obs: Observation) -> dict[str, Any]:
         "cluster": None
         if c is None
         else {"name": c.name, "image": c.image, "version": c.version, "running": c.running, "active": obs.cluster_active},
-        "gateway_healthy": obs.probes.healthy,
+        "gateway_healthy": obs.probes.alive,
     }
 
 
@@ -82,7 +82,7 @@ def _rows(obs: Observation) -> list[tuple[str, str, str, str]]:
     rows.append(("Served version", served, exp, "DRIFT" if served_version_drift(obs) else _mark(_same(obs.cli_version, obs.served_version))))
     cluster = "none" if c is None else f"{c.image} ({'running' if c.running else 'stopped'}, {'active' if obs.cluster_active else 'inactive'})"
     rows.append(("Cluster image", cluster, exp, "DRIFT" if image_drift(obs) else "-"))
-    rows.append(("Gateway status", "healthy" if obs.probes.healthy else "not healthy", "healthy", "-"))
+    rows.append(("Gateway status", "healthy" if obs.probes.alive else "not healthy (not connected, or its port does not accept)", "healthy", "-"))
     return rows
 
 

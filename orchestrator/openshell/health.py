@@ -7,7 +7,9 @@ exact captured outputs, and probed once and shared by the drift check and recove
 
 from __future__ import annotations
 
+
 import re
+import socket
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
@@ -136,6 +138,25 @@ class GatewayProbes:
     @property
     def endpoint(self) -> str | None:
         return endpoint_url(self.active_info) or endpoint_url(self.named_info)
+
+    @property
+    def alive(self) -> bool:
+        """Stricter than upstream's `healthy` (whose `Server Status` header alone counts as
+        connected, even when the status call then failed): `Status: Connected` to this gateway
+        AND its endpoint accepts a TCP connection right now. What a doctor may call healthy."""
+        connected = re.search(r"^\s*Status:\s*Connected\b", strip_ansi(self.status), re.MULTILINE) is not None
+        if not (connected and reported_gateway_name(self.status) == self.gateway):
+            return False
+        url = status_server(self.status) or self.endpoint
+        port = endpoint_port(url)
+        host = urlsplit(url).hostname if url else None
+        if port is None or not host:
+            return False
+        try:
+            with socket.create_connection((host, port), timeout=1.0):
+                return True
+        except OSError:
+            return False
 
 
 def probe_gateway(

@@ -233,7 +233,12 @@ def cluster_down() -> None:
 @HOME_OPTION
 def env(home: Path | None) -> None:
     """Print `export` lines for a shell that sees only the simulated home."""
-    for k, v in sorted(deploy.sim_env(_home(home)).items()):
+    h = _home(home)
+    try:
+        dhost = deploy.load(h).docker_host
+    except deploy.SimError:  # no deployment yet: the current DOCKER_HOST
+        dhost = None
+    for k, v in sorted(deploy.sim_env(h, dhost).items()):
         click.echo(f"export {k}={shlex.quote(v)}")
 
 

@@ -315,9 +315,12 @@ def run_openshell(dep: Deployment, args: list[str], private: bool = True, check:
     return res
 
 
-def _docker():
+def _docker(dep: "Deployment | None" = None):
+    """The engine of the deployment (recorded at `up`), so later commands work from any shell."""
     import docker
 
+    if dep is not None and dep.docker_host:
+        return docker.DockerClient(base_url=dep.docker_host, timeout=120)
     return docker.from_env(timeout=120)
 
 
@@ -406,7 +409,7 @@ def down(home: Path) -> list[str]:
     actions: list[str] = []
     stop_gateway(dep)
     actions.append("gateway stopped")
-    client = _docker()
+    client = _docker(dep)
     for c in client.containers.list(all=True, filters={"label": f"{LABEL_DEPLOYMENT}={dep.deployment_id}"}):
         if c.labels.get("nemoclaw-sim/role") == "cluster":
             continue
@@ -457,7 +460,7 @@ def swap_cli(home: Path, version: str) -> Deployment:
 def _container_for(dep: Deployment, name: str):
     from .driver import LABEL_DEPLOYMENT, LABEL_NAME
 
-    found = _docker().containers.list(all=True, filters={"label": [f"{LABEL_DEPLOYMENT}={dep.deployment_id}",
+    found = _docker(dep).containers.list(all=True, filters={"label": [f"{LABEL_DEPLOYMENT}={dep.deployment_id}",
                                                                   f"{LABEL_NAME}={name}"]})
     if not found:
         raise SimError(f"no sandbox container named '{name}' in this deployment")
@@ -477,7 +480,7 @@ def sandbox_add(home: Path, name: str, agent_version: str | None = None, stopped
     if not _gateway_up(dep):
         raise SimError("the simulated gateway is not running (see: nemoclaw-sim status)")
     version = agent_version or dep.agent_version
-    ensure_agent_image(_docker(), version)
+    ensure_agent_image(_docker(dep), version)
     run_openshell(dep, ["sandbox", "create", "--name", name, "--from", f"nemoclaw-sim/openclaw:{version}"])
     if register:
         paths = Paths(home)
@@ -533,7 +536,7 @@ def status(home: Path) -> dict[str, Any]:
 
     home = home.resolve()
     dep = load(home)
-    client = _docker()
+    client = _docker(dep)
     boxes = {c.labels.get(LABEL_NAME, c.name): c.status
              for c in client.containers.list(all=True, filters={"label": f"{LABEL_DEPLOYMENT}={dep.deployment_id}"})
              if c.labels.get("nemoclaw-sim/role") != "cluster"}

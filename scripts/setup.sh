@@ -1,0 +1,27 @@
+# Sourced by scripts/test and scripts/demo: everything a fresh machine needs.
+#  - .venv with the package (and its test extras when SETUP_EXTRAS=test)
+#  - a Docker engine (scripts/docker-engine.sh): DOCKER_HOST exported; ENGINE_STARTED_HERE=1
+#    when a private engine was started for this run (stop it with `stop_engine_if_ours`).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+PY="${PYTHON:-python3}"
+# Resolve the real interpreter: a pyenv shim re-executes Python and loses argv0.
+PY="$("$PY" -c 'import sys; print(sys.executable)')"
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+extras="${SETUP_EXTRAS:+[$SETUP_EXTRAS]}"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".$extras"
+
+eval "$(scripts/docker-engine.sh start)"
+export DOCKER_HOST
+ENGINE_STARTED_HERE=0
+case "$DOCKER_HOST" in unix://"${NEMOCLAW_TEST_DOCKER_DIR:-/tmp/nemoclaw-docker}"/docker.sock) ENGINE_STARTED_HERE=1 ;; esac
+if [ -n "${NEMOCLAW_KEEP_DOCKER:-}" ]; then ENGINE_STARTED_HERE=0; fi
+
+stop_engine_if_ours() {
+  if [ "$ENGINE_STARTED_HERE" = 1 ]; then "$ROOT/scripts/docker-engine.sh" stop; fi
+}
+export PATH="$ROOT/.venv/bin:$PATH"
