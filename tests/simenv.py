@@ -76,8 +76,9 @@ class SimEnv:
         """Run a program (looked up on the sim PATH) with the sim environment; never raises on exit code."""
         import shutil
 
-        exe = shutil.which(argv[0], path=self.env["PATH"]) or argv[0]
-        return subprocess.run([exe, *argv[1:]], env=self.env, capture_output=True, text=True, timeout=timeout,
+        env = kwargs.pop("env", None) or self.env
+        exe = shutil.which(argv[0], path=env["PATH"]) or argv[0]
+        return subprocess.run([exe, *argv[1:]], env=env, capture_output=True, text=True, timeout=timeout,
                               stdin=subprocess.DEVNULL, **kwargs)
 
     def openshell(self, *args: str) -> subprocess.CompletedProcess[str]:
