@@ -10,11 +10,21 @@ Data: snapshot reads `ctx.data["registry"]` and `ctx.data["sandbox_list"]["ready
 explicit `ctx.data["backup_targets"]` list of names, as rebuild-sandbox sets) and leaves
 `ctx.data["captures"]` for commit_backups, which leaves `ctx.data["committed"]`
 ({name: backup dir}) and `ctx.data["summary"]`.
+
+Test hook (inactive unless the variable is set): `NEMOCLAW_TEST_PAUSE_AT=<point>:<sandbox>`
+stops the run at that point of that sandbox's backup, writes the file named by
+`NEMOCLAW_TEST_PAUSE_MARKER` (`<pid> <run id> <point>:<sandbox>`) and waits there (at most
+10 minutes; an interrupted run stops waiting) so that a test can kill the process at an exact
+point. Points: `archive` (the first file of the sandbox's archive is in staging, its stream
+still open), `before_commit` (its staged copy re-verified, right before the rename into
+place), `after_commit` (right after that rename, before the next sandbox's).
 """
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +35,17 @@ from ..engine.errors import StepError
 from ..engine.steps import step
 from ..registry import SandboxEntry
 from ..sandbox_containers import docker_client, find_sandbox_container
-from ..store import BackupStore, Capture, build_manifest, capture_sandbox, load_agent, new_timestamp, verify, write_manifest
+from ..store import (
+    BackupStore,
+    Capture,
+    build_manifest,
+    capture_sandbox,
+    load_agent,
+    load_manifest,
+    new_timestamp,
+    verify,
+    write_manifest,
+)
 from ..store.errors import StoreError
 
 if TYPE_CHECKING:
@@ -35,6 +55,34 @@ if TYPE_CHECKING:
 
 class _Cancelled(Exception):
     """Raised inside a worker's progress callback once the run is interrupted."""
+
+
+PAUSE_ENV = "NEMOCLAW_TEST_PAUSE_AT"
+PAUSE_MARKER_ENV = "NEMOCLAW_TEST_PAUSE_MARKER"
+_PAUSE_MAX_SECONDS = 600.0
+_paused: set[str] = set()
+
+
+def _pause_point(ctx: "RunContext", point: str, name: str, cancel: threading.Event | None = None) -> None:
+    """The test hook described in the module docstring; a no-op unless PAUSE_ENV names this point."""
+    where = f"{point}:{name}"
+    if os.environ.get(PAUSE_ENV) != where or where in _paused:
+        return
+    _paused.add(where)
+    marker = os.environ.get(PAUSE_MARKER_ENV)
+    note = f"{os.getpid()} {ctx.run_id} {where}\n"
+    if marker:
+        tmp = f"{marker}.{os.getpid()}.tmp"
+        with open(tmp, "w") as fh:
+            fh.write(note)
+        os.replace(tmp, marker)  # the test sees the whole line or nothing
+    else:
+        ctx.out.error(f"  {PAUSE_ENV}: paused at {where} (pid {os.getpid()})")
+    deadline = time.monotonic() + _PAUSE_MAX_SECONDS
+    while time.monotonic() < deadline:
+        if cancel is not None and cancel.is_set():
+            raise _Cancelled()
+        time.sleep(0.05)
 
 
 @attrs.define
@@ -126,6 +174,8 @@ def _capture_one(
         last["bytes"], last["files"] = nbytes, files
         job.bytes += db
         task.advance(db, df)
+        if files:
+            _pause_point(ctx, "archive", job.name, cancel)
 
     try:
         agent = load_agent(entry.agent)
@@ -176,8 +226,6 @@ def commit_backups(ctx: "RunContext") -> str:
         )
     committed: dict[str, Path] = {}
     for job in good:
-        from ..store import load_manifest
-
         manifest = load_manifest(job.staged)
         mismatch = verify(job.staged, manifest)
         if mismatch is not None:
@@ -185,8 +233,10 @@ def commit_backups(ctx: "RunContext") -> str:
             failed.append(job)
             out.error(f"  {st.RD}✗{st.R} {job.name}: backup failed ({job.error})")
             continue
+        _pause_point(ctx, "before_commit", job.name)
         ctx.staging.commit(job.name, job.dest)
         committed[job.name] = job.dest
+        _pause_point(ctx, "after_commit", job.name)
         ctx.event("backup_committed", sandbox=job.name, path=str(job.dest), files=len(manifest.files), bytes=job.bytes)
         out.line(f"  {st.G}✓{st.R} {job.name}: {len(manifest.backed_up_dirs)} dirs, {len(manifest.files)} files → {job.dest}")
     ctx.data["committed"] = committed

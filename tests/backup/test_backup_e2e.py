@@ -1,0 +1,426 @@
+"""End-to-end: `nemoclaw backup-all` and `nemoclaw backups list|verify|restore|prune` as a user
+runs them, against the OpenShell stand-in and real sandbox containers on the real Docker engine.
+
+One simulated host serves the whole module (bringing one up costs seconds on these machines):
+three ready sandboxes, one stopped and one hostile. Each test starts from an empty
+`~/.nemoclaw` (no backups, lock or run logs) and registers the sandboxes it needs, so the
+tests do not depend on each other's order. Sandbox names carry a random tag: other runs on
+the same engine use their own containers with the same label scheme.
+
+Exact points to kill a run at come from the documented test hook of orchestrator/steps/backup.py
+(NEMOCLAW_TEST_PAUSE_AT / NEMOCLAW_TEST_PAUSE_MARKER): the run stops there and says so in a
+marker file; the test then kills the real process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.steps.backup import PAUSE_ENV, PAUSE_MARKER_ENV
+from orchestrator.store import MANIFEST_NAME, load_manifest, verify
+from tests.simenv import SimEnv
+
+pytestmark = pytest.mark.docker
+
+STATE = "/sandbox/.openclaw"
+OPENCLAW_DIRS = ("agents extensions workspace skills hooks identity devices canvas cron memory telegram wechat "
+                 "whatsapp credentials").split()
+SKIP = "  Skipping '{}' (not running)"
+SUMMARY = "  Pre-upgrade backup: {} backed up, {} failed, {} skipped"
+SWEPT = "  Removed leftovers of 1 interrupted run"
+EMPTY = "  No sandboxes registered. Nothing to back up."
+
+
+@dataclass
+class Host:
+    sim: SimEnv
+    docker: Any
+    a: str
+    b: str
+    c: str
+    stopped: str
+    hostile: str
+    outside: Path  # where the hostile sandbox's absolute symlink points on this host
+    entries: dict[str, dict[str, Any]]  # registry entries as the stand-in wrote them
+
+    @property
+    def home(self) -> Path:
+        return self.sim.home
+
+    @property
+    def nemoclaw_dir(self) -> Path:
+        return self.home / ".nemoclaw"
+
+    @property
+    def backups(self) -> Path:
+        return self.nemoclaw_dir / "rebuild-backups"
+
+    @property
+    def registry_file(self) -> Path:
+        return self.nemoclaw_dir / "sandboxes.json"
+
+    def register(self, *names: str) -> None:
+        doc = {"sandboxes": {n: self.entries[n] for n in names}, "defaultSandbox": names[0] if names else None}
+        self.registry_file.write_text(json.dumps(doc, indent=2))
+
+    def nemoclaw(self, *args: str, env: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([self.exe, *args], env={**self.sim.env, **(env or {})}, capture_output=True, text=True,
+                              timeout=timeout, stdin=subprocess.DEVNULL)
+
+    @property
+    def exe(self) -> str:
+        found = shutil.which("nemoclaw", path=self.sim.env["PATH"])
+        assert found, "nemoclaw is not on the simulated host's PATH"
+        return found
+
+    def container(self, name: str) -> Any:
+        [c] = self.docker.containers.list(all=True, filters={"label": f"openshell.ai/sandbox-name={name}"})
+        return c
+
+    def sh(self, name: str, script: str) -> str:
+        rc, out = self.container(name).exec_run(["sh", "-c", script], user="root")
+        assert rc == 0, out.decode(errors="replace")
+        return out.decode()
+
+    def sandbox_sums(self, name: str) -> dict[str, str]:
+        """sha256sum of every regular file under the agent's state dirs, computed in the container."""
+        out = self.sh(name, f"cd {STATE} && for d in {' '.join(OPENCLAW_DIRS)}; do [ -d $d ] && find $d -type f; done "
+                            "| xargs -r sha256sum")
+        return {path: digest for digest, path in (line.split(None, 1) for line in out.splitlines())}
+
+    def committed(self, name: str) -> list[Path]:
+        return sorted(p for p in (self.backups / name).glob("*") if not p.name.startswith("."))
+
+    def staged_runs(self) -> list[Path]:
+        return sorted((self.backups / ".staging").glob("*"))
+
+
+def tree_sums(root: Path) -> dict[str, str]:
+    """sha256 of every regular file under a backup directory, read from disk (not the manifest)."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and not p.is_symlink() and p.name != MANIFEST_NAME:
+            out[str(p.relative_to(root))] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def assert_only_complete_backups(h: Host) -> dict[str, list[Path]]:
+    """Every directory under rebuild-backups/<name>/ has a manifest that loads, verifies (every
+    byte re-hashed) and lists exactly the files on disk with their hashes."""
+    found: dict[str, list[Path]] = {}
+    for sandbox_dir in sorted(p for p in h.backups.glob("*") if not p.name.startswith(".")):
+        for d in sorted(sandbox_dir.iterdir()):
+            if d.name.startswith("."):
+                continue
+            m = load_manifest(d)  # raises (fails the test) on a missing or partial manifest
+            assert verify(d, m) is None, d
+            assert {f.path: f.sha256 for f in m.files} == tree_sums(d), d
+            found.setdefault(sandbox_dir.name, []).append(d)
+    return found
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory, docker_client):
+    base = tmp_path_factory.mktemp("backup-e2e").resolve()
+    sim = SimEnv(base / "home")
+    sim.home.mkdir()
+    tag = uuid.uuid4().hex[:6]
+    names = {k: f"bk{tag}-{k}" for k in ("a", "b", "c", "stopped", "hostile")}
+    outside = base / "outside-target"
+    try:
+        sim.up(sandboxes=0)
+        for key in ("a", "b", "c", "stopped", "hostile"):
+            sim.add_sandbox(names[key])
+        sim.stop_sandbox(names["stopped"])
+        h = Host(sim=sim, docker=docker_client, outside=outside, entries=sim.registry()["sandboxes"], **names)
+        # What a real filesystem can hold that no backup may: links leaving the backup (absolute,
+        # and relative through `..`), a device node (mknod as root) and a FIFO.
+        h.sh(h.hostile, f"set -e; cd {STATE}; mkdir -p workspace memory; "
+                        f"ln -s {outside} workspace/escape-abs; ln -s ../../../../../../../../{outside} workspace/escape-rel; "
+                        "mknod workspace/dev-null c 1 3; mkfifo workspace/fifo; mknod memory/dev-zero c 1 5")
+        yield h
+    finally:
+        if sim.paths.deployment_file.exists():
+            sim.down()
+
+
+@pytest.fixture
+def h(host: Host) -> Host:
+    """The module's host with an empty ~/.nemoclaw holding only a registry of a, b, c, stopped."""
+    for p in host.nemoclaw_dir.iterdir() if host.nemoclaw_dir.exists() else []:
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
+    host.nemoclaw_dir.mkdir(exist_ok=True)
+    host.register(host.a, host.b, host.c, host.stopped)
+    for name in (host.a, host.b, host.c, host.hostile):
+        c = host.container(name)
+        c.reload()
+        if c.status == "paused":  # a failed test must not spoil the next one
+            c.unpause()
+    return host
+
+
+class Paused:
+    """A `nemoclaw backup-all` process stopped at a NEMOCLAW_TEST_PAUSE_AT point."""
+
+    def __init__(self, h: Host, point: str, sandbox: str, *args: str) -> None:
+        self.marker = h.home / f"paused-{uuid.uuid4().hex[:8]}"
+        env = {**h.sim.env, PAUSE_ENV: f"{point}:{sandbox}", PAUSE_MARKER_ENV: str(self.marker)}
+        self.proc = subprocess.Popen([h.exe, "backup-all", *args], env=env, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while not self.marker.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.proc.kill()
+                out, err = self.proc.communicate()
+                pytest.fail(f"backup-all never reached {point}:{sandbox} (exit {self.proc.returncode})\n{out}\n{err}")
+            time.sleep(0.05)
+        pid, self.run_id, where = self.marker.read_text().split()
+        assert int(pid) == self.proc.pid and where == f"{point}:{sandbox}"
+
+    def kill(self, sig: int) -> tuple[int, str, str]:
+        self.proc.send_signal(sig)
+        out, err = self.proc.communicate(timeout=120)
+        return self.proc.returncode, out, err
+
+
+# --- backup-all --------------------------------------------------------------------------------
+
+
+def test_three_ready_one_stopped_commits_three_backups_equal_to_the_containers(h):
+    res = h.nemoclaw("backup-all")
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert SKIP.format(h.stopped) in lines
+    assert SUMMARY.format(3, 0, 1) in lines
+    assert "  Backups stored in: ~/.nemoclaw/rebuild-backups/" in lines
+    assert "Backup complete" not in res.stdout  # upstream asserts its absence
+    found = assert_only_complete_backups(h)
+    assert sorted(found) == sorted([h.a, h.b, h.c])
+    for name in (h.a, h.b, h.c):
+        [d] = found[name]
+        assert f"  ✓ {name}: " in res.stdout and f"→ {d}" in res.stdout
+        sums = h.sandbox_sums(name)
+        assert len(sums) > 10
+        assert tree_sums(d) == sums  # the files on disk hash equal to the container's files
+    assert not (h.backups / h.stopped).exists()
+    assert h.staged_runs() == []  # staging is gone after a finished run
+
+    listed = json.loads(h.nemoclaw("backups", "list", "--json").stdout)
+    assert sorted(r["sandbox"] for r in listed["backups"]) == sorted([h.a, h.b, h.c])
+    assert all(r["verified"] for r in listed["backups"]) and listed["invalid"] == []
+
+
+def test_backup_change_restore_gives_back_the_backed_up_tree(h):
+    h.register(h.a)
+    assert h.nemoclaw("backup-all").returncode == 0
+    [backup] = h.committed(h.a)
+    before = h.sandbox_sums(h.a)
+    assert tree_sums(backup) == before
+    h.sh(h.a, f"cd {STATE} && echo changed > workspace/SOUL.md && rm -rf skills && echo extra > workspace/extra.txt "
+              "&& head -c 3000 /dev/urandom > agents/main/sessions/sessions.json")
+    assert h.sandbox_sums(h.a) != before
+
+    res = h.nemoclaw("backups", "restore", h.a)
+    assert res.returncode == 0, res.stderr
+    assert f"  ✓ Restored '{h.a}' from {backup.name};" in res.stdout
+    assert h.sandbox_sums(h.a) == tree_sums(backup)  # the sandbox tree hashes equal to the backup
+    assert "extra.txt" not in h.sh(h.a, f"ls {STATE}/workspace")
+
+
+@pytest.mark.parametrize("consistent", [False, True], ids=["plain", "consistent"])
+def test_hostile_sandbox_fails_alone_and_nothing_leaves_staging(h, consistent):
+    h.register(h.a, h.hostile, h.b)
+    listing = h.sh(h.hostile, f"ls -l {STATE}/workspace {STATE}/memory")
+    assert "crw" in listing and "prw" in listing and "escape-abs ->" in listing  # what the sandbox serves
+    res = h.nemoclaw("backup-all", *(["--consistent"] if consistent else []))
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert f"  ✗ {h.hostile}: backup failed (workspace, memory)" in res.stderr.splitlines()
+    assert SUMMARY.format(2, 1, 0) in res.stdout.splitlines()
+    found = assert_only_complete_backups(h)
+    assert sorted(found) == sorted([h.a, h.b])  # the others are committed
+    assert not (h.backups / h.hostile).exists()
+    assert not os.path.lexists(h.outside)  # nothing was written where the links point
+    assert h.staged_runs() == []  # and what was staged is gone
+    for name in (h.a, h.b, h.hostile):
+        c = h.container(name)
+        c.reload()
+        assert c.status == "running" and not c.attrs["State"]["Paused"], name  # unpaused after a failure too
+
+
+def test_corrupt_registry_is_a_clear_error_and_writes_nothing(h):
+    h.registry_file.write_text('{"sandboxes": {"x": ')
+
+    def snapshot() -> dict[str, tuple[int, float]]:
+        return {str(p.relative_to(h.nemoclaw_dir)): (p.stat().st_size, p.stat().st_mtime)
+                for p in h.nemoclaw_dir.rglob("*") if "runs" not in p.relative_to(h.nemoclaw_dir).parts}
+
+    before = snapshot()
+    res = h.nemoclaw("backup-all")
+    assert res.returncode == 2
+    assert f"Cannot read the sandbox registry {h.registry_file}: not valid JSON" in res.stderr
+    assert "Traceback" not in res.stderr and res.stdout.strip() == ""
+    assert snapshot() == before  # only the run's own log may have been written
+    assert not h.backups.exists()
+
+
+def test_missing_registry_nothing_to_back_up(h):
+    h.registry_file.unlink()
+    res = h.nemoclaw("backup-all")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines() == [EMPTY]
+    assert not h.backups.exists()
+
+
+def test_strict_commits_nothing_when_one_sandbox_fails(h):
+    h.register(h.a, h.b, h.hostile)
+    res = h.nemoclaw("backup-all", "--strict")
+    assert res.returncode == 1
+    assert f"  ✗ {h.hostile}: backup failed" in res.stderr
+    assert "--strict: nothing was committed" in res.stderr
+    assert assert_only_complete_backups(h) == {}
+    assert h.staged_runs() == []
+    # The same sandboxes without --strict: the two good ones are committed (so --strict made the difference).
+    assert h.nemoclaw("backup-all").returncode == 1
+    assert sorted(assert_only_complete_backups(h)) == sorted([h.a, h.b])
+
+
+def test_json_prints_a_machine_readable_summary_on_stdout(h):
+    h.register(h.a, h.stopped, h.hostile)
+    res = h.nemoclaw("backup-all", "--json")
+    assert res.returncode == 1
+    doc = json.loads(res.stdout)  # stdout is the JSON document and nothing else
+    assert doc["workflow"] == "backup-all" and doc["exit_code"] == 1
+    s = doc["summary"]
+    [backed] = s["backed_up"]
+    assert backed["sandbox"] == h.a and Path(backed["path"]) == h.committed(h.a)[0]
+    assert backed["files"] == len(load_manifest(Path(backed["path"])).files) > 0
+    assert s["skipped"] == [{"sandbox": h.stopped, "reason": "not running"}]
+    assert [f["sandbox"] for f in s["failed"]] == [h.hostile]
+    assert SUMMARY.format(1, 1, 1) not in res.stdout
+
+
+# --- interrupted runs ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "point, which, committed_before_kill",
+    [
+        ("archive", "b", []),  # during a sandbox's archive (its stream half read)
+        ("after_commit", "a", ["a"]),  # between two commits
+        ("before_commit", "b", ["a"]),  # right before a rename into place
+    ],
+)
+def test_sigkill_leaves_only_complete_backups_and_next_run_sweeps(h, point, which, committed_before_kill):
+    h.register(h.a, h.b, h.c)
+    paused = Paused(h, point, getattr(h, which), "--parallel", "1")
+    code, _out, _err = paused.kill(signal.SIGKILL)
+    assert code == -signal.SIGKILL
+    found = assert_only_complete_backups(h)
+    assert sorted(found) == sorted(getattr(h, k) for k in committed_before_kill)
+    [leftover] = h.staged_runs()  # the dead run's staging area, with what it had staged
+    assert leftover.name == paused.run_id and any(p.is_dir() for p in leftover.iterdir())
+
+    res = h.nemoclaw("backup-all")
+    assert res.returncode == 0, res.stderr
+    assert any(line.startswith(f"{SWEPT}: {paused.run_id} (") for line in res.stdout.splitlines()), res.stdout
+    assert f"Broke stale lock of run {paused.run_id}" in res.stdout
+    assert h.staged_runs() == []
+    found = assert_only_complete_backups(h)
+    assert sorted(found) == sorted([h.a, h.b, h.c])
+    assert all(len(found[getattr(h, k)]) == 2 for k in committed_before_kill)
+
+
+def test_second_run_is_refused_by_the_lock_and_sigterm_discards_staging(h):
+    h.register(h.a, h.b)
+    first = Paused(h, "archive", h.a)
+    try:
+        second = h.nemoclaw("backup-all")
+        assert second.returncode == 75
+        assert f"Another nemoclaw run is in progress: run {first.run_id}, pid {first.proc.pid}" in second.stderr
+        assert h.nemoclaw("backups", "prune", "--keep", "0").returncode == 75  # a writer too
+    finally:
+        code, _out, err = first.kill(signal.SIGTERM)
+    assert code == 128 + signal.SIGTERM
+    assert f"Interrupted: staged data of run {first.run_id} was discarded; nothing partial was committed." in err
+    assert assert_only_complete_backups(h) == {}
+    assert h.staged_runs() == []
+    assert not (h.nemoclaw_dir / "orchestrator.lock").exists()
+
+
+def test_consistent_pauses_while_reading_and_unpauses_when_interrupted(h):
+    h.register(h.a, h.b)
+    run = Paused(h, "archive", h.a, "--consistent", "--parallel", "1")
+    c = h.container(h.a)
+    try:
+        c.reload()
+        assert c.attrs["State"]["Paused"], "--consistent did not pause the container while reading it"
+    finally:
+        code, _out, _err = run.kill(signal.SIGTERM)
+    assert code == 128 + signal.SIGTERM
+    for name in (h.a, h.b):
+        c = h.container(name)
+        c.reload()
+        assert c.status == "running" and not c.attrs["State"]["Paused"], name
+    assert assert_only_complete_backups(h) == {}
+
+
+# --- backups verify / prune -------------------------------------------------------------------
+
+
+def test_verify_finds_a_flipped_byte_and_a_missing_file(h):
+    h.register(h.a)
+    assert h.nemoclaw("backup-all").returncode == 0
+    [d] = h.committed(h.a)
+    ok = h.nemoclaw("backups", "verify", h.a)
+    assert ok.returncode == 0 and f"  ✓ {h.a} {d.name}:" in ok.stdout
+
+    victim = d / "workspace" / "projects" / "demo" / "data" / "blob.bin"
+    original = victim.read_bytes()
+    flipped = bytearray(original)
+    flipped[len(flipped) // 2] ^= 0x01
+    victim.write_bytes(bytes(flipped))
+    res = h.nemoclaw("backups", "verify", h.a)
+    assert res.returncode == 1
+    assert res.stderr.startswith(f"  ✗ {h.a} {d.name}: workspace/projects/demo/data/blob.bin"), res.stderr
+
+    victim.write_bytes(original)
+    assert h.nemoclaw("backups", "verify", h.a).returncode == 0
+    (d / "identity" / "device.json").unlink()
+    res = h.nemoclaw("backups", "verify", h.a)
+    assert res.returncode == 1
+    assert res.stderr.startswith(f"  ✗ {h.a} {d.name}: identity/device.json"), res.stderr
+
+
+def test_prune_keeps_the_newest_verified_backup(h):
+    h.register(h.a)
+    for _ in range(3):
+        assert h.nemoclaw("backup-all").returncode == 0
+    oldest, middle, newest = h.committed(h.a)  # timestamps sort by name
+    # Damage the newest: the newest *verified* backup is now the middle one.
+    (newest / "workspace" / "one-byte.txt").write_bytes(b"X")
+
+    res = h.nemoclaw("backups", "prune", "--keep", "1", h.a)
+    assert res.returncode == 0, res.stderr
+    assert f"  Removed {h.a} {oldest.name}" in res.stdout
+    assert f"  Kept {h.a} {middle.name}: the newest backup that verifies" in res.stdout
+    assert h.committed(h.a) == [middle, newest]
+
+    res = h.nemoclaw("backups", "prune", "--keep", "0")
+    assert res.returncode == 0, res.stderr
+    assert h.committed(h.a) == [middle]  # never the newest verified one, even with --keep 0
+    assert h.nemoclaw("backups", "verify", h.a).returncode == 0
