@@ -35,17 +35,25 @@ class VersionCheck:
 
 
 def probe_version(container: Any, agent: AgentSpec, timeout_s: int = 15) -> str | None:
-    """Run the agent's version command inside the container; the first X.Y.Z it prints."""
+    """Run the agent's version command inside the container; the first X.Y.Z it prints.
+
+    Bounded with the image's `timeout` program (the Docker exec API has no deadline); an image
+    without one (exit 126/127 from `timeout` itself) is asked again without it."""
     if not agent.version_command:
         return None
-    argv = ["timeout", str(timeout_s), *shlex.split(agent.version_command)]
-    try:
-        rc, output = container.exec_run(argv, stdout=True, stderr=True, demux=False)
-    except Exception:  # noqa: BLE001 - any failure to probe means "unavailable"
-        return None
-    if rc != 0:
-        return None
-    return parse_version((output or b"").decode("utf-8", "replace"))
+    command = shlex.split(agent.version_command)
+    for argv in (["timeout", str(timeout_s), *command], command):
+        try:
+            rc, output = container.exec_run(argv, stdout=True, stderr=True, demux=False)
+        except Exception:  # noqa: BLE001 - any failure to probe means "unavailable"
+            return None
+        text = (output or b"").decode("utf-8", "replace")
+        if rc in (126, 127) and argv[0] == "timeout" and "timeout" in text:
+            continue  # no usable `timeout` in this image
+        if rc != 0:
+            return None
+        return parse_version(text)
+    return None
 
 
 def check_version(entry: SandboxEntry, agent: AgentSpec, container: Any | None) -> VersionCheck:

@@ -55,10 +55,16 @@ def sandbox_id(name: str) -> str | None:
     return match.group(1) if match else None
 
 
-def find_sandbox_container(name: str, *, running: bool = True, sandbox_id_: str | None = None) -> Any:
-    """The sandbox's container; a StepError naming the sandbox if there is none or several."""
+def find_sandbox_container(
+    name: str, *, running: bool = True, sandbox_id_: str | None = None, ask_gateway: bool = True
+) -> Any:
+    """The sandbox's container; a StepError naming the sandbox if there is none or several.
+
+    `ask_gateway=False` never runs `openshell sandbox get` (which records the sandbox as the
+    CLI's last-used one): for read-only runs such as `upgrade-sandboxes --check`.
+    """
     client = docker_client()
-    sid = sandbox_id_ or sandbox_id(name)
+    sid = sandbox_id_ or (sandbox_id(name) if ask_gateway else None)
     if sid is not None:
         found = client.containers.list(all=not running, filters={"label": f"{SANDBOX_ID_LABEL}={sid}"})
         found = [c for c in found if c.labels.get(SANDBOX_ID_LABEL) == sid and c.labels.get(SANDBOX_LABEL, name) == name]

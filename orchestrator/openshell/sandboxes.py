@@ -73,6 +73,7 @@ def table_phases(output: str) -> list[str]:
 class SandboxEntry:
     name: str
     phase: str
+    id: str | None = None  # the JSON listing has it; the table does not
 
 
 @attrs.frozen
@@ -93,6 +94,7 @@ class SandboxListing:
             "live": list(self.live),
             "ready": list(self.ready),
             "phases": {e.name: e.phase for e in self.entries},
+            "ids": {e.name: e.id for e in self.entries if e.id},
             "format": self.format,
         }
 
@@ -105,7 +107,10 @@ def parse_sandbox_json(stdout: str) -> SandboxListing | None:
         return None
     if not isinstance(doc, list) or not all(isinstance(i, dict) and isinstance(i.get("name"), str) for i in doc):
         return None
-    entries = tuple(SandboxEntry(i["name"], str(i.get("phase") or "")) for i in doc)
+    entries = tuple(
+        SandboxEntry(i["name"], str(i.get("phase") or ""), i["id"] if isinstance(i.get("id"), str) and i["id"] else None)
+        for i in doc
+    )
     return SandboxListing(
         entries=entries,
         live=tuple(e.name for e in entries),

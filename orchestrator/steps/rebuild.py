@@ -8,6 +8,7 @@ backup itself is the `snapshot`/`commit_backups` pair of backup-all, whose commi
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,7 @@ from ..agent_version import probe_version
 from ..engine.errors import StepError
 from ..engine.steps import step
 from ..openshell import capture_openshell, list_args, parse_listing
-from ..openshell.cli import installed_openshell_version, version_gte
+from ..openshell.cli import installed_openshell_version, strip_ansi, version_gte
 from ..registry import SandboxEntry, update_agent_version
 from ..sandbox_containers import find_sandbox_container
 from ..store import load_agent, load_manifest, restore_backup
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from ..engine.context import RunContext
 
 OPERATION_TIMEOUT = 120.0
+# tonic's rendering of a gRPC status, as `openshell` prints it: `status: Internal, message: "..."`.
+_GRPC_STATUS = re.compile(r'status:\s*(\w+),\s*message:\s*"((?:[^"\\]|\\.)*)"', re.S)
 
 
 @attrs.frozen
@@ -60,6 +63,14 @@ def rebuild_target(ctx: "RunContext") -> None:
     """Check the sandbox is registered and running; work out the current and target images."""
     out, st = ctx.out, ctx.out.style
     name = str(ctx.options["name"])
+    lost = ctx.data.get("rebuild_unrecovered") or []
+    if lost:
+        # An earlier item of this upgrade could not be rolled back: whatever broke it (the
+        # gateway cannot create sandboxes, say) would take this sandbox down too.
+        raise StepError(
+            f"  Not rebuilding '{name}': the rebuild of '{lost[0]}' could not be rolled back; "
+            "restore it as shown above before rebuilding more sandboxes."
+        )
     entry = next((e for e in ctx.data.get("registry", []) if isinstance(e, SandboxEntry) and e.name == name), None)
     if entry is None:
         raise StepError(f"  Sandbox '{name}' is not registered in {ctx.paths.registry_file}.", exit_code=1)
@@ -80,16 +91,38 @@ def rebuild_target(ctx: "RunContext") -> None:
     plan = RebuildPlan(name, agent.name, probe_version(container, agent), expected, previous, target)
     ctx.data["rebuild_plan"] = plan
     ctx.data["backup_targets"] = [name]
+    # ctx.data is shared by the items of an upgrade-sandboxes foreach: nothing of an earlier
+    # sandbox's rebuild may leak into this one's.
+    ctx.data["rebuild_deleted"] = False
+    ctx.data.pop("committed", None)
+    ctx.data.pop("captures", None)
     out.line(f"  {st.B}Rebuild sandbox '{name}'{st.R}")
     out.line(f"    Current: {plan.current or '?'} ({previous})")
     out.line(f"    Target:  {plan.expected or '?'} ({target})")
     out.line("  Backing up sandbox state...")
 
 
+def openshell_error(output: str) -> str:
+    """The gist of a failed `openshell` call: the gRPC status and message, else its first line."""
+    text = strip_ansi(output)
+    m = _GRPC_STATUS.search(text)
+    if m:
+        message = " ".join(m.group(2).replace('\\"', '"').split())
+        return f"{m.group(1)}: {message}"
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[0] if lines else "no output"
+
+
+class OpenShellFailed(StepError):
+    def __init__(self, what: str, status: int, output: str) -> None:
+        self.gist = openshell_error(output)
+        super().__init__(f"  {what} failed: {self.gist} (openshell exit {status})")
+
+
 def _openshell(args: list[str], what: str, timeout: float = OPERATION_TIMEOUT) -> str:
     result = capture_openshell(args, timeout=timeout)
     if result.status != 0:
-        raise StepError(f"  {what} failed (openshell exit {result.status}): {result.output.strip()}")
+        raise OpenShellFailed(what, result.status, result.output)
     return result.output
 
 
@@ -192,38 +225,75 @@ def record_version(ctx: "RunContext") -> None:
     ctx.out.line(f"  {st.G}✓{st.R} Sandbox '{plan.name}' rebuilt successfully")
 
 
+_WHAT_FAILED = {
+    "delete": "deleting the old sandbox",
+    "create": "creating the new sandbox",
+    "wait": "waiting for the new sandbox to be Ready",
+    "restore": "restoring the backup into the new sandbox",
+    "verify": "verifying the new sandbox",
+}
+
+
+def _cause(ctx: "RunContext") -> str:
+    exc = ctx.last_error
+    if exc is None:
+        return "unknown error"
+    return getattr(exc, "gist", None) or " ".join(str(exc).split())
+
+
+def _reported(message: str) -> StepError:
+    err = StepError(message)
+    err.reported = True  # type: ignore[attr-defined]  # already printed, line by line
+    return err
+
+
 @step("rollback_rebuild", outcomes=(), params=("timeout",))
 def rollback_rebuild(ctx: "RunContext") -> None:
-    """After a failure past the delete: recreate from the previous image and restore the same
-    backup; if that fails too, print the commands that restore it by hand. Always ends failed."""
+    """After a failure past the backup: recreate from the previous image and restore the same
+    backup; if that fails too, print the commands that restore it by hand. Always ends failed.
+
+    The failure itself was already printed by the engine; the StepError raised here is the
+    one-line account an upgrade-sandboxes run repeats as `Failed to rebuild '<name>': ...`."""
     plan = _plan(ctx)
     out = ctx.out
-    cause = str(ctx.last_error).strip() if ctx.last_error else "unknown error"
+    what = _WHAT_FAILED.get(ctx.last_error_state or "", f"state '{ctx.last_error_state}'")
+    cause = _cause(ctx)
     backup = ctx.data.get("committed", {}).get(plan.name)
-    out.error(f"  Rebuild of '{plan.name}' failed in '{ctx.last_error_state}': {cause}")
+    existing = parse_listing(*_list_texts())
+    if not ctx.data.get("rebuild_deleted") and plan.name in existing.ready and _runs_image(plan.name, plan.previous_image):
+        # The delete itself failed and the sandbox is still there, untouched: nothing to undo.
+        out.error(f"  Sandbox '{plan.name}' was not deleted; it still runs {plan.previous_image}. Nothing was changed.")
+        raise _reported(f"{what} failed ({cause}); the sandbox was left as it was")
     out.error(f"  Rolling back '{plan.name}' to {plan.previous_image} and restoring {backup}...")
     try:
-        existing = parse_listing(*_list_texts())
+        if backup is None:
+            raise StepError(f"  No committed backup of '{plan.name}' in this run.")
         if plan.name in existing.live:
             _openshell(["sandbox", "delete", plan.name], f"Deleting the half-built sandbox '{plan.name}'")
         _create(ctx, plan, plan.previous_image)
         _wait_ready(plan.name, float(ctx.params.get("timeout", OPERATION_TIMEOUT)))
         _restore(ctx, plan.name)
     except (StepError, StoreError, OSError) as exc:
-        out.error(f"  Rollback of '{plan.name}' failed too: {str(exc).strip()}")
-        out.error("  Restore it by hand; the backup is kept:")
+        out.error(f"  Rollback of '{plan.name}' failed too: {getattr(exc, 'gist', None) or ' '.join(str(exc).split())}")
+        out.error(f"  The backup is kept in {backup}. Restore the sandbox by hand:")
+        out.error(f"    openshell sandbox delete {plan.name}    # only if it is still listed")
         out.error(f"    openshell sandbox create --name {plan.name} --from {plan.previous_image}")
         if backup:
             out.error(f"    nemoclaw backups restore {plan.name} --from {Path(backup).name}")
-        err = StepError(f"rollback of '{plan.name}' failed after: {cause}")
-        err.reported = True  # type: ignore[attr-defined]
-        raise err from None
+        ctx.data.setdefault("rebuild_unrecovered", []).append(plan.name)
+        ctx.event("rollback_failed", sandbox=plan.name, image=plan.previous_image, backup=str(backup), error=str(exc))
+        raise _reported(f"{what} failed ({cause}) and so did the rollback; restore it by hand as shown above") from None
     ctx.event("rolled_back", sandbox=plan.name, image=plan.previous_image, backup=str(backup))
-    err = StepError(
-        f"  Rolled back '{plan.name}': it runs {plan.previous_image} again with its files restored from {backup}. "
-        f"The rebuild failed: {cause}"
-    )
-    raise err
+    out.error(f"  Rolled back '{plan.name}': it runs {plan.previous_image} again with its files restored from {backup}.")
+    raise _reported(f"{what} failed ({cause}); rolled back to {plan.previous_image} with its files restored")
+
+
+def _runs_image(name: str, image: str) -> bool:
+    try:
+        container = find_sandbox_container(name)
+    except StepError:
+        return False
+    return container.attrs.get("Config", {}).get("Image") == image
 
 
 def _list_texts() -> tuple[str, str]:

@@ -28,7 +28,9 @@ def classify_versions(ctx: "RunContext") -> str:
     """Sort sandboxes into stale / unknown / current; print the report (and stop there with --check)."""
     out, st = ctx.out, ctx.out.style
     registry: list[SandboxEntry] = ctx.data.get("registry", [])
-    live = set(ctx.data.get("sandbox_list", {}).get("ready", []))
+    listing = ctx.data.get("sandbox_list", {})
+    live = set(listing.get("ready", []))
+    ids: dict[str, str] = listing.get("ids", {})
     checks: list[VersionCheck] = []
     for entry in registry:
         try:
@@ -38,7 +40,9 @@ def classify_versions(ctx: "RunContext") -> str:
         container = None
         if entry.name in live:
             try:
-                container = find_sandbox_container(entry.name)
+                # The id from the listing: no `openshell sandbox get`, which would record a
+                # last-used sandbox (--check writes nothing, NemoClaw #7279).
+                container = find_sandbox_container(entry.name, sandbox_id_=ids.get(entry.name), ask_gateway=False)
             except StepError:
                 container = None
         check = check_version(entry, agent, container)
