@@ -520,3 +520,31 @@ def test_failed_rollback_prints_commands_that_restore_by_hand_and_stops(sim, doc
         assert done.returncode == 0, f"{cmd}: {done.stdout}{done.stderr}"
     assert state_tree(docker_client, a) == tree
     assert agent_version_in(docker_client, a) == f"OpenClaw {OLD}"
+
+
+@pytest.mark.parametrize("sim", [FLEET], indirect=True)
+def test_rebuild_sandbox_refuses_a_stopped_or_unknown_sandbox(sim, docker_client, names, new_image):
+    a, ghost = names("a", "g")
+    sim.add_sandbox(a, agent_version=OLD, stopped=True)
+    before = world(sim, docker_client, [a])
+
+    stopped = nemoclaw(sim, "rebuild-sandbox", a)
+    unknown = nemoclaw(sim, "rebuild-sandbox", ghost)
+
+    assert stopped.returncode == 1 and unknown.returncode == 1
+    assert f"  Sandbox '{a}' is not running. Cannot back up state." in stopped.stderr.splitlines()
+    assert f"  Sandbox '{ghost}' is not registered in {sim.paths.registry_file}." in unknown.stderr.splitlines()
+    assert_same_world(before, world(sim, docker_client, [a]))
+
+
+@pytest.mark.parametrize("sim", [FLEET], indirect=True)
+def test_auto_rebuilds_without_prompting(sim, docker_client, names, new_image):
+    (a,) = names("a")
+    sim.add_sandbox(a, agent_version=OLD)
+
+    res = nemoclaw(sim, "upgrade-sandboxes", "--auto")  # stdin is empty: a prompt would skip it
+
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "[y/N]" not in res.stdout and "Skipped" not in res.stdout
+    assert res.stdout.splitlines()[-1] == "  ✓ 1 sandbox(es) rebuilt."
+    assert agent_version_in(docker_client, a) == f"OpenClaw {NEW}"
