@@ -548,3 +548,32 @@ def test_auto_rebuilds_without_prompting(sim, docker_client, names, new_image):
     assert "[y/N]" not in res.stdout and "Skipped" not in res.stdout
     assert res.stdout.splitlines()[-1] == "  ✓ 1 sandbox(es) rebuilt."
     assert agent_version_in(docker_client, a) == f"OpenClaw {NEW}"
+
+
+@pytest.mark.parametrize("sim", [FLEET], indirect=True)
+def test_nothing_to_rebuild_exits_0_with_upstream_lines(sim, docker_client, names, new_image):
+    c, d = names("c", "d")
+    sim.add_sandbox(c, agent_version=NEW)
+    sim.add_sandbox(d, agent_version=OLD, stopped=True)
+    before = world(sim, docker_client, [c, d])
+
+    only_stopped = nemoclaw(sim, "upgrade-sandboxes", "--yes")
+
+    assert only_stopped.returncode == 0, only_stopped.stdout + only_stopped.stderr
+    assert only_stopped.stdout.splitlines() == [
+        "", "  Stale sandboxes:", stale_line(d, OLD, "stopped"), "",
+        "  Skipping 1 stopped sandbox(es) — start them first.",
+        "  No running stale sandboxes to rebuild.",
+    ]
+    assert_same_world(before, world(sim, docker_client, [c, d]))
+
+    reg = sim.registry()
+    del reg["sandboxes"][d]
+    sim.paths.registry_file.write_text(json.dumps(reg))
+    current = nemoclaw(sim, "upgrade-sandboxes")
+    assert (current.returncode, current.stdout) == (0, "  All sandboxes are up to date.\n")
+
+    sim.paths.registry_file.write_text(json.dumps({"sandboxes": {}, "defaultSandbox": None}))
+    empty = nemoclaw(sim, "upgrade-sandboxes")
+    assert (empty.returncode, empty.stdout) == (0, "  No sandboxes found in the registry.\n")
+    assert states_entered(run_events(sim)) == ["registry"]  # no OpenShell call at all
