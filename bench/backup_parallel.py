@@ -29,6 +29,7 @@ def main() -> None:
         b.register(*names)
         times: dict[int, list[float]] = {1: [], 4: []}
         states: dict[int, list[float]] = {1: [], 4: []}
+        commits: dict[int, list[float]] = {1: [], 4: []}
         for i in range(args.runs):
             for p in (1, 4):
                 b.clear_backups()
@@ -37,7 +38,9 @@ def main() -> None:
                 d = b.last_run_durations()
                 times[p].append(m.seconds)
                 states[p].append(d["snapshot"] + d["commit"])
-                print(f"  run {i + 1} --parallel {p}: {m.seconds:.1f} s (snapshot+commit {states[p][-1]:.1f} s), "
+                commits[p].append(d["commit"])
+                print(f"  run {i + 1} --parallel {p}: {m.seconds:.1f} s (snapshot {d['snapshot']:.1f} s + "
+                      f"commit {d['commit']:.1f} s), "
                       f"peak RSS {m.peak_rss / 2**20:.0f} MiB", flush=True)
         t1, t4 = median(times[1]), median(times[4])
         s1, s4 = median(states[1]), median(states[4])
@@ -47,6 +50,7 @@ def main() -> None:
         print(f"data: {SANDBOXES} sandboxes, {mb:.0f} MB in total")
         print(f"--parallel 1 (baseline): {t1:6.2f} s  {mb / t1:6.1f} MB/s   (snapshot+commit {s1:6.2f} s)")
         print(f"--parallel 4:            {t4:6.2f} s  {mb / t4:6.1f} MB/s   (snapshot+commit {s4:6.2f} s)")
+        print(f"commit (sequential: re-verify, fsync, rename): {median(commits[1]):.2f} s / {median(commits[4]):.2f} s")
         print(f"speed-up of --parallel 4: {t1 / t4:.2f}x for the command, {s1 / s4:.2f}x for snapshot+commit")
 
 

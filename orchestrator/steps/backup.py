@@ -11,6 +11,12 @@ explicit `ctx.data["backup_targets"]` list of names, as rebuild-sandbox sets) an
 `ctx.data["captures"]` for commit_backups, which leaves `ctx.data["committed"]`
 ({name: backup dir}) and `ctx.data["summary"]`.
 
+`--consistent` pauses a sandbox's container while reading it and unpauses it in a `finally`;
+a run killed outright (SIGKILL, power loss) cannot, and a paused sandbox looks "not running"
+to OpenShell, so every later run would skip it for ever. So a pause is first recorded under
+`rebuild-backups/.paused/` and the record removed after the unpause; the next snapshot unpauses
+what a dead run left paused, and says so.
+
 Test hook (inactive unless the variable is set): `NEMOCLAW_TEST_PAUSE_AT=<point>:<sandbox>`
 stops the run at that point of that sandbox's backup, writes the file named by
 `NEMOCLAW_TEST_PAUSE_MARKER` (`<pid> <run id> <point>:<sandbox>`) and waits there (at most
@@ -22,6 +28,7 @@ place), `after_commit` (right after that rename, before the next sandbox's).
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -46,7 +53,9 @@ from ..store import (
     verify,
     write_manifest,
 )
+from ..store import _fsutil
 from ..store.errors import StoreError
+from ..store.staging import Owner
 
 if TYPE_CHECKING:
     from ..engine.context import RunContext
@@ -119,6 +128,7 @@ def _targets(ctx: "RunContext") -> tuple[list[SandboxEntry], list[str]]:
 def snapshot(ctx: "RunContext") -> None:
     """Stream each ready sandbox's state into staging, in parallel; refuse hostile entries."""
     out, st = ctx.out, ctx.out.style
+    _unpause_leftovers(ctx)
     targets, skipped = _targets(ctx)
     registry_order = [e.name for e in ctx.data.get("registry", [])]
     for name in registry_order:
@@ -184,8 +194,10 @@ def _capture_one(
         job.error = str(exc).strip()
         return
     paused = False
+    record: Path | None = None
     try:
         if consistent:
+            record = _record_pause(ctx, job.name, container)
             container.pause()
             paused = True
         job.capture = capture_sandbox(container, agent, job.staged, on_progress=on_progress)
@@ -209,6 +221,64 @@ def _capture_one(
                 container.unpause()
             except Exception as exc:  # noqa: BLE001
                 ctx.out.error(f"  Could not unpause the container of '{job.name}': {exc}. Run: docker unpause {container.name}")
+            else:
+                _forget_pause(record)
+        elif record is not None:
+            _forget_pause(record)  # pause() itself failed
+
+
+def _paused_dir(ctx: "RunContext") -> Path:
+    return ctx.paths.backups_root / ".paused"
+
+
+def _record_pause(ctx: "RunContext", name: str, container: Any) -> Path:
+    """Write (durably) that this run is about to pause `container`, before pausing it."""
+    d = _paused_dir(ctx)
+    _fsutil.makedirs_private(d)
+    path = d / f"{container.id}.json"
+    doc = {"sandbox": name, "container": container.name, "owner": Owner.current(ctx.run_id).to_json()}
+    _fsutil.write_file_atomic(path, _fsutil.dump_json(doc))
+    return path
+
+
+def _forget_pause(record: Path | None) -> None:
+    if record is not None:
+        try:
+            record.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def _unpause_leftovers(ctx: "RunContext") -> None:
+    """Unpause containers that a dead run paused for --consistent and could not unpause."""
+    d = _paused_dir(ctx)
+    try:
+        records = sorted(d.glob("*.json"))
+    except OSError:
+        return
+    for path in records:
+        try:
+            doc = json.loads(path.read_bytes())
+            owner = Owner.from_json(doc["owner"])
+            name, cname = str(doc["sandbox"]), str(doc["container"])
+        except (OSError, ValueError, KeyError, TypeError):
+            _forget_pause(path)  # unreadable: nothing we can safely act on
+            continue
+        if owner.run_id == ctx.run_id or owner.is_alive():
+            continue
+        try:
+            container = docker_client().containers.get(path.name[: -len(".json")])
+            container.reload()
+            if container.status == "paused":
+                container.unpause()
+                ctx.out.line(f"  Unpaused '{name}' (container {cname}): interrupted run {owner.run_id} had paused it.")
+                ctx.event("container_unpaused", sandbox=name, container=cname, paused_by=owner.run_id)
+        except Exception as exc:  # noqa: BLE001 - gone or not ours to fix: say so, keep going
+            if "No such container" not in str(exc) and type(exc).__name__ != "NotFound":
+                ctx.out.error(f"  Could not unpause '{name}' (container {cname}), paused by interrupted run "
+                              f"{owner.run_id}: {exc}. Run: docker unpause {cname}")
+                continue
+        _forget_pause(path)
 
 
 @step("commit_backups", outcomes=("next", "partial"), commits=True, params=("quiet_summary",))

@@ -424,3 +424,23 @@ def test_prune_keeps_the_newest_verified_backup(h):
     assert res.returncode == 0, res.stderr
     assert h.committed(h.a) == [middle]  # never the newest verified one, even with --keep 0
     assert h.nemoclaw("backups", "verify", h.a).returncode == 0
+
+
+def test_sandbox_left_paused_by_a_killed_consistent_run_is_unpaused_by_the_next_run(h):
+    h.register(h.a, h.b)
+    run = Paused(h, "archive", h.a, "--consistent", "--parallel", "1")
+    code, _out, _err = run.kill(signal.SIGKILL)  # no finally runs: the container stays paused
+    assert code == -signal.SIGKILL
+    c = h.container(h.a)
+    c.reload()
+    assert c.attrs["State"]["Paused"]
+
+    res = h.nemoclaw("backup-all")
+    assert f"  Unpaused '{h.a}' (container {c.name}): interrupted run {run.run_id} had paused it." in res.stdout.splitlines()
+    c.reload()
+    assert c.status == "running" and not c.attrs["State"]["Paused"]
+    # OpenShell saw it paused ("not running") when this run listed sandboxes; the next run takes it.
+    again = h.nemoclaw("backup-all")
+    assert again.returncode == 0, again.stderr
+    assert h.a in assert_only_complete_backups(h)
+    assert "Unpaused" not in again.stdout
