@@ -259,8 +259,12 @@ def rollback_rebuild(ctx: "RunContext") -> None:
     what = _WHAT_FAILED.get(ctx.last_error_state or "", f"state '{ctx.last_error_state}'")
     cause = _cause(ctx)
     backup = ctx.data.get("committed", {}).get(plan.name)
-    existing = parse_listing(*_list_texts())
-    if not ctx.data.get("rebuild_deleted") and plan.name in existing.ready and _runs_image(plan.name, plan.previous_image):
+    try:
+        existing = parse_listing(*_list_texts())
+    except (StepError, OSError):
+        existing = None  # the rollback below will say what is wrong, and print the commands
+    if (existing is not None and not ctx.data.get("rebuild_deleted") and plan.name in existing.ready
+            and _runs_image(plan.name, plan.previous_image)):
         # The delete itself failed and the sandbox is still there, untouched: nothing to undo.
         out.error(f"  Sandbox '{plan.name}' was not deleted; it still runs {plan.previous_image}. Nothing was changed.")
         raise _reported(f"{what} failed ({cause}); the sandbox was left as it was")
@@ -268,6 +272,8 @@ def rollback_rebuild(ctx: "RunContext") -> None:
     try:
         if backup is None:
             raise StepError(f"  No committed backup of '{plan.name}' in this run.")
+        if existing is None:
+            existing = parse_listing(*_list_texts())
         if plan.name in existing.live:
             _openshell(["sandbox", "delete", plan.name], f"Deleting the half-built sandbox '{plan.name}'")
         _create(ctx, plan, plan.previous_image)
@@ -275,7 +281,7 @@ def rollback_rebuild(ctx: "RunContext") -> None:
         _restore(ctx, plan.name)
     except (StepError, StoreError, OSError) as exc:
         out.error(f"  Rollback of '{plan.name}' failed too: {getattr(exc, 'gist', None) or ' '.join(str(exc).split())}")
-        out.error(f"  The backup is kept in {backup}. Restore the sandbox by hand:")
+        out.error(f"  The backup is kept in {backup}. Restore the sandbox by hand:" if backup else "  Restore the sandbox by hand:")
         out.error(f"    openshell sandbox delete {plan.name}    # only if it is still listed")
         out.error(f"    openshell sandbox create --name {plan.name} --from {plan.previous_image}")
         if backup:
