@@ -69,8 +69,37 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _syncfs(path: Path) -> bool:
+    """syncfs(2) on the filesystem holding `path`: one journal commit for everything written,
+    instead of one per fsync'd file (2,000 files: seconds). False where it is not available."""
+    global _LIBC
+    if _LIBC is None:
+        try:
+            _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            _LIBC.syncfs.argtypes = [ctypes.c_int]
+        except (OSError, AttributeError):
+            _LIBC = False
+    if _LIBC is False:
+        return False
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if _LIBC.syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"syncfs({path}): {os.strerror(err)}")
+        return True
+    finally:
+        os.close(fd)
+
+
+_LIBC: "ctypes.CDLL | bool | None" = None
+
+
 def fsync_tree(root: Path) -> None:
-    """fsync every regular file and directory below `root` (symlinks are not followed)."""
+    """Make every regular file and directory below `root` durable (symlinks not followed):
+    syncfs(2) of its filesystem on Linux (it reports write-back errors since Linux 5.8), else
+    fsync of each file and directory."""
+    if _syncfs(root):
+        return
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         for name in filenames:
             p = os.path.join(dirpath, name)
