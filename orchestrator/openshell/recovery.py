@@ -27,6 +27,7 @@ import attrs
 from .binary import resolve_gateway_bin
 from .cli import (
     OPERATION_TIMEOUT,
+    PROBE_TIMEOUT,
     CaptureResult,
     capture_openshell,
     installed_openshell_version,
@@ -36,6 +37,8 @@ from .cli import (
 from .drift import is_protobuf_mismatch
 from .health import (
     DEFAULT_GATEWAY,
+    endpoint_port,
+    endpoint_url,
     HEALTHY_NAMED,
     RECOVERABLE_STATES,
     lifecycle_probe,
@@ -62,6 +65,21 @@ def gateway_port(env: Mapping[str, str] | None = None) -> int:
     env = os.environ if env is None else env
     raw = (env.get("NEMOCLAW_GATEWAY_PORT") or "").strip()
     return int(raw) if raw.isdigit() and 0 < int(raw) < 65536 else 8080
+
+
+def _start_port(gateway: str, openshell: str, env: Mapping[str, str], marker: object) -> int:
+    """Where to start the gateway: NEMOCLAW_GATEWAY_PORT when set; else the port the `gateway`
+    registration points at (`openshell gateway info -g`, offline metadata), so the CLI finds
+    the gateway we start; else the last marker's endpoint; else upstream's 8080."""
+    if (env.get("NEMOCLAW_GATEWAY_PORT") or "").strip():
+        return gateway_port(env)
+    info = capture_openshell(["gateway", "info", "-g", gateway], ignore_error=True, timeout=PROBE_TIMEOUT,
+                             binary=openshell, env=env).output
+    for url in (endpoint_url(info), getattr(marker, "endpoint", None)):
+        port = endpoint_port(url) if url else None
+        if port:
+            return port
+    return gateway_port(env)
 
 
 def is_recoverable_list_failure(result: CaptureResult) -> bool:
@@ -190,10 +208,10 @@ def start_gateway(
     """
     env = dict(os.environ if env is None else env)
     openshell = require_openshell(env)
-    port = gateway_port(env)
     state_dir = Path(state_dir)
     count, interval = _poll_settings(env)
     marker = read_marker(state_dir)
+    port = _start_port(gateway, openshell, env, marker)
     say("  [2/8] Starting OpenShell gateway")
     if marker is not None and is_live_gateway(marker.pid, marker.gateway_bin):
         say("  ✓ Reusing existing Docker-driver gateway")

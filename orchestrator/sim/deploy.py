@@ -293,13 +293,18 @@ def start_gateway(dep: Deployment, wait: bool = True, timeout: float = 60.0) -> 
 
 
 def stop_gateway(dep: Deployment) -> None:
-    pid = dep.gateway_pid
-    if pid is None:
-        try:
-            pid = int(Paths(Path(dep.home)).pid_file.read_text().strip())
-        except (OSError, ValueError):
-            return
-    _stop_pid(pid)
+    """Stop the gateway this deployment started, and one NemoClaw (re)started for this home
+    (its pid file), if that process runs this home's gateway binary."""
+    pids = [dep.gateway_pid] if dep.gateway_pid else []
+    try:
+        pids.append(int(Paths(Path(dep.home)).pid_file.read_text().strip()))
+    except (OSError, ValueError):
+        pass
+    home = str(Path(dep.home).resolve())
+    for i, pid in enumerate(dict.fromkeys(pids)):
+        args = _cmdline(pid)
+        if i == 0 and pid == dep.gateway_pid or (args and args[0].startswith(home + os.sep)):
+            _stop_pid(pid)
 
 
 # --- openshell helpers ---------------------------------------------------------------------------------

@@ -150,3 +150,22 @@ def test_gateway_crashing_on_start_is_never_healthy_and_refuses_with_cause(sim, 
     assert "migration 6 was previously applied but" in text
     assert "No sandbox data was changed." in text
     assert "healthy" not in r.stdout and "gateway is healthy" not in r.stderr
+
+
+@pytest.mark.parametrize("sim", [{"sandboxes": 1}], indirect=True)
+def test_stopped_gateway_is_recovered_on_its_registered_port_and_the_list_retried(sim, tmp_path):
+    """The gateway is down (no drift): backup-all selects `nemoclaw`, starts the gateway as
+    onboarding does, on the port its registration names, re-checks it is really healthy, lists
+    once more and backs up. `nemoclaw-sim down` stops the gateway nemoclaw started."""
+    sim.stop_gateway()
+    env, log = recording_openshell(sim, tmp_path)
+    env.pop("NEMOCLAW_GATEWAY_PORT", None)
+    env.update(NEMOCLAW_HEALTH_POLL_COUNT="40", NEMOCLAW_HEALTH_POLL_INTERVAL="0.25")
+    r = sim.run(["nemoclaw", "backup-all"], env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "  ✓ Docker-driver gateway is healthy" in r.stdout.splitlines()
+    assert "Pre-upgrade backup: 1 backed up, 0 failed, 0 skipped" in r.stdout
+    assert [c for c in calls(log) if c.startswith("sandbox list")] == ["sandbox list -o json"] * 2
+    marker = sim.marker()
+    assert marker["endpoint"].endswith(f":{sim.port}")
+    assert sim.openshell("status").returncode == 0
