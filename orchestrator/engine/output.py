@@ -59,10 +59,15 @@ class Reporter:
         self.quiet = quiet
         self.style = Style(color_enabled(self.stdout) and not json_mode)
         self.interactive = color_enabled(self.stdout) and not json_mode
+        self._live_console = None  # a rich Console while a progress display is on screen
 
     def line(self, text: str = "") -> None:
         """A progress or summary line (stdout; stderr in --json mode)."""
         if self.quiet:
+            return
+        if self._live_console is not None and not self.json_mode:
+            # Above the live progress display, not through it; never re-wrapped.
+            self._live_console.print(text, markup=False, highlight=False, emoji=False, soft_wrap=True)
             return
         stream = self.stderr if self.json_mode else self.stdout
         stream.write(text + "\n")
@@ -83,24 +88,31 @@ class Reporter:
         if self.interactive and not self.quiet:
             from rich.console import Console
             from rich.progress import (
-                BarColumn,
-                DownloadColumn,
                 Progress as RichProgress,
+                SpinnerColumn,
                 TextColumn,
+                TimeElapsedColumn,
                 TransferSpeedColumn,
             )
 
             console = Console(file=self.stdout)
+            # Sizes are not known before a sandbox's archive has been read: a spinner, bytes
+            # and files so far, speed and elapsed time; no bar that would pretend to know.
             with RichProgress(
-                TextColumn("  {task.description}"),
-                BarColumn(),
-                DownloadColumn(),
-                TextColumn("{task.fields[files]} files"),
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                TextColumn("{task.fields[size]:>9}"),
+                TextColumn("{task.fields[files]:>5} files"),
                 TransferSpeedColumn(),
+                TimeElapsedColumn(),
                 console=console,
                 transient=True,
             ) as rp:
-                yield Progress(rp)
+                self._live_console = console
+                try:
+                    yield Progress(rp)
+                finally:
+                    self._live_console = None
         else:
             yield Progress(None)
 
@@ -112,7 +124,7 @@ class Progress:
         self._rp = rich_progress
 
     def task(self, description: str, total: int | None = None) -> "ProgressTask":
-        tid = self._rp.add_task(description, total=total, files=0) if self._rp else None
+        tid = self._rp.add_task(description, total=total, files=0, size="0 B") if self._rp else None
         return ProgressTask(self._rp, tid)
 
 
@@ -126,7 +138,9 @@ class ProgressTask:
         self.bytes += nbytes
         self.files += files
         if self._rp is not None:
-            self._rp.update(self._tid, completed=self.bytes, files=self.files)
+            from rich.filesize import decimal
+
+            self._rp.update(self._tid, completed=self.bytes, files=self.files, size=decimal(self.bytes))
 
     def done(self) -> None:
         if self._rp is not None:

@@ -1,0 +1,55 @@
+"""On a terminal, backup-all shows rich progress (bytes and files per sandbox) and keeps its
+plain lines intact above it; in a pipe there are no escape codes at all."""
+
+from __future__ import annotations
+
+import os
+import pty
+import re
+import shutil
+import subprocess
+import time
+
+import pytest
+
+pytestmark = pytest.mark.docker
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def run_on_pty(argv: list[str], env: dict[str, str], timeout: float = 120) -> tuple[int, str]:
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(argv, env=env, stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+    os.close(slave)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    return proc.wait(timeout=30), b"".join(chunks).decode("utf-8", "replace")
+
+
+@pytest.mark.parametrize("sim", [{"sandboxes": 2}], indirect=True)
+def test_progress_on_a_terminal_and_plain_lines_in_a_pipe(sim):
+    env = {**sim.env, "TERM": "xterm-256color", "COLUMNS": "120"}
+    env.pop("NO_COLOR", None)
+    exe = shutil.which("nemoclaw", path=env["PATH"])
+    code, screen = run_on_pty([exe, "backup-all"], env)
+    assert code == 0, screen
+    text = ANSI.sub("", screen).replace("\r", "\n")
+    lines = [l.rstrip() for l in text.splitlines()]
+    assert "  Backing up 'alpha'..." in lines and "  Backing up 'beta'..." in lines
+    assert "  Pre-upgrade backup: 2 backed up, 0 failed, 0 skipped" in lines
+    assert re.search(r"alpha\s+[\d.]+ [kM]?B\s+\d+ files", text), text  # the progress rows
+    assert "\x1b[" in screen  # colour on a terminal
+
+    piped = sim.run(["nemoclaw", "backup-all"], env={**sim.env})
+    assert piped.returncode == 0
+    assert "\x1b" not in piped.stdout + piped.stderr
+    assert "  Pre-upgrade backup: 2 backed up, 0 failed, 0 skipped" in piped.stdout.splitlines()
