@@ -27,8 +27,10 @@ import errno
 import hashlib
 import io
 import os
+import queue
 import stat
 import tarfile
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -72,6 +74,55 @@ class ArchiveResult:
 
 class _Reject(Exception):
     pass
+
+
+_PREFETCH_DEPTH = 4  # chunks of Docker's 2 MiB read ahead: at most ~8 MiB in flight
+
+
+def _prefetch(chunks: Iterable[bytes], depth: int = _PREFETCH_DEPTH) -> Iterator[bytes]:
+    """Read `chunks` in a thread, a bounded few ahead, so the Docker engine keeps streaming
+    while this thread hashes and writes (both release the GIL). Memory stays bounded by
+    `depth` chunks; an abandoned or failing consumer stops the reader."""
+    q: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def pump() -> None:
+        try:
+            for chunk in chunks:
+                while not stop.is_set():
+                    try:
+                        q.put(("chunk", chunk), timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            item: tuple[str, object] = ("end", None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            item = ("error", exc)
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    reader = threading.Thread(target=pump, name="archive-prefetch", daemon=True)
+    reader.start()
+    try:
+        while True:
+            kind, value = q.get()
+            if kind == "chunk":
+                yield value  # type: ignore[misc]
+            elif kind == "error":
+                raise value  # type: ignore[misc]
+            else:
+                return
+    finally:
+        stop.set()
+        close = getattr(chunks, "close", None)
+        if close is not None and not reader.is_alive():
+            close()
 
 
 class _ChunkReader(io.RawIOBase):
@@ -152,6 +203,7 @@ class _Extractor:
     _seen: set[tuple[str, ...]] = attrs.field(factory=set)
     _links: dict[tuple[str, ...], str] = attrs.field(factory=dict)
     _dir_modes: dict[tuple[str, ...], int] = attrs.field(factory=dict)
+    _cached_dir: tuple[tuple[str, ...], int] | None = None
     _files: int = 0
     _last_report: int = 0
     _last_files: int = -1
@@ -163,7 +215,7 @@ class _Extractor:
             self._root_fd = os.open(self.dest, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
             try:
-                tar = tarfile.open(fileobj=_ChunkReader(chunks), mode="r|", bufsize=64 * 1024)
+                tar = tarfile.open(fileobj=_ChunkReader(_prefetch(chunks)), mode="r|", bufsize=64 * 1024)
             except tarfile.ReadError as exc:
                 raise ArchiveError(f"not a readable tar stream: {exc}") from exc
             with tar:
@@ -176,6 +228,7 @@ class _Extractor:
             self._finish_links()
             self._finish_dirs()
         finally:
+            self._drop_cached_dir()
             if self._root_fd is not None:
                 os.close(self._root_fd)
         self._progress(force=True)
@@ -250,7 +303,7 @@ class _Extractor:
         size = 0
         fd: int | None = None
         if self._root_fd is not None:
-            parent = self._open_dir(parts[:-1], create=True)
+            parent = self._parent_fd(parts[:-1])
             try:
                 fd = os.open(
                     parts[-1],
@@ -260,8 +313,6 @@ class _Extractor:
                 )
             except FileExistsError:
                 raise _Reject("conflicts with an existing entry") from None
-            finally:
-                os.close(parent)
         self._implicit_parents(parts[:-1])
         try:
             while chunk := src.read(_COPY_CHUNK):
@@ -293,6 +344,22 @@ class _Extractor:
             if parts[:i] not in self._dir_modes:
                 self._dir_modes[parts[:i]] = _IMPLICIT_DIR_MODE
                 self.result.dirs.append(DirRecord("/".join(parts[:i]), _IMPLICIT_DIR_MODE))
+
+    def _parent_fd(self, parts: tuple[str, ...]) -> int:
+        """The directory fd for consecutive files of one directory, opened once (tar archives
+        list a directory's files together): one open per file instead of one per component.
+        Only this extractor writes below the private staging root, so the fd stays valid."""
+        if self._cached_dir is not None and self._cached_dir[0] == parts:
+            return self._cached_dir[1]
+        fd = self._open_dir(parts, create=True)
+        self._drop_cached_dir()
+        self._cached_dir = (parts, fd)
+        return fd
+
+    def _drop_cached_dir(self) -> None:
+        if self._cached_dir is not None:
+            os.close(self._cached_dir[1])
+            self._cached_dir = None
 
     def _open_dir(self, parts: tuple[str, ...], *, create: bool) -> int:
         """An fd for directory `parts` below the root, walked without following any symlink."""
