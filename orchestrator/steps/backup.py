@@ -14,8 +14,9 @@ explicit `ctx.data["backup_targets"]` list of names, as rebuild-sandbox sets) an
 `--consistent` pauses a sandbox's container while reading it and unpauses it in a `finally`;
 a run killed outright (SIGKILL, power loss) cannot, and a paused sandbox looks "not running"
 to OpenShell, so every later run would skip it for ever. So a pause is first recorded under
-`rebuild-backups/.paused/` and the record removed after the unpause; the next snapshot unpauses
-what a dead run left paused, and says so.
+`rebuild-backups/.paused/` and the record removed after the unpause; the `unpause_leftovers`
+step of the next run (before it lists sandboxes) unpauses what a dead run left paused, and
+says so.
 
 Test hook (inactive unless the variable is set): `NEMOCLAW_TEST_PAUSE_AT=<point>:<sandbox>`
 stops the run at that point of that sandbox's backup, writes the file named by
@@ -128,7 +129,6 @@ def _targets(ctx: "RunContext") -> tuple[list[SandboxEntry], list[str]]:
 def snapshot(ctx: "RunContext") -> None:
     """Stream each ready sandbox's state into staging, in parallel; refuse hostile entries."""
     out, st = ctx.out, ctx.out.style
-    _unpause_leftovers(ctx)
     targets, skipped = _targets(ctx)
     registry_order = [e.name for e in ctx.data.get("registry", [])]
     for name in registry_order:
@@ -247,6 +247,13 @@ def _forget_pause(record: Path | None) -> None:
             record.unlink()
         except FileNotFoundError:
             pass
+
+
+@step("unpause_leftovers")
+def unpause_leftovers(ctx: "RunContext") -> None:
+    """Unpause sandboxes a killed --consistent run left paused (before the list, which would
+    otherwise show them as not running and skip them)."""
+    _unpause_leftovers(ctx)
 
 
 def _unpause_leftovers(ctx: "RunContext") -> None:

@@ -439,8 +439,10 @@ def test_sandbox_left_paused_by_a_killed_consistent_run_is_unpaused_by_the_next_
     assert f"  Unpaused '{h.a}' (container {c.name}): interrupted run {run.run_id} had paused it." in res.stdout.splitlines()
     c.reload()
     assert c.status == "running" and not c.attrs["State"]["Paused"]
-    # OpenShell saw it paused ("not running") when this run listed sandboxes; the next run takes it.
+    # Unpaused before the list, so this same run already sees it running and backs it up.
+    assert res.returncode == 0, res.stderr
+    assert "not running" not in res.stdout
+    assert h.a in assert_only_complete_backups(h)
     again = h.nemoclaw("backup-all")
     assert again.returncode == 0, again.stderr
-    assert h.a in assert_only_complete_backups(h)
     assert "Unpaused" not in again.stdout
