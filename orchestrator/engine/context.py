@@ -41,6 +41,8 @@ class RunContext:
     # A step may set this to override the exit code of the terminal state the run ends in.
     exit_code: int | None = None
     debug: bool = False
+    # Set by the workflow's `read_only_when` option: no lock, no sweep, no recovery, no commit.
+    read_only: bool = False
     _staging: "Staging | None" = None
 
     @property

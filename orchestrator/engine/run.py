@@ -78,7 +78,9 @@ def run_workflow(
     out = out or Reporter()
     run_id = new_run_id()
     events = EventLog(paths.runs_dir / f"{run_id}.jsonl", run_id)
-    ctx = RunContext(run_id=run_id, workflow=spec, options=dict(options), paths=paths, out=out, events=events, debug=debug)
+    read_only = bool(spec.read_only_when and options.get(spec.read_only_when))
+    ctx = RunContext(run_id=run_id, workflow=spec, options=dict(options), paths=paths, out=out, events=events,
+                     debug=debug, read_only=read_only)
     started = monotonic()
     events.write(
         "run_started",
@@ -91,7 +93,7 @@ def run_workflow(
     )
     lock = None
     try:
-        if spec.lock:
+        if spec.lock and not read_only:
             from ..store.errors import LockHeld
             from ..store.lock import WriterLock
             from ..store.staging import describe_sweep, sweep
@@ -195,6 +197,8 @@ def _run_state(ctx: RunContext, name: str, sspec: StateSpec) -> str:
     step = get_step(sspec.do or "")
     if step is None:  # validated at load time; kept for workflows built in code
         raise StepError(f"unknown step '{sspec.do}'")
+    if step.commits and ctx.read_only:
+        raise StepError(f"  Refusing to run '{step.name}' (state '{name}'): this run is read-only (--{ctx.workflow.read_only_when}).")
 
     ctx.params = dict(sspec.with_)
 

@@ -46,15 +46,14 @@ def _drift(ctx: "RunContext"):
 
 
 def _recover(ctx: "RunContext") -> bool:
-    """`with: {recover: false}`, or `with: {recover_unless: <option>}` (e.g. `check`: a
-    read-only `--check` run must not select or start a gateway)."""
-    unless = ctx.params.get("recover_unless")
-    if unless and ctx.options.get(str(unless)):
+    """No recovery with `with: {recover: false}` or in a read-only run (the workflow's
+    `read_only_when` option, e.g. `--check`, which must not select or start a gateway)."""
+    if ctx.read_only:
         return False
     return bool(ctx.params.get("recover", True))
 
 
-@step("sandbox_list", outcomes=("next",), refuses=True, params=("recover", "recover_unless"))
+@step("sandbox_list", outcomes=("next",), refuses=True, params=("recover",))
 def sandbox_list(ctx: "RunContext") -> None:
     """List OpenShell sandboxes (recovering the gateway once if unreachable); refuse on schema mismatch."""
     state_dir = ctx.paths.gateway_state_dir

@@ -113,6 +113,9 @@ class WorkflowSpec:
     arguments: list[ArgumentSpec] = attrs.Factory(list)
     guard: Guard | None = None
     lock: bool = True
+    # A bool option that makes the run read-only (e.g. `check`): no lock, no sweep, no gateway
+    # recovery, and reaching a commit step is an error.
+    read_only_when: str | None = None
     # Where it was loaded from (not a YAML key).
     source: Path | None = None
 

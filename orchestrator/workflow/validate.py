@@ -46,6 +46,11 @@ def validate(
         bad_default = _check_default(ospec.type, ospec.default, ospec.choices)
         if bad_default:
             err(loc.error(["options", opt, "default"], bad_default))
+    if spec.read_only_when is not None:
+        ro = spec.options.get(spec.read_only_when)
+        if ro is None or ro.type != "bool":
+            bools = ", ".join(n for n, o in spec.options.items() if o.type == "bool") or "none"
+            err(loc.error(["read_only_when"], f"'{spec.read_only_when}' must name a bool option; bool options: {bools}"))
     for i, arg in enumerate(spec.arguments):
         if not OPTION_NAME.match(arg.name):
             err(loc.error(["arguments", i, "name"], f"argument name '{arg.name}' must match [a-z][a-z0-9_]*"))

@@ -54,3 +54,24 @@ def test_sweep_of_dead_runs_staging_is_announced(nemoclaw):
     assert r.returncode == 0, r.stderr
     assert "Removed leftovers of 1 interrupted run" in r.stdout
     assert not os.path.exists(staged)
+
+
+def test_read_only_run_takes_no_lock_and_may_not_commit(nemoclaw):
+    first = nemoclaw.popen("t-wait")
+    try:
+        _wait_for(nemoclaw.home / "staged.path")
+        looked = nemoclaw.run("t-look", "--check")
+        assert looked.returncode == 0, looked.stderr  # beside a live writer: no lock needed
+        assert "ok in t-look" in looked.stdout
+        writer = nemoclaw.run("t-look")
+        assert writer.returncode == 75  # the same workflow without --check is a writer
+    finally:
+        first.terminate()
+        first.communicate(timeout=30)
+    blocked = nemoclaw.run("t-look", "--check", "--empty")  # routes to the commit state
+    assert blocked.returncode == 1
+    assert "Refusing to run 't_stage_commit' (state 'commit'): this run is read-only (--check)." in blocked.stderr
+    assert not (nemoclaw.home / ".nemoclaw" / "rebuild-backups" / "alpha").exists()
+    written = nemoclaw.run("t-look", "--empty")
+    assert written.returncode == 0, written.stderr
+    assert (nemoclaw.home / ".nemoclaw" / "rebuild-backups" / "alpha").is_dir()

@@ -38,6 +38,7 @@ CASES = {
     "missing-key": (GOOD.replace("initial: first\n", ""), 1, "missing required key 'initial'"),
     "yaml-boolean-key": (GOOD.replace("      empty: done", "      on: done"), 9, "is not a string (YAML 1.1 reads on/off/yes/no as booleans"),
     "name-mismatch": (GOOD.replace("name: {name}", "name: other-name"), 1, "'other-name' must match the file name"),
+    "read-only-not-bool": ("read_only_when: colour\n" + GOOD, 1, "read_only_when: 'colour' must name a bool option; bool options: none"),
     "guard-needs-preflight": ("guard: {{action: doing things, command: nemoclaw x}}\n" + GOOD, 6, "guarded workflow runs step 't_branch' before 'do: preflight'; only local read-only steps may come first"),
 }
 
