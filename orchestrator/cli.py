@@ -6,7 +6,6 @@ dropped into ~/.nemoclaw/workflows/ is a new command with no Python change.
 
 from __future__ import annotations
 
-import importlib
 import signal
 import sys
 from typing import Any

@@ -9,7 +9,6 @@ every other HTTP request there is a 404 like the real multiplexer. `/health`, `/
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import email.utils
 import json
 import os
@@ -17,7 +16,6 @@ import signal
 import sqlite3
 import sys
 import threading
-import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path

@@ -190,7 +190,7 @@ def cmd_status(ctx: Ctx) -> int:
         out(f"  {term.dimmed('Version:')} {health.get('2:version', '')}")
         return 0
     except (rpc.TransportError, rpc.RpcStatus) as e:
-        grpc_error: str = (f"transport error" if isinstance(e, rpc.TransportError) else str(e))
+        grpc_error: str = ("transport error" if isinstance(e, rpc.TransportError) else str(e))
     try:
         code, reason = rpc.http_health_status(endpoint)
     except rpc.TransportError as e:

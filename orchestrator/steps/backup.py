@@ -11,28 +11,12 @@ explicit `ctx.data["backup_targets"]` list of names, as rebuild-sandbox sets) an
 `ctx.data["captures"]` for commit_backups, which leaves `ctx.data["committed"]`
 ({name: backup dir}) and `ctx.data["summary"]`.
 
-`--consistent` pauses a sandbox's container while reading it and unpauses it in a `finally`;
-a run killed outright (SIGKILL, power loss) cannot, and a paused sandbox looks "not running"
-to OpenShell, so every later run would skip it for ever. So a pause is first recorded under
-`rebuild-backups/.paused/` and the record removed after the unpause; the `unpause_leftovers`
-step of the next run (before it lists sandboxes) unpauses what a dead run left paused, and
-says so.
-
-Test hook (inactive unless the variable is set): `NEMOCLAW_TEST_PAUSE_AT=<point>:<sandbox>`
-stops the run at that point of that sandbox's backup, writes the file named by
-`NEMOCLAW_TEST_PAUSE_MARKER` (`<pid> <run id> <point>:<sandbox>`) and waits there (at most
-10 minutes; an interrupted run stops waiting) so that a test can kill the process at an exact
-point. Points: `archive` (the first file of the sandbox's archive is in staging, its stream
-still open), `before_commit` (its staged copy re-verified, right before the rename into
-place), `after_commit` (right after that rename, before the next sandbox's).
+`--consistent` pause records: _pause_records.py. Test kill points: _kill_points.py.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import threading
-import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,45 +38,17 @@ from ..store import (
     verify,
     write_manifest,
 )
-from ..store import _fsutil
 from ..store.errors import StoreError
-from ..store.staging import Owner
+
+from ._kill_points import Cancelled as _Cancelled
+from ._kill_points import pause_point as _pause_point
+from ._pause_records import forget_pause as _forget_pause
+from ._pause_records import record_pause as _record_pause
+from ._pause_records import unpause_leftovers_of_dead_runs as _unpause_leftovers
 
 if TYPE_CHECKING:
     from ..engine.context import RunContext
     from ..engine.output import ProgressTask
-
-
-class _Cancelled(Exception):
-    """Raised inside a worker's progress callback once the run is interrupted."""
-
-
-PAUSE_ENV = "NEMOCLAW_TEST_PAUSE_AT"
-PAUSE_MARKER_ENV = "NEMOCLAW_TEST_PAUSE_MARKER"
-_PAUSE_MAX_SECONDS = 600.0
-_paused: set[str] = set()
-
-
-def _pause_point(ctx: "RunContext", point: str, name: str, cancel: threading.Event | None = None) -> None:
-    """The test hook described in the module docstring; a no-op unless PAUSE_ENV names this point."""
-    where = f"{point}:{name}"
-    if os.environ.get(PAUSE_ENV) != where or where in _paused:
-        return
-    _paused.add(where)
-    marker = os.environ.get(PAUSE_MARKER_ENV)
-    note = f"{os.getpid()} {ctx.run_id} {where}\n"
-    if marker:
-        tmp = f"{marker}.{os.getpid()}.tmp"
-        with open(tmp, "w") as fh:
-            fh.write(note)
-        os.replace(tmp, marker)  # the test sees the whole line or nothing
-    else:
-        ctx.out.error(f"  {PAUSE_ENV}: paused at {where} (pid {os.getpid()})")
-    deadline = time.monotonic() + _PAUSE_MAX_SECONDS
-    while time.monotonic() < deadline:
-        if cancel is not None and cancel.is_set():
-            raise _Cancelled()
-        time.sleep(0.05)
 
 
 @attrs.define
@@ -227,65 +183,11 @@ def _capture_one(
             _forget_pause(record)  # pause() itself failed
 
 
-def _paused_dir(ctx: "RunContext") -> Path:
-    return ctx.paths.backups_root / ".paused"
-
-
-def _record_pause(ctx: "RunContext", name: str, container: Any) -> Path:
-    """Write (durably) that this run is about to pause `container`, before pausing it."""
-    d = _paused_dir(ctx)
-    _fsutil.makedirs_private(d)
-    path = d / f"{container.id}.json"
-    doc = {"sandbox": name, "container": container.name, "owner": Owner.current(ctx.run_id).to_json()}
-    _fsutil.write_file_atomic(path, _fsutil.dump_json(doc))
-    return path
-
-
-def _forget_pause(record: Path | None) -> None:
-    if record is not None:
-        try:
-            record.unlink()
-        except FileNotFoundError:
-            pass
-
-
 @step("unpause_leftovers")
 def unpause_leftovers(ctx: "RunContext") -> None:
     """Unpause sandboxes a killed --consistent run left paused (before the list, which would
     otherwise show them as not running and skip them)."""
     _unpause_leftovers(ctx)
-
-
-def _unpause_leftovers(ctx: "RunContext") -> None:
-    """Unpause containers that a dead run paused for --consistent and could not unpause."""
-    d = _paused_dir(ctx)
-    try:
-        records = sorted(d.glob("*.json"))
-    except OSError:
-        return
-    for path in records:
-        try:
-            doc = json.loads(path.read_bytes())
-            owner = Owner.from_json(doc["owner"])
-            name, cname = str(doc["sandbox"]), str(doc["container"])
-        except (OSError, ValueError, KeyError, TypeError):
-            _forget_pause(path)  # unreadable: nothing we can safely act on
-            continue
-        if owner.run_id == ctx.run_id or owner.is_alive():
-            continue
-        try:
-            container = docker_client().containers.get(path.name[: -len(".json")])
-            container.reload()
-            if container.status == "paused":
-                container.unpause()
-                ctx.out.line(f"  Unpaused '{name}' (container {cname}): interrupted run {owner.run_id} had paused it.")
-                ctx.event("container_unpaused", sandbox=name, container=cname, paused_by=owner.run_id)
-        except Exception as exc:  # noqa: BLE001 - gone or not ours to fix: say so, keep going
-            if "No such container" not in str(exc) and type(exc).__name__ != "NotFound":
-                ctx.out.error(f"  Could not unpause '{name}' (container {cname}), paused by interrupted run "
-                              f"{owner.run_id}: {exc}. Run: docker unpause {cname}")
-                continue
-        _forget_pause(path)
 
 
 @step("commit_backups", outcomes=("next", "partial"), commits=True, params=("quiet_summary",))

@@ -7,7 +7,7 @@ three ready sandboxes, one stopped and one hostile. Each test starts from an emp
 tests do not depend on each other's order. Sandbox names carry a random tag: other runs on
 the same engine use their own containers with the same label scheme.
 
-Exact points to kill a run at come from the documented test hook of orchestrator/steps/backup.py
+Exact points to kill a run at come from the documented test hook of orchestrator/steps/_kill_points.py
 (NEMOCLAW_TEST_PAUSE_AT / NEMOCLAW_TEST_PAUSE_MARKER): the run stops there and says so in a
 marker file; the test then kills the real process.
 """
@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.steps.backup import PAUSE_ENV, PAUSE_MARKER_ENV
+from orchestrator.steps._kill_points import PAUSE_ENV, PAUSE_MARKER_ENV
 from orchestrator.store import MANIFEST_NAME, load_manifest, verify
 from tests.simenv import SimEnv
 

@@ -1,6 +1,5 @@
 """Every kind of bad workflow file is rejected before anything runs, naming file, line and key."""
 
-import textwrap
 
 import pytest
 

@@ -15,6 +15,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -132,8 +133,19 @@ class Procs:
         self.popens: list[subprocess.Popen] = []
 
     def start(self, argv: list[str]) -> subprocess.Popen:
+        """Start a fake gateway and wait (bounded) until it has `exec -a`'d itself, so /proc
+        shows the gateway path as argv0, or has exited: until then argv0 is still bash."""
         p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.popens.append(p)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and p.poll() is None:
+            try:
+                argv0 = Path(f"/proc/{p.pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+            except OSError:
+                break
+            if os.path.basename(argv0) not in ("bash", "sh"):
+                break
+            time.sleep(0.01)
         return p
 
     def adopt(self, pid: int | None) -> None:

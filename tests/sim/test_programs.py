@@ -7,7 +7,6 @@ import hashlib
 import json
 import sqlite3
 import subprocess
-import time
 from pathlib import Path
 
 import pytest

@@ -1,0 +1,76 @@
+"""Records of `--consistent` pauses, so a killed run's frozen sandbox is unpaused next time.
+
+`--consistent` pauses a sandbox's container while reading it and unpauses it in a `finally`;
+a run killed outright (SIGKILL, power loss) cannot, and a paused sandbox looks "not running"
+to OpenShell, so every later run would skip it for ever. So a pause is first recorded under
+`rebuild-backups/.paused/` and the record removed after the unpause; the `unpause_leftovers`
+step of the next run (before it lists sandboxes) unpauses what a dead run left paused, and
+says so.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..sandbox_containers import docker_client
+from ..store import _fsutil
+from ..store.staging import Owner
+
+if TYPE_CHECKING:
+    from ..engine.context import RunContext
+
+
+def paused_dir(ctx: "RunContext") -> Path:
+    return ctx.paths.backups_root / ".paused"
+
+
+def record_pause(ctx: "RunContext", name: str, container: Any) -> Path:
+    """Write (durably) that this run is about to pause `container`, before pausing it."""
+    d = paused_dir(ctx)
+    _fsutil.makedirs_private(d)
+    path = d / f"{container.id}.json"
+    doc = {"sandbox": name, "container": container.name, "owner": Owner.current(ctx.run_id).to_json()}
+    _fsutil.write_file_atomic(path, _fsutil.dump_json(doc))
+    return path
+
+
+def forget_pause(record: Path | None) -> None:
+    if record is not None:
+        try:
+            record.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def unpause_leftovers_of_dead_runs(ctx: "RunContext") -> None:
+    """Unpause containers that a dead run paused for --consistent and could not unpause."""
+    d = paused_dir(ctx)
+    try:
+        records = sorted(d.glob("*.json"))
+    except OSError:
+        return
+    for path in records:
+        try:
+            doc = json.loads(path.read_bytes())
+            owner = Owner.from_json(doc["owner"])
+            name, cname = str(doc["sandbox"]), str(doc["container"])
+        except (OSError, ValueError, KeyError, TypeError):
+            forget_pause(path)  # unreadable: nothing we can safely act on
+            continue
+        if owner.run_id == ctx.run_id or owner.is_alive():
+            continue
+        try:
+            container = docker_client().containers.get(path.name[: -len(".json")])
+            container.reload()
+            if container.status == "paused":
+                container.unpause()
+                ctx.out.line(f"  Unpaused '{name}' (container {cname}): interrupted run {owner.run_id} had paused it.")
+                ctx.event("container_unpaused", sandbox=name, container=cname, paused_by=owner.run_id)
+        except Exception as exc:  # noqa: BLE001 - gone or not ours to fix: say so, keep going
+            if "No such container" not in str(exc) and type(exc).__name__ != "NotFound":
+                ctx.out.error(f"  Could not unpause '{name}' (container {cname}), paused by interrupted run "
+                              f"{owner.run_id}: {exc}. Run: docker unpause {cname}")
+                continue
+        forget_pause(path)
