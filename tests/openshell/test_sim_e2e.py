@@ -19,12 +19,11 @@ from orchestrator.cli_gateway import gateway_group
 from orchestrator.engine.errors import Refusal
 from orchestrator.openshell import read_marker, start_gateway
 from orchestrator.paths import Paths
+from orchestrator.sim import install as sim_install
 
 from .steputil import make_ctx, run_step
 
 pytestmark = pytest.mark.docker
-
-sim_install = pytest.importorskip("orchestrator.sim.install")
 
 
 @pytest.fixture
@@ -168,8 +167,7 @@ def test_nemoclaw_backup_all_refuses_with_exact_block_and_writes_nothing(sim, ho
     (home / ".nemoclaw").mkdir()
     (home / ".nemoclaw" / "sandboxes.json").write_text('{"sandboxes": {"alpha": {"name": "alpha"}}, "defaultSandbox": "alpha"}')
     nemoclaw = shutil.which("nemoclaw", path=os.path.dirname(sys.executable))
-    if nemoclaw is None:
-        pytest.skip("the nemoclaw entry point is not installed in this environment")
+    assert nemoclaw is not None, "the nemoclaw entry point must be installed next to this Python"
     before = sorted(p for p in home.rglob("*") if "runs" not in p.parts)
     proc = subprocess.run([nemoclaw, "backup-all"], capture_output=True, text=True, env=os.environ.copy(), timeout=120)
     assert proc.returncode == 1, proc.stdout + proc.stderr
