@@ -14,17 +14,9 @@ import stat
 from pathlib import Path
 
 import pytest
+from diagnosis_text import host_process_drift_block
 
 pytestmark = pytest.mark.docker
-
-BLOCK_TAIL = [
-    "  Refusing to trust OpenShell sandbox state while the host CLI and gateway schema may be out of sync.",
-    "  No sandbox data was changed.",
-    "",
-    "  Recovery:",
-    "    1. Run `nemoclaw onboard --resume` to repair or recreate the NemoClaw gateway with the installed OpenShell version.",
-]
-
 
 def tree_digest(root: Path) -> dict[str, str]:
     """Every file under ~/.nemoclaw except the run logs, with its SHA-256 (and every dir)."""
@@ -69,12 +61,8 @@ def test_bug_report_swapped_gateway_binary_is_refused_and_nothing_changes(sim, t
     before = tree_digest(sim.home / ".nemoclaw")
     r = sim.run(["nemoclaw", *argv], env=env)
     assert r.returncode == 1, r.stdout + r.stderr
-    err = r.stderr.splitlines()
     gateway_bin = os.path.realpath(sim.bin / "openshell-gateway")
-    i = err.index(f"  OpenShell gateway schema preflight failed before {action}.")
-    assert err[i + 1 : i + 3] == ["  Installed OpenShell: 0.0.44", f"  Running gateway binary: {gateway_bin} (0.0.43)"]
-    assert err[i + 4 : i + 4 + len(BLOCK_TAIL)] == BLOCK_TAIL
-    assert f"    2. Rerun `{command}` after `openshell status` reports a healthy NemoClaw gateway." in err
+    assert r.stderr.splitlines() == host_process_drift_block(action, command, gateway_bin, "0.0.44", "0.0.43")
     assert "Running gateway image" not in r.stderr
     assert "healthy" not in r.stdout and "is healthy" not in r.stderr
     assert r.stdout == ""

@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+
+from diagnosis_text import host_process_drift_block
 
 from orchestrator.sim.images import ensure_agent_image
 from orchestrator.store import load_agent
@@ -289,25 +292,7 @@ def test_cli_gateway_drift_refuses_before_anything(sim, docker_client, names, ne
     res = nemoclaw(sim, *argv)
 
     assert res.returncode == 1, res.stdout + res.stderr
-    import os
-
-    gw = os.path.realpath(sim.bin / "openshell-gateway")
-    block = [
-        "",
-        f"  OpenShell gateway schema preflight failed before {action}.",
-        "  Installed OpenShell: 0.0.44",
-        f"  Running gateway binary: {gw} (0.0.43)",
-        "",
-        "  Refusing to trust OpenShell sandbox state while the host CLI and gateway schema may be out of sync.",
-        "  No sandbox data was changed.",
-        "",
-        "  Recovery:",
-        "    1. Run `nemoclaw onboard --resume` to repair or recreate the NemoClaw gateway with the installed OpenShell version.",
-        f"    2. Rerun `{command}` after `openshell status` reports a healthy NemoClaw gateway.",
-        "",
-        "  If gateway recreation is required, preserve sandbox state first; do not delete sandbox volumes or backups "
-        "until `openshell status` reports a healthy NemoClaw gateway on the installed OpenShell version.",
-    ]
+    block = host_process_drift_block(action, command, os.path.realpath(sim.bin / "openshell-gateway"), "0.0.44", "0.0.43")
     assert res.stderr.splitlines() == block
     assert "Stale sandboxes" not in res.stdout
     assert_same_world(before, world(sim, docker_client, [a]))

@@ -1,0 +1,27 @@
+"""The standard refusal block (nemoclaw-behaviour §4.7) as end-to-end tests expect it on stderr.
+
+One copy for every end-to-end test; the formatter's own unit tests (tests/openshell/
+test_diagnosis.py) keep their literal text, so a change here cannot hide a change there.
+"""
+
+from __future__ import annotations
+
+
+def host_process_drift_block(action: str, command: str, gateway_bin: str, installed: str, running: str) -> list[str]:
+    """The block for a host-process gateway binary at `running` under an `installed` CLI."""
+    return [
+        "",
+        f"  OpenShell gateway schema preflight failed before {action}.",
+        f"  Installed OpenShell: {installed}",
+        f"  Running gateway binary: {gateway_bin} ({running})",
+        "",
+        "  Refusing to trust OpenShell sandbox state while the host CLI and gateway schema may be out of sync.",
+        "  No sandbox data was changed.",
+        "",
+        "  Recovery:",
+        "    1. Run `nemoclaw onboard --resume` to repair or recreate the NemoClaw gateway with the installed OpenShell version.",
+        f"    2. Rerun `{command}` after `openshell status` reports a healthy NemoClaw gateway.",
+        "",
+        "  If gateway recreation is required, preserve sandbox state first; do not delete sandbox volumes or backups "
+        "until `openshell status` reports a healthy NemoClaw gateway on the installed OpenShell version.",
+    ]
