@@ -58,5 +58,15 @@ class RunContext:
     def has_staging(self) -> bool:
         return self._staging is not None
 
+    def fill(self, text: str) -> str:
+        """`text` with `{option}` fields filled from the run's options (YAML wording such as
+        "rebuilding sandbox '{name}'"); unknown or unset fields stay as written."""
+        return text.format_map(_Fields({k: v for k, v in self.options.items() if v is not None}))
+
     def event(self, event: str, **fields: Any) -> None:
         self.events.write(event, **fields)
+
+
+class _Fields(dict):  # type: ignore[type-arg]
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"

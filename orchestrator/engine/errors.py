@@ -13,18 +13,22 @@ from collections.abc import Sequence
 class StepError(Exception):
     """A step failed in a way it understands.
 
-    `kind` names the category a workflow's `retry.on` can list (`transient`, `timeout`,
+    `kind` names the category a state's `retry.errors` can list (`transient`, `timeout`,
     `docker`, ...). `exit_code` overrides the exit code of the terminal state the run ends
     in (e.g. 2 for a corrupt registry file, which is bad input rather than a failure).
+    `reported=True` says the step already printed what went wrong; the engine only logs it.
     """
 
     kind: str = "error"
 
-    def __init__(self, message: str, *, kind: str | None = None, exit_code: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, kind: str | None = None, exit_code: int | None = None, reported: bool = False
+    ) -> None:
         super().__init__(message)
         if kind is not None:
             self.kind = kind
         self.exit_code = exit_code
+        self.reported = reported
 
 
 class TransientError(StepError):

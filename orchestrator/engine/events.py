@@ -6,13 +6,13 @@ Appended and flushed event by event, so a killed run still leaves what it did up
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from ..store.staging import Owner
 
 
 def new_run_id() -> str:
@@ -74,21 +74,14 @@ def summarize(path: Path) -> dict[str, Any]:
         "exit_code": end.get("exit_code") if end else None,
         "duration_s": end.get("duration_s") if end else None,
         "pid": start.get("pid"),
-        "status": "finished" if end else ("running" if _alive(start.get("pid")) else "interrupted"),
+        "status": "finished" if end else ("running" if _owner_alive(start.get("owner")) else "interrupted"),
     }
 
 
-def _alive(pid: Any) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
+def _owner_alive(owner: Any) -> bool:
+    """The run's process still runs (the same one: pid reuse and reboots are told apart)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return Owner.from_json(owner).is_alive()
+    except ValueError:
         return False
-    except PermissionError:
-        return True
-    return True
 
-
-def monotonic() -> float:
-    return time.monotonic()

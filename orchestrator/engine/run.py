@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import time
 import traceback
 from collections.abc import Mapping
 from typing import Any
@@ -20,10 +21,11 @@ import attrs
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from ..paths import Paths
+from ..store.staging import Owner
 from ..workflow.spec import StateSpec, WorkflowSpec
 from .context import RunContext
 from .errors import Refusal, StepError
-from .events import EventLog, monotonic, new_run_id
+from .events import EventLog, new_run_id
 from .machine import build_machine
 from .output import Reporter
 from .steps import Outcome, get_step
@@ -81,7 +83,7 @@ def run_workflow(
     read_only = bool(spec.read_only_when and options.get(spec.read_only_when))
     ctx = RunContext(run_id=run_id, workflow=spec, options=dict(options), paths=paths, out=out, events=events,
                      debug=debug, read_only=read_only)
-    started = monotonic()
+    started = time.monotonic()
     events.write(
         "run_started",
         workflow=spec.name,
@@ -90,6 +92,7 @@ def run_workflow(
         pid=os.getpid(),
         host=socket.gethostname(),
         argv=sys.argv,
+        owner=Owner.current(run_id).to_json(),
     )
     lock = None
     try:
@@ -127,7 +130,7 @@ def run_workflow(
 
 
 def _finish(ctx: RunContext, terminal: str, code: int, reason: str | None, started: float) -> RunResult:
-    ctx.events.write("run_finished", terminal=terminal, exit_code=code, reason=reason, duration_s=round(monotonic() - started, 3))
+    ctx.events.write("run_finished", terminal=terminal, exit_code=code, reason=reason, duration_s=round(time.monotonic() - started, 3))
     return RunResult(ctx.run_id, ctx.workflow.name, terminal, code, reason, ctx)
 
 
@@ -146,7 +149,7 @@ def _drive(ctx: RunContext) -> tuple[str, str | None]:
         sspec = spec.states[name]
         step_name = sspec.do if sspec.foreach is None else f"foreach:{sspec.foreach.workflow}"
         ctx.events.write("state_entered", state=name, step=step_name)
-        t0 = monotonic()
+        t0 = time.monotonic()
         try:
             outcome = _run_state(ctx, name, sspec)
         except Refusal as refusal:
@@ -157,7 +160,7 @@ def _drive(ctx: RunContext) -> tuple[str, str | None]:
                 outcome = "error"
             ctx.out.lines(refusal.diagnosis, error=True)
         except (KeyboardInterrupt, Interrupted):
-            ctx.events.write("state_left", state=name, outcome="interrupted", duration_s=round(monotonic() - t0, 3))
+            ctx.events.write("state_left", state=name, outcome="interrupted", duration_s=round(time.monotonic() - t0, 3))
             raise
         except BaseException as exc:  # noqa: BLE001 - every failure is routed, none escapes
             if isinstance(exc, SystemExit):
@@ -168,7 +171,7 @@ def _drive(ctx: RunContext) -> tuple[str, str | None]:
             _report_failure(ctx, name, sspec, exc)
             if isinstance(exc, StepError) and exc.exit_code is not None:
                 ctx.exit_code = exc.exit_code
-        ctx.events.write("state_left", state=name, outcome=outcome, duration_s=round(monotonic() - t0, 3))
+        ctx.events.write("state_left", state=name, outcome=outcome, duration_s=round(time.monotonic() - t0, 3))
         if outcome not in sspec.routes() and outcome not in ("error", "partial"):
             _report_failure(ctx, name, sspec, StepError(f"step '{sspec.do}' ended with '{outcome}', which state '{name}' does not route"))
             outcome = "error"
@@ -179,7 +182,7 @@ def _drive(ctx: RunContext) -> tuple[str, str | None]:
 def _report_failure(ctx: RunContext, state: str, sspec: StateSpec, exc: BaseException) -> None:
     ctx.events.write("step_failed", state=state, step=sspec.do, kind=error_kind(exc), error=str(exc), type=type(exc).__name__)
     if isinstance(exc, StepError):
-        if not getattr(exc, "reported", False) and str(exc):
+        if not exc.reported and str(exc):
             ctx.out.error(str(exc) if str(exc).startswith("  ") else f"  {exc}")
     else:
         ctx.out.error(f"  {ctx.out.style.RD}✗{ctx.out.style.R} Step '{sspec.do}' (state '{state}') failed: {type(exc).__name__}: {exc}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..engine.errors import StepError
 from ..openshell.diagnosis import Wording
 
 if TYPE_CHECKING:
@@ -16,17 +17,11 @@ def guard_wording(ctx: "RunContext") -> Wording:
     if guard is None:
         return Wording()
     # `{name}` (or any option) in the wording is filled in: "rebuilding sandbox '{name}'".
-    fields = _Fields({k: v for k, v in ctx.options.items() if v is not None})
-    return Wording(action=guard.action.format_map(fields), command=guard.command.format_map(fields))
+    return Wording(action=ctx.fill(guard.action), command=ctx.fill(guard.command))
 
 
-class _Fields(dict):  # type: ignore[type-arg]
-    def __missing__(self, key: str) -> str:
-        return "{" + key + "}"
-
-
-def report_exactly(ctx: "RunContext", exc: Exception) -> Exception:
+def report_exactly(ctx: "RunContext", exc: StepError) -> StepError:
     """Print a StepError's message as-is (no added indent) and mark it reported."""
     ctx.out.error(str(exc))
-    setattr(exc, "reported", True)
+    exc.reported = True
     return exc

@@ -16,11 +16,4 @@ def fail(ctx: "RunContext") -> None:
     """End the run as failed with `with.message` (stderr) and optional `with.exit_code`."""
     message = str(ctx.params.get("message") or "  The workflow ended in a failure state.")
     code = ctx.params.get("exit_code")
-    raise StepError(message.format_map(_Options(ctx.options)), exit_code=int(code) if code is not None else None)
-
-
-class _Options(dict):  # type: ignore[type-arg]
-    """str.format_map source that leaves unknown {fields} as they are."""
-
-    def __missing__(self, key: str) -> str:
-        return "{" + key + "}"
+    raise StepError(ctx.fill(message), exit_code=int(code) if code is not None else None)

@@ -241,12 +241,6 @@ def _cause(ctx: "RunContext") -> str:
     return getattr(exc, "gist", None) or " ".join(str(exc).split())
 
 
-def _reported(message: str) -> StepError:
-    err = StepError(message)
-    err.reported = True  # type: ignore[attr-defined]  # already printed, line by line
-    return err
-
-
 @step("rollback_rebuild", outcomes=(), params=("timeout",))
 def rollback_rebuild(ctx: "RunContext") -> None:
     """After a failure past the backup: recreate from the previous image and restore the same
@@ -267,7 +261,7 @@ def rollback_rebuild(ctx: "RunContext") -> None:
             and _runs_image(plan.name, plan.previous_image)):
         # The delete itself failed and the sandbox is still there, untouched: nothing to undo.
         out.error(f"  Sandbox '{plan.name}' was not deleted; it still runs {plan.previous_image}. Nothing was changed.")
-        raise _reported(f"{what} failed ({cause}); the sandbox was left as it was")
+        raise StepError(f"{what} failed ({cause}); the sandbox was left as it was", reported=True)
     out.error(f"  Rolling back '{plan.name}' to {plan.previous_image} and restoring {backup}...")
     try:
         if backup is None:
@@ -288,10 +282,10 @@ def rollback_rebuild(ctx: "RunContext") -> None:
             out.error(f"    nemoclaw backups restore {plan.name} --from {Path(backup).name}")
         ctx.data.setdefault("rebuild_unrecovered", []).append(plan.name)
         ctx.event("rollback_failed", sandbox=plan.name, image=plan.previous_image, backup=str(backup), error=str(exc))
-        raise _reported(f"{what} failed ({cause}) and so did the rollback; restore it by hand as shown above") from None
+        raise StepError(f"{what} failed ({cause}) and so did the rollback; restore it by hand as shown above", reported=True) from None
     ctx.event("rolled_back", sandbox=plan.name, image=plan.previous_image, backup=str(backup))
     out.error(f"  Rolled back '{plan.name}': it runs {plan.previous_image} again with its files restored from {backup}.")
-    raise _reported(f"{what} failed ({cause}); rolled back to {plan.previous_image} with its files restored")
+    raise StepError(f"{what} failed ({cause}); rolled back to {plan.previous_image} with its files restored", reported=True)
 
 
 def _runs_image(name: str, image: str) -> bool:

@@ -82,7 +82,7 @@ def sandbox_list(ctx: "RunContext") -> None:
         raise Refusal(format_diagnosis(issue, wording), reason=kind, details={"status": result.status})
     if result.status != 0:
         ctx.out.lines(list_failure_lines(attempt), error=True)
-        exc = StepError("Failed to query running sandboxes from OpenShell.", kind="openshell", exit_code=result.status or 1)
-        exc.reported = True  # type: ignore[attr-defined]
-        raise exc
+        raise StepError(
+            "Failed to query running sandboxes from OpenShell.", kind="openshell", exit_code=result.status or 1, reported=True
+        )
     ctx.data["sandbox_list"] = {**listing.as_data(), "recovered": attempt.attempted and attempt.succeeded}
