@@ -12,6 +12,10 @@ from typing import Any
 
 import click
 
+from .cli_backups import backups_group
+from .cli_gateway import gateway_group
+from .cli_runs import runs_group
+from .cli_workflows import workflows_group
 from .engine.errors import DefinitionError
 from .engine.output import Reporter
 from .engine.run import Interrupted, run_workflow
@@ -108,21 +112,8 @@ def cli() -> None:
     """
 
 
-def _register_static() -> None:
-    from .cli_runs import runs_group
-    from .cli_workflows import workflows_group
-
-    cli.add_command(workflows_group)
-    cli.add_command(runs_group)
-    import importlib.util
-
-    # Command groups of later layers register themselves here once they exist.
-    for module, attr in (("cli_gateway", "gateway_group"), ("cli_backups", "backups_group")):
-        if importlib.util.find_spec(f"orchestrator.{module}") is not None:
-            cli.add_command(getattr(importlib.import_module(f"orchestrator.{module}"), attr))
-
-
-_register_static()
+for _group in (workflows_group, runs_group, gateway_group, backups_group):
+    cli.add_command(_group)
 
 
 def _on_sigterm(signum: int, _frame: Any) -> None:

@@ -10,7 +10,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -35,7 +35,7 @@ def _human(n: int) -> str:
     return f"{n} B"
 
 
-def _fail(message: str, code: int = 1) -> None:
+def _fail(message: str, code: int = 1) -> NoReturn:
     click.echo(message, err=True)
     sys.exit(code)
 
@@ -45,7 +45,6 @@ def _select(store: BackupStore, name: str | None) -> list[Backup]:
         return store.list(name)
     except StoreError as exc:
         _fail(f"  {exc}", 2)
-        raise AssertionError  # unreachable
 
 
 @contextmanager
@@ -55,7 +54,6 @@ def _locked() -> Iterator[None]:
         lock = WriterLock(paths.lock_file, new_run_id()).acquire()
     except LockHeld as exc:
         _fail(f"  {exc}", exc.exit_code)
-        raise AssertionError from None
     if lock.broken is not None:
         click.echo(lock.broken.message)
     try:
@@ -80,7 +78,6 @@ def list_cmd(name: str | None, as_json: bool) -> None:
         listing = store.scan(name)
     except StoreError as exc:
         _fail(f"  {exc}", 2)
-        raise AssertionError from None
     rows: list[dict[str, Any]] = []
     for b in listing.backups:
         quick = store.verify(b, sample_pct=0.0001)
@@ -145,7 +142,6 @@ def restore_cmd(name: str, timestamp: str | None, dry_run: bool) -> None:
     chosen = next((b for b in backups if timestamp is None or b.timestamp == timestamp), None)
     if chosen is None:
         _fail(f"  No backup of '{name}'" + (f" with timestamp {timestamp}." if timestamp else "."), 1)
-    assert chosen is not None
     mismatch = store.verify(chosen)
     if mismatch is not None:
         _fail(f"  Refusing to restore a damaged backup: {mismatch} ({chosen.path})")
@@ -158,14 +154,12 @@ def restore_cmd(name: str, timestamp: str | None, dry_run: bool) -> None:
             container = find_sandbox_container(name)
         except StepError as exc:
             _fail(f"  Cannot restore '{name}': {exc}")
-            raise AssertionError from None
         out = Reporter()
         out.line(f"  Restoring {chosen.timestamp} into '{name}' ({len(chosen.manifest.files)} files)...")
         try:
             result = restore_backup(container, chosen.path, chosen.manifest)
         except (RestoreError, StoreError) as exc:
             _fail(f"  ✗ Restore of '{name}' failed: {exc}")
-            raise AssertionError from None
         if not result.ok:
             _fail(f"  ✗ Restored files of '{name}' do not match the backup: {result.mismatch}")
         out.line(f"  ✓ Restored '{name}' from {chosen.timestamp}; {result.files} files verified in the sandbox.")

@@ -9,7 +9,6 @@ from pathlib import Path
 import click
 
 from .engine.errors import DefinitionError
-from .engine.output import color_enabled
 from .workflow.discover import builtin_dir, find_all, load_workflow
 from .workflow.graph import diagram_markdown, mermaid
 
@@ -44,7 +43,7 @@ def list_cmd(as_json: bool) -> None:
         tags = ("guarded" if r["guarded"] else "") + ("" if r["builtin"] else ", user" if r["guarded"] else "user")
         click.echo(f"  {r['name']:<{width}}  {r['summary']}" + (f"  [{tags}]" if tags else ""))
         for p in r["shadowed"]:
-            click.echo(f"  {'':<{width}}  (shadows nothing; ignored duplicate: {p})")
+            click.echo(f"  {'':<{width}}  (ignored: {p} has the same name and comes later on the path)")
 
 
 @workflows_group.command("show")
@@ -124,5 +123,3 @@ def _load_or_exit(path: Path, known: set[str]):  # type: ignore[no-untyped-def]
             click.echo(p, err=True)
         sys.exit(2)
 
-
-_ = color_enabled  # colour is decided per line by Reporter; kept for symmetry with other commands

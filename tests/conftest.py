@@ -16,8 +16,8 @@ def docker_client():
         client.ping()
     except Exception as exc:  # noqa: BLE001 - any failure means "no engine"
         msg = f"no Docker engine reachable at DOCKER_HOST={os.environ.get('DOCKER_HOST', '(default)')}: {exc}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(msg)
+        if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
+            pytest.fail(msg)  # in CI a missing engine is a failure, never a skip
         pytest.skip(msg)
     yield client
     client.close()
