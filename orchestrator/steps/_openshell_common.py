@@ -1,11 +1,13 @@
-"""Helpers shared by the OpenShell-facing steps: guard wording and exact not-found reporting."""
+"""Helpers shared by the OpenShell-facing steps: guard wording, exact not-found reporting, and
+finding a listed sandbox's container."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..engine.errors import StepError
 from ..openshell.diagnosis import Wording
+from ..sandbox_containers import find_sandbox_container
 
 if TYPE_CHECKING:
     from ..engine.context import RunContext
@@ -25,3 +27,11 @@ def report_exactly(ctx: "RunContext", exc: StepError) -> StepError:
     ctx.out.error(str(exc))
     exc.reported = True
     return exc
+
+
+def listed_container(ctx: "RunContext", name: str) -> Any:
+    """The container of a sandbox the `sandbox_list` step saw, found by the id the listing
+    gave (`-o json`), so no `openshell sandbox get` runs (it records a last-used sandbox). Only
+    without an id, and never in a read-only run, is the gateway asked for it."""
+    sid = ctx.data.get("sandbox_list", {}).get("ids", {}).get(name)
+    return find_sandbox_container(name, sandbox_id_=sid, ask_gateway=sid is None and not ctx.read_only)

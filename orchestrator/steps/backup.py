@@ -26,7 +26,7 @@ import attrs
 from ..engine.errors import StepError
 from ..engine.steps import step
 from ..registry import SandboxEntry
-from ..sandbox_containers import docker_client, find_sandbox_container
+from ..sandbox_containers import docker_client
 from ..store import (
     BackupStore,
     Capture,
@@ -44,6 +44,7 @@ from ._kill_points import Cancelled as _Cancelled
 from ._kill_points import pause_point as _pause_point
 from ._pause_records import forget_pause as _forget_pause
 from ._pause_records import record_pause as _record_pause
+from ._openshell_common import listed_container
 from ._pause_records import unpause_leftovers_of_dead_runs as _unpause_leftovers
 
 if TYPE_CHECKING:
@@ -145,7 +146,7 @@ def _capture_one(
 
     try:
         agent = load_agent(entry.agent)
-        container = find_sandbox_container(job.name)
+        container = listed_container(ctx, job.name)
     except (StepError, StoreError) as exc:
         job.error = str(exc).strip()
         return

@@ -25,6 +25,7 @@ from ..sandbox_containers import find_sandbox_container
 from ..store import load_agent, load_manifest, restore_backup
 from ..store.errors import StoreError
 from ..store.restore import read_back, restore_names
+from ._openshell_common import listed_container
 
 if TYPE_CHECKING:
     from ..engine.context import RunContext
@@ -80,7 +81,7 @@ def rebuild_target(ctx: "RunContext") -> None:
         agent = load_agent(entry.agent)
     except StoreError as exc:
         raise StepError(f"  {exc}", exit_code=2) from None
-    container = find_sandbox_container(name)
+    container = listed_container(ctx, name)
     previous = container.attrs.get("Config", {}).get("Image") or (container.image.tags or [""])[0]
     if not previous:
         raise StepError(f"  Cannot tell which image sandbox '{name}' runs.")

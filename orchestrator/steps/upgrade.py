@@ -15,9 +15,9 @@ from ..agent_version import VersionCheck, check_version
 from ..engine.errors import StepError
 from ..engine.steps import step
 from ..registry import SandboxEntry
-from ..sandbox_containers import find_sandbox_container
 from ..store import load_agent
 from ..store.errors import StoreError
+from ._openshell_common import listed_container
 
 if TYPE_CHECKING:
     from ..engine.context import RunContext
@@ -30,7 +30,6 @@ def classify_versions(ctx: "RunContext") -> str:
     registry: list[SandboxEntry] = ctx.data.get("registry", [])
     listing = ctx.data.get("sandbox_list", {})
     live = set(listing.get("ready", []))
-    ids: dict[str, str] = listing.get("ids", {})
     checks: list[VersionCheck] = []
     for entry in registry:
         try:
@@ -40,9 +39,9 @@ def classify_versions(ctx: "RunContext") -> str:
         container = None
         if entry.name in live:
             try:
-                # The id from the listing: no `openshell sandbox get`, which would record a
-                # last-used sandbox (--check writes nothing, NemoClaw #7279).
-                container = find_sandbox_container(entry.name, sandbox_id_=ids.get(entry.name), ask_gateway=False)
+                # By the listing's id: --check writes nothing, not even the CLI's last-used
+                # sandbox (NemoClaw #7279).
+                container = listed_container(ctx, entry.name)
             except StepError:
                 container = None
         check = check_version(entry, agent, container)

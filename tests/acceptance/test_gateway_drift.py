@@ -154,6 +154,8 @@ def test_stopped_gateway_is_recovered_on_its_registered_port_and_the_list_retrie
     assert "  ✓ Docker-driver gateway is healthy" in r.stdout.splitlines()
     assert "Pre-upgrade backup: 1 backed up, 0 failed, 0 skipped" in r.stdout
     assert [c for c in calls(log) if c.startswith("sandbox list")] == ["sandbox list -o json"] * 2
+    # Containers are found by the ids of that listing: no `sandbox get` (it records a last-used sandbox).
+    assert not any(c.startswith("sandbox get") for c in calls(log)), calls(log)
     marker = sim.marker()
     assert marker["endpoint"].endswith(f":{sim.port}")
     assert sim.openshell("status").returncode == 0
