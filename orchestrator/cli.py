@@ -32,6 +32,10 @@ def _option(name: str, o: OptionSpec) -> click.Option:
     if o.type == "bool":
         return click.Option([*decls, name], is_flag=True, default=bool(o.default), help=o.help)
     kind = click.Choice(o.choices or []) if o.type == "choice" else _TYPES[o.type]
+    if o.type == "int" and (o.min is not None or o.max is not None):
+        kind = click.IntRange(None if o.min is None else int(o.min), None if o.max is None else int(o.max))
+    elif o.type == "float" and (o.min is not None or o.max is not None):
+        kind = click.FloatRange(o.min, o.max)
     return click.Option([*decls, name], type=kind, default=o.default, show_default=o.default is not None, help=o.help)
 
 
@@ -63,10 +67,18 @@ def workflow_command(spec: WorkflowSpec) -> click.Command:
 def _print_json_summary(result: Any) -> None:
     import json
 
+    from .engine.facts import declared, dump
+
     ctx = result.context
     doc = {"run": result.run_id, "workflow": result.workflow, "terminal": result.terminal, "exit_code": result.exit_code, "reason": result.reason}
-    summary = ctx.data.get("summary") if ctx is not None else None
-    if summary is not None:
+    reports = {name: fd for name, fd in declared().items() if fd.report}
+    summary: dict[str, Any] = {}
+    for name in reports:
+        if ctx is not None and name in ctx.facts:
+            summary.update(dump(name, ctx.facts[name]))
+    if ctx is not None and "registry" in ctx.facts and not ctx.facts["registry"]:
+        summary["registered"] = 0
+    if summary:
         doc["summary"] = summary
     click.echo(json.dumps(doc, indent=2, default=str))
 

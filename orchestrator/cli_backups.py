@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 import click
 
-from .engine.events import new_run_id
+from .engine.journal import new_run_id
 from .engine.output import Reporter
 from .paths import Paths
 from .store import Backup, BackupStore, RestoreError, StoreError, restore_backup
@@ -48,15 +48,26 @@ def _select(store: BackupStore, name: str | None) -> list[Backup]:
 
 
 @contextmanager
-def _locked() -> Iterator[None]:
+def _locked(*, finish_interrupted: bool = False) -> Iterator[None]:
+    """Hold the writer lock; with `finish_interrupted`, first resume what interrupted runs
+    left undone (a restore must not race a half-done rebuild of the same sandbox)."""
     paths = Paths.from_env()
+    me = new_run_id()
     try:
-        lock = WriterLock(paths.lock_file, new_run_id()).acquire()
+        lock = WriterLock(paths.lock_file, me).acquire()
     except LockHeld as exc:
         _fail(f"  {exc}", exc.exit_code)
     if lock.broken is not None:
         click.echo(lock.broken.message)
     try:
+        if finish_interrupted:
+            from .engine.resume import resume_all
+            from .store.staging import describe_sweep, sweep
+
+            swept = describe_sweep(sweep(paths.staging_root, keep=[me]))
+            if swept:
+                click.echo(swept)
+            resume_all(paths, Reporter(), debug=False, by=me)
         yield
     finally:
         lock.release()
@@ -149,7 +160,7 @@ def restore_cmd(name: str, timestamp: str | None, dry_run: bool) -> None:
     if dry_run:
         click.echo(f"  Would restore {chosen.timestamp} ({len(chosen.manifest.files)} files: {names}) into '{name}' at {chosen.manifest.dir}.")
         return
-    with _locked():
+    with _locked(finish_interrupted=True):
         try:
             container = find_sandbox_container(name)
         except StepError as exc:

@@ -1,7 +1,8 @@
 """The run context: everything a step may see or use, and nothing it must not.
 
-Steps get options, paths, the reporter, results of earlier states, the workflow's guard
-wording and (lazily) the run's staging area. They never print directly.
+Steps get options, paths, the reporter, the facts earlier states wrote (only those their
+signature declares), the workflow's guard wording and (lazily) the run's staging area. They
+never print directly.
 """
 
 from __future__ import annotations
@@ -12,12 +13,16 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ..paths import Paths
+from .errors import StepError
+from .facts import check_value
 from .output import Reporter
+
+_MISSING: Any = object()
 
 if TYPE_CHECKING:
     from ..store.staging import Staging
     from ..workflow.spec import WorkflowSpec
-    from .events import EventLog
+    from .journal import Journal
 
 
 @attrs.define
@@ -27,14 +32,20 @@ class RunContext:
     options: Mapping[str, Any]
     paths: Paths
     out: Reporter
-    events: "EventLog"
-    results: dict[str, Any] = attrs.field(factory=dict)
+    journal: "Journal"
+    # Facts written so far (name -> value); see facts.py.
+    facts: dict[str, Any] = attrs.field(factory=dict)
     # The current state's `with:` parameters.
     params: Mapping[str, Any] = attrs.field(factory=dict)
-    # Free-form data steps pass to later steps (e.g. the enumerated sandboxes).
-    data: dict[str, Any] = attrs.field(factory=dict)
-    # The item a `foreach` state is running its sub-workflow for (None at top level).
-    item: Any = None
+    # The step running now (its signature bounds what it may read and write) and what it wrote.
+    step_signature: Any = None
+    written: dict[str, Any] = attrs.field(factory=dict)
+    # Set when this run continues an interrupted one (the state it was interrupted in).
+    resumed_from: str | None = None
+    # A foreach state being resumed: what the journal says of its items (engine/foreach.py).
+    prior_items: dict[str, Any] | None = None
+    # Interrupted runs a read-only run found (reported; they make it end non-zero).
+    interrupted: list[Any] = attrs.field(factory=list)
     # The last step failure that was routed somewhere (a state's `error:`), for recovery steps.
     last_error: BaseException | None = None
     last_error_state: str | None = None
@@ -58,13 +69,38 @@ class RunContext:
     def has_staging(self) -> bool:
         return self._staging is not None
 
+    def fact(self, name: str, default: Any = _MISSING) -> Any:
+        """A fact an earlier state wrote. Reading a fact the step does not declare is a bug;
+        a declared optional (`may_read`) fact that was not written gives `default`."""
+        sig = self.step_signature
+        if sig is not None and name not in sig.reads and name not in sig.may_read and name not in sig.writes:
+            raise StepError(f"  internal error: step '{sig.name}' reads fact '{name}' without declaring it")
+        if name in self.facts:
+            return self.facts[name]
+        if default is not _MISSING:
+            return default
+        raise StepError(f"  internal error: fact '{name}' was not written by an earlier state")
+
+    def has_fact(self, name: str) -> bool:
+        return name in self.facts
+
+    def put(self, name: str, value: Any) -> None:
+        """Write a fact the step declares; the journal records it when the state ends."""
+        sig = self.step_signature
+        if sig is not None and name not in sig.writes:
+            raise StepError(f"  internal error: step '{sig.name}' writes fact '{name}' without declaring it")
+        check_value(name, value)
+        self.facts[name] = value
+        self.written[name] = value
+
     def fill(self, text: str) -> str:
         """`text` with `{option}` fields filled from the run's options (YAML wording such as
         "rebuilding sandbox '{name}'"); unknown or unset fields stay as written."""
         return text.format_map(_Fields({k: v for k, v in self.options.items() if v is not None}))
 
     def event(self, event: str, **fields: Any) -> None:
-        self.events.write(event, **fields)
+        """Record an event in the run's journal (under this run's id: a foreach child's own)."""
+        self.journal.write(event, run=self.run_id, **fields)
 
 
 class _Fields(dict):  # type: ignore[type-arg]

@@ -17,18 +17,22 @@ class StepError(Exception):
     `docker`, ...). `exit_code` overrides the exit code of the terminal state the run ends
     in (e.g. 2 for a corrupt registry file, which is bad input rather than a failure).
     `reported=True` says the step already printed what went wrong; the engine only logs it.
+    `outcome` names a branch the failure takes instead of `error` when the state routes it
+    (like Amazon States Language's Catch), e.g. `unrecovered` after a failed rollback.
     """
 
     kind: str = "error"
 
     def __init__(
-        self, message: str, *, kind: str | None = None, exit_code: int | None = None, reported: bool = False
+        self, message: str, *, kind: str | None = None, exit_code: int | None = None, reported: bool = False,
+        outcome: str | None = None,
     ) -> None:
         super().__init__(message)
         if kind is not None:
             self.kind = kind
         self.exit_code = exit_code
         self.reported = reported
+        self.outcome = outcome
 
 
 class TransientError(StepError):

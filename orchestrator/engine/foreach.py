@@ -1,9 +1,14 @@
-"""`foreach:` states: run another workflow once per item a previous step left in ctx.data.
+"""`foreach:` states: run another workflow once per item of a list fact.
 
-Each item runs as a child run of the same process: it shares the parent's lock (the parent
-holds it) and event log, has its own run id and staging area, and may refuse or fail without
-stopping the other items. The state ends with `next` when every item reached exit code 0,
-else with `partial`; per-item results are kept in ctx.results[<state>].
+Each item runs as a child run in the same process: it shares the parent's lock (the parent
+holds it) and journal, has its own run id (`<parent>.<n>`) and staging area, starts with only
+the facts its state passes down (`facts:`), and may refuse or fail without stopping the other
+items (unless it ends in a terminal listed in `stop_on`). The state ends with `next` when every
+item reached exit code 0, else with `partial`; per-item results go into the `results` fact.
+
+Resumed (the parent was interrupted in this state): items the journal shows finished keep
+their result and are not run again, the interrupted child is resumed from its own journal
+events, and the items after it run as usual.
 """
 
 from __future__ import annotations
@@ -14,45 +19,68 @@ import attrs
 
 from ..workflow.spec import ForEach
 from .context import RunContext
-from .errors import StepError
+
+
+@attrs.frozen
+class ItemResult:
+    terminal: str
+    exit_code: int
+    reason: str | None = None
+    message: str | None = None
 
 
 def run_foreach(ctx: RunContext, state: str, fe: ForEach) -> str:
     from ..workflow.discover import load_by_name
-    from .run import _drive
+    from .run import drive, new_context
+    from .resume import continue_child
 
-    items = ctx.data.get(fe.items)
-    if items is None:
-        raise StepError(f"foreach: no list '{fe.items}' was left by an earlier step")
+    items = list(ctx.facts.get(fe.items) or [])
     child_spec = load_by_name(fe.workflow, ctx.paths)
-    results: dict[str, Any] = {}
-    for index, item in enumerate(list(items)):
-        options = {name: o.default for name, o in child_spec.options.items()}
-        for name in options:
-            if name in ctx.options:
-                options[name] = ctx.options[name]
-        options[fe.option] = item
-        child = attrs.evolve(
-            ctx,
-            run_id=f"{ctx.run_id}.{index + 1}",
-            workflow=child_spec,
-            options=options,
-            results={},
-            item=item,
-            exit_code=None,
-            staging=None,
-        )
-        # Children share the parent's data so a step can read what the parent enumerated.
-        child.data = ctx.data
-        ctx.events.write("item_started", state=state, workflow=child_spec.name, item=item)
-        try:
-            terminal, reason = _drive(child)
-        finally:
-            if child.has_staging:
-                child.staging.discard()
-        code = child.exit_code if child.exit_code is not None else child_spec.exit_code(terminal)
-        message = str(child.last_error).strip() if child.last_error is not None else None
-        results[str(item)] = {"terminal": terminal, "exit_code": code, "reason": reason, "message": message}
-        ctx.events.write("item_finished", state=state, item=item, terminal=terminal, exit_code=code)
-    ctx.results[state] = results
-    return "next" if all(r["exit_code"] == 0 for r in results.values()) else "partial"
+    prior = ctx.prior_items or {}
+    ctx.prior_items = None
+    results: dict[str, ItemResult] = {}
+    stopped_by: str | None = None
+    for index, item in enumerate(items):
+        key = str(item)
+        done_before = (prior.get(key) or {}).get("result")
+        if done_before:
+            results[key] = ItemResult(**done_before)
+            continue
+        if stopped_by is not None:
+            results[key] = ItemResult("not_run", 1, "stopped", f"not run: the item '{stopped_by}' before it could not be recovered")
+            ctx.event("item_finished", state=state, item=item, terminal="not_run", exit_code=1)
+            continue
+        child_id = (prior.get(key) or {}).get("child")
+        if child_id:
+            terminal, code, reason, message = continue_child(ctx, child_spec, child_id)
+        else:
+            options = {name: o.default for name, o in child_spec.options.items()}
+            for name in options:
+                if name in ctx.options:
+                    options[name] = ctx.options[name]
+            options[fe.option] = item
+            child_id = f"{ctx.run_id}.{index + 1}"
+            child = new_context(child_spec, options, run_id=child_id, paths=ctx.paths, out=ctx.out,
+                                journal=ctx.journal, debug=ctx.debug)
+            child.facts = {name: ctx.facts[name] for name in fe.facts if name in ctx.facts}
+            ctx.event("item_started", state=state, item=item, child=child_id, workflow=child_spec.name)
+            child.event("child_started", workflow=child_spec.name, source=str(child_spec.source or ""),
+                        options=options, parent=ctx.run_id, item=item)
+            try:
+                terminal, reason = drive(child)
+            finally:
+                if child.has_staging:
+                    child.staging.discard()
+            code = child.exit_code if child.exit_code is not None else child_spec.exit_code(terminal)
+            message = str(child.last_error).strip() if child.last_error is not None else None
+        results[key] = ItemResult(terminal, code, reason, message)
+        ctx.event("item_finished", state=state, item=item, child=child_id, terminal=terminal, exit_code=code,
+                  reason=reason, message=message)
+        if terminal in fe.stop_on:
+            stopped_by = key
+    ctx.put(fe.results, results)
+    return "next" if all(r.exit_code == 0 for r in results.values()) else "partial"
+
+
+def foreach_result_type() -> Any:
+    return dict[str, ItemResult]

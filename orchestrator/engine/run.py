@@ -1,15 +1,20 @@
-"""Driving one workflow run: lock, sweep, states, retries, routing, terminal, cleanup.
+"""Driving one workflow run: lock, sweep, resume of interrupted runs, states, retries,
+routing, terminal, cleanup.
 
-The loop is simple on purpose: ask the machine where we are, run that state's step (with
-its declared retry), turn the result into an outcome, fire the trigger of that name. A
-`Refusal` becomes the `refuse` outcome, any other exception `error`. The terminal state
-decides the exit code; staging is always discarded at the end, since committing moved
-everything worth keeping out of it already.
+The loop is simple on purpose: ask the machine where we are, journal that the state starts,
+run its step (with its declared retry), turn the result into an outcome, journal the outcome
+and the facts written, fire the trigger of that name. A `Refusal` becomes the `refuse`
+outcome, any other exception `error`. The terminal state decides the exit code; staging is
+always discarded at the end, since committing moved everything worth keeping out of it.
+
+Before a mutating run does its own work it finishes what interrupted runs left undone
+(engine/resume.py); a read-only run reports them and ends non-zero.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sys
 import time
@@ -25,13 +30,16 @@ from ..store.staging import Owner
 from ..workflow.spec import StateSpec, WorkflowSpec
 from .context import RunContext
 from .errors import Refusal, StepError
-from .events import EventLog, new_run_id
+from .journal import Journal, new_run_id
 from .machine import build_machine
 from .output import Reporter
 from .steps import Outcome, get_step
 
 EXIT_LOCKED = 75
 EXIT_INTERRUPTED = 130
+KILL_ENV = "NEMOCLAW_TEST_KILL_AT"
+"""Test hook: `<workflow>:<state>:<enter|leave>[:<n>]` SIGKILLs this process right after the
+journal records the n-th (default first) entry into / exit from that state. Set only by tests."""
 
 
 class Interrupted(BaseException):
@@ -65,6 +73,13 @@ def error_kind(exc: BaseException) -> str:
     return "error"
 
 
+def new_context(spec: WorkflowSpec, options: Mapping[str, Any], *, run_id: str, paths: Paths, out: Reporter,
+                journal: Journal, debug: bool) -> RunContext:
+    read_only = bool(spec.read_only_when and options.get(spec.read_only_when))
+    return RunContext(run_id=run_id, workflow=spec, options=dict(options), paths=paths, out=out, journal=journal,
+                      debug=debug, read_only=read_only)
+
+
 def run_workflow(
     spec: WorkflowSpec,
     options: Mapping[str, Any],
@@ -72,23 +87,23 @@ def run_workflow(
     paths: Paths | None = None,
     out: Reporter | None = None,
     debug: bool = False,
+    resume_interrupted: bool = True,
 ) -> RunResult:
     """Run a workflow from its initial state to a terminal one. Never raises for a step's
-    failure; re-raises KeyboardInterrupt/Interrupted only after cleanup, as a RunResult with
-    exit code 130 (or 128+signal)."""
+    failure; an interrupt (Ctrl-C, SIGTERM) ends it after cleanup, as a RunResult with exit
+    code 130 (or 128+signal)."""
     paths = paths or Paths.from_env()
     out = out or Reporter()
     run_id = new_run_id()
-    events = EventLog(paths.runs_dir / f"{run_id}.jsonl", run_id)
-    read_only = bool(spec.read_only_when and options.get(spec.read_only_when))
-    ctx = RunContext(run_id=run_id, workflow=spec, options=dict(options), paths=paths, out=out, events=events,
-                     debug=debug, read_only=read_only)
+    journal = Journal(paths.runs_dir / f"{run_id}.jsonl", run_id, warn=out.error)
+    ctx = new_context(spec, options, run_id=run_id, paths=paths, out=out, journal=journal, debug=debug)
     started = time.monotonic()
-    events.write(
+    journal.write(
         "run_started",
         workflow=spec.name,
         source=str(spec.source) if spec.source else None,
         options=dict(options),
+        read_only=ctx.read_only,
         pid=os.getpid(),
         host=socket.gethostname(),
         argv=sys.argv,
@@ -96,7 +111,8 @@ def run_workflow(
     )
     lock = None
     try:
-        if spec.lock and not read_only:
+        resumed_ok = True
+        if spec.lock and not ctx.read_only:
             from ..store.errors import LockHeld
             from ..store.lock import WriterLock
             from ..store.staging import describe_sweep, sweep
@@ -108,13 +124,23 @@ def run_workflow(
                 return _finish(ctx, "locked", EXIT_LOCKED, "locked", started)
             if lock.broken is not None:
                 out.line(lock.broken.message)
-                events.write("lock_broken", message=lock.broken.message)
+                ctx.event("lock_broken", message=lock.broken.message)
             swept = describe_sweep(sweep(paths.staging_root, keep=[run_id]))
             if swept:
                 out.line(swept)
-                events.write("staging_swept", message=swept)
-        terminal, reason = _drive(ctx)
+                ctx.event("staging_swept", message=swept)
+            if resume_interrupted:
+                from .resume import resume_all
+
+                resumed_ok = resume_all(paths, out, debug=debug, by=run_id)
+        elif ctx.read_only:
+            from .resume import report_interrupted
+
+            ctx.interrupted = report_interrupted(paths, out)
+        terminal, reason = drive(ctx)
         code = ctx.exit_code if ctx.exit_code is not None else spec.exit_code(terminal)
+        if code == 0 and (not resumed_ok or ctx.interrupted):
+            code = 1
         _discard(ctx)
         return _finish(ctx, terminal, code, reason, started)
     except (KeyboardInterrupt, Interrupted) as exc:
@@ -126,11 +152,11 @@ def run_workflow(
     finally:
         if lock is not None:
             lock.release()
-        events.close()
+        journal.close()
 
 
 def _finish(ctx: RunContext, terminal: str, code: int, reason: str | None, started: float) -> RunResult:
-    ctx.events.write("run_finished", terminal=terminal, exit_code=code, reason=reason, duration_s=round(time.monotonic() - started, 3))
+    ctx.event("run_finished", terminal=terminal, exit_code=code, reason=reason, duration_s=round(time.monotonic() - started, 3))
     return RunResult(ctx.run_id, ctx.workflow.name, terminal, code, reason, ctx)
 
 
@@ -139,28 +165,56 @@ def _discard(ctx: RunContext) -> None:
         ctx.staging.discard()
 
 
-def _drive(ctx: RunContext) -> tuple[str, str | None]:
+_kill_counts: dict[str, int] = {}
+
+
+def _kill_point(ctx: RunContext, state: str, when: str) -> None:
+    """The KILL_ENV test hook; a no-op unless it names this point."""
+    want = os.environ.get(KILL_ENV)
+    if not want:
+        return
+    parts = want.split(":")
+    if parts[:3] != [ctx.workflow.name, state, when]:
+        return
+    key = ":".join(parts[:3])
+    _kill_counts[key] = _kill_counts.get(key, 0) + 1
+    if _kill_counts[key] == (int(parts[3]) if len(parts) > 3 else 1):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def drive(ctx: RunContext, start: str | None = None) -> tuple[str, str | None]:
+    """Run states from `start` (default the initial state) until a terminal one."""
     spec = ctx.workflow
-    _, model = build_machine(spec)
+    _, model = build_machine(spec, initial=start)
     states = spec.all_states
     reason: str | None = None
     while not states[model.state].terminal:
         name = model.state
         sspec = spec.states[name]
+        step_def = get_step(sspec.do) if sspec.do else None
         step_name = sspec.do if sspec.foreach is None else f"foreach:{sspec.foreach.workflow}"
-        ctx.events.write("state_entered", state=name, step=step_name)
+        mutates = sspec.foreach is not None or bool(step_def and step_def.mutates)
+        if mutates and ctx.journal.broken and not ctx.read_only:
+            ctx.out.error(f"  Stopping before state '{name}': it changes sandboxes or backups, and the run journal "
+                          f"cannot be written ({ctx.journal.broken}), so a crash there could not be finished later.")
+            reason = "journal unwritable"
+            model.trigger("error")
+            continue
+        ctx.event("state_entered", state=name, step=step_name)
+        _kill_point(ctx, name, "enter")
         t0 = time.monotonic()
+        ctx.written = {}
         try:
             outcome = _run_state(ctx, name, sspec)
         except Refusal as refusal:
             outcome = "refuse"
             reason = refusal.reason
-            ctx.events.write("refused", state=name, reason=refusal.reason, details=refusal.details)
+            ctx.event("refused", state=name, reason=refusal.reason, details=refusal.details)
             if sspec.refuse is None:
                 outcome = "error"
             ctx.out.lines(refusal.diagnosis, error=True)
         except (KeyboardInterrupt, Interrupted):
-            ctx.events.write("state_left", state=name, outcome="interrupted", duration_s=round(time.monotonic() - t0, 3))
+            ctx.event("state_interrupted", state=name, duration_s=round(time.monotonic() - t0, 3))
             raise
         except BaseException as exc:  # noqa: BLE001 - every failure is routed, none escapes
             if isinstance(exc, SystemExit):
@@ -171,16 +225,31 @@ def _drive(ctx: RunContext) -> tuple[str, str | None]:
             _report_failure(ctx, name, sspec, exc)
             if isinstance(exc, StepError) and exc.exit_code is not None:
                 ctx.exit_code = exc.exit_code
-        ctx.events.write("state_left", state=name, outcome=outcome, duration_s=round(time.monotonic() - t0, 3))
-        if outcome not in sspec.routes() and outcome not in ("error", "partial"):
-            _report_failure(ctx, name, sspec, StepError(f"step '{sspec.do}' ended with '{outcome}', which state '{name}' does not route"))
+            routed = getattr(exc, "outcome", None)
+            if routed and routed in sspec.transitions():
+                outcome = routed
+        finally:
+            ctx.step_signature = None
+        routes = sspec.transitions()
+        if outcome not in routes:
+            _report_failure(ctx, name, sspec, StepError(
+                f"  step '{sspec.do}' ended with '{outcome}', which state '{name}' does not route "
+                f"(it routes: {', '.join(sorted(routes))})"))
             outcome = "error"
+        facts = {}
+        if outcome != "error":
+            from .facts import dump
+
+            facts = {k: dump(k, v) for k, v in ctx.written.items()}
+        ctx.event("state_left", state=name, outcome=outcome, to=routes[outcome], facts=facts,
+                  duration_s=round(time.monotonic() - t0, 3))
+        _kill_point(ctx, name, "leave")
         model.trigger(outcome)
     return model.state, reason
 
 
 def _report_failure(ctx: RunContext, state: str, sspec: StateSpec, exc: BaseException) -> None:
-    ctx.events.write("step_failed", state=state, step=sspec.do, kind=error_kind(exc), error=str(exc), type=type(exc).__name__)
+    ctx.event("step_failed", state=state, step=sspec.do, kind=error_kind(exc), error=str(exc).strip(), type=type(exc).__name__)
     if isinstance(exc, StepError):
         if not exc.reported and str(exc):
             ctx.out.error(str(exc) if str(exc).startswith("  ") else f"  {exc}")
@@ -202,8 +271,13 @@ def _run_state(ctx: RunContext, name: str, sspec: StateSpec) -> str:
         raise StepError(f"unknown step '{sspec.do}'")
     if step.commits and ctx.read_only:
         raise StepError(f"  Refusing to run '{step.name}' (state '{name}'): this run is read-only (--{ctx.workflow.read_only_when}).")
+    return run_step(ctx, name, sspec, step)
 
+
+def run_step(ctx: RunContext, name: str, sspec: StateSpec, step: Any) -> str:
+    """Call a step with the state's parameters and retry; check it wrote what it declares."""
     ctx.params = dict(sspec.with_)
+    ctx.step_signature = step.signature
 
     def call() -> object:
         return step.func(ctx)
@@ -217,7 +291,7 @@ def _run_state(ctx: RunContext, name: str, sspec: StateSpec) -> str:
         def before_sleep(rs: RetryCallState) -> None:
             exc = rs.outcome.exception() if rs.outcome else None
             wait = rs.next_action.sleep if rs.next_action else 0
-            ctx.events.write("retry", state=name, attempt=rs.attempt_number, of=r.attempts, error=str(exc), kind=error_kind(exc) if exc else None, wait_s=wait)
+            ctx.event("retry", state=name, attempt=rs.attempt_number, of=r.attempts, error=str(exc), kind=error_kind(exc) if exc else None, wait_s=wait)
             ctx.out.line(f"  Retrying '{name}' (attempt {rs.attempt_number + 1} of {r.attempts}) in {wait:.1f} s: {exc}")
 
         retrying = Retrying(
@@ -228,18 +302,19 @@ def _run_state(ctx: RunContext, name: str, sspec: StateSpec) -> str:
             reraise=True,
         )
         result = retrying(call)
-    outcome, value = _normalize(result)
-    if value is not None:
-        ctx.results[name] = value
-    ctx.events.write("step_outcome", state=name, step=step.name, outcome=outcome)
+    outcome = _normalize(result)
+    missing = sorted(set(step.writes) - set(ctx.written))
+    if missing:
+        raise StepError(f"  internal error: step '{step.name}' ended with '{outcome}' without writing {', '.join(missing)}")
+    ctx.event("step_outcome", state=name, step=step.name, outcome=outcome)
     return outcome
 
 
-def _normalize(result: object) -> tuple[str, Any]:
+def _normalize(result: object) -> str:
     if result is None:
-        return "next", None
+        return "next"
     if isinstance(result, str):
-        return result, None
+        return result
     if isinstance(result, Outcome):
-        return result.name, result.value
-    raise StepError(f"a step returned {type(result).__name__}; expected None, an outcome name or Outcome")
+        return result.name
+    raise StepError(f"a step returned {type(result).__name__}; expected None or an outcome name")

@@ -2,13 +2,13 @@
 
 A step is `func(ctx: RunContext) -> Outcome | str | None`:
   * `None` means the outcome `next`;
-  * a `str` names the outcome (`next`, or a declared branch such as `empty`);
-  * `Outcome(name, value)` also stores `value` in `ctx.results[<state name>]`.
-It raises `Refusal` to refuse and `StepError` (or any exception) to fail.
+  * a `str` names the outcome (`next`, or a declared branch such as `empty`).
+It reads and writes facts (`ctx.fact(name)`, `ctx.put(name, value)`), only those its
+signature declares; it raises `Refusal` to refuse and `StepError` (or any exception) to fail.
 
-Each step declares the outcomes it can produce, so the loader rejects a YAML branch the step
-can never take, and whether it *commits* (moves data into place), so the loader rejects a
-`retry` on it.
+The signature (workflow/signature.py) is what the loader checks a workflow against: outcomes,
+typed `with:` parameters, the facts read and written, and whether the step commits, refuses,
+is local or changes the world (then its state must declare `resume:`).
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
+
+from ..workflow.signature import StepSignature
 
 if TYPE_CHECKING:
     from .context import RunContext
@@ -35,60 +37,67 @@ StepFunc = Callable[["RunContext"], "Outcome | str | None"]
 
 @attrs.frozen
 class StepDef:
-    name: str
+    signature: StepSignature
     func: StepFunc
-    outcomes: frozenset[str]
-    commits: bool
-    refuses: bool
-    local: bool
-    params: frozenset[str]
-    summary: str
+    # For a run abandoned in a state of this step: the lines telling a person what to do by
+    # hand, from the run's facts and the state's name (see engine/resume.py).
+    advice: Callable[[dict[str, Any], str], list[str]] | None = None
+
+    def __getattr__(self, item: str) -> Any:  # name, outcomes, commits, ... of the signature
+        return getattr(self.signature, item)
 
 
 _REGISTRY: dict[str, StepDef] = {}
+_LOADED = False
 
 
 def step(
     name: str,
     *,
     outcomes: Iterable[str] = ("next",),
+    params: Mapping[str, type] | None = None,
+    reads: Iterable[str] = (),
+    may_read: Iterable[str] = (),
+    writes: Iterable[str] = (),
     commits: bool = False,
     refuses: bool = False,
     local: bool = False,
-    params: Iterable[str] = (),
+    mutates: bool = False,
+    advice: Callable[[dict[str, Any], str], list[str]] | None = None,
 ) -> Callable[[StepFunc], StepFunc]:
-    """Register `func` under `name`.
-
-    `refuses=True` if it may raise `Refusal`; `commits=True` if it moves data into place (never
-    retried); `local=True` if it only reads local files and calls no OpenShell or Docker
-    program, so a guarded workflow may run it before its preflight (e.g. reading the registry,
-    so an empty registry needs no OpenShell at all, as upstream). `params` names the keys a
-    state may pass under `with:` (read as ctx.params).
-    """
+    """Register `func` under `name` with its signature (see workflow/signature.py)."""
 
     def register(func: StepFunc) -> StepFunc:
         doc = (func.__doc__ or "").strip().splitlines()
-        _REGISTRY[name] = StepDef(
+        sig = StepSignature(
             name=name,
-            func=func,
             outcomes=frozenset(outcomes),
+            params=dict(params or {}),
+            reads=frozenset(reads),
+            may_read=frozenset(may_read),
+            writes=frozenset(writes),
             commits=commits,
             refuses=refuses,
             local=local,
-            params=frozenset(params),
+            mutates=mutates or commits,
             summary=doc[0] if doc else "",
         )
+        _REGISTRY[name] = StepDef(sig, func, advice)
         return func
 
     return register
 
 
 def load_step_modules() -> None:
-    """Import the built-in step library and any modules named in $NEMOCLAW_STEP_MODULES.
+    """Import the built-in step library and any modules named in $NEMOCLAW_STEP_MODULES, once.
 
     $NEMOCLAW_STEP_MODULES is a comma-separated list of importable module names; it is how
     tests (and a site's own extensions) add steps without touching the package.
     """
+    global _LOADED
+    if _LOADED:
+        return
+    _LOADED = True
     importlib.import_module("orchestrator.steps")
     for mod in filter(None, (m.strip() for m in os.environ.get("NEMOCLAW_STEP_MODULES", "").split(","))):
         importlib.import_module(mod)
@@ -97,6 +106,11 @@ def load_step_modules() -> None:
 def registered_steps() -> Mapping[str, StepDef]:
     load_step_modules()
     return dict(_REGISTRY)
+
+
+def signatures() -> Mapping[str, StepSignature]:
+    """What validation checks workflows against."""
+    return {name: d.signature for name, d in registered_steps().items()}
 
 
 def get_step(name: str) -> StepDef | None:

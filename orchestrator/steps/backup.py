@@ -6,10 +6,13 @@ hostile entries; each staged backup gets its manifest. commit_backups re-verifie
 staged tree against its manifest and renames it into
 `~/.nemoclaw/rebuild-backups/<name>/<timestamp>/`: nothing partial is ever visible.
 
-Data: snapshot reads `ctx.data["registry"]` and `ctx.data["sandbox_list"]["ready"]` (or an
-explicit `ctx.data["backup_targets"]` list of names, as rebuild-sandbox sets) and leaves
-`ctx.data["captures"]` for commit_backups, which leaves `ctx.data["committed"]`
-({name: backup dir}) and `ctx.data["summary"]`.
+Facts (steps/facts.py): snapshot reads `registry` and `sandbox_list` (or the `backup_targets`
+a rebuild names) and writes `snapshot`; commit_backups reads it and writes `committed`
+(sandbox -> backup dir) and `backup_report`.
+
+Resuming: a crash loses the staging area (the next start sweeps it), so an interrupted
+snapshot is run again and an interrupted commit goes back to the snapshot (`resume:` in the
+workflow files); what a killed commit had already renamed into place is a complete backup.
 
 `--consistent` pause records: _pause_records.py. Test kill points: _kill_points.py.
 """
@@ -45,6 +48,7 @@ from ._kill_points import pause_point as _pause_point
 from ._pause_records import forget_pause as _forget_pause
 from ._pause_records import record_pause as _record_pause
 from ._openshell_common import listed_container
+from .facts import BackedUp, BackupReport, NotBackedUp, Snapshot, StagedBackup
 from ._pause_records import unpause_leftovers_of_dead_runs as _unpause_leftovers
 
 if TYPE_CHECKING:
@@ -74,29 +78,36 @@ class SandboxBackup:
 
 
 def _targets(ctx: "RunContext") -> tuple[list[SandboxEntry], list[str]]:
-    registry: list[SandboxEntry] = ctx.data.get("registry", [])
-    explicit = ctx.data.get("backup_targets")
+    registry: list[SandboxEntry] = ctx.fact("registry")
+    explicit = ctx.fact("backup_targets", None)
     if explicit is not None:
         return [e for e in registry if e.name in explicit], []
-    ready = set(ctx.data.get("sandbox_list", {}).get("ready", []))
+    ready = set(ctx.fact("sandbox_list").ready)
     return [e for e in registry if e.name in ready], [e.name for e in registry if e.name not in ready]
 
 
-@step("snapshot")
+def _staged(jobs: list[SandboxBackup], skipped: list[str]) -> Snapshot:
+    return Snapshot(
+        backups=[StagedBackup(j.name, j.timestamp, str(j.staged), str(j.dest), None if j.ok else j.failure(), j.bytes,
+                              len(j.capture.archive.files) if j.capture else 0,
+                              len(j.capture.backed_up_dirs) if j.capture else 0) for j in jobs],
+        skipped=[NotBackedUp(n, "not running") for n in skipped],
+    )
+
+
+@step("snapshot", reads=("registry", "sandbox_list"), may_read=("backup_targets",), writes=("snapshot",), mutates=True)
 def snapshot(ctx: "RunContext") -> None:
     """Stream each ready sandbox's state into staging, in parallel; refuse hostile entries."""
     out, st = ctx.out, ctx.out.style
     targets, skipped = _targets(ctx)
-    registry_order = [e.name for e in ctx.data.get("registry", [])]
-    for name in registry_order:
-        if name in skipped:
-            out.line(f"  {st.D}Skipping '{name}' (not running){st.R}")
-    ctx.data["skipped"] = skipped
+    for entry in ctx.fact("registry"):
+        if entry.name in skipped:
+            out.line(f"  {st.D}Skipping '{entry.name}' (not running){st.R}")
     timestamp = new_timestamp()
     store = BackupStore(ctx.paths.backups_root)
     jobs = [SandboxBackup(e.name, timestamp, ctx.staging.dir_for(e.name), store.dest_for(e.name, timestamp)) for e in targets]
-    ctx.data["captures"] = jobs
     if not jobs:
+        ctx.put("snapshot", _staged(jobs, skipped))
         return
     docker_client()  # fail once, clearly, if there is no engine
     parallel = max(1, int(ctx.options.get("parallel") or 1))
@@ -125,6 +136,7 @@ def snapshot(ctx: "RunContext") -> None:
     for job in jobs:
         if not job.ok:
             out.error(f"  {st.RD}✗{st.R} {job.name}: backup failed ({job.failure()})")
+    ctx.put("snapshot", _staged(jobs, skipped))
 
 
 def _capture_one(
@@ -166,6 +178,7 @@ def _capture_one(
             backup_path=job.dest,
             agent_version=entry.agent_version,
             policy_presets=list(entry.policies),
+            image=container.attrs.get("Config", {}).get("Image") or None,
         )
         write_manifest(job.staged, manifest)
     except _Cancelled:
@@ -184,44 +197,49 @@ def _capture_one(
             _forget_pause(record)  # pause() itself failed
 
 
-@step("unpause_leftovers")
+@step("unpause_leftovers", mutates=True)
 def unpause_leftovers(ctx: "RunContext") -> None:
     """Unpause sandboxes a killed --consistent run left paused (before the list, which would
     otherwise show them as not running and skip them)."""
     _unpause_leftovers(ctx)
 
 
-@step("commit_backups", outcomes=("next", "partial"), commits=True, params=("quiet_summary",))
+@step("commit_backups", outcomes=("next", "partial"), commits=True, params={"quiet_summary": bool},
+      reads=("snapshot",), writes=("committed", "backup_report"))
 def commit_backups(ctx: "RunContext") -> str:
     """Re-verify every staged backup against its manifest, then rename it into place."""
     out, st = ctx.out, ctx.out.style
-    jobs: list[SandboxBackup] = ctx.data.get("captures", [])
-    skipped: list[str] = ctx.data.get("skipped", [])
+    snap: Snapshot = ctx.fact("snapshot")
+    jobs = snap.backups
     good = [j for j in jobs if j.ok]
     failed = [j for j in jobs if not j.ok]
     if ctx.options.get("strict") and failed:
-        ctx.data["summary"] = _summary([], failed, skipped)
+        ctx.put("committed", {})
+        ctx.put("backup_report", _summary([], failed, snap.skipped))
         raise StepError(
             f"  --strict: nothing was committed because {len(failed)} of {len(jobs)} sandbox backup(s) failed."
         )
-    committed: dict[str, Path] = {}
+    committed: dict[str, str] = {}
+    backed: list[StagedBackup] = []
     for job in good:
-        manifest = load_manifest(job.staged)
-        mismatch = verify(job.staged, manifest)
+        staged, dest = Path(job.staged), Path(job.dest)
+        manifest = load_manifest(staged)
+        mismatch = verify(staged, manifest)
         if mismatch is not None:
-            job.error = f"staged copy does not match its manifest: {mismatch}"
+            job = attrs.evolve(job, error=f"staged copy does not match its manifest: {mismatch}")
             failed.append(job)
             out.error(f"  {st.RD}✗{st.R} {job.name}: backup failed ({job.error})")
             continue
         _pause_point(ctx, "before_commit", job.name)
-        ctx.staging.commit(job.name, job.dest)
-        committed[job.name] = job.dest
+        ctx.staging.commit(job.name, dest)
+        committed[job.name] = str(dest)
+        backed.append(job)
         _pause_point(ctx, "after_commit", job.name)
-        ctx.event("backup_committed", sandbox=job.name, path=str(job.dest), files=len(manifest.files), bytes=job.bytes)
-        out.line(f"  {st.G}✓{st.R} {job.name}: {len(manifest.backed_up_dirs)} dirs, {len(manifest.files)} files → {job.dest}")
-    ctx.data["committed"] = committed
-    backed = [j for j in good if j.name in committed]
-    ctx.data["summary"] = _summary(backed, failed, skipped)
+        ctx.event("backup_committed", sandbox=job.name, path=str(dest), files=len(manifest.files), bytes=job.bytes)
+        out.line(f"  {st.G}✓{st.R} {job.name}: {len(manifest.backed_up_dirs)} dirs, {len(manifest.files)} files → {dest}")
+    ctx.put("committed", committed)
+    ctx.put("backup_report", _summary(backed, failed, snap.skipped))
+    skipped = snap.skipped
     if ctx.params.get("quiet_summary"):
         return "partial" if failed else "next"
     out.line("")
@@ -231,10 +249,9 @@ def commit_backups(ctx: "RunContext") -> str:
     return "partial" if failed else "next"
 
 
-def _summary(backed: list[SandboxBackup], failed: list[SandboxBackup], skipped: list[str]) -> dict[str, Any]:
-    return {
-        "backed_up": [{"sandbox": j.name, "path": str(j.dest), "timestamp": j.timestamp, "bytes": j.bytes,
-                       "files": len(j.capture.archive.files) if j.capture else 0} for j in backed],
-        "failed": [{"sandbox": j.name, "reason": j.failure()} for j in failed],
-        "skipped": [{"sandbox": n, "reason": "not running"} for n in skipped],
-    }
+def _summary(backed: list[StagedBackup], failed: list[StagedBackup], skipped: list[NotBackedUp]) -> BackupReport:
+    return BackupReport(
+        backed_up=[BackedUp(j.name, j.dest, j.timestamp, j.bytes, j.files) for j in backed],
+        failed=[NotBackedUp(j.name, j.error or "failed") for j in failed],
+        skipped=list(skipped),
+    )

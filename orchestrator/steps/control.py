@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from ..engine.context import RunContext
 
 
-@step("fail", outcomes=(), local=True, params=("message", "exit_code"))
+@step("fail", outcomes=(), local=True, params={"message": str, "exit_code": int})
 def fail(ctx: "RunContext") -> None:
     """End the run as failed with `with.message` (stderr) and optional `with.exit_code`."""
     message = str(ctx.params.get("message") or "  The workflow ended in a failure state.")

@@ -18,14 +18,13 @@ if TYPE_CHECKING:
     from ..engine.context import RunContext
 
 
-@step("preflight", outcomes=("next",), refuses=True)
+@step("preflight", outcomes=("next",), refuses=True, writes=("cli_version",))
 def preflight(ctx: "RunContext") -> None:
     """Refuse when the OpenShell CLI and gateway versions drift (cluster image, host binary, served version)."""
     try:
         obs = observe(state_dir=ctx.paths.gateway_state_dir)
     except OpenShellNotFound as exc:
         raise report_exactly(ctx, exc) from None
-    ctx.data["gateway_observation"] = obs
     issue = decide(obs)
     if issue is not None:
         raise Refusal(
@@ -33,3 +32,4 @@ def preflight(ctx: "RunContext") -> None:
             reason=issue.kind,
             details={"expected": getattr(issue.drift, "expected_version", None), "current": getattr(issue.drift, "current_version", None)},
         )
+    ctx.put("cli_version", obs.cli_version)

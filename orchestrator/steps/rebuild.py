@@ -1,9 +1,15 @@
 """rebuild-sandbox: back up → delete → create from the target image → wait Ready → restore →
 verify → record, with rollback (nemoclaw-behaviour §3.3).
 
-`rebuild_target` leaves `ctx.data["rebuild_plan"]` and `ctx.data["backup_targets"]`; the
-backup itself is the `snapshot`/`commit_backups` pair of backup-all, whose committed path
-(`ctx.data["committed"][name]`) the restore and the rollback use. The backup is never deleted.
+`rebuild_target` writes the `rebuild_plan` and `backup_targets` facts; the backup itself is the
+`snapshot`/`commit_backups` pair of backup-all, whose `committed` path the restore and the
+rollback use. The backup is never deleted.
+
+Every step that changes the world is idempotent, so that a resumed run can run it again
+(`resume: retry` in rebuild-sandbox.yaml): deleting an absent sandbox is done, creating one that
+already runs the target image is done, a restore makes each restored dir equal to the backup
+again, recording the version writes the same value. `--from-backup` recreates an absent sandbox
+from a backup: create, wait, restore, verify, record.
 """
 
 from __future__ import annotations
@@ -22,10 +28,11 @@ from ..openshell import capture_openshell, list_args, parse_listing
 from ..openshell.cli import installed_openshell_version, strip_ansi, version_gte
 from ..registry import SandboxEntry, update_agent_version
 from ..sandbox_containers import find_sandbox_container
-from ..store import load_agent, load_manifest, restore_backup
+from ..store import BackupStore, load_agent, load_manifest, restore_backup
 from ..store.errors import StoreError
 from ..store.restore import read_back, restore_names
 from ._openshell_common import listed_container
+from .facts import RebuildPlan
 
 if TYPE_CHECKING:
     from ..engine.context import RunContext
@@ -35,21 +42,8 @@ OPERATION_TIMEOUT = 120.0
 _GRPC_STATUS = re.compile(r'status:\s*(\w+),\s*message:\s*"((?:[^"\\]|\\.)*)"', re.S)
 
 
-@attrs.frozen
-class RebuildPlan:
-    name: str
-    agent: str
-    current: str | None
-    expected: str | None
-    previous_image: str
-    target_image: str
-
-
 def _plan(ctx: "RunContext") -> RebuildPlan:
-    plan = ctx.data.get("rebuild_plan")
-    if plan is None:
-        raise StepError("  no rebuild plan: the workflow must run rebuild_target first")
-    return plan
+    return ctx.fact("rebuild_plan")
 
 
 def _with_tag(image: str, tag: str) -> str:
@@ -59,28 +53,25 @@ def _with_tag(image: str, tag: str) -> str:
     return f"{repo}:{tag}"
 
 
-@step("rebuild_target")
-def rebuild_target(ctx: "RunContext") -> None:
-    """Check the sandbox is registered and running; work out the current and target images."""
+@step("rebuild_target", outcomes=("next", "from_backup"), reads=("registry", "sandbox_list"),
+      writes=("rebuild_plan", "backup_targets"))
+def rebuild_target(ctx: "RunContext") -> str:
+    """Check the sandbox is registered and running (or, with --from-backup, absent); work out
+    the current and target images."""
     out, st = ctx.out, ctx.out.style
     name = str(ctx.options["name"])
-    lost = ctx.data.get("rebuild_unrecovered") or []
-    if lost:
-        # An earlier item of this upgrade could not be rolled back: whatever broke it (the
-        # gateway cannot create sandboxes, say) would take this sandbox down too.
-        raise StepError(
-            f"  Not rebuilding '{name}': the rebuild of '{lost[0]}' could not be rolled back; "
-            "restore it as shown above before rebuilding more sandboxes."
-        )
-    entry = next((e for e in ctx.data.get("registry", []) if isinstance(e, SandboxEntry) and e.name == name), None)
+    entry = next((e for e in ctx.fact("registry") if e.name == name), None)
     if entry is None:
         raise StepError(f"  Sandbox '{name}' is not registered in {ctx.paths.registry_file}.", exit_code=1)
-    if name not in ctx.data.get("sandbox_list", {}).get("ready", []):
-        raise StepError(f"  Sandbox '{name}' is not running. Cannot back up state.")
     try:
         agent = load_agent(entry.agent)
     except StoreError as exc:
         raise StepError(f"  {exc}", exit_code=2) from None
+    listing = ctx.fact("sandbox_list")
+    if ctx.options.get("from_backup"):
+        return _plan_from_backup(ctx, name, entry, agent, listing)
+    if name not in listing.ready:
+        raise StepError(f"  Sandbox '{name}' is not running. Cannot back up state.")
     container = listed_container(ctx, name)
     previous = container.attrs.get("Config", {}).get("Image") or (container.image.tags or [""])[0]
     if not previous:
@@ -90,17 +81,66 @@ def rebuild_target(ctx: "RunContext") -> None:
     if not target:
         raise StepError(f"  No target image for '{name}': agent '{agent.name}' declares no expected version; pass --image.")
     plan = RebuildPlan(name, agent.name, probe_version(container, agent), expected, previous, target)
-    ctx.data["rebuild_plan"] = plan
-    ctx.data["backup_targets"] = [name]
-    # ctx.data is shared by the items of an upgrade-sandboxes foreach: nothing of an earlier
-    # sandbox's rebuild may leak into this one's.
-    ctx.data["rebuild_deleted"] = False
-    ctx.data.pop("committed", None)
-    ctx.data.pop("captures", None)
+    ctx.put("rebuild_plan", plan)
+    ctx.put("backup_targets", [name])
     out.line(f"  {st.B}Rebuild sandbox '{name}'{st.R}")
     out.line(f"    Current: {plan.current or '?'} ({previous})")
     out.line(f"    Target:  {plan.expected or '?'} ({target})")
     out.line("  Backing up sandbox state...")
+    return "next"
+
+
+def _plan_from_backup(ctx: "RunContext", name: str, entry: SandboxEntry, agent: Any, listing: Any) -> str:
+    """--from-backup: recreate an absent sandbox from one of its backups (no backup, no delete)."""
+    out, st = ctx.out, ctx.out.style
+    if name in listing.live:
+        raise StepError(f"  Sandbox '{name}' exists (phase {listing.phases.get(name, '?')}); "
+                        f"rebuild it with `nemoclaw rebuild-sandbox {name}` (no --from-backup).", exit_code=1)
+    backup = select_backup(ctx.paths.backups_root, name, str(ctx.options["from_backup"]))
+    recorded = backup.manifest.sandbox_image
+    expected = agent.expected_version
+    image = ctx.options.get("image") or (_with_tag(recorded, expected) if recorded and expected else recorded)
+    if not image:
+        raise StepError(f"  The backup {backup.path} does not record the sandbox's image; pass --image IMAGE.", exit_code=2)
+    plan = RebuildPlan(name, agent.name, entry.agent_version, expected, recorded or image, image, from_backup=str(backup.path))
+    ctx.put("rebuild_plan", plan)
+    ctx.put("backup_targets", [])
+    out.line(f"  {st.B}Recreate sandbox '{name}' from its backup{st.R}")
+    out.line(f"    Backup: {backup.path}")
+    out.line(f"    Image:  {image}")
+    return "from_backup"
+
+
+def select_backup(root: Path, name: str, which: str) -> Any:
+    """`latest` (the newest backup that verifies) or a backup's timestamp; a clear StepError
+    when there is none (never a silent other choice)."""
+    store = BackupStore(root)
+    try:
+        backups = store.list(name)
+    except StoreError as exc:
+        raise StepError(f"  {exc}", exit_code=2) from None
+    if which != "latest":
+        chosen = [b for b in backups if b.path.name == which or b.timestamp == which]
+        if not chosen:
+            raise StepError(f"  No valid backup '{which}' of sandbox '{name}' in {root / name}; "
+                            f"see `nemoclaw backups list {name}`.", exit_code=1)
+        candidates = chosen
+    else:
+        candidates = backups
+    for b in candidates:
+        mismatch = store.verify(b)
+        if mismatch is None:
+            return b
+        if which != "latest":
+            raise StepError(f"  Backup {b.path} does not verify ({mismatch}); choose another with --from-backup.", exit_code=1)
+    raise StepError(f"  No verified backup of sandbox '{name}' in {root / name}.", exit_code=1)
+
+
+def latest_verified_backup(root: Path, name: str) -> Path | None:
+    try:
+        return select_backup(root, name, "latest").path
+    except StepError:
+        return None
 
 
 def openshell_error(output: str) -> str:
@@ -127,13 +167,25 @@ def _openshell(args: list[str], what: str, timeout: float = OPERATION_TIMEOUT) -
     return result.output
 
 
-@step("delete_sandbox")
+def _live(name: str) -> tuple[bool, str | None]:
+    """Whether OpenShell lists `name` now, and its phase."""
+    listing = parse_listing(*_list_texts())
+    return name in listing.live, dict((e.name, e.phase) for e in listing.entries).get(name)
+
+
+@step("delete_sandbox", reads=("rebuild_plan",), writes=("sandbox_deleted",), mutates=True, advice=lambda f, s: rebuild_advice(f, s))
 def delete_sandbox(ctx: "RunContext") -> None:
-    """`openshell sandbox delete NAME`."""
+    """`openshell sandbox delete NAME`; a sandbox already gone counts as deleted (idempotent)."""
     plan = _plan(ctx)
     ctx.out.line(f"  Deleting sandbox '{plan.name}'...")
-    _openshell(["sandbox", "delete", plan.name], f"Deleting sandbox '{plan.name}'")
-    ctx.data["rebuild_deleted"] = True
+    try:
+        _openshell(["sandbox", "delete", plan.name], f"Deleting sandbox '{plan.name}'")
+    except OpenShellFailed:
+        listed, _ = _live(plan.name)
+        if listed:
+            raise
+        ctx.out.line(f"  Sandbox '{plan.name}' is already deleted.")
+    ctx.put("sandbox_deleted", True)
     ctx.event("sandbox_deleted", sandbox=plan.name, image=plan.previous_image)
 
 
@@ -142,10 +194,17 @@ def _create(ctx: "RunContext", plan: RebuildPlan, image: str) -> None:
     ctx.event("sandbox_created", sandbox=plan.name, image=image)
 
 
-@step("create_sandbox")
+@step("create_sandbox", reads=("rebuild_plan",), mutates=True, advice=lambda f, s: rebuild_advice(f, s))
 def create_sandbox(ctx: "RunContext") -> None:
-    """`openshell sandbox create --name NAME --from <target image>`."""
+    """`openshell sandbox create --name NAME --from <target image>`; a sandbox that already
+    exists on the target image counts as created (idempotent), one on another image fails."""
     plan = _plan(ctx)
+    listed, _ = _live(plan.name)
+    if listed:
+        if _runs_image(plan.name, plan.target_image):
+            ctx.out.line(f"  Sandbox '{plan.name}' already exists on {plan.target_image}.")
+            return
+        raise StepError(f"  Sandbox '{plan.name}' exists but does not run {plan.target_image}; not creating it again.")
     ctx.out.line("  Creating new sandbox with current image...")
     _create(ctx, plan, plan.target_image)
 
@@ -165,7 +224,7 @@ def _wait_ready(name: str, timeout: float) -> None:
         time.sleep(0.5)
 
 
-@step("wait_ready", params=("timeout",))
+@step("wait_ready", params={"timeout": float}, reads=("rebuild_plan",), advice=lambda f, s: rebuild_advice(f, s))
 def wait_ready(ctx: "RunContext") -> None:
     """Poll `openshell sandbox list` until the sandbox is Ready (`with.timeout`, default 120 s)."""
     plan = _plan(ctx)
@@ -173,7 +232,7 @@ def wait_ready(ctx: "RunContext") -> None:
 
 
 def _backup_dir(ctx: "RunContext", name: str) -> Path:
-    path = ctx.data.get("committed", {}).get(name)
+    path = ctx.fact("committed", {}).get(name) or _plan(ctx).from_backup
     if path is None:
         raise StepError(f"  No committed backup of '{name}' in this run.")
     return Path(path)
@@ -191,16 +250,18 @@ def _restore(ctx: "RunContext", name: str) -> Any:
     return result
 
 
-@step("restore_sandbox")
+@step("restore_sandbox", reads=("rebuild_plan",), may_read=("committed",), mutates=True,
+      advice=lambda f, s: rebuild_advice(f, s))
 def restore_sandbox(ctx: "RunContext") -> None:
-    """Write the backup committed by this run back into the new sandbox."""
+    """Write the backup (committed by this run, or the --from-backup one) into the new
+    sandbox; restoring again is safe (each restored dir is first made empty)."""
     plan = _plan(ctx)
     ctx.out.line("  Restoring workspace state...")
     result = _restore(ctx, plan.name)
     ctx.event("sandbox_restored", sandbox=plan.name, files=result.files, bytes=result.bytes)
 
 
-@step("verify_rebuild")
+@step("verify_rebuild", reads=("rebuild_plan",), may_read=("committed",), advice=lambda f, s: rebuild_advice(f, s))
 def verify_rebuild(ctx: "RunContext") -> None:
     """The new sandbox runs the expected agent version and its files hash equal to the backup."""
     plan = _plan(ctx)
@@ -216,14 +277,15 @@ def verify_rebuild(ctx: "RunContext") -> None:
         raise StepError(f"  Sandbox '{plan.name}' files differ from the backup after restore: {mismatch}")
 
 
-@step("record_version")
+@step("record_version", reads=("rebuild_plan",), mutates=True)
 def record_version(ctx: "RunContext") -> None:
-    """Update the registry's agentVersion and say the rebuild succeeded."""
+    """Update the registry's agentVersion and say the rebuild succeeded (idempotent)."""
     plan = _plan(ctx)
     if plan.expected:
         update_agent_version(ctx.paths.registry_file, plan.name, plan.expected)
     st = ctx.out.style
-    ctx.out.line(f"  {st.G}✓{st.R} Sandbox '{plan.name}' rebuilt successfully")
+    done = "recreated from its backup" if plan.from_backup else "rebuilt successfully"
+    ctx.out.line(f"  {st.G}✓{st.R} Sandbox '{plan.name}' {done}")
 
 
 _WHAT_FAILED = {
@@ -242,7 +304,36 @@ def _cause(ctx: "RunContext") -> str:
     return getattr(exc, "gist", None) or " ".join(str(exc).split())
 
 
-@step("rollback_rebuild", outcomes=(), params=("timeout",))
+def manual_commands(plan: RebuildPlan, backup: str | None) -> list[str]:
+    """The commands that put the sandbox back by hand (its previous image, then the backup)."""
+    lines = [f"    openshell sandbox delete {plan.name}    # only if it is still listed",
+             f"    openshell sandbox create --name {plan.name} --from {plan.previous_image}"]
+    if backup:
+        lines.append(f"    nemoclaw backups restore {plan.name} --from {Path(backup).name}")
+    return lines
+
+
+def rebuild_advice(facts: dict[str, Any], state: str) -> list[str]:
+    """For `nemoclaw runs abandon`: the state a rebuild left the sandbox in, and the commands."""
+    plan: RebuildPlan | None = facts.get("rebuild_plan")
+    if plan is None:
+        return ["  The run stopped before it changed any sandbox; nothing needs restoring by hand."]
+    backup = (facts.get("committed") or {}).get(plan.name) or plan.from_backup
+    what = {
+        "delete": "may be deleted",
+        "create": "may be absent or half-created",
+        "wait": "may not be Ready yet",
+        "restore": "may run the new image without all of its files",
+        "verify": "runs the new image; its files were not verified",
+        "rollback": "may be absent, or on either image without all of its files",
+    }.get(state, f"was left in state '{state}'")
+    lines = [f"  Sandbox '{plan.name}' {what}. The backup is kept in {backup}." if backup else f"  Sandbox '{plan.name}' {what}.",
+             "  To put it back as it was, run:"]
+    return lines + manual_commands(plan, backup)
+
+
+@step("rollback_rebuild", outcomes=("unrecovered",), params={"timeout": float}, reads=("rebuild_plan",),
+      may_read=("committed", "sandbox_deleted"), mutates=True, advice=lambda f, s: rebuild_advice(f, s))
 def rollback_rebuild(ctx: "RunContext") -> None:
     """After a failure past the backup: recreate from the previous image and restore the same
     backup; if that fails too, print the commands that restore it by hand. Always ends failed.
@@ -253,12 +344,12 @@ def rollback_rebuild(ctx: "RunContext") -> None:
     out = ctx.out
     what = _WHAT_FAILED.get(ctx.last_error_state or "", f"state '{ctx.last_error_state}'")
     cause = _cause(ctx)
-    backup = ctx.data.get("committed", {}).get(plan.name)
+    backup = ctx.fact("committed", {}).get(plan.name) or plan.from_backup
     try:
         existing = parse_listing(*_list_texts())
     except (StepError, OSError):
         existing = None  # the rollback below will say what is wrong, and print the commands
-    if (existing is not None and not ctx.data.get("rebuild_deleted") and plan.name in existing.ready
+    if (existing is not None and not ctx.fact("sandbox_deleted", False) and not plan.from_backup and plan.name in existing.ready
             and _runs_image(plan.name, plan.previous_image)):
         # The delete itself failed and the sandbox is still there, untouched: nothing to undo.
         out.error(f"  Sandbox '{plan.name}' was not deleted; it still runs {plan.previous_image}. Nothing was changed.")
@@ -277,13 +368,10 @@ def rollback_rebuild(ctx: "RunContext") -> None:
     except (StepError, StoreError, OSError) as exc:
         out.error(f"  Rollback of '{plan.name}' failed too: {getattr(exc, 'gist', None) or ' '.join(str(exc).split())}")
         out.error(f"  The backup is kept in {backup}. Restore the sandbox by hand:" if backup else "  Restore the sandbox by hand:")
-        out.error(f"    openshell sandbox delete {plan.name}    # only if it is still listed")
-        out.error(f"    openshell sandbox create --name {plan.name} --from {plan.previous_image}")
-        if backup:
-            out.error(f"    nemoclaw backups restore {plan.name} --from {Path(backup).name}")
-        ctx.data.setdefault("rebuild_unrecovered", []).append(plan.name)
+        out.lines(manual_commands(plan, backup), error=True)
         ctx.event("rollback_failed", sandbox=plan.name, image=plan.previous_image, backup=str(backup), error=str(exc))
-        raise StepError(f"{what} failed ({cause}) and so did the rollback; restore it by hand as shown above", reported=True) from None
+        raise StepError(f"{what} failed ({cause}) and so did the rollback; restore it by hand as shown above", reported=True,
+                        outcome="unrecovered") from None
     ctx.event("rolled_back", sandbox=plan.name, image=plan.previous_image, backup=str(backup))
     out.error(f"  Rolled back '{plan.name}': it runs {plan.previous_image} again with its files restored from {backup}.")
     raise StepError(f"{what} failed ({cause}); rolled back to {plan.previous_image} with its files restored", reported=True)

@@ -2,7 +2,7 @@
 
 Local and read-only, so a guarded workflow runs it before its preflight: an empty registry
 ends the run with exit 0 and no OpenShell call at all, as upstream does (it works with no
-`openshell` installed). Leaves `ctx.data["registry"]`: a list of SandboxEntry.
+`openshell` installed). Writes the `registry` fact (steps/facts.py).
 """
 
 from __future__ import annotations
@@ -16,15 +16,14 @@ if TYPE_CHECKING:
     from ..engine.context import RunContext
 
 
-@step("read_registry", outcomes=("next", "empty"), local=True, params=("empty_message",))
+@step("read_registry", outcomes=("next", "empty"), local=True, params={"empty_message": str}, writes=("registry",))
 def read_registry(ctx: "RunContext") -> str:
     """Read ~/.nemoclaw/sandboxes.json; end with `empty` (printing `with.empty_message`) if none."""
     entries = _read(ctx.paths.registry_file)
-    ctx.data["registry"] = entries
+    ctx.put("registry", entries)
     if not entries:
         message = ctx.params.get("empty_message")
         if message:
             ctx.out.line(message)
-        ctx.data["summary"] = {"registered": 0}
         return "empty"
     return "next"

@@ -1,8 +1,7 @@
 """`sandbox_list`: which sandboxes OpenShell reports, with gateway recovery (nemoclaw-behaviour §5.1).
 
-Stores, in `ctx.data["sandbox_list"]`, a dict:
-    {"live": [names listed, any phase], "ready": [names whose phase is Ready/Running],
-     "phases": {name: phase}, "format": "json" | "table", "recovered": bool}
+Writes the `sandbox_list` fact (steps/facts.py: names listed in any phase, the Ready/Running
+ones, phases, ids, the format read and whether the gateway was recovered).
 Refuses (fail-closed) when the result shows a schema mismatch: a protobuf decode error, every
 sandbox in phase `Unspecified`, or a gateway that died on a newer-database migration error.
 Any other failure is a StepError carrying the list's exit status.
@@ -32,6 +31,7 @@ from ..openshell import (
     result_issue,
 )
 from ._openshell_common import guard_wording, report_exactly
+from .facts import SandboxList
 
 if TYPE_CHECKING:
     from ..engine.context import RunContext
@@ -53,13 +53,13 @@ def _recover(ctx: "RunContext") -> bool:
     return bool(ctx.params.get("recover", True))
 
 
-@step("sandbox_list", outcomes=("next",), refuses=True, params=("recover",))
+@step("sandbox_list", outcomes=("next",), refuses=True, params={"recover": bool}, may_read=("cli_version",),
+      writes=("sandbox_list",))
 def sandbox_list(ctx: "RunContext") -> None:
     """List OpenShell sandboxes (recovering the gateway once if unreachable); refuse on schema mismatch."""
     state_dir = ctx.paths.gateway_state_dir
     try:
-        obs = ctx.data.get("gateway_observation")
-        cli_version = getattr(obs, "cli_version", None) or installed_openshell_version()
+        cli_version = ctx.fact("cli_version", None) or installed_openshell_version()
         attempt = capture_sandbox_list_with_recovery(
             list_args(cli_version),
             state_dir=state_dir,
@@ -85,4 +85,6 @@ def sandbox_list(ctx: "RunContext") -> None:
         raise StepError(
             "Failed to query running sandboxes from OpenShell.", kind="openshell", exit_code=result.status or 1, reported=True
         )
-    ctx.data["sandbox_list"] = {**listing.as_data(), "recovered": attempt.attempted and attempt.succeeded}
+    data = listing.as_data()
+    ctx.put("sandbox_list", SandboxList(live=data["live"], ready=data["ready"], phases=data["phases"], ids=data["ids"],
+                                        format=data["format"], recovered=attempt.attempted and attempt.succeeded))

@@ -1,9 +1,11 @@
 """upgrade-sandboxes: classify sandboxes by agent version, confirm, report (§3.1).
 
-`classify_versions` reads `ctx.data["registry"]` and `ctx.data["sandbox_list"]["ready"]`;
-with `--check` it only reports (exit 0, writes nothing). `confirm_rebuilds` leaves
-`ctx.data["rebuild"]`, the names a `foreach` state rebuilds; `rebuild_report` reads that
-state's results (named by `with.results_of`).
+`classify_versions` reads the `registry` and `sandbox_list` facts and writes `version_report`;
+with `--check` it only reports (it changes nothing) and ends `checked` (exit 1) when anything
+needs doing, `current` (exit 0) only with "All sandboxes are up to date." (NemoClaw #10211).
+A registered sandbox the gateway does not list is *missing*, never "stopped".
+`confirm_rebuilds` writes `to_rebuild`, the names a `foreach` state rebuilds; `rebuild_report`
+reads that state's `item_results`.
 """
 
 from __future__ import annotations
@@ -18,26 +20,35 @@ from ..registry import SandboxEntry
 from ..store import load_agent
 from ..store.errors import StoreError
 from ._openshell_common import listed_container
+from .facts import MissingSandbox, RebuildSummary, VersionReport, VersionRow
+from .rebuild import latest_verified_backup
 
 if TYPE_CHECKING:
     from ..engine.context import RunContext
 
 
-@step("classify_versions", outcomes=("next", "current", "checked"))
+@step("classify_versions", outcomes=("next", "current", "checked", "attention"), reads=("registry", "sandbox_list"),
+      writes=("version_report",))
 def classify_versions(ctx: "RunContext") -> str:
-    """Sort sandboxes into stale / unknown / current; print the report (and stop there with --check)."""
+    """Sort sandboxes into stale / unknown / current / missing; print the report (and stop
+    there with --check: `checked` when anything needs doing, which exits 1)."""
     out, st = ctx.out, ctx.out.style
-    registry: list[SandboxEntry] = ctx.data.get("registry", [])
-    listing = ctx.data.get("sandbox_list", {})
-    live = set(listing.get("ready", []))
+    registry: list[SandboxEntry] = ctx.fact("registry")
+    listing = ctx.fact("sandbox_list")
+    live, ready = set(listing.live), set(listing.ready)
     checks: list[VersionCheck] = []
+    missing: list[MissingSandbox] = []
+    held = {i.sandbox: i.run_id for i in ctx.interrupted if i.sandbox}
     for entry in registry:
         try:
             agent = load_agent(entry.agent)
         except StoreError as exc:
             raise StepError(f"  {exc}", exit_code=2) from None
+        if entry.name not in live:
+            missing.append(MissingSandbox(entry.name, _latest_backup(ctx, entry.name), held.get(entry.name)))
+            continue
         container = None
-        if entry.name in live:
+        if entry.name in ready:
             try:
                 # By the listing's id: --check writes nothing, not even the CLI's last-used
                 # sandbox (NemoClaw #7279).
@@ -45,18 +56,21 @@ def classify_versions(ctx: "RunContext") -> str:
             except StepError:
                 container = None
         check = check_version(entry, agent, container)
-        if entry.name in live and container is None:
+        if entry.name in ready and container is None:
             check = VersionCheck(entry.name, True, agent.expected_version, None, "unavailable")
         checks.append(check)
     stale = [c for c in checks if c.stale]
     unknown = [c for c in checks if not c.stale and c.unknown]
-    ctx.data["version_checks"] = checks
-    ctx.data["summary"] = {
-        "stale": [{"sandbox": c.name, "current": c.current, "expected": c.expected, "running": c.running} for c in stale],
-        "unknown": [{"sandbox": c.name, "expected": c.expected, "running": c.running} for c in unknown],
-        "current": [c.name for c in checks if c not in stale and c not in unknown],
-    }
-    if not stale and not unknown:
+    report = VersionReport(
+        stale=[VersionRow(c.name, c.current, c.expected, c.running) for c in stale],
+        unknown=[VersionRow(c.name, None, c.expected, c.running) for c in unknown],
+        current=[c.name for c in checks if c not in stale and c not in unknown],
+        missing=missing,
+    )
+    ctx.put("version_report", report)
+    if not stale and not unknown and not missing:
+        if ctx.interrupted:
+            return "attention"
         out.line("  All sandboxes are up to date.")
         return "current"
     if stale:
@@ -70,38 +84,66 @@ def classify_versions(ctx: "RunContext") -> str:
         out.line(f"  {st.YW}Unknown version:{st.R}")
         for c in unknown:
             out.line(f"    {c.name}  v? → v{c.expected}  ({'running' if c.running else 'stopped'})")
+    if missing:
+        out.line("")
+        report_missing(ctx, missing)
     out.line("")
     if ctx.options.get("check"):
         if stale:
             out.line(f"  {len(stale)} sandbox(es) need upgrading.")
         if unknown:
             out.line(f"  {len(unknown)} sandbox(es) could not be version-checked; start them and rerun, or rebuild manually.")
-        out.line("  Run `nemoclaw upgrade-sandboxes` to rebuild them.")
+        if stale or unknown:
+            out.line("  Run `nemoclaw upgrade-sandboxes` to rebuild them.")
         return "checked"
-    ctx.data["stale"] = stale
+    if not stale:
+        return "attention"
     return "next"
 
 
-@step("confirm_rebuilds", outcomes=("next", "none"))
+def _latest_backup(ctx: "RunContext", name: str) -> str | None:
+    path = latest_verified_backup(ctx.paths.backups_root, name)
+    return str(path) if path is not None else None
+
+
+def report_missing(ctx: "RunContext", missing: list[MissingSandbox]) -> None:
+    """Upstream's line for registered sandboxes the gateway does not list, then per sandbox
+    what holds it or how to recreate it (never "stopped": it is not there)."""
+    out = ctx.out
+    out.line(f"  {len(missing)} recorded sandbox(es) were not found on their recorded gateway: "
+             f"{', '.join(m.sandbox for m in missing)}.")
+    for m in missing:
+        if m.held_by:
+            out.line(f"    {m.sandbox}: interrupted run {m.held_by} was working on it; "
+                     f"finish it with `nemoclaw runs resume {m.held_by}`.")
+        elif m.backup:
+            out.line(f"    {m.sandbox}: latest verified backup {m.backup}; recreate it with "
+                     f"`nemoclaw rebuild-sandbox {m.sandbox} --from-backup latest`.")
+        else:
+            out.line(f"    {m.sandbox}: no verified backup was found in {ctx.paths.backups_root / m.sandbox}.")
+
+
+@step("confirm_rebuilds", outcomes=("next", "none"), reads=("version_report",), writes=("to_rebuild",))
 def confirm_rebuilds(ctx: "RunContext") -> str:
     """Pick the running stale sandboxes, asking per sandbox unless --yes/--auto."""
     out, st = ctx.out, ctx.out.style
-    stale: list[VersionCheck] = ctx.data.get("stale", [])
+    stale = ctx.fact("version_report").stale
     running = [c for c in stale if c.running]
     stopped = [c for c in stale if not c.running]
     if stopped:
         out.line(f"  {st.D}Skipping {len(stopped)} stopped sandbox(es) — start them first.{st.R}")
+    chosen: list[str] = []
     if not running:
         out.line("  No running stale sandboxes to rebuild.")
+        ctx.put("to_rebuild", chosen)
         return "none"
     skip_confirm = bool(ctx.options.get("yes") or ctx.options.get("auto"))
-    chosen = []
     for c in running:
-        if not skip_confirm and not _ask(ctx, f"  Rebuild '{c.name}'? [y/N]: "):
-            out.line(f"  Skipped '{c.name}'.")
+        if not skip_confirm and not _ask(ctx, f"  Rebuild '{c.sandbox}'? [y/N]: "):
+            out.line(f"  Skipped '{c.sandbox}'.")
             continue
-        chosen.append(c.name)
-    ctx.data["rebuild"] = chosen
+        chosen.append(c.sandbox)
+    ctx.put("to_rebuild", chosen)
     return "next" if chosen else "none"
 
 
@@ -113,21 +155,22 @@ def _ask(ctx: "RunContext", prompt: str) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
-@step("rebuild_report", outcomes=("next", "partial"), params=("results_of",))
+@step("rebuild_report", outcomes=("next", "partial"), reads=("item_results",), may_read=("version_report",),
+      writes=("rebuild_summary",))
 def rebuild_report(ctx: "RunContext") -> str:
-    """Summarize the per-sandbox rebuilds of a foreach state."""
+    """Summarize the per-sandbox rebuilds of a foreach state (missing sandboxes count as not done)."""
     out, st = ctx.out, ctx.out.style
-    state = ctx.params.get("results_of", "rebuild")
-    results: dict[str, dict] = ctx.results.get(state, {})
-    rebuilt = [n for n, r in results.items() if r["exit_code"] == 0]
-    failed = [n for n, r in results.items() if r["exit_code"] != 0]
+    results = ctx.fact("item_results")
+    rebuilt = [n for n, r in results.items() if r.exit_code == 0]
+    failed = [n for n, r in results.items() if r.exit_code != 0]
     for name in failed:
-        out.error(f"  {st.YW}⚠{st.R} Failed to rebuild '{name}': {results[name].get('message') or results[name].get('reason') or results[name]['terminal']}")
+        r = results[name]
+        out.error(f"  {st.YW}⚠{st.R} Failed to rebuild '{name}': {r.message or r.reason or r.terminal}")
     out.line("")
     if rebuilt:
         out.line(f"  {st.G}✓{st.R} {len(rebuilt)} sandbox(es) rebuilt.")
     if failed:
         out.line(f"  {st.YW}⚠{st.R} {len(failed)} sandbox(es) failed — see errors above.")
-    summary = ctx.data.setdefault("summary", {})
-    summary["rebuilt"], summary["failed"] = rebuilt, failed
-    return "partial" if failed else "next"
+    ctx.put("rebuild_summary", RebuildSummary(rebuilt, failed))
+    missing = ctx.fact("version_report", None)
+    return "partial" if failed or (missing is not None and missing.missing) else "next"

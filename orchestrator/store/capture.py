@@ -117,6 +117,7 @@ def build_manifest(
     blueprint_digest: str | None = None,
     policy_presets: list[str] | None = None,
     name: str | None = None,
+    image: str | None = None,
 ) -> Manifest:
     """The manifest for a capture; `backup_path` is the final (committed) location."""
     return Manifest(
@@ -137,4 +138,5 @@ def build_manifest(
         dirs=sorted(capture.archive.dirs, key=lambda d: d.path),
         symlinks=sorted(capture.archive.symlinks, key=lambda s: s.path),
         name=name,
+        sandbox_image=image,
     )

@@ -73,6 +73,8 @@ class Manifest:
     dirs: list[DirRecord] = attrs.field(factory=list)
     symlinks: list[LinkRecord] = attrs.field(factory=list)
     name: str | None = None
+    # The image the sandbox ran when it was backed up (to recreate it when it is gone).
+    sandbox_image: str | None = None
 
     def file_modes(self) -> dict[str, int]:
         """Relative path -> permission bits, for restoring with the original modes."""
@@ -92,6 +94,7 @@ _CAMEL = {
     "backup_path": "backupPath",
     "blueprint_digest": "blueprintDigest",
     "policy_presets": "policyPresets",
+    "sandbox_image": "sandboxImage",
 }
 
 
@@ -116,7 +119,9 @@ def _make_converter() -> cattrs.Converter:
     )
     conv.register_unstructure_hook(
         Manifest,
-        make_dict_unstructure_fn(Manifest, conv, name=override(omit_if_default=True), **overrides),
+        make_dict_unstructure_fn(Manifest, conv, name=override(omit_if_default=True),
+                                 sandbox_image=override(rename="sandboxImage", omit_if_default=True),
+                                 **{k: v for k, v in overrides.items() if k != "sandbox_image"}),
     )
     return conv
 
@@ -127,7 +132,7 @@ _converter = _make_converter()
 _KEY_ORDER = [
     "version", "sandboxName", "timestamp", "agentType", "agentVersion", "expectedVersion", "stateDirs",
     "backedUpDirs", "stateFiles", "dir", "backupPath", "blueprintDigest", "policyPresets", "name",
-    "files", "dirs", "symlinks",
+    "sandboxImage", "files", "dirs", "symlinks",
 ]  # fmt: skip
 
 

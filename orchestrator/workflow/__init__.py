@@ -1,9 +1,7 @@
-"""Workflow files: the typed spec, the YAML loader, validation, discovery and diagrams."""
+"""The workflow language: the typed spec, the YAML loader, step signatures, validation,
+discovery and diagrams. It knows steps only by their signatures (signature.py); the engine's
+registry supplies them when a file is loaded (discover.py asks for them lazily)."""
 
-from .discover import Found, builtin_dir, find_all, load_by_name, load_workflow, search_path
 from .spec import ArgumentSpec, Backoff, ForEach, Guard, OptionSpec, Retry, StateSpec, WorkflowSpec
 
-__all__ = [
-    "ArgumentSpec", "Backoff", "ForEach", "Found", "Guard", "OptionSpec", "Retry", "StateSpec",
-    "WorkflowSpec", "builtin_dir", "find_all", "load_by_name", "load_workflow", "search_path",
-]
+__all__ = ["ArgumentSpec", "Backoff", "ForEach", "Guard", "OptionSpec", "Retry", "StateSpec", "WorkflowSpec"]

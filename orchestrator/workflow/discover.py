@@ -14,7 +14,6 @@ from pathlib import Path
 import attrs
 
 from ..engine.errors import DefinitionError
-from ..engine.steps import registered_steps
 from ..paths import Paths
 from .load import load_file
 from .spec import WorkflowSpec
@@ -67,7 +66,11 @@ def load_workflow(path: Path, known: set[str] | None = None) -> WorkflowSpec:
     """Load and validate one file; raises DefinitionError with every problem."""
     spec, loc = load_file(path)
     names = known if known is not None else set(find_all())
-    validate(spec, loc, registered_steps(), workflow_exists=lambda n: n in names)
+    from ..engine.facts import declared
+    from ..engine.steps import signatures
+
+    sigs = signatures()  # imports the step library, which declares the built-in facts
+    validate(spec, loc, sigs, workflow_exists=lambda n: n in names, facts=set(declared()))
     return spec
 
 

@@ -1,11 +1,13 @@
-"""Mermaid state diagrams drawn by transitions' mermaid engine (no graphviz needed)."""
+"""Mermaid state diagrams drawn by transitions' mermaid engine (no graphviz needed).
+
+Besides the outcomes, each state that declares `resume:` gets an edge labelled `resume` to
+where a resumed run continues after a crash there (itself for `resume: retry`)."""
 
 from __future__ import annotations
 
 from transitions.extensions import GraphMachine
 
-from ..engine.machine import state_names, transitions_of
-from .spec import WorkflowSpec
+from .spec import RESUME_RETRY, WorkflowSpec
 
 
 def mermaid(spec: WorkflowSpec) -> str:
@@ -15,8 +17,8 @@ def mermaid(spec: WorkflowSpec) -> str:
     model = _Model()
     GraphMachine(
         model=model,
-        states=state_names(spec),
-        transitions=transitions_of(spec),
+        states=spec.machine_states(),
+        transitions=spec.transition_list() + _resume_edges(spec),
         initial=spec.initial,
         auto_transitions=False,
         graph_engine="mermaid",
@@ -29,6 +31,11 @@ def mermaid(spec: WorkflowSpec) -> str:
     if text.startswith(head):
         text = f"---\ntitle: {spec.name}\n---\n" + text[len(head):]
     return text
+
+
+def _resume_edges(spec: WorkflowSpec) -> list[dict[str, str]]:
+    return [{"trigger": "resume", "source": name, "dest": name if s.resume == RESUME_RETRY else s.resume}
+            for name, s in spec.states.items() if s.resume is not None]
 
 
 def diagram_markdown(spec: WorkflowSpec) -> str:

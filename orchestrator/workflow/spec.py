@@ -16,6 +16,9 @@ TERMINAL_DEFAULTS: dict[str, int] = {"done": 0, "refused": 1, "failed": 1}
 
 OptionType = Literal["bool", "int", "float", "str", "choice"]
 
+RESUME_RETRY = "retry"
+"""`resume: retry`: a resumed run runs the interrupted state's step again."""
+
 
 @attrs.frozen
 class Backoff:
@@ -44,6 +47,9 @@ class OptionSpec:
     help: str = ""
     short: str | None = None
     choices: list[str] | None = None
+    # Bounds of an int/float option, checked before the run starts (exit 2 outside them).
+    min: float | None = None
+    max: float | None = None
 
 
 @attrs.frozen
@@ -67,12 +73,21 @@ class Guard:
 
 @attrs.frozen
 class ForEach:
-    """Run another workflow once per item of a list a previous step left in ctx.data."""
+    """Run another workflow once per item of a list fact an earlier state wrote.
+
+    A child run starts with only the facts named in `facts` (none by default): it reads the
+    world again through its own states. Its result goes into the fact named by `results`
+    (default `item_results`). A child that ends in one of the terminals in `stop_on` stops the
+    items after it (they are reported as not run): e.g. a rebuild whose rollback failed.
+    """
 
     items: str
     workflow: str
     # The child workflow's option (or argument) that receives the item.
     option: str = "name"
+    facts: list[str] = attrs.Factory(list)
+    results: str = "item_results"
+    stop_on: list[str] = attrs.Factory(list)
 
 
 @attrs.frozen
@@ -90,15 +105,35 @@ class StateSpec:
     foreach: ForEach | None = None
     terminal: bool = False
     exit: int | None = None
+    # What a resumed run does when an earlier process was interrupted in this state:
+    # `retry` (run the step again: it is idempotent) or the name of a state to go to instead
+    # (e.g. a compensation). Required on states whose step changes the world.
+    resume: str | None = None
 
     def routes(self) -> dict[str, str]:
-        """outcome -> destination state, for every transition out of this state."""
+        """outcome -> destination state, for every transition written in the file."""
         out = dict(self.branches)
         for key in ("next", "refuse", "error"):
             dest = getattr(self, key)
             if dest is not None:
                 out[key] = dest
         return out
+
+    def transitions(self) -> dict[str, str]:
+        """Every transition out of this state: the written ones plus the implicit ones
+        (`error` -> failed unless routed elsewhere; a foreach's `partial` -> failed). The
+        one copy of that rule: the machine, the diagrams, validation and the drive loop use it."""
+        if self.terminal:
+            return {}
+        out = self.routes()
+        out.setdefault("error", "failed")
+        if self.foreach is not None:
+            out.setdefault("partial", "failed")
+        return out
+
+    def resume_target(self, name: str) -> str:
+        """The state a resumed run continues in, for a run interrupted in state `name`."""
+        return name if self.resume in (None, RESUME_RETRY) else self.resume
 
 
 @attrs.frozen
@@ -125,6 +160,16 @@ class WorkflowSpec:
         merged = {name: StateSpec(terminal=True, exit=code) for name, code in TERMINAL_DEFAULTS.items()}
         merged.update(self.states)
         return merged
+
+    def transition_list(self) -> list[dict[str, str]]:
+        """Every transition, as transitions' Machine takes them (trigger = outcome)."""
+        return [{"trigger": outcome, "source": name, "dest": dest}
+                for name, state in self.all_states.items() for outcome, dest in state.transitions().items()]
+
+    def machine_states(self) -> list[str]:
+        """Declared states in file order, then the implicit terminals that are used."""
+        used = {t["dest"] for t in self.transition_list()}
+        return list(self.states) + [t for t in self.all_states if t not in self.states and t in used]
 
     def exit_code(self, state: str) -> int:
         spec = self.all_states[state]

@@ -4,12 +4,14 @@ an unknown destination or callback would only fail at trigger time)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 
 from ..engine.errors import DefinitionError
-from ..engine.steps import StepDef
 from .load import Located
-from .spec import TERMINAL_DEFAULTS, WorkflowSpec
+from .signature import StepSignature, param_type_error
+from .spec import RESUME_RETRY, TERMINAL_DEFAULTS, WorkflowSpec
+
+StepDef = StepSignature  # what validation checks a state against
 
 STATE_NAME = re.compile(r"^[a-z0-9_]+$")
 WORKFLOW_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
@@ -23,8 +25,10 @@ def validate(
     loc: Located,
     steps: Mapping[str, StepDef],
     workflow_exists: Callable[[str], bool] = lambda name: True,
+    facts: Collection[str] | None = None,
 ) -> None:
-    """Raise DefinitionError listing every problem found (not only the first)."""
+    """Raise DefinitionError listing every problem found (not only the first). `facts` are the
+    declared fact names (None: not checked)."""
     problems: list[str] = []
     err = problems.append
     states = spec.all_states
@@ -46,6 +50,14 @@ def validate(
         bad_default = _check_default(ospec.type, ospec.default, ospec.choices)
         if bad_default:
             err(loc.error(["options", opt, "default"], bad_default))
+        for bound in ("min", "max"):
+            if getattr(ospec, bound) is not None and ospec.type not in ("int", "float"):
+                err(loc.error(["options", opt, bound], f"'{bound}' is only for int and float options"))
+        if ospec.min is not None and ospec.max is not None and ospec.min > ospec.max:
+            err(loc.error(["options", opt, "min"], "min must not be greater than max"))
+        if isinstance(ospec.default, (int, float)) and not isinstance(ospec.default, bool):
+            if (ospec.min is not None and ospec.default < ospec.min) or (ospec.max is not None and ospec.default > ospec.max):
+                err(loc.error(["options", opt, "default"], "default lies outside min..max"))
     if spec.read_only_when is not None:
         ro = spec.options.get(spec.read_only_when)
         if ro is None or ro.type != "bool":
@@ -62,13 +74,16 @@ def validate(
         if not STATE_NAME.match(name):
             err(loc.error(where, f"state name '{name}' must match [a-z0-9_]+ (lowercase letters, digits, '_')"))
         if state.terminal:
-            for key in (*ROUTING_KEYS, "do", "retry", "foreach"):
+            for key in (*ROUTING_KEYS, "do", "retry", "foreach", "resume"):
                 if getattr(state, key):
                     err(loc.error([*where, key], f"terminal state '{name}' cannot have '{key}' (a terminal ends the run)"))
             if state.branches:
                 err(loc.error([*where, "branches"], f"terminal state '{name}' cannot have outgoing transitions"))
             if state.exit is None and name not in TERMINAL_DEFAULTS:
                 err(loc.error(where, f"terminal state '{name}' needs an 'exit' code"))
+            if name in TERMINAL_DEFAULTS and state.exit is not None and state.exit != TERMINAL_DEFAULTS[name]:
+                err(loc.error([*where, "exit"], f"built-in terminal '{name}' always exits {TERMINAL_DEFAULTS[name]} "
+                                                 "(scripts rely on it); declare a terminal of your own"))
             continue
         if name in TERMINAL_DEFAULTS:
             err(loc.error(where, f"'{name}' is a built-in terminal state; it cannot run a step"))
@@ -81,10 +96,16 @@ def validate(
             key = [*where, outcome] if outcome in ROUTING_KEYS else [*where, "branches", outcome]
             if dest not in states:
                 err(loc.error(key, f"unknown state '{dest}'; states are: {', '.join(sorted(states))}"))
+        if state.resume is not None and state.resume != RESUME_RETRY and state.resume not in states:
+            err(loc.error([*where, "resume"], f"resume must be 'retry' or a state; unknown state '{state.resume}'"))
         if state.do is not None:
             _check_step(spec, loc, name, steps, err)
         if state.foreach is not None:
             fe = state.foreach
+            if facts is not None:
+                for key, fact in [("items", fe.items), ("results", fe.results), *(("facts", f) for f in fe.facts)]:
+                    if fact not in facts:
+                        err(loc.error([*where, "foreach", key], f"unknown fact '{fact}'; declared facts: {', '.join(sorted(facts))}"))
             if fe.workflow == spec.name or not workflow_exists(fe.workflow):
                 err(loc.error([*where, "foreach", "workflow"], f"unknown workflow '{fe.workflow}' (or the workflow itself)"))
             if state.next is None:
@@ -103,6 +124,8 @@ def validate(
         err(loc.error(["initial"], f"initial state '{spec.initial}' must be a declared, non-terminal state; declared: {', '.join(sorted(spec.states)) or 'none'}"))
     elif not problems:
         _check_graph(spec, loc, steps, err)
+        if not problems:
+            _check_facts(spec, loc, steps, err)
     if spec.guard is not None and spec.initial in spec.states and not problems:
         _check_guard(spec, loc, steps, err)
     if problems:
@@ -156,10 +179,17 @@ def _check_step(spec: WorkflowSpec, loc: Located, name: str, steps: Mapping[str,
     if step is None:
         err(loc.error([*where, "do"], f"unknown step '{state.do}'; registered steps: {', '.join(sorted(steps))}"))
         return
-    for key in state.with_:
+    for key, value in state.with_.items():
         if key not in step.params:
             valid = ", ".join(sorted(step.params)) or "none"
             err(loc.error([*where, "with", key], f"step '{step.name}' takes no parameter '{key}'; it takes: {valid}"))
+            continue
+        bad = param_type_error(value, step.params[key])
+        if bad:
+            err(loc.error([*where, "with", key], f"parameter '{key}' of step '{step.name}': {bad}"))
+    if step.mutates and state.resume is None:
+        err(loc.error(where, f"step '{step.name}' changes sandboxes or backups: say what a resumed run does if a "
+                             "crash interrupts it here, 'resume: retry' (run it again) or 'resume: <state>'"))
     for outcome in state.branches:
         if outcome not in step.outcomes:
             err(loc.error([*where, "branches", outcome], f"step '{step.name}' never ends with '{outcome}'; it can end with: {', '.join(sorted(step.outcomes))}"))
@@ -183,7 +213,7 @@ def _check_step(spec: WorkflowSpec, loc: Located, name: str, steps: Mapping[str,
 
 def _check_graph(spec: WorkflowSpec, loc: Located, steps: Mapping[str, StepDef], err: Callable[[str], None]) -> None:
     states = spec.all_states
-    edges = {name: set(s.routes().values()) | ({"failed"} if not s.terminal else set()) for name, s in states.items()}
+    edges = {name: set(s.transitions().values()) for name, s in states.items()}
     seen = {spec.initial}
     todo = [spec.initial]
     while todo:
@@ -195,7 +225,7 @@ def _check_graph(spec: WorkflowSpec, loc: Located, steps: Mapping[str, StepDef],
         if name not in seen:
             err(loc.error(["states", name], f"state '{name}' is unreachable from initial state '{spec.initial}'"))
     # A non-terminal state must be able to end the run other than by an error.
-    normal = {name: set(s.routes().values()) - ({s.error} if s.error else set()) for name, s in states.items()}
+    normal = {name: {d for o, d in s.transitions().items() if o != "error"} for name, s in states.items()}
     # A state whose step can never end normally (e.g. `fail`, `rollback`) ends the run itself.
     ends = {name for name, s in states.items() if s.terminal or (s.do in steps and not steps[s.do].outcomes)}
     changed = True
@@ -208,3 +238,48 @@ def _check_graph(spec: WorkflowSpec, loc: Located, steps: Mapping[str, StepDef],
     for name in spec.states:
         if name in seen and name not in ends:
             err(loc.error(["states", name], f"no terminal state (done, refused, failed, ...) can be reached from '{name}'"))
+
+
+def _check_facts(spec: WorkflowSpec, loc: Located, steps: Mapping[str, StepDef], err: Callable[[str], None]) -> None:
+    """Every fact a state reads is written by an earlier state on every path to it (a
+    must-analysis over the transitions; an `error` edge carries no writes of its source, and
+    a resume edge carries what the interrupted state had)."""
+    states = spec.all_states
+
+    def reads_writes(name: str) -> tuple[frozenset[str], frozenset[str]]:
+        s = states[name]
+        if s.foreach is not None:
+            return frozenset({s.foreach.items}), frozenset({s.foreach.results})
+        sig = steps.get(s.do or "")
+        return (sig.reads, sig.writes) if sig is not None else (frozenset(), frozenset())
+
+    every: frozenset[str] = frozenset().union(*(reads_writes(n)[1] for n in states)) | frozenset().union(
+        *(reads_writes(n)[0] for n in states))
+    have: dict[str, frozenset[str]] = {name: every for name in states}
+    have[spec.initial] = frozenset()
+    edges: list[tuple[str, str, bool]] = []  # (source, dest, carries the source's writes)
+    for name, s in states.items():
+        for outcome, dest in s.transitions().items():
+            edges.append((name, dest, outcome != "error"))
+        if s.resume not in (None, RESUME_RETRY):
+            edges.append((name, s.resume, False))
+    changed = True
+    while changed:
+        changed = False
+        for dest in states:
+            if dest == spec.initial:
+                continue
+            incoming = [have[src] | (reads_writes(src)[1] if carries else frozenset())
+                        for src, d, carries in edges if d == dest]
+            new = frozenset.intersection(*incoming) if incoming else frozenset()
+            if new != have[dest]:
+                have[dest], changed = new, True
+    for name, s in spec.states.items():
+        reads, _ = reads_writes(name)
+        for fact in sorted(reads - have[name]):
+            writers = sorted(n for n in spec.states if fact in reads_writes(n)[1])
+            what = f"step '{s.do}'" if s.do else "its foreach"
+            hint = f" (it is written by state(s): {', '.join(writers)})" if writers else \
+                f" (no state of this workflow writes it; add a state whose step writes '{fact}')"
+            key = ["states", name, "do"] if s.do else ["states", name, "foreach"]
+            err(loc.error(key, f"{what} reads fact '{fact}', which is not written on every path before state '{name}'{hint}"))

@@ -10,7 +10,10 @@ import time
 from pathlib import Path
 
 from orchestrator.engine.errors import Refusal, StepError, TransientError
+from orchestrator.engine.facts import declare
 from orchestrator.engine.steps import Outcome, step
+
+declare("items", list[str], "Items for the engine tests' foreach.")
 
 
 def _dir() -> Path:
@@ -33,7 +36,7 @@ def t_ok(ctx):
 @step("t_branch", outcomes=("next", "empty"))
 def t_branch(ctx):
     """Ends with `empty` when the --empty option is set."""
-    return "empty" if ctx.options.get("empty") else Outcome("next", value={"items": 3})
+    return "empty" if ctx.options.get("empty") else Outcome("next")
 
 
 @step("t_boom")
@@ -86,10 +89,10 @@ def t_stage_commit(ctx):
     ctx.out.line("  committed alpha and beta")
 
 
-@step("t_items")
+@step("t_items", writes=("items",))
 def t_items(ctx):
     """Leaves a list of items for a foreach state."""
-    ctx.data["items"] = ["one", "two", "three"]
+    ctx.put("items", ["one", "two", "three"])
 
 
 @step("t_item_work")

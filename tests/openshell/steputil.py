@@ -6,17 +6,13 @@ import io
 from types import SimpleNamespace
 
 from orchestrator.engine.context import RunContext
+from orchestrator.engine.journal import Journal
 from orchestrator.engine.output import Reporter
 from orchestrator.engine.steps import get_step
 from orchestrator.paths import Paths
 
 BACKUP_ALL = SimpleNamespace(action="backing up registered sandboxes", command="nemoclaw backup-all")
 UPGRADE = SimpleNamespace(action="checking sandbox upgrade state", command="nemoclaw upgrade-sandboxes")
-
-
-class Events:
-    def write(self, kind, **fields):  # noqa: ANN001, ANN003 - the event log is not under test here
-        pass
 
 
 def make_ctx(guard=BACKUP_ALL) -> RunContext:
@@ -27,12 +23,17 @@ def make_ctx(guard=BACKUP_ALL) -> RunContext:
         options={},
         paths=Paths.from_env(),
         out=out,
-        events=Events(),
+        journal=Journal(None, "test"),  # the journal is not under test here
     )
 
 
 def run_step(name: str, ctx: RunContext):
-    return get_step(name).func(ctx)
+    step = get_step(name)
+    ctx.step_signature = step.signature
+    try:
+        return step.func(ctx)
+    finally:
+        ctx.step_signature = None
 
 
 def stdout(ctx: RunContext) -> str:

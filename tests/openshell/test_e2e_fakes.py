@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+
+import attrs
+
 import re
 
 import pytest
@@ -41,7 +44,7 @@ def test_case1_protobuf_mismatch_fails_closed(fake_openshell):
     assert re.search(r"No sandbox data was changed|Refusing to trust OpenShell sandbox state", text)
     assert "  OpenShell output: " + PROTOBUF_ERR.strip() in info.value.diagnosis
     assert not re.search(r"Skipping '?alpha'? \(not running\)", text + stderr(ctx))
-    assert "sandbox_list" not in ctx.data
+    assert "sandbox_list" not in ctx.facts
     assert not fake_openshell.called("gateway select")  # a protobuf error is never "recovered"
 
 
@@ -91,7 +94,7 @@ def test_case6_stale_marker_is_not_a_false_positive(fake_openshell, home, tmp_pa
     run_step("preflight", ctx)  # no refusal
     run_step("sandbox_list", ctx)
     assert fake_openshell.called("sandbox list")
-    assert ctx.data["sandbox_list"]["ready"] == ["alpha"]
+    assert ctx.facts["sandbox_list"].ready == ["alpha"]
     assert "0.0.43" not in stderr(ctx)
 
 
@@ -150,7 +153,7 @@ def test_ready_filtering_from_table(fake_openshell):
     ))  # fmt: skip
     ctx = make_ctx()
     run_step("sandbox_list", ctx)
-    data = ctx.data["sandbox_list"]
+    data = attrs.asdict(ctx.facts["sandbox_list"])
     assert data["live"] == ["alpha", "beta"] and data["ready"] == ["alpha"] and data["format"] == "table"
     assert data["phases"] == {"alpha": "Ready", "beta": "Error"} and data["recovered"] is False
 
@@ -161,7 +164,7 @@ def test_json_listing_used_from_0_0_44(fake_openshell):
     ctx = make_ctx()
     run_step("sandbox_list", ctx)
     assert fake_openshell.called("sandbox list -o json")
-    assert ctx.data["sandbox_list"]["ready"] == ["alpha"] and ctx.data["sandbox_list"]["format"] == "json"
+    assert ctx.facts["sandbox_list"].ready == ["alpha"] and ctx.facts["sandbox_list"].format == "json"
 
 
 def test_all_unspecified_phases_refuse(fake_openshell):

@@ -90,7 +90,7 @@ def test_recovery_starts_gateway_and_retries_list(fake_openshell, home, procs):
         _adopt_started(procs)
     out = stdout(ctx)
     assert "  ✓ Docker-driver gateway is healthy" in out.splitlines()
-    assert ctx.data["sandbox_list"]["ready"] == ["alpha"] and ctx.data["sandbox_list"]["recovered"] is True
+    assert ctx.facts["sandbox_list"].ready == ["alpha"] and ctx.facts["sandbox_list"].recovered is True
     lists = [c for c in fake_openshell.calls.read_text().splitlines() if c.startswith("sandbox list")]
     assert len(lists) == 2
     marker = read_marker(Paths.from_env().gateway_state_dir)

@@ -113,7 +113,6 @@ def test_old_gateway_process_with_new_binary_on_disk_is_served_version_drift(sim
         run_step("preflight", ctx)
     assert info.value.reason == "served_version_drift"
     assert f"  Running gateway version: http://127.0.0.1:{sim.port} (0.0.43)" in info.value.diagnosis
-    assert ctx.data["gateway_observation"].served_source == "readyz"
 
     result = CliRunner().invoke(gateway_group, ["check", "--json"])
     assert result.exit_code == 1
@@ -131,7 +130,7 @@ def test_matching_versions_pass_and_list_works(sim):
     ctx = make_ctx()
     run_step("preflight", ctx)
     run_step("sandbox_list", ctx)
-    assert ctx.data["sandbox_list"]["live"] == [] and ctx.data["sandbox_list"]["format"] == "json"
+    assert ctx.facts["sandbox_list"].live == [] and ctx.facts["sandbox_list"].format == "json"
     assert CliRunner().invoke(gateway_group, ["check", "--json"]).exit_code == 0
 
 

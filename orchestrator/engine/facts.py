@@ -1,0 +1,87 @@
+"""Facts: the typed data one state hands to later states, and what the journal records.
+
+A fact is declared once (`declare(name, type, doc)`; the built-in ones are all on one page,
+steps/facts.py), written by the steps whose signature lists it under `writes`, and read by
+those that list it under `reads`/`may_read`. The loader checks that every read fact is written
+by an earlier state on every path; at run time `ctx.put` checks the value's type and
+`ctx.fact` refuses undeclared reads, so the declarations cannot drift from the code.
+
+Facts are (un)structured with one cattrs converter, so the journal can record them as JSON and
+a new process can rebuild a run's facts from the journal alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+import cattrs
+
+from .errors import StepError
+
+
+@attrs.frozen
+class FactDef:
+    name: str
+    type: Any
+    doc: str
+    # Part of the run's --json summary (reports meant for scripts).
+    report: bool = False
+
+
+_FACTS: dict[str, FactDef] = {}
+
+
+def declare(name: str, type_: Any, doc: str, *, report: bool = False) -> FactDef:
+    """Declare a fact (idempotent for the same declaration; a different one is a bug)."""
+    fd = FactDef(name, type_, doc, report)
+    old = _FACTS.get(name)
+    if old is not None and old != fd:
+        raise ValueError(f"fact '{name}' is declared twice, differently")
+    _FACTS[name] = fd
+    return fd
+
+
+def declared() -> Mapping[str, FactDef]:
+    return dict(_FACTS)
+
+
+def _converter() -> cattrs.Converter:
+    conv = cattrs.Converter()
+    conv.register_unstructure_hook(Path, str)
+    conv.register_structure_hook(Path, lambda v, _: Path(v))
+    return conv
+
+
+CONVERTER = _converter()
+
+
+def dump(name: str, value: Any) -> Any:
+    """The JSON-able form of a fact's value, for the journal."""
+    fd = _FACTS[name]
+    return CONVERTER.unstructure(value, fd.type)
+
+
+def load(name: str, raw: Any) -> Any:
+    """A fact's value from its journal form; raises ValueError when it does not fit its type."""
+    fd = _FACTS.get(name)
+    if fd is None:
+        raise ValueError(f"unknown fact '{name}'")
+    try:
+        return CONVERTER.structure(raw, fd.type)
+    except Exception as exc:  # noqa: BLE001 - cattrs raises many types; all mean "does not fit"
+        raise ValueError(f"fact '{name}' does not fit its type: {exc}") from None
+
+
+def check_value(name: str, value: Any) -> None:
+    """Raise StepError when `value` cannot be a value of fact `name` (a bug in a step)."""
+    fd = _FACTS.get(name)
+    if fd is None:
+        raise StepError(f"  internal error: fact '{name}' is not declared")
+    try:
+        raw = CONVERTER.unstructure(value, fd.type)
+        CONVERTER.structure(raw, fd.type)
+    except Exception as exc:  # noqa: BLE001
+        raise StepError(f"  internal error: a value for fact '{name}' does not fit its type: {exc}") from None

@@ -1,0 +1,265 @@
+"""Finishing interrupted runs: find them in the journals, resume them, report or abandon them.
+
+A run is *interrupted* when its journal has no `run_finished` (nor `run_abandoned`) and the
+process that owns it is dead. Resuming it rebuilds its context from the journal alone (options,
+facts, the last failure) and continues where it stopped: in the interrupted state, run again
+(`resume: retry`, the default) or in the state its `resume:` names; after a completed state,
+in the state it was going to. A guarded workflow first runs its preflight again: a gateway
+that drifted since must not be trusted with the rest of the job (a refused resume changes
+nothing and stays resumable).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from ..paths import Paths
+from ..store.staging import Owner
+from ..workflow.spec import StateSpec, WorkflowSpec
+from .context import RunContext
+from .errors import DefinitionError, Refusal, StepError
+from .facts import load as load_fact
+from .journal import Journal, Replay, read_journal, replay, run_logs, status_of
+from .output import Reporter
+
+
+@attrs.frozen
+class Interrupted:
+    """An interrupted run as `runs list`, `--check` and the resume line describe it."""
+
+    run_id: str
+    path: Path
+    replay: Replay
+    child: Replay | None  # the foreach child it was in, if any
+
+    @property
+    def subject(self) -> str:
+        """`rebuild-sandbox 'alpha'`, or `upgrade-sandboxes` (the workflow and its `name`)."""
+        r = self.child or self.replay
+        name = r.options.get("name")
+        return f"{r.workflow} '{name}'" if name else str(r.workflow)
+
+    @property
+    def sandbox(self) -> str | None:
+        r = self.child or self.replay
+        name = r.options.get("name")
+        return str(name) if name else None
+
+    @property
+    def state(self) -> str:
+        r = self.child or self.replay
+        return r.stopped_in or "?"
+
+    @property
+    def since(self) -> str:
+        r = self.child or self.replay
+        return _short_time(r.in_state_since or r.started or "?")
+
+    def describe(self) -> str:
+        return f"{self.subject}, stopped in state '{self.state}' at {self.since}"
+
+
+def _short_time(ts: str) -> str:
+    return ts.replace("T", " ")[:19] + (" UTC" if ts[:4].isdigit() else "")
+
+
+def find_interrupted(paths: Paths) -> list[Interrupted]:
+    """Interrupted runs that change things (read-only runs have nothing to finish), oldest first."""
+    found: list[Interrupted] = []
+    for path in run_logs(paths.runs_dir):
+        events, _ = read_journal(path)
+        top = replay(events, path.stem)
+        if top.workflow is None or status_of(top) != "interrupted":
+            continue
+        started = next((e for e in events if e.get("event") == "run_started" and e.get("run") == path.stem), {})
+        if started.get("read_only") or started.get("workflow") is None:
+            continue
+        child = None
+        if top.in_state is not None:
+            open_items = [slot for slot in top.items.values() if slot.get("result") is None and slot.get("child")]
+            if open_items:
+                child = replay(events, str(open_items[-1]["child"]))
+        found.append(Interrupted(path.stem, path, top, child))
+    return sorted(found, key=lambda i: i.run_id)
+
+
+def report_interrupted(paths: Paths, out: Reporter) -> list[Interrupted]:
+    """For read-only runs: one line per interrupted run; they make the run end non-zero."""
+    found = find_interrupted(paths)
+    for i in found:
+        out.line(f"  Interrupted run {i.run_id} ({i.describe()}) has not finished.")
+    if found:
+        out.line("  Run `nemoclaw runs resume <id>` (or any backup or upgrade command) to finish it, "
+                 "or `nemoclaw runs abandon <id>` to give it up.")
+    return found
+
+
+def resume_all(paths: Paths, out: Reporter, *, debug: bool, by: str) -> bool:
+    """Resume every interrupted run, oldest first (the caller holds the writer lock). True when
+    each ended in a terminal with exit code 0."""
+    ok = True
+    for i in find_interrupted(paths):
+        out.line(f"  Resuming interrupted run {i.run_id} ({i.describe()})...")
+        result = resume(i, paths, out, debug=debug, by=by)
+        if result is None or result.exit_code != 0:
+            ok = False
+    return ok
+
+
+def _load_spec(r: Replay, paths: Paths) -> WorkflowSpec:
+    from ..workflow.discover import load_by_name
+
+    return load_by_name(str(r.workflow), paths)
+
+
+def resume(i: Interrupted, paths: Paths, out: Reporter, *, debug: bool, by: str) -> Any:
+    """Resume one interrupted top-level run in this process; returns its RunResult, or None
+    when it could not be resumed (it stays interrupted, and the reason was printed)."""
+    from .run import _discard, _finish, new_context
+
+    r = i.replay
+    try:
+        spec = _load_spec(r, paths)
+    except DefinitionError as exc:
+        out.error(f"  Cannot resume run {i.run_id}: its workflow '{r.workflow}' no longer loads:")
+        out.lines([f"    {p}" for p in exc.problems], error=True)
+        return None
+    journal = Journal(i.path, i.run_id, warn=out.error)
+    ctx = new_context(spec, r.options, run_id=i.run_id, paths=paths, out=out, journal=journal, debug=debug)
+    started = time.monotonic()
+    try:
+        if not _restore(ctx, r, out):
+            return None
+        ctx.event("run_resumed", owner=Owner.current(i.run_id).to_json(), by=by, pid=os.getpid(),
+                  host=socket.gethostname(), state=r.stopped_in)
+        terminal, reason = _continue(ctx, spec, r)
+        if terminal is None:
+            return None
+        code = ctx.exit_code if ctx.exit_code is not None else spec.exit_code(terminal)
+        _discard(ctx)
+        return _finish(ctx, terminal, code, reason, started)
+    finally:
+        if ctx.has_staging:
+            ctx.staging.discard()
+        journal.close()
+
+
+def continue_child(parent: RunContext, spec: WorkflowSpec, child_id: str) -> tuple[str, int, str | None, str | None]:
+    """Resume a foreach child of a resumed parent: (terminal, exit code, reason, message)."""
+    from .run import new_context
+
+    events, _ = read_journal(parent.journal.path) if parent.journal.path else ([], [])
+    r = replay(events, child_id)
+    ctx = new_context(spec, r.options, run_id=child_id, paths=parent.paths, out=parent.out, journal=parent.journal,
+                      debug=parent.debug)
+    try:
+        if not _restore(ctx, r, parent.out):
+            return "failed", 1, "resume failed", "its journal could not be read back"
+        parent.out.line(f"  Resuming {spec.name} '{r.options.get('name', '')}' in state '{r.stopped_in or spec.initial}'...")
+        ctx.event("run_resumed", owner=Owner.current(child_id).to_json(), by=parent.run_id, state=r.stopped_in)
+        terminal, reason = _continue(ctx, spec, r)
+        if terminal is None:
+            return "refused", 1, "refused on resume", "the preflight refused on resume"
+        code = ctx.exit_code if ctx.exit_code is not None else spec.exit_code(terminal)
+        message = str(ctx.last_error).strip() if ctx.last_error is not None else None
+        return terminal, code, reason, message
+    finally:
+        if ctx.has_staging:
+            ctx.staging.discard()
+
+
+def _restore(ctx: RunContext, r: Replay, out: Reporter) -> bool:
+    """Facts and the last failure from the journal; False (said why) when a fact is unreadable."""
+    for name, raw in r.facts.items():
+        try:
+            ctx.facts[name] = load_fact(name, raw)
+        except ValueError as exc:
+            out.error(f"  Cannot resume run {r.run_id}: its journal is damaged ({exc}).")
+            return False
+    if r.last_error is not None:
+        ctx.last_error, ctx.last_error_state = StepError(r.last_error), r.last_error_state
+    ctx.prior_items = r.items if r.in_state is not None else None
+    return True
+
+
+def start_state(spec: WorkflowSpec, r: Replay) -> str:
+    """Where a resumed run goes on (see the module docstring)."""
+    if r.in_state is not None and r.in_state in spec.states:
+        return spec.states[r.in_state].resume_target(r.in_state)
+    if r.next_state is not None:
+        return r.next_state
+    return spec.initial
+
+
+def _continue(ctx: RunContext, spec: WorkflowSpec, r: Replay) -> tuple[str | None, str | None]:
+    from .run import drive
+
+    start = start_state(spec, r)
+    ctx.resumed_from = r.stopped_in
+    if spec.all_states[start].terminal:
+        return start, None
+    if spec.guard is not None and _past_preflight(spec, start) and not _preflight_again(ctx, spec):
+        return None, None
+    return drive(ctx, start=start)
+
+
+def _past_preflight(spec: WorkflowSpec, start: str) -> bool:
+    return any(s.do == "preflight" for s in spec.states.values()) and spec.states[start].do != "preflight"
+
+
+def _preflight_again(ctx: RunContext, spec: WorkflowSpec) -> bool:
+    """Run the workflow's preflight step once more; False (diagnosis printed) when it refuses."""
+    from .run import run_step
+    from .steps import get_step
+
+    name = next(n for n, s in spec.states.items() if s.do == "preflight")
+    step = get_step("preflight")
+    if step is None:
+        return True
+    try:
+        run_step(ctx, name, StateSpec(do="preflight"), step)
+    except Refusal as refusal:
+        ctx.out.lines(refusal.diagnosis, error=True)
+        ctx.event("resume_refused", reason=refusal.reason)
+        ctx.out.error(f"  Run {ctx.run_id} was not resumed and stays interrupted; nothing was changed.")
+        return False
+    except StepError as exc:
+        if not exc.reported:
+            ctx.out.error(str(exc) if str(exc).startswith("  ") else f"  {exc}")
+        ctx.out.error(f"  Run {ctx.run_id} was not resumed and stays interrupted; nothing was changed.")
+        return False
+    finally:
+        ctx.step_signature = None
+    return True
+
+
+AdviceFunc = Callable[[dict[str, Any], str], list[str]]
+
+
+def abandon_advice(i: Interrupted, paths: Paths) -> list[str]:
+    """What the step of the interrupted state says a person must do by hand."""
+    from .steps import get_step
+
+    r = i.child or i.replay
+    try:
+        spec = _load_spec(r, paths)
+    except DefinitionError:
+        return []
+    state = r.stopped_in or spec.initial
+    facts: dict[str, Any] = {}
+    for name, raw in r.facts.items():
+        try:
+            facts[name] = load_fact(name, raw)
+        except ValueError:
+            continue
+    sspec = spec.states.get(state)
+    step = get_step(sspec.do) if sspec is not None and sspec.do else None
+    advice = getattr(step, "advice", None) if step is not None else None
+    return advice(facts, state) if advice is not None else []
