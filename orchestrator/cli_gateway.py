@@ -127,9 +127,12 @@ def check(as_json: bool, gateway: str) -> None:
         sys.exit(1)
     issue = decide(obs)
     verdict = "ok" if issue is None else issue.kind
+    interrupted = _interrupted_runs()
     if as_json:
         doc = {"verdict": verdict, "drift": issue is not None, **observation_doc(obs)}
         doc["diagnosis"] = format_diagnosis(issue, backup_all_wording()) if issue else []
+        doc["interrupted_runs"] = [{"run": i.run_id, "workflow": i.replay.workflow, "sandbox": i.sandbox,
+                                    "state": i.state} for i in interrupted]
         click.echo(json.dumps(doc, indent=2))
     else:
         rows = _rows(obs)
@@ -137,4 +140,14 @@ def check(as_json: bool, gateway: str) -> None:
         if issue is not None:
             for line in format_diagnosis(issue):
                 click.echo(line, err=True)
-    sys.exit(1 if issue is not None else 0)
+        for i in interrupted:
+            click.echo(f"  Interrupted run {i.run_id} ({i.describe()}) has not finished: "
+                       f"`nemoclaw runs resume {i.run_id}`.", err=True)
+    sys.exit(1 if issue is not None or interrupted else 0)
+
+
+def _interrupted_runs() -> list:  # type: ignore[type-arg]
+    """Runs a crash left unfinished (journals under ~/.nemoclaw/runs/); reported, never resumed here."""
+    from .engine.resume import find_interrupted
+
+    return find_interrupted(Paths.from_env())

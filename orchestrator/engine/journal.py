@@ -28,7 +28,7 @@ from ..store.staging import Owner
 
 # Events that are made durable (fsync) before the run goes on.
 DURABLE = frozenset({"run_started", "run_resumed", "state_entered", "state_left", "item_started",
-                     "item_finished", "run_finished", "run_abandoned"})
+                     "item_finished", "run_finished", "run_abandoned", "run_superseded"})
 
 
 def new_run_id() -> str:
@@ -181,43 +181,65 @@ class Replay:
         return self.in_state or self.next_state
 
 
+_FIELD_TYPES: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "run_started": {"workflow": str, "options": dict},
+    "child_started": {"workflow": str, "options": dict},
+    "state_entered": {"state": str},
+    "state_left": {"state": str, "outcome": str},
+    "item_started": {"item": (str, int)},
+    "item_finished": {"item": (str, int)},
+}
+
+
+def _well_typed(e: dict[str, Any]) -> str | None:
+    """Why an event's fields do not have the types replay relies on (None when they do)."""
+    for key, typ in _FIELD_TYPES.get(e["event"], {}).items():
+        if not isinstance(e.get(key), typ) or isinstance(e.get(key), bool):
+            return f"event '{e['event']}': field '{key}' is missing or of the wrong type"
+    for key, typ in (("facts", dict), ("to", str), ("options", dict)):
+        if key in e and e[key] is not None and not isinstance(e[key], typ):
+            return f"event '{e['event']}': field '{key}' is of the wrong type"
+    return None
+
+
 def replay(events: list[dict[str, Any]], run_id: str) -> Replay:
-    """Fold the events of `run_id` into a Replay (children's events are kept apart)."""
+    """Fold the events of `run_id` into a Replay (children's events are kept apart). An event
+    whose fields have the wrong types is skipped and listed as damaged."""
     r = Replay(run_id)
     for e in events:
         kind = e.get("event")
         if e.get("run") != run_id:
             continue
-        try:
-            if kind == "run_started" or kind == "child_started":
-                r.workflow = e.get("workflow")
-                r.source = e.get("source")
-                r.options = dict(e.get("options") or {})
-                r.started = e.get("ts")
-                r.owner = e.get("owner")
-            elif kind == "run_resumed":
-                r.owner = e.get("owner")
-            elif kind == "state_entered":
-                r.in_state, r.in_state_since = e["state"], e.get("ts")
-            elif kind == "step_failed":
-                r.last_error_state, r.last_error = e.get("state"), e.get("error")
-            elif kind == "state_left":
-                facts = e.get("facts") or {}
-                if isinstance(facts, dict):
-                    r.facts.update(facts)
-                r.last_state, r.in_state = e["state"], None
-                r.next_state = e.get("to")
-            elif kind == "item_started":
-                r.items[str(e["item"])] = {"child": e.get("child"), "result": None}
-            elif kind == "item_finished":
-                slot = r.items.setdefault(str(e["item"]), {"child": e.get("child"), "result": None})
-                slot["result"] = {k: e.get(k) for k in ("terminal", "exit_code", "reason", "message")}
-            elif kind == "run_finished":
-                r.finished = e
-            elif kind == "run_abandoned":
-                r.abandoned = e
-        except (KeyError, TypeError):
-            r.damaged.append(Damaged(0, f"event '{kind}' lacks its fields"))
+        problem = _well_typed(e)
+        if problem is not None:
+            r.damaged.append(Damaged(0, problem))
+            continue
+        if kind == "run_started" or kind == "child_started":
+            r.workflow = e["workflow"]
+            r.source = e.get("source") if isinstance(e.get("source"), str) else None
+            r.options = dict(e["options"])
+            r.started = e.get("ts") if isinstance(e.get("ts"), str) else None
+            r.owner = e.get("owner")
+        elif kind == "run_resumed":
+            r.owner = e.get("owner")
+        elif kind == "state_entered":
+            r.in_state = e["state"]
+            r.in_state_since = e.get("ts") if isinstance(e.get("ts"), str) else None
+        elif kind == "step_failed":
+            r.last_error_state, r.last_error = e.get("state"), str(e.get("error") or "")
+        elif kind == "state_left":
+            r.facts.update(e.get("facts") or {})
+            r.last_state, r.in_state = e["state"], None
+            r.next_state = e.get("to")
+        elif kind == "item_started":
+            r.items[str(e["item"])] = {"child": e.get("child"), "result": None}
+        elif kind == "item_finished":
+            slot = r.items.setdefault(str(e["item"]), {"child": e.get("child"), "result": None})
+            slot["result"] = {k: e.get(k) for k in ("terminal", "exit_code", "reason", "message")}
+        elif kind == "run_finished":
+            r.finished = e
+        elif kind in ("run_abandoned", "run_superseded"):
+            r.abandoned = e
     return r
 
 
@@ -230,11 +252,11 @@ def owner_alive(owner: Any) -> bool:
 
 
 def status_of(r: Replay) -> str:
-    """finished | abandoned | running | interrupted."""
+    """finished | abandoned | superseded | running | interrupted."""
     if r.finished is not None:
         return "finished"
     if r.abandoned is not None:
-        return "abandoned"
+        return "superseded" if r.abandoned.get("event") == "run_superseded" else "abandoned"
     return "running" if owner_alive(r.owner) else "interrupted"
 
 

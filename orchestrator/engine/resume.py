@@ -101,11 +101,20 @@ def report_interrupted(paths: Paths, out: Reporter) -> list[Interrupted]:
     return found
 
 
-def resume_all(paths: Paths, out: Reporter, *, debug: bool, by: str) -> bool:
+def resume_all(paths: Paths, out: Reporter, *, debug: bool, by: str, rerun_of: str | None = None) -> bool:
     """Resume every interrupted run, oldest first (the caller holds the writer lock). True when
-    each ended in a terminal with exit code 0."""
+    each ended in a terminal with exit code 0. Runs of workflow `rerun_of` (one declaring
+    `interrupted: rerun`, being run again now) are marked superseded instead."""
     ok = True
     for i in find_interrupted(paths):
+        if rerun_of is not None and i.replay.workflow == rerun_of:
+            journal = Journal(i.path, i.run_id, warn=out.error)
+            try:
+                journal.write("run_superseded", by=by)
+            finally:
+                journal.close()
+            out.line(f"  Interrupted run {i.run_id} ({i.describe()}) is superseded: this run does its job again.")
+            continue
         out.line(f"  Resuming interrupted run {i.run_id} ({i.describe()})...")
         result = resume(i, paths, out, debug=debug, by=by)
         if result is None or result.exit_code != 0:

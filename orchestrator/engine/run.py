@@ -132,7 +132,8 @@ def run_workflow(
             if resume_interrupted:
                 from .resume import resume_all
 
-                resumed_ok = resume_all(paths, out, debug=debug, by=run_id)
+                rerun_of = spec.name if spec.interrupted == "rerun" else None
+                resumed_ok = resume_all(paths, out, debug=debug, by=run_id, rerun_of=rerun_of)
         elif ctx.read_only:
             from .resume import report_interrupted
 

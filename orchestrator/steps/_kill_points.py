@@ -6,7 +6,9 @@ stops the run at that point of that sandbox's backup, writes the file named by
 10 minutes; an interrupted run stops waiting) so that a test can kill the process at an exact
 point. Points: `archive` (the first file of the sandbox's archive is in staging, its stream
 still open), `before_commit` (its staged copy re-verified, right before the rename into
-place), `after_commit` (right after that rename, before the next sandbox's).
+place), `after_commit` (right after that rename, before the next sandbox's), `restore` (a
+rebuild's restore upload into the new sandbox is under way, its first file sent). State
+boundaries have their own hook in the engine (NEMOCLAW_TEST_KILL_AT, engine/run.py).
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ from ..sandbox_containers import find_sandbox_container
 from ..store import BackupStore, load_agent, load_manifest, restore_backup
 from ..store.errors import StoreError
 from ..store.restore import read_back, restore_names
+from ._kill_points import pause_point
 from ._openshell_common import listed_container
 from .facts import RebuildPlan
 
@@ -241,8 +242,13 @@ def _backup_dir(ctx: "RunContext", name: str) -> Path:
 def _restore(ctx: "RunContext", name: str) -> Any:
     backup = _backup_dir(ctx, name)
     container = find_sandbox_container(name)
+
+    def on_progress(_bytes: int, files: int) -> None:
+        if files:
+            pause_point(ctx, "restore", name)  # test hook: the upload is under way
+
     try:
-        result = restore_backup(container, backup, load_manifest(backup))
+        result = restore_backup(container, backup, load_manifest(backup), on_progress=on_progress)
     except StoreError as exc:
         raise StepError(f"  Restoring '{name}' from {backup} failed: {exc}") from None
     if not result.ok:

@@ -151,6 +151,10 @@ class WorkflowSpec:
     # A bool option that makes the run read-only (e.g. `check`): no lock, no sweep, no gateway
     # recovery, and reaching a commit step is an error.
     read_only_when: str | None = None
+    # How an interrupted run of this workflow is finished: `resume` it where it stopped, or,
+    # with `rerun`, by the next run of the same workflow, which does the whole job again (other
+    # commands and `runs resume` still resume it). backup-all: a new backup supersedes the old.
+    interrupted: Literal["resume", "rerun"] = "resume"
     # Where it was loaded from (not a YAML key).
     source: Path | None = None
 

@@ -101,3 +101,23 @@ def t_item_work(ctx):
     if ctx.options.get("name") == os.environ.get("FAIL_ITEM"):
         raise StepError(f"  item {ctx.options['name']} failed")
     ctx.out.line(f"  worked on {ctx.options.get('name')}")
+
+
+@step("t_undeclared_partial")
+def t_undeclared_partial(ctx):
+    """Declares only `next` but ends with `partial` (a buggy step)."""
+    return "partial"
+
+
+@step("t_mark", params={"label": str}, mutates=True)
+def t_mark(ctx):
+    """Appends its label to $ENGINE_TEST_DIR/marks (a world change a resumed run can see)."""
+    with open(_dir() / "marks", "a") as fh:
+        fh.write(ctx.params.get("label", "?") + "\n")
+
+
+@step("t_mark_item", mutates=True)
+def t_mark_item(ctx):
+    """Appends the item (option `name`) to $ENGINE_TEST_DIR/marks."""
+    with open(_dir() / "marks", "a") as fh:
+        fh.write(str(ctx.options["name"]) + "\n")

@@ -1,0 +1,156 @@
+"""The journal and resume, in process where possible (the kill itself needs a process)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import engine_steps  # noqa: E402,F401 - registers the engine's test steps
+
+from orchestrator.engine.journal import Journal, read_journal, replay, summarize  # noqa: E402
+from orchestrator.engine.output import Reporter  # noqa: E402
+from orchestrator.engine.run import run_workflow  # noqa: E402
+from orchestrator.paths import Paths  # noqa: E402
+from orchestrator.workflow.discover import load_workflow  # noqa: E402
+
+
+def spec_of(tmp_path: Path, name: str, body: str):
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(textwrap.dedent(body))
+    return load_workflow(path, {name})
+
+
+def reporter() -> Reporter:
+    return Reporter(stdout=io.StringIO(), stderr=io.StringIO())
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    h = tmp_path / "home"
+    h.mkdir()
+    monkeypatch.setenv("ENGINE_TEST_DIR", str(h))
+    return h
+
+
+def test_an_undeclared_outcome_fails_the_run_cleanly_and_the_journal_ends(tmp_path, home):
+    spec = spec_of(tmp_path, "t-partial", """\
+        name: t-partial
+        summary: A step ends with an outcome its state does not route.
+        initial: one
+        states:
+          one: {do: t_undeclared_partial, next: done}
+        """)
+    out = reporter()
+    result = run_workflow(spec, {}, paths=Paths(home), out=out)
+    assert (result.terminal, result.exit_code) == ("failed", 1)
+    assert "step 't_undeclared_partial' ended with 'partial', which state 'one' does not route (it routes: error, next)" in out.stderr.getvalue()
+    events, damaged = read_journal(home / ".nemoclaw" / "runs" / f"{result.run_id}.jsonl")
+    assert not damaged and events[-1]["event"] == "run_finished" and events[-1]["terminal"] == "failed"
+
+
+def test_replay_rebuilds_facts_and_position_from_the_journal_alone(tmp_path, home):
+    spec = spec_of(tmp_path, "t-facts", """\
+        name: t-facts
+        summary: Writes a fact, then works on it.
+        initial: items
+        states:
+          items: {do: t_items, next: work}
+          work: {do: t_ok, next: done}
+        """)
+    result = run_workflow(spec, {}, paths=Paths(home), out=reporter())
+    assert result.exit_code == 0
+    events, _ = read_journal(home / ".nemoclaw" / "runs" / f"{result.run_id}.jsonl")
+    r = replay(events, result.run_id)
+    assert r.facts == {"items": ["one", "two", "three"]}
+    assert r.last_state == "work" and r.next_state == "done" and r.finished["exit_code"] == 0
+    left = [e for e in events if e["event"] == "state_left"]
+    assert [(e["state"], e["outcome"], e["to"]) for e in left] == [("items", "next", "work"), ("work", "next", "done")]
+
+
+def test_damaged_lines_are_shown_as_damaged_and_other_runs_still_list(home):
+    runs = home / ".nemoclaw" / "runs"
+    runs.mkdir(parents=True)
+    good = runs / "20261201T000000000Z-aaaaaa.jsonl"
+    good.write_text(json.dumps({"ts": "t", "run": good.stem, "event": "run_started", "workflow": "backup-all",
+                                "options": {}}) + "\n" + json.dumps({"ts": "t", "run": good.stem, "event": "run_finished",
+                                                                      "terminal": "done", "exit_code": 0}) + "\n")
+    bad = runs / "20261201T000001000Z-bbbbbb.jsonl"
+    bad.write_bytes(b"\xff\xfe not utf-8\n[1, 2]\n" + json.dumps({"run": bad.stem, "event": "run_started",
+                                                                  "workflow": 5, "options": "x"}).encode() + b"\n{\"torn\n")
+    rows = {r["run"]: r for r in (summarize(good), summarize(bad))}
+    assert rows[good.stem]["status"] == "finished"
+    assert [d["line"] for d in rows[bad.stem]["damaged_lines"]][:3] == [1, 2, 4]
+    listed = subprocess.run([str(Path(sys.executable).with_name("nemoclaw")), "runs", "list"], env={**os.environ, "HOME": str(home)},
+                            capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    assert good.stem in listed.stdout and bad.stem in listed.stdout and "damaged journal lines: 1, 2, 4" in listed.stdout
+    shown = subprocess.run([str(Path(sys.executable).with_name("nemoclaw")), "runs", "show", bad.stem[:22]],
+                           env={**os.environ, "HOME": str(home)}, capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0 and "(line 1: damaged, not UTF-8)" in shown.stdout
+
+
+def test_a_full_disk_degrades_the_journal_to_a_warning_and_stops_before_changing_anything(tmp_path, home):
+    spec = spec_of(tmp_path, "t-full", """\
+        name: t-full
+        summary: Reads, then changes the world.
+        lock: false
+        initial: look
+        states:
+          look: {do: t_ok, next: change}
+          change: {do: t_mark, with: {label: changed}, resume: retry, next: done}
+        """)
+    out = reporter()
+    journal = Journal(Path("/dev/full"), "full-run", warn=out.error)  # every write fails with ENOSPC
+    assert journal.write("run_started", workflow="t-full") is False
+    assert journal.broken and "No space left on device" in journal.broken
+    assert "Warning: cannot write the run journal: No space left on device" in out.stderr.getvalue()
+
+    import orchestrator.engine.run as run_mod
+
+    real = run_mod.Journal
+    run_mod.Journal = lambda path, run_id, warn=None: real(Path("/dev/full"), run_id, warn=warn)
+    try:
+        result = run_workflow(spec, {}, paths=Paths(home), out=out)
+    finally:
+        run_mod.Journal = real
+    assert (result.terminal, result.exit_code) == ("failed", 1)
+    assert "ok in t-full" in out.stdout.getvalue()  # the read-only state ran
+    assert "Stopping before state 'change': it changes sandboxes or backups, and the run journal cannot be written" in out.stderr.getvalue()
+    assert not (home / "marks").exists()
+
+
+NEMOCLAW = str(Path(sys.executable).with_name("nemoclaw"))
+
+
+def _env(home: Path, **extra: str) -> dict[str, str]:
+    return {"HOME": str(home), "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "NEMOCLAW_STEP_MODULES": "engine_steps",
+            "PYTHONPATH": str(HERE), "NEMOCLAW_WORKFLOWS_PATH": str(HERE / "workflows"), "ENGINE_TEST_DIR": str(home),
+            "NO_COLOR": "1", **extra}
+
+
+def test_a_foreach_killed_in_its_second_item_resumes_that_item_then_runs_the_third(home):
+    killed = subprocess.run([NEMOCLAW, "t-marks"], env=_env(home, NEMOCLAW_TEST_KILL_AT="t-mark-item:mark:enter:2"),
+                            capture_output=True, text=True, timeout=60)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert (home / "marks").read_text().split() == ["one"]
+
+    listed = json.loads(subprocess.run([NEMOCLAW, "runs", "list", "--json"], env=_env(home), capture_output=True,
+                                       text=True, timeout=60).stdout)
+    assert listed[0]["status"] == "interrupted" and listed[0]["stopped_in"] == "each"
+
+    again = subprocess.run([NEMOCLAW, "t-commit"], env=_env(home), capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0, again.stderr
+    assert f"  Resuming interrupted run {listed[0]['run']} (t-mark-item 'two', stopped in state 'mark' at " in again.stdout
+    assert (home / "marks").read_text().split() == ["one", "two", "three"]  # 'one' is not done twice
+    events, _ = read_journal(home / ".nemoclaw" / "runs" / f"{listed[0]['run']}.jsonl")
+    assert replay(events, listed[0]["run"]).finished["exit_code"] == 0
