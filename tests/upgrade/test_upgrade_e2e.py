@@ -191,7 +191,7 @@ def test_check_lists_stale_and_stopped_with_upstream_lines_and_changes_nothing(s
 
     res = nemoclaw(sim, "upgrade-sandboxes", "--check")
 
-    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.returncode == 1, res.stdout + res.stderr  # work to do: exit 1 (NemoClaw #10211)
     assert res.stdout.splitlines() == [
         "",
         "  Stale sandboxes:",
@@ -232,7 +232,7 @@ def test_yes_rebuilds_running_stale_keeping_files_and_skips_stopped(sim, docker_
         assert len(list((sim.home / ".nemoclaw" / "rebuild-backups" / n).iterdir())) == 1
 
     again = nemoclaw(sim, "upgrade-sandboxes", "--check")
-    assert again.returncode == 0
+    assert again.returncode == 1  # work to do: exit 1 (NemoClaw #10211)
     assert [ln for ln in again.stdout.splitlines() if ln.startswith("    ")] == [stale_line(d, OLD, "stopped")]
 
 
@@ -372,7 +372,7 @@ def test_probe_beats_registry_cache_and_unprobeable_is_unknown(sim, docker_clien
 
     res = nemoclaw(sim, "upgrade-sandboxes", "--check")
 
-    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.returncode == 1, res.stdout + res.stderr  # work to do: exit 1 (NemoClaw #10211)
     assert res.stdout.splitlines() == [
         "",
         "  Stale sandboxes:",
