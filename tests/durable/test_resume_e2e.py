@@ -379,3 +379,26 @@ def test_missing_sandbox_is_recreated_from_its_latest_backup(env, fleet):
     assert made.returncode == 0, made.stdout + made.stderr
     assert f"  ✓ Sandbox '{name}' recreated from its backup" in made.stdout
     assert_finished(env, fleet, [name], trees)
+
+
+def test_a_resume_after_the_gateway_drifted_is_refused_and_stays_resumable(env, fleet):
+    (name,) = fleet.add()
+    trees = {name: fleet.tree(name)}
+    res = nemoclaw(env, "rebuild-sandbox", name, env={KILL_ENV: "rebuild-sandbox:create:enter"})
+    assert res.returncode == -signal.SIGKILL
+    run_id = newest_run(env)
+    cli = env.deployment.cli_version
+    env.swap_cli("0.0.45")  # the installed CLI no longer matches the running gateway
+    try:
+        refused = nemoclaw(env, "runs", "resume", run_id)
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert "  Installed OpenShell: 0.0.45" in refused.stderr.splitlines()
+        assert f"  Run {run_id} was not resumed and stays interrupted; nothing was changed." in refused.stderr.splitlines()
+        assert not fleet.listed(name)
+        row = next(r for r in json.loads(nemoclaw(env, "runs", "list", "--json").stdout) if r["run"] == run_id)
+        assert row["status"] == "interrupted"
+    finally:
+        env.swap_cli(cli)
+    up = nemoclaw(env, "upgrade-sandboxes", "--yes")
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert_finished(env, fleet, [name], trees)
