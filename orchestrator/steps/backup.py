@@ -25,7 +25,7 @@ import attrs
 
 from ..engine.errors import StepError
 from ..engine.steps import step
-from ..registry import SandboxEntry
+from ..registry import SandboxEntry, duplicate_names
 from ..sandbox_containers import docker_client
 from ..store import (
     BackupStore,
@@ -56,8 +56,8 @@ if TYPE_CHECKING:
 class SandboxBackup:
     name: str
     timestamp: str
-    staged: Path
-    dest: Path
+    staged: Path | None  # None when the name cannot be a directory (then `error` says why)
+    dest: Path | None
     capture: Capture | None = None
     error: str | None = None
     bytes: int = 0
@@ -70,7 +70,7 @@ class SandboxBackup:
         if self.error:
             return self.error
         assert self.capture is not None
-        return ", ".join([*self.capture.failed_dirs, *self.capture.failed_files]) or "unsafe entries refused"
+        return ", ".join(self.capture.failures()) or "unsafe entries refused"
 
 
 def _targets(ctx: "RunContext") -> tuple[list[SandboxEntry], list[str]]:
@@ -94,7 +94,12 @@ def snapshot(ctx: "RunContext") -> None:
     ctx.data["skipped"] = skipped
     timestamp = new_timestamp()
     store = BackupStore(ctx.paths.backups_root)
-    jobs = [SandboxBackup(e.name, timestamp, ctx.staging.dir_for(e.name), store.dest_for(e.name, timestamp)) for e in targets]
+    if targets:
+        try:
+            ctx.staging  # a symlinked backups folder is the user's to fix: one plain sentence
+        except StoreError as exc:
+            raise StepError(f"  {exc}", kind="store") from None
+    jobs, targets = _jobs(ctx, store, targets, timestamp)
     ctx.data["captures"] = jobs
     if not jobs:
         return
@@ -104,7 +109,7 @@ def snapshot(ctx: "RunContext") -> None:
     cancel = threading.Event()
     entries = {e.name: e for e in targets}
     with out.progress() as progress:
-        tasks = {job.name: progress.task(job.name) for job in jobs}
+        tasks = {job.name: progress.task(job.name) for job in jobs if job.error is None}
 
         def work(job: SandboxBackup) -> None:
             out.line(f"  Backing up '{job.name}'...")
@@ -112,7 +117,7 @@ def snapshot(ctx: "RunContext") -> None:
             tasks[job.name].done()
 
         with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="snapshot") as pool:
-            futures = [pool.submit(work, job) for job in jobs]
+            futures = [pool.submit(work, job) for job in jobs if job.error is None]
             try:
                 done, _ = wait(futures, return_when=FIRST_EXCEPTION)
                 for f in done:
@@ -125,6 +130,31 @@ def snapshot(ctx: "RunContext") -> None:
     for job in jobs:
         if not job.ok:
             out.error(f"  {st.RD}✗{st.R} {job.name}: backup failed ({job.failure()})")
+
+
+def _jobs(
+    ctx: "RunContext", store: BackupStore, targets: list[SandboxEntry], timestamp: str
+) -> tuple[list[SandboxBackup], list[SandboxEntry]]:
+    """One job per sandbox name. A name the store refuses, or one registered twice, fails
+    that sandbox alone (with the reason); the others are backed up."""
+    jobs: list[SandboxBackup] = []
+    runnable: list[SandboxEntry] = []
+    twice = duplicate_names(ctx.data.get("registry", []))
+    for e in targets:
+        if any(j.name == e.name for j in jobs):
+            continue
+        if e.name in twice:
+            keys = ", ".join(repr(k) for k in twice[e.name])
+            jobs.append(SandboxBackup(e.name, timestamp, None, None, error=(
+                f"registered more than once in sandboxes.json (entries {keys}); remove all but one and rerun")))
+            continue
+        try:
+            dest = store.dest_for(e.name, timestamp)  # first: its refusal names the sandbox
+            jobs.append(SandboxBackup(e.name, timestamp, ctx.staging.dir_for(e.name), dest))
+            runnable.append(e)
+        except StoreError as exc:
+            jobs.append(SandboxBackup(e.name, timestamp, None, None, error=str(exc)))
+    return jobs, runnable
 
 
 def _capture_one(
@@ -170,6 +200,8 @@ def _capture_one(
         write_manifest(job.staged, manifest)
     except _Cancelled:
         job.error = "interrupted"
+    except StoreError as exc:  # a sentence already: the container is gone, the disk would be full
+        job.error = str(exc)
     except Exception as exc:  # noqa: BLE001 - one sandbox's failure must not stop the others
         job.error = f"{type(exc).__name__}: {exc}"
     finally:
@@ -214,10 +246,21 @@ def commit_backups(ctx: "RunContext") -> str:
             out.error(f"  {st.RD}✗{st.R} {job.name}: backup failed ({job.error})")
             continue
         _pause_point(ctx, "before_commit", job.name)
-        ctx.staging.commit(job.name, job.dest)
+        try:
+            ctx.staging.commit(job.name, job.dest)
+        except StoreError as exc:  # e.g. a symlinked rebuild-backups/<name>: this sandbox only
+            job.error = str(exc)
+            failed.append(job)
+            out.error(f"  {st.RD}✗{st.R} {job.name}: backup failed ({job.error})")
+            continue
         committed[job.name] = job.dest
         _pause_point(ctx, "after_commit", job.name)
         ctx.event("backup_committed", sandbox=job.name, path=str(job.dest), files=len(manifest.files), bytes=job.bytes)
+        if job.capture is not None and job.capture.empty:
+            out.error(f"  {st.YW}⚠{st.R} {job.name}: empty backup: none of the agent's state dirs or files exist "
+                      f"under {manifest.dir} in the sandbox → {job.dest}")
+            ctx.event("backup_empty", sandbox=job.name, path=str(job.dest))
+            continue
         out.line(f"  {st.G}✓{st.R} {job.name}: {len(manifest.backed_up_dirs)} dirs, {len(manifest.files)} files → {job.dest}")
     ctx.data["committed"] = committed
     backed = [j for j in good if j.name in committed]
@@ -234,7 +277,8 @@ def commit_backups(ctx: "RunContext") -> str:
 def _summary(backed: list[SandboxBackup], failed: list[SandboxBackup], skipped: list[str]) -> dict[str, Any]:
     return {
         "backed_up": [{"sandbox": j.name, "path": str(j.dest), "timestamp": j.timestamp, "bytes": j.bytes,
-                       "files": len(j.capture.archive.files) if j.capture else 0} for j in backed],
+                       "files": len(j.capture.archive.files) if j.capture else 0,
+                       "empty": bool(j.capture and j.capture.empty)} for j in backed],
         "failed": [{"sandbox": j.name, "reason": j.failure()} for j in failed],
         "skipped": [{"sandbox": n, "reason": "not running"} for n in skipped],
     }
