@@ -591,3 +591,38 @@ def test_a_symlinked_backups_folder_is_a_plain_sentence_and_nothing_is_written_t
     assert f"  ✗ {h.b}: backup failed (Refusing to operate on path: {h.backups / h.b} is a symbolic link" in res.stderr
     assert f"  ✓ {h.a}: " in res.stdout and list(outside.iterdir()) == []
     (h.backups / h.b).unlink()
+
+
+def _run_events(h: Host) -> list[dict[str, Any]]:
+    [log] = sorted((h.nemoclaw_dir / "runs").glob("*.jsonl"))
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def test_one_transient_sandbox_list_failure_is_retried_once_with_its_cause_shown_and_logged(h):
+    h.register(h.a)
+    h.sim.set_fault("list", "connection to the gateway database was lost", code="Unavailable")
+    res = h.nemoclaw("backup-all")
+    assert res.returncode == 0, res.stdout + res.stderr
+    cause = 'status: Unavailable, message: "connection to the gateway database was lost"'
+    assert f"  `openshell sandbox list` failed ({cause}); retrying once." in res.stdout.splitlines()
+    [retry] = [e for e in _run_events(h) if e.get("event") == "sandbox_list_retry"]
+    assert retry["cause"] == cause
+    assert sorted(assert_only_complete_backups(h)) == [h.a]
+
+
+def test_a_persistent_sandbox_list_failure_names_its_grpc_cause_in_the_output_and_the_run_log(h):
+    h.register(h.a)
+    h.sim.set_fault("list", "still down", code="Unavailable", sticky=True)
+    try:
+        res = h.nemoclaw("backup-all")
+    finally:
+        h.sim.clear_faults()
+    assert res.returncode == 1, res.stdout + res.stderr
+    cause = 'status: Unavailable, message: "still down"'
+    lines = res.stderr.splitlines()
+    assert "  Failed to query running sandboxes from OpenShell." in lines
+    assert f"  OpenShell said: {cause}" in lines
+    events = _run_events(h)
+    assert [e["cause"] for e in events if e.get("event") == "sandbox_list_failed"] == [cause]
+    assert any(cause in (e.get("error") or "") for e in events if e.get("event") == "step_failed")
+    assert assert_only_complete_backups(h) == {}
