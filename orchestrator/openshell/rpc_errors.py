@@ -13,7 +13,7 @@ import re
 
 from .cli import CaptureResult, strip_ansi
 
-__all__ = ["grpc_cause", "is_transient_failure"]
+__all__ = ["grpc_cause", "is_transient_failure", "last_line"]
 
 _CAUSE = re.compile(r"(?:status: \w+|code: '[^']*'), message: \"(?:[^\"\\]|\\.)*\"")
 _CODE = re.compile(r"status: (\w+)|code: '([^']*)'")
@@ -34,13 +34,15 @@ def _unwrap(text: str) -> str:
 
 
 def grpc_cause(output: str) -> str | None:
-    """`status: Unavailable, message: "..."` (the part a user can act on), else the last
-    non-empty line of the output, else None."""
-    clean = strip_ansi(output)
-    m = _CAUSE.search(_unwrap(clean))
-    if m:
-        return m.group(0)
-    lines = [ln.strip(" ×│") for ln in clean.splitlines() if ln.strip(" ×│")]
+    """`status: Unavailable, message: "..."` (the part a user can act on), or None when the
+    output carries no gRPC status (then `last_line` is what there is to show)."""
+    m = _CAUSE.search(_unwrap(strip_ansi(output)))
+    return m.group(0) if m else None
+
+
+def last_line(output: str) -> str | None:
+    """The last non-empty line of a CLI output, for the run log when there is no gRPC status."""
+    lines = [ln.strip(" ×│╰─▶") for ln in strip_ansi(output).splitlines() if ln.strip(" ×│╰─▶")]
     return lines[-1][:300] if lines else None
 
 

@@ -36,7 +36,7 @@ from ..openshell import (
     parse_listing,
     result_issue,
 )
-from ..openshell.rpc_errors import grpc_cause, is_transient_failure
+from ..openshell.rpc_errors import grpc_cause, is_transient_failure, last_line
 from ._openshell_common import guard_wording, report_exactly
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ def sandbox_list(ctx: "RunContext") -> None:
     listing = parse_listing(result.stdout, result.output)
     kind = result_issue(result, phases=listing.phases)
     if kind is None and is_transient_failure(result):
-        cause = grpc_cause(result.output)
+        cause = grpc_cause(result.output) or last_line(result.output) or f"exit {result.status}"
         ctx.out.line(f"  `openshell sandbox list` failed ({cause}); retrying once.")
         ctx.event("sandbox_list_retry", status=result.status, cause=cause)
         result = capture_openshell(list_args(cli_version))
@@ -100,7 +100,7 @@ def sandbox_list(ctx: "RunContext") -> None:
         if cause:
             lines.append(f"  OpenShell said: {cause}")
         ctx.out.lines(lines, error=True)
-        ctx.event("sandbox_list_failed", status=result.status, cause=cause)
+        ctx.event("sandbox_list_failed", status=result.status, cause=cause, output=last_line(result.output))
         raise StepError(
             "Failed to query running sandboxes from OpenShell." + (f" ({cause})" if cause else ""),
             kind="openshell", exit_code=result.status or 1, reported=True,

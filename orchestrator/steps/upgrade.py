@@ -4,12 +4,17 @@
 with `--check` it only reports (exit 0, writes nothing). `confirm_rebuilds` leaves
 `ctx.data["rebuild"]`, the names a `foreach` state rebuilds; `rebuild_report` reads that
 state's results (named by `with.results_of`).
+
+A running sandbox whose container could not be reached (no Docker engine) is reported with
+that reason, never told to be started, and makes `--check` exit 1: it could not check. While
+another run holds the writer lock (e.g. mid-rebuild), a sandbox that is not running is said
+to be possibly held by that run, not just "stopped".
 """
 
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..agent_version import VersionCheck, check_version
 from ..engine.errors import StepError
@@ -17,6 +22,7 @@ from ..engine.steps import step
 from ..registry import SandboxEntry
 from ..store import load_agent
 from ..store.errors import StoreError
+from ..store.lock import read_lock
 from ._openshell_common import listed_container
 
 if TYPE_CHECKING:
@@ -31,6 +37,8 @@ def classify_versions(ctx: "RunContext") -> str:
     listing = ctx.data.get("sandbox_list", {})
     live = set(listing.get("ready", []))
     checks: list[VersionCheck] = []
+    why: dict[str, str] = {}  # running sandboxes whose container could not be reached, and why
+    holder = _live_lock_holder(ctx)
     for entry in registry:
         try:
             agent = load_agent(entry.agent)
@@ -42,8 +50,9 @@ def classify_versions(ctx: "RunContext") -> str:
                 # By the listing's id: --check writes nothing, not even the CLI's last-used
                 # sandbox (NemoClaw #7279).
                 container = listed_container(ctx, entry.name)
-            except StepError:
+            except StepError as exc:
                 container = None
+                why[entry.name] = str(exc).strip().split(": ", 1)[0] if "Docker engine" in str(exc) else str(exc).strip()
         check = check_version(entry, agent, container)
         if entry.name in live and container is None:
             check = VersionCheck(entry.name, True, agent.expected_version, None, "unavailable")
@@ -59,27 +68,48 @@ def classify_versions(ctx: "RunContext") -> str:
     if not stale and not unknown:
         out.line("  All sandboxes are up to date.")
         return "current"
+    held = f"not running; run {holder.run_id} (pid {holder.pid}) holds the lock and may be rebuilding it" if holder else None
     if stale:
         out.line("")
         out.line(f"  {st.B}Stale sandboxes:{st.R}")
         for c in stale:
-            status = f"{st.G}running{st.R}" if c.running else f"{st.D}stopped{st.R}"
+            status = f"{st.G}running{st.R}" if c.running else f"{st.D}{held or 'stopped'}{st.R}"
             out.line(f"    {c.name}  v{c.current or '?'} → v{c.expected}  ({status})")
     if unknown:
         out.line("")
         out.line(f"  {st.YW}Unknown version:{st.R}")
         for c in unknown:
-            out.line(f"    {c.name}  v? → v{c.expected}  ({'running' if c.running else 'stopped'})")
+            status = "running" if c.running else (held or "stopped")
+            if c.name in why:
+                status += f"; could not probe: {why[c.name]}"
+            out.line(f"    {c.name}  v? → v{c.expected}  ({status})")
     out.line("")
     if ctx.options.get("check"):
+        unreachable = [c for c in unknown if c.name in why]
+        others = [c for c in unknown if c.name not in why]
         if stale:
             out.line(f"  {len(stale)} sandbox(es) need upgrading.")
-        if unknown:
-            out.line(f"  {len(unknown)} sandbox(es) could not be version-checked; start them and rerun, or rebuild manually.")
+        if others:
+            out.line(f"  {len(others)} sandbox(es) could not be version-checked; start them and rerun, or rebuild manually.")
+        if unreachable:
+            reasons = "; ".join(sorted({why[c.name] for c in unreachable}))
+            out.error(f"  {len(unreachable)} running sandbox(es) could not be version-checked: {reasons}. Fix that and rerun.")
+            ctx.exit_code = 1  # could not check: never a clean answer
+        if holder:
+            out.line(f"  Another run ({holder.run_id}, pid {holder.pid}) holds the lock: sandboxes it is rebuilding may "
+                     "show as not running. Rerun --check when it has finished.")
         out.line("  Run `nemoclaw upgrade-sandboxes` to rebuild them.")
         return "checked"
     ctx.data["stale"] = stale
     return "next"
+
+
+def _live_lock_holder(ctx: "RunContext") -> Any:
+    """The live run holding the writer lock (a read-only --check takes none), or None."""
+    holder = read_lock(ctx.paths.lock_file)
+    if holder is None or holder.run_id == ctx.run_id or not holder.is_alive():
+        return None
+    return holder
 
 
 @step("confirm_rebuilds", outcomes=("next", "none"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.openshell.cli import CaptureResult
-from orchestrator.openshell.rpc_errors import grpc_cause, is_transient_failure
+from orchestrator.openshell.rpc_errors import grpc_cause, is_transient_failure, last_line
 
 
 def _result(output: str, status: int = 1, timed_out: bool = False) -> CaptureResult:
@@ -33,5 +33,6 @@ def test_timeout_is_transient_and_cause_is_unwrapped():
     assert is_transient_failure(_result("", timed_out=True))
     wrapped = 'Error:   × status: Unavailable, message: "connection to the gateway database was\n  │ lost", details: []'
     assert grpc_cause(wrapped) == 'status: Unavailable, message: "connection to the gateway database was lost"'
-    assert grpc_cause("something odd\n\n") == "something odd"
-    assert grpc_cause("") is None
+    assert grpc_cause("something odd\n\n") is None
+    assert last_line("Error:   × transport error\n  ╰─▶ Connection refused (os error 111)\n") == "Connection refused (os error 111)"
+    assert last_line("") is None
