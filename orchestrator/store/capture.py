@@ -38,7 +38,7 @@ from .manifest import MANIFEST_VERSION, Manifest, StateFile
 
 __all__ = ["Capture", "SpaceBudget", "capture_sandbox", "build_manifest", "parse_size"]
 
-#: Upstream's safety reserve (NemoClaw #11767): 64 MiB stay free whatever a sandbox holds.
+#: Upstream's safety reserve (NemoClaw #11767, docs/reference/backups.md): 64 MiB stay free.
 DEFAULT_RESERVE = 64 * 1024 * 1024
 LIMIT_ENV = "NEMOCLAW_BACKUP_MAX_BYTES"
 RESERVE_ENV = "NEMOCLAW_BACKUP_RESERVE_BYTES"
