@@ -75,7 +75,7 @@ def backups_group() -> None:
 
 @backups_group.command("list")
 @click.argument("name", required=False)
-@click.option("--verify", "rehash", is_flag=True, help="Re-hash every file (slow); only then is VERIFIED shown.")
+@click.option("--verify", "rehash", is_flag=True, help="Re-hash every file (slow); only then does CHECK say verified.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def list_cmd(name: str | None, rehash: bool, as_json: bool) -> None:
     """List valid backups (of sandbox NAME), newest first. CHECK says what was checked: by
