@@ -44,7 +44,8 @@ def probe_version(container: Any, agent: AgentSpec, timeout_s: int = 15) -> str 
     command = shlex.split(agent.version_command)
     for argv in (["timeout", str(timeout_s), *command], command):
         try:
-            rc, output = container.exec_run(argv, stdout=True, stderr=True, demux=False)
+            # uid 0, not the name `root`: an image without /etc/passwd cannot resolve the name.
+            rc, output = container.exec_run(argv, stdout=True, stderr=True, demux=False, user="0")
         except Exception:  # noqa: BLE001 - any failure to probe means "unavailable"
             return None
         text = (output or b"").decode("utf-8", "replace")

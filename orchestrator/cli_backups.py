@@ -1,7 +1,8 @@
 """`nemoclaw backups list|verify|restore|prune`: what backup-all committed, and using it.
 
 Read-only commands (list, verify) take no lock; restore and prune change state, so they hold
-the single-writer lock like a workflow run.
+the single-writer lock like a workflow run. A command given, or defaulting to, a backup that
+is invalid says so and exits 1: it never silently takes an older one (docs/backups.md).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import click
 from .engine.journal import new_run_id
 from .engine.output import Reporter
 from .paths import Paths
-from .store import Backup, BackupStore, RestoreError, StoreError, restore_backup
+from .store import Backup, BackupStore, InvalidBackup, Listing, RestoreError, StoreError, restore_backup
 from .store.errors import LockHeld
 from .store.lock import WriterLock
 
@@ -40,11 +41,16 @@ def _fail(message: str, code: int = 1) -> NoReturn:
     sys.exit(code)
 
 
-def _select(store: BackupStore, name: str | None) -> list[Backup]:
+def _scan(store: BackupStore, name: str | None) -> Listing:
     try:
-        return store.list(name)
+        return store.scan(name)
     except StoreError as exc:
         _fail(f"  {exc}", 2)
+
+
+def _sandboxes_of(listing: Listing) -> list[str]:
+    names = {b.sandbox for b in listing.backups} | {i.sandbox for i in listing.invalid if i.sandbox}
+    return sorted(names)
 
 
 @contextmanager
@@ -80,33 +86,49 @@ def backups_group() -> None:
 
 @backups_group.command("list")
 @click.argument("name", required=False)
+@click.option("--verify", "rehash", is_flag=True, help="Re-hash every file (slow); only then does CHECK say verified.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-def list_cmd(name: str | None, as_json: bool) -> None:
-    """List backups (of sandbox NAME), newest first. VERIFIED is a quick check: every file is
-    present with its manifest size (use `backups verify` to re-hash)."""
+def list_cmd(name: str | None, rehash: bool, as_json: bool) -> None:
+    """List valid backups (of sandbox NAME), newest first. CHECK says what was checked: by
+    default that every file is present with its manifest size (`sizes ok`); with --verify every
+    file is re-hashed (`verified`). Invalid backup directories are named on stderr."""
     store = _store()
-    try:
-        listing = store.scan(name)
-    except StoreError as exc:
-        _fail(f"  {exc}", 2)
+    listing = _scan(store, name)
     rows: list[dict[str, Any]] = []
     for b in listing.backups:
-        quick = store.verify(b, sample_pct=0.0001)
+        problem = store.verify(b) if rehash else _sizes_problem(b)
         rows.append({
             "sandbox": b.sandbox, "timestamp": b.timestamp, "version": b.label, "files": len(b.manifest.files),
-            "bytes": sum(f.size for f in b.manifest.files), "verified": quick is None,
-            "problem": None if quick is None else str(quick), "path": str(b.path),
+            "bytes": sum(f.size for f in b.manifest.files),
+            "check": "sha256" if rehash else "sizes",  # what was checked
+            "ok": problem is None,
+            "verified": (problem is None) if rehash else None,  # None: not re-hashed, so not verified
+            "problem": None if problem is None else str(problem), "path": str(b.path),
         })
     if as_json:
         click.echo(json.dumps({"backups": rows, "invalid": [{"path": str(i.path), "error": i.error} for i in listing.invalid]}, indent=2))
         return
     if not rows:
-        click.echo("  No backups found." if name is None else f"  No backups of '{name}' found.")
+        click.echo("  No valid backups found." if name is None else f"  No valid backups of '{name}' found.")
     else:
-        _table(["SANDBOX", "TIMESTAMP", "VER", "FILES", "SIZE", "VERIFIED"],
-               [[r["sandbox"], r["timestamp"], r["version"], str(r["files"]), _human(r["bytes"]), "yes" if r["verified"] else "NO"] for r in rows])
+        def check(r: dict[str, Any]) -> str:
+            if rehash:
+                return "verified" if r["ok"] else "DAMAGED"
+            return "sizes ok" if r["ok"] else "DAMAGED"
+
+        _table(["SANDBOX", "TIMESTAMP", "VER", "FILES", "SIZE", "CHECK"],
+               [[r["sandbox"], r["timestamp"], r["version"], str(r["files"]), _human(r["bytes"]), check(r)] for r in rows])
+        if not rehash:
+            click.echo("  (sizes checked only; `nemoclaw backups verify` or `list --verify` re-hashes every file)")
     for i in listing.invalid:
-        click.echo(f"  Ignored {i.path}: {i.error}", err=True)
+        click.echo(f"  Invalid backup {i.path}: {i.error}", err=True)
+
+
+def _sizes_problem(b: Backup) -> Any:
+    """Presence, type and size of every file, dir and link; no file is hashed."""
+    from .store.manifest import verify as verify_tree
+
+    return verify_tree(b.path, b.manifest, hash_files=False)
 
 
 def _table(header: list[str], rows: list[list[str]]) -> None:
@@ -116,26 +138,42 @@ def _table(header: list[str], rows: list[list[str]]) -> None:
         click.echo("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
 
 
+def _invalid_line(i: InvalidBackup) -> str:
+    return f"  ✗ {i.sandbox} {i.timestamp}: invalid backup: {i.error}"
+
+
 @backups_group.command("verify")
 @click.argument("name", required=False)
 @click.option("--all", "all_", is_flag=True, help="Verify every backup, not only the newest of each sandbox.")
 @click.option("--sample", type=click.FloatRange(0, 100, min_open=True), help="Re-hash only this percentage of files.")
 def verify_cmd(name: str | None, all_: bool, sample: float | None) -> None:
-    """Re-hash backups against their manifests; exit 1 at the first mismatch."""
+    """Re-hash backups against their manifests; exit 1 at the first mismatch or invalid backup.
+    Without --all, the newest backup of each sandbox: when that one is invalid, it says so."""
     store = _store()
-    backups = _select(store, name)
-    if not all_:
-        newest: dict[str, Backup] = {}
-        for b in backups:
-            newest.setdefault(b.sandbox, b)
-        backups = list(newest.values())
-    if not backups:
+    listing = _scan(store, name)
+    targets: list[Backup | InvalidBackup]
+    if all_:
+        targets = [*listing.backups, *(i for i in listing.invalid if i.sandbox and i.timestamp)]
+    else:
+        targets = [t for t in (listing.newest_slot(n) for n in _sandboxes_of(listing)) if t is not None]
+    if not targets:
         _fail("  No backups to verify." if name is None else f"  No backups of '{name}' found.")
-    for b in backups:
-        mismatch = store.verify(b, sample_pct=sample)
+    failed = False
+    for t in targets:
+        if isinstance(t, InvalidBackup):
+            click.echo(_invalid_line(t), err=True)
+            failed = True
+            continue
+        mismatch = store.verify(t, sample_pct=sample)
         if mismatch is not None:
-            _fail(f"  ✗ {b.sandbox} {b.timestamp}: {mismatch}\n    ({b.path})")
-        click.echo(f"  ✓ {b.sandbox} {b.timestamp}: {len(b.manifest.files)} files match the manifest")
+            _fail(f"  ✗ {t.sandbox} {t.timestamp}: {mismatch}\n    ({t.path})")
+        n = len(t.manifest.files)
+        if sample is None:
+            click.echo(f"  ✓ {t.sandbox} {t.timestamp}: {n} files match the manifest")
+        else:
+            click.echo(f"  ✓ {t.sandbox} {t.timestamp}: all {n} files present with their sizes; a {sample:g} % sample re-hashed matches")
+    if failed:
+        sys.exit(1)
 
 
 @backups_group.command("restore")
@@ -144,15 +182,28 @@ def verify_cmd(name: str | None, all_: bool, sample: float | None) -> None:
 @click.option("--dry-run", is_flag=True, help="Say what would be restored; change nothing.")
 def restore_cmd(name: str, timestamp: str | None, dry_run: bool) -> None:
     """Write a backup back into sandbox NAME's container, then check the sandbox's files hash
-    to the manifest."""
+    to the manifest. Refuses when the chosen (or newest) backup is invalid or damaged."""
     from .sandbox_containers import find_sandbox_container
     from .engine.errors import StepError
 
     store = _store()
-    backups = _select(store, name)
-    chosen = next((b for b in backups if timestamp is None or b.timestamp == timestamp), None)
-    if chosen is None:
+    listing = _scan(store, name)
+    if timestamp is None:
+        chosen_slot = listing.newest_slot(name)
+    else:
+        chosen_slot = next((b for b in listing.backups if b.timestamp == timestamp), None) or next(
+            (i for i in listing.invalid if i.timestamp == timestamp), None
+        )
+    if chosen_slot is None:
         _fail(f"  No backup of '{name}'" + (f" with timestamp {timestamp}." if timestamp else "."), 1)
+    if isinstance(chosen_slot, InvalidBackup):
+        which = "its newest backup" if timestamp is None else "backup"
+        message = f"  Refusing to restore '{name}': {which} {chosen_slot.timestamp} is invalid: {chosen_slot.error}"
+        fallback = listing.newest_valid(name)
+        if timestamp is None and fallback is not None:
+            message += f"\n  The newest valid backup is {fallback.timestamp}; to restore it, run: nemoclaw backups restore {name} --from {fallback.timestamp}"
+        _fail(message)
+    chosen: Backup = chosen_slot
     mismatch = store.verify(chosen)
     if mismatch is not None:
         _fail(f"  Refusing to restore a damaged backup: {mismatch} ({chosen.path})")
@@ -164,7 +215,7 @@ def restore_cmd(name: str, timestamp: str | None, dry_run: bool) -> None:
         try:
             container = find_sandbox_container(name)
         except StepError as exc:
-            _fail(f"  Cannot restore '{name}': {exc}")
+            _fail(f"  Cannot restore '{name}': {str(exc).strip()}")
         out = Reporter()
         out.line(f"  Restoring {chosen.timestamp} into '{name}' ({len(chosen.manifest.files)} files)...")
         try:

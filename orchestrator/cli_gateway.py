@@ -2,14 +2,23 @@
 
 It runs exactly the probes the `preflight` step runs and shows what was observed next to what
 was expected, so a refused `backup-all` can be understood without reading code. It starts,
-selects and writes nothing. Exit 1 on drift (as the refused command would), else 0.
+selects and writes nothing. Exit 1 on drift (as the refused command would).
+
+The preflight fails open on what it cannot see; a doctor must not. `Verdict: ok` (exit 0) only
+when everything was looked at: the CLI's version, a healthy gateway serving a known version,
+the Docker engine (for the cluster container), a readable runtime marker whose endpoint
+answers. Otherwise the verdict is `could not check`, with each reason, and exit 1.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sys
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 
@@ -23,6 +32,7 @@ from .openshell import (
     observe,
 )
 from .openshell.drift import host_process_drift, image_drift, served_version_drift
+from .openshell.marker import MARKER_NAME
 from .paths import Paths
 
 
@@ -59,7 +69,61 @@ def observation_doc(obs: Observation) -> dict[str, Any]:
     }
 
 
-def _rows(obs: Observation) -> list[tuple[str, str, str, str]]:
+COULD_NOT_CHECK = "could not check"
+
+
+def _docker_problem(timeout: float = 5.0) -> str | None:
+    """Why the Docker engine cannot be asked about the cluster container, or None."""
+    import docker
+
+    try:
+        client = docker.from_env(timeout=int(timeout))
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except Exception as exc:  # noqa: BLE001 - any failure means "could not look"
+        text = f"{type(exc).__name__}: {exc}"
+        return text if len(text) <= 160 else text[:157] + "..."
+    return None
+
+
+def _accepts(url: str | None) -> bool:
+    try:
+        parts = urlsplit(url or "")
+        host, port = parts.hostname, parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:
+        return False
+    if not host or not port:
+        return False
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def unchecked(obs: Observation, state_dir: Path, docker_problem: str | None) -> list[str]:
+    """What the doctor could not look at; an `ok` verdict needs this to be empty."""
+    reasons = []
+    if not obs.cli_version:
+        reasons.append("the installed openshell CLI did not report its version")
+    if docker_problem is not None:
+        host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+        reasons.append(f"the Docker engine at {host} does not answer ({docker_problem}), so the cluster container could not be inspected")
+    marker_path = Path(state_dir) / MARKER_NAME
+    if obs.marker is None and os.path.lexists(marker_path):
+        reasons.append(f"the runtime marker {marker_path} is not a valid marker, so the gateway it names could not be checked")
+    if not obs.probes.alive:
+        reasons.append("the gateway is not healthy (stopped, or its port does not accept connections), so the version it serves could not be read")
+    elif not obs.served_version:
+        reasons.append("the version the running gateway serves could not be read")
+    if obs.marker is not None and not obs.cluster_active and not _accepts(obs.marker.endpoint):
+        reasons.append(f"the runtime marker's endpoint {obs.marker.endpoint} does not accept connections")
+    return reasons
+
+
+def _rows(obs: Observation, state_dir: Path | None = None, docker_unreachable: bool = False) -> list[tuple[str, str, str, str]]:
     """(check, observed, expected, result) rows for the table."""
     exp = obs.cli_version or "unknown"
     m, c = obs.marker, obs.cluster
@@ -70,9 +134,11 @@ def _rows(obs: Observation) -> list[tuple[str, str, str, str]]:
         exp,
         "DRIFT" if host_process_drift(obs) else _mark(_same(obs.cli_version, obs.gateway_bin_version)),
     ))  # fmt: skip
+    corrupt = m is None and state_dir is not None and os.path.lexists(Path(state_dir) / MARKER_NAME)
     rows.append((
         "Runtime marker",
-        "absent" if m is None else f"pid {m.pid} ({'live gateway' if obs.marker_live else 'not running'})",
+        ("corrupt (not a valid marker)" if corrupt else "absent") if m is None
+        else f"pid {m.pid} ({'live gateway' if obs.marker_live else 'not running'}), endpoint {m.endpoint}",
         "-",
         "-",
     ))  # fmt: skip
@@ -80,7 +146,7 @@ def _rows(obs: Observation) -> list[tuple[str, str, str, str]]:
         f"{obs.served_endpoint} ({obs.served_version}, via {obs.served_source})" if obs.served_version else "unknown"
     )
     rows.append(("Served version", served, exp, "DRIFT" if served_version_drift(obs) else _mark(_same(obs.cli_version, obs.served_version))))
-    cluster = "none" if c is None else f"{c.image} ({'running' if c.running else 'stopped'}, {'active' if obs.cluster_active else 'inactive'})"
+    cluster = ("none" if not docker_unreachable else "unknown (Docker engine unreachable)") if c is None else f"{c.image} ({'running' if c.running else 'stopped'}, {'active' if obs.cluster_active else 'inactive'})"
     rows.append(("Cluster image", cluster, exp, "DRIFT" if image_drift(obs) else "-"))
     rows.append(("Gateway status", "healthy" if obs.probes.alive else "not healthy (not connected, or its port does not accept)", "healthy", "-"))
     return rows
@@ -120,30 +186,36 @@ def gateway_group() -> None:
 @click.option("--gateway", "gateway", default=DEFAULT_GATEWAY, show_default=True, help="Gateway name.")
 def check(as_json: bool, gateway: str) -> None:
     """Compare the installed OpenShell CLI with the running gateway (read-only)."""
+    state_dir = Paths.from_env().gateway_state_dir
     try:
-        obs = observe(gateway, state_dir=Paths.from_env().gateway_state_dir)
+        obs = observe(gateway, state_dir=state_dir)
     except OpenShellNotFound as exc:
         click.echo(str(exc), err=True)
         sys.exit(1)
     issue = decide(obs)
-    verdict = "ok" if issue is None else issue.kind
+    docker_problem = _docker_problem()
+    reasons = unchecked(obs, state_dir, docker_problem)
+    verdict = issue.kind if issue is not None else (COULD_NOT_CHECK if reasons else "ok")
     interrupted = _interrupted_runs()
     if as_json:
-        doc = {"verdict": verdict, "drift": issue is not None, **observation_doc(obs)}
+        doc = {"verdict": verdict.replace(" ", "_"), "drift": issue is not None, "could_not_check": reasons,
+               **observation_doc(obs)}
         doc["diagnosis"] = format_diagnosis(issue, backup_all_wording()) if issue else []
         doc["interrupted_runs"] = [{"run": i.run_id, "workflow": i.replay.workflow, "sandbox": i.sandbox,
                                     "state": i.state} for i in interrupted]
         click.echo(json.dumps(doc, indent=2))
     else:
-        rows = _rows(obs)
+        rows = _rows(obs, state_dir, docker_unreachable=docker_problem is not None)
         (_print_rich if sys.stdout.isatty() else _print_plain)(rows, verdict)
+        for reason in reasons:
+            click.echo(f"  Could not check: {reason}.", err=True)
         if issue is not None:
             for line in format_diagnosis(issue):
                 click.echo(line, err=True)
         for i in interrupted:
             click.echo(f"  Interrupted run {i.run_id} ({i.describe()}) has not finished: "
                        f"`nemoclaw runs resume {i.run_id}`.", err=True)
-    sys.exit(1 if issue is not None or interrupted else 0)
+    sys.exit(0 if verdict == "ok" and not interrupted else 1)
 
 
 def _interrupted_runs() -> list:  # type: ignore[type-arg]

@@ -31,6 +31,16 @@ class SandboxEntry:
     agent: str
     agent_version: str | None
     policies: tuple[str, ...] = ()
+    key: str | None = None  # the entry's key in "sandboxes" (usually equal to `name`)
+
+
+def duplicate_names(entries: list[SandboxEntry]) -> dict[str, list[str]]:
+    """Names registered by more than one entry -> those entries' keys. Such a sandbox is
+    ambiguous (which agent, which policies?), so it is refused alone, never guessed."""
+    keys: dict[str, list[str]] = {}
+    for e in entries:
+        keys.setdefault(e.name, []).append(e.key if e.key is not None else e.name)
+    return {name: ks for name, ks in keys.items() if len(ks) > 1}
 
 
 def read_registry(path: Path) -> list[SandboxEntry]:
@@ -66,7 +76,7 @@ def read_registry(path: Path) -> list[SandboxEntry]:
             raise RegistryError(path, f"entry {key!r}: \"agentVersion\" must be a string or null")
         if not isinstance(policies, list) or not all(isinstance(p, str) for p in policies):
             raise RegistryError(path, f"entry {key!r}: \"policies\" must be a list of strings")
-        entries.append(SandboxEntry(name=name, agent=agent, agent_version=version, policies=tuple(policies)))
+        entries.append(SandboxEntry(name=name, agent=agent, agent_version=version, policies=tuple(policies), key=key))
     return entries
 
 

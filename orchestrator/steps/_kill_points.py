@@ -4,7 +4,7 @@ Test hook (inactive unless the variable is set): `NEMOCLAW_TEST_PAUSE_AT=<point>
 stops the run at that point of that sandbox's backup, writes the file named by
 `NEMOCLAW_TEST_PAUSE_MARKER` (`<pid> <run id> <point>:<sandbox>`) and waits there (at most
 10 minutes; an interrupted run stops waiting) so that a test can kill the process at an exact
-point. Points: `archive` (the first file of the sandbox's archive is in staging, its stream
+point, or change something and remove the marker file to let the run go on. Points: `archive` (the first file of the sandbox's archive is in staging, its stream
 still open), `before_commit` (its staged copy re-verified, right before the rename into
 place), `after_commit` (right after that rename, before the next sandbox's), `restore` (a
 rebuild's restore upload into the new sandbox is under way, its first file sent). State
@@ -51,4 +51,6 @@ def pause_point(ctx: "RunContext", point: str, name: str, cancel: threading.Even
     while time.monotonic() < deadline:
         if cancel is not None and cancel.is_set():
             raise Cancelled()
+        if marker and not os.path.exists(marker):
+            return  # the test removed the marker: go on (e.g. after changing the sandbox under us)
         time.sleep(0.05)

@@ -28,7 +28,7 @@ import attrs
 
 from ..engine.errors import StepError
 from ..engine.steps import step
-from ..registry import SandboxEntry
+from ..registry import SandboxEntry, duplicate_names
 from ..sandbox_containers import docker_client
 from ..store import (
     BackupStore,
@@ -60,8 +60,8 @@ if TYPE_CHECKING:
 class SandboxBackup:
     name: str
     timestamp: str
-    staged: Path
-    dest: Path
+    staged: Path | None  # None when the name cannot be a directory (then `error` says why)
+    dest: Path | None
     capture: Capture | None = None
     error: str | None = None
     bytes: int = 0
@@ -74,7 +74,7 @@ class SandboxBackup:
         if self.error:
             return self.error
         assert self.capture is not None
-        return ", ".join([*self.capture.failed_dirs, *self.capture.failed_files]) or "unsafe entries refused"
+        return ", ".join(self.capture.failures()) or "unsafe entries refused"
 
 
 def _targets(ctx: "RunContext") -> tuple[list[SandboxEntry], list[str]]:
@@ -88,9 +88,11 @@ def _targets(ctx: "RunContext") -> tuple[list[SandboxEntry], list[str]]:
 
 def _staged(jobs: list[SandboxBackup], skipped: list[str]) -> Snapshot:
     return Snapshot(
-        backups=[StagedBackup(j.name, j.timestamp, str(j.staged), str(j.dest), None if j.ok else j.failure(), j.bytes,
+        backups=[StagedBackup(j.name, j.timestamp, str(j.staged) if j.staged else None, str(j.dest) if j.dest else None,
+                              None if j.ok else j.failure(), j.bytes,
                               len(j.capture.archive.files) if j.capture else 0,
-                              len(j.capture.backed_up_dirs) if j.capture else 0) for j in jobs],
+                              len(j.capture.backed_up_dirs) if j.capture else 0,
+                              bool(j.capture and j.capture.empty)) for j in jobs],
         skipped=[NotBackedUp(n, "not running") for n in skipped],
     )
 
@@ -105,7 +107,12 @@ def snapshot(ctx: "RunContext") -> None:
             out.line(f"  {st.D}Skipping '{entry.name}' (not running){st.R}")
     timestamp = new_timestamp()
     store = BackupStore(ctx.paths.backups_root)
-    jobs = [SandboxBackup(e.name, timestamp, ctx.staging.dir_for(e.name), store.dest_for(e.name, timestamp)) for e in targets]
+    if targets:
+        try:
+            ctx.staging  # a symlinked backups folder is the user's to fix: one plain sentence
+        except StoreError as exc:
+            raise StepError(f"  {exc}", kind="store") from None
+    jobs, targets = _jobs(ctx, store, targets, timestamp)
     if not jobs:
         ctx.put("snapshot", _staged(jobs, skipped))
         return
@@ -115,7 +122,7 @@ def snapshot(ctx: "RunContext") -> None:
     cancel = threading.Event()
     entries = {e.name: e for e in targets}
     with out.progress() as progress:
-        tasks = {job.name: progress.task(job.name) for job in jobs}
+        tasks = {job.name: progress.task(job.name) for job in jobs if job.error is None}
 
         def work(job: SandboxBackup) -> None:
             out.line(f"  Backing up '{job.name}'...")
@@ -123,7 +130,7 @@ def snapshot(ctx: "RunContext") -> None:
             tasks[job.name].done()
 
         with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="snapshot") as pool:
-            futures = [pool.submit(work, job) for job in jobs]
+            futures = [pool.submit(work, job) for job in jobs if job.error is None]
             try:
                 done, _ = wait(futures, return_when=FIRST_EXCEPTION)
                 for f in done:
@@ -137,6 +144,31 @@ def snapshot(ctx: "RunContext") -> None:
         if not job.ok:
             out.error(f"  {st.RD}✗{st.R} {job.name}: backup failed ({job.failure()})")
     ctx.put("snapshot", _staged(jobs, skipped))
+
+
+def _jobs(
+    ctx: "RunContext", store: BackupStore, targets: list[SandboxEntry], timestamp: str
+) -> tuple[list[SandboxBackup], list[SandboxEntry]]:
+    """One job per sandbox name. A name the store refuses, or one registered twice, fails
+    that sandbox alone (with the reason); the others are backed up."""
+    jobs: list[SandboxBackup] = []
+    runnable: list[SandboxEntry] = []
+    twice = duplicate_names(ctx.fact("registry"))
+    for e in targets:
+        if any(j.name == e.name for j in jobs):
+            continue
+        if e.name in twice:
+            keys = ", ".join(repr(k) for k in twice[e.name])
+            jobs.append(SandboxBackup(e.name, timestamp, None, None, error=(
+                f"registered more than once in sandboxes.json (entries {keys}); remove all but one and rerun")))
+            continue
+        try:
+            dest = store.dest_for(e.name, timestamp)  # first: its refusal names the sandbox
+            jobs.append(SandboxBackup(e.name, timestamp, ctx.staging.dir_for(e.name), dest))
+            runnable.append(e)
+        except StoreError as exc:
+            jobs.append(SandboxBackup(e.name, timestamp, None, None, error=str(exc)))
+    return jobs, runnable
 
 
 def _capture_one(
@@ -183,6 +215,8 @@ def _capture_one(
         write_manifest(job.staged, manifest)
     except _Cancelled:
         job.error = "interrupted"
+    except StoreError as exc:  # a sentence already: the container is gone, the disk would be full
+        job.error = str(exc)
     except Exception as exc:  # noqa: BLE001 - one sandbox's failure must not stop the others
         job.error = f"{type(exc).__name__}: {exc}"
     finally:
@@ -231,11 +265,22 @@ def commit_backups(ctx: "RunContext") -> str:
             out.error(f"  {st.RD}✗{st.R} {job.name}: backup failed ({job.error})")
             continue
         _pause_point(ctx, "before_commit", job.name)
-        ctx.staging.commit(job.name, dest)
+        try:
+            ctx.staging.commit(job.name, dest)
+        except StoreError as exc:  # e.g. a symlinked rebuild-backups/<name>: this sandbox only
+            job = attrs.evolve(job, error=str(exc))
+            failed.append(job)
+            out.error(f"  {st.RD}✗{st.R} {job.name}: backup failed ({job.error})")
+            continue
         committed[job.name] = str(dest)
         backed.append(job)
         _pause_point(ctx, "after_commit", job.name)
         ctx.event("backup_committed", sandbox=job.name, path=str(dest), files=len(manifest.files), bytes=job.bytes)
+        if job.empty:
+            out.error(f"  {st.YW}⚠{st.R} {job.name}: empty backup: none of the agent's state dirs or files exist "
+                      f"under {manifest.dir} in the sandbox → {dest}")
+            ctx.event("backup_empty", sandbox=job.name, path=str(dest))
+            continue
         out.line(f"  {st.G}✓{st.R} {job.name}: {len(manifest.backed_up_dirs)} dirs, {len(manifest.files)} files → {dest}")
     ctx.put("committed", committed)
     ctx.put("backup_report", _summary(backed, failed, snap.skipped))
@@ -251,7 +296,7 @@ def commit_backups(ctx: "RunContext") -> str:
 
 def _summary(backed: list[StagedBackup], failed: list[StagedBackup], skipped: list[NotBackedUp]) -> BackupReport:
     return BackupReport(
-        backed_up=[BackedUp(j.name, j.dest, j.timestamp, j.bytes, j.files) for j in backed],
+        backed_up=[BackedUp(j.name, j.dest or "", j.timestamp, j.bytes, j.files, j.empty) for j in backed],
         failed=[NotBackedUp(j.name, j.error or "failed") for j in failed],
         skipped=list(skipped),
     )

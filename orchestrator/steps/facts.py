@@ -50,12 +50,13 @@ class StagedBackup:
 
     name: str
     timestamp: str
-    staged: str
-    dest: str
+    staged: str | None
+    dest: str | None
     error: str | None = None
     bytes: int = 0
     files: int = 0
     dirs: int = 0
+    empty: bool = False  # none of the agent's state dirs or files exist in the sandbox
 
     @property
     def ok(self) -> bool:
@@ -83,6 +84,7 @@ class BackedUp:
     timestamp: str
     bytes: int
     files: int
+    empty: bool = False
 
 
 @attrs.frozen

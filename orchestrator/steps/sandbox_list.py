@@ -4,7 +4,9 @@ Writes the `sandbox_list` fact (steps/facts.py: names listed in any phase, the R
 ones, phases, ids, the format read and whether the gateway was recovered).
 Refuses (fail-closed) when the result shows a schema mismatch: a protobuf decode error, every
 sandbox in phase `Unspecified`, or a gateway that died on a newer-database migration error.
-Any other failure is a StepError carrying the list's exit status.
+A transient failure (gRPC Unavailable and the like, docs/reference/grpc-errors.md) is retried
+once; any other failure is a StepError carrying the list's exit status, with the gRPC cause in
+the output and in the run log (`sandbox_list_retry`, `sandbox_list_failed` events).
 
 `with: {recover: false}` lists without recovering the gateway (no select, no start): for
 read-only workflows such as `upgrade-sandboxes --check` (NemoClaw #7279).
@@ -14,12 +16,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import attrs
+
 from ..engine.errors import Refusal, StepError
 from ..engine.steps import step
 from ..openshell import (
     GATEWAY_MIGRATION,
     OpenShellNotFound,
     StateRpcIssue,
+    capture_openshell,
     capture_sandbox_list_with_recovery,
     format_diagnosis,
     installed_openshell_version,
@@ -30,6 +35,7 @@ from ..openshell import (
     parse_listing,
     result_issue,
 )
+from ..openshell.rpc_errors import grpc_cause, is_transient_failure, last_line
 from ._openshell_common import guard_wording, report_exactly
 from .facts import SandboxList
 
@@ -77,13 +83,27 @@ def sandbox_list(ctx: "RunContext") -> None:
     result = attempt.result
     listing = parse_listing(result.stdout, result.output)
     kind = result_issue(result, phases=listing.phases)
+    if kind is None and is_transient_failure(result):
+        cause = grpc_cause(result.output) or last_line(result.output) or f"exit {result.status}"
+        ctx.out.line(f"  `openshell sandbox list` failed ({cause}); retrying once.")
+        ctx.event("sandbox_list_retry", status=result.status, cause=cause)
+        result = capture_openshell(list_args(cli_version))
+        attempt = attrs.evolve(attempt, result=result)
+        listing = parse_listing(result.stdout, result.output)
+        kind = result_issue(result, phases=listing.phases)
     if kind is not None:
         issue = StateRpcIssue(kind, _drift(ctx), output=result.output)
         raise Refusal(format_diagnosis(issue, wording), reason=kind, details={"status": result.status})
     if result.status != 0:
-        ctx.out.lines(list_failure_lines(attempt), error=True)
+        cause = grpc_cause(result.output)
+        lines = list_failure_lines(attempt)
+        if cause:
+            lines.append(f"  OpenShell said: {cause}")
+        ctx.out.lines(lines, error=True)
+        ctx.event("sandbox_list_failed", status=result.status, cause=cause, output=last_line(result.output))
         raise StepError(
-            "Failed to query running sandboxes from OpenShell.", kind="openshell", exit_code=result.status or 1, reported=True
+            "Failed to query running sandboxes from OpenShell." + (f" ({cause})" if cause else ""),
+            kind="openshell", exit_code=result.status or 1, reported=True,
         )
     data = listing.as_data()
     ctx.put("sandbox_list", SandboxList(live=data["live"], ready=data["ready"], phases=data["phases"], ids=data["ids"],

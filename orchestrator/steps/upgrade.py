@@ -4,6 +4,11 @@
 with `--check` it only reports (it changes nothing) and ends `checked` (exit 1) when anything
 needs doing, `current` (exit 0) only with "All sandboxes are up to date." (NemoClaw #10211).
 A registered sandbox the gateway does not list is *missing*, never "stopped".
+
+A running sandbox whose container could not be reached (no Docker engine) is reported with
+that reason, never told to be started, and makes `--check` exit 1: it could not check. While
+another run holds the writer lock (e.g. mid-rebuild), a sandbox that is not running is said
+to be possibly held by that run, not just "stopped".
 `confirm_rebuilds` writes `to_rebuild`, the names a `foreach` state rebuilds; `rebuild_report`
 reads that state's `item_results`.
 """
@@ -11,7 +16,7 @@ reads that state's `item_results`.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..agent_version import VersionCheck, check_version
 from ..engine.errors import StepError
@@ -19,6 +24,7 @@ from ..engine.steps import step
 from ..registry import SandboxEntry
 from ..store import load_agent
 from ..store.errors import StoreError
+from ..store.lock import read_lock
 from ._openshell_common import listed_container
 from .facts import MissingSandbox, RebuildSummary, VersionReport, VersionRow
 from .rebuild import latest_verified_backup
@@ -39,6 +45,8 @@ def classify_versions(ctx: "RunContext") -> str:
     checks: list[VersionCheck] = []
     missing: list[MissingSandbox] = []
     held = {i.sandbox: i.run_id for i in ctx.interrupted if i.sandbox}
+    why: dict[str, str] = {}  # running sandboxes whose container could not be reached, and why
+    holder = _live_lock_holder(ctx)
     for entry in registry:
         try:
             agent = load_agent(entry.agent)
@@ -53,8 +61,9 @@ def classify_versions(ctx: "RunContext") -> str:
                 # By the listing's id: --check writes nothing, not even the CLI's last-used
                 # sandbox (NemoClaw #7279).
                 container = listed_container(ctx, entry.name)
-            except StepError:
+            except StepError as exc:
                 container = None
+                why[entry.name] = str(exc).strip().split(": ", 1)[0] if "Docker engine" in str(exc) else str(exc).strip()
         check = check_version(entry, agent, container)
         if entry.name in ready and container is None:
             check = VersionCheck(entry.name, True, agent.expected_version, None, "unavailable")
@@ -73,17 +82,21 @@ def classify_versions(ctx: "RunContext") -> str:
             return "attention"
         out.line("  All sandboxes are up to date.")
         return "current"
+    lock_note = f"not running; run {holder.run_id} (pid {holder.pid}) holds the lock and may be rebuilding it" if holder else None
     if stale:
         out.line("")
         out.line(f"  {st.B}Stale sandboxes:{st.R}")
         for c in stale:
-            status = f"{st.G}running{st.R}" if c.running else f"{st.D}stopped{st.R}"
+            status = f"{st.G}running{st.R}" if c.running else f"{st.D}{lock_note or 'stopped'}{st.R}"
             out.line(f"    {c.name}  v{c.current or '?'} → v{c.expected}  ({status})")
     if unknown:
         out.line("")
         out.line(f"  {st.YW}Unknown version:{st.R}")
         for c in unknown:
-            out.line(f"    {c.name}  v? → v{c.expected}  ({'running' if c.running else 'stopped'})")
+            status = "running" if c.running else (lock_note or "stopped")
+            if c.name in why:
+                status += f"; could not probe: {why[c.name]}"
+            out.line(f"    {c.name}  v? → v{c.expected}  ({status})")
     if missing:
         out.line("")
         report_missing(ctx, missing)
@@ -91,14 +104,30 @@ def classify_versions(ctx: "RunContext") -> str:
     if ctx.options.get("check"):
         if stale:
             out.line(f"  {len(stale)} sandbox(es) need upgrading.")
-        if unknown:
-            out.line(f"  {len(unknown)} sandbox(es) could not be version-checked; start them and rerun, or rebuild manually.")
+        unreachable = [c for c in unknown if c.name in why]
+        others = [c for c in unknown if c.name not in why]
+        if others:
+            out.line(f"  {len(others)} sandbox(es) could not be version-checked; start them and rerun, or rebuild manually.")
+        if unreachable:
+            reasons = "; ".join(sorted({why[c.name] for c in unreachable}))
+            out.error(f"  {len(unreachable)} running sandbox(es) could not be version-checked: {reasons}. Fix that and rerun.")
+        if holder:
+            out.line(f"  Another run ({holder.run_id}, pid {holder.pid}) holds the lock: sandboxes it is rebuilding may "
+                     "show as not running. Rerun --check when it has finished.")
         if stale or unknown:
             out.line("  Run `nemoclaw upgrade-sandboxes` to rebuild them.")
         return "checked"
     if not stale:
         return "attention"
     return "next"
+
+
+def _live_lock_holder(ctx: "RunContext") -> Any:
+    """The live run holding the writer lock (a read-only --check takes none), or None."""
+    holder = read_lock(ctx.paths.lock_file)
+    if holder is None or holder.run_id == ctx.run_id or not holder.is_alive():
+        return None
+    return holder
 
 
 def _latest_backup(ctx: "RunContext", name: str) -> str | None:

@@ -12,13 +12,14 @@ Engine-side usage::
 
 from .agents import DEFAULT_AGENT, AgentSpec, StateFileSpec, agent_names, load_agent, load_agent_file
 from .archive import ArchiveResult, ProgressCallback, extract_stream, hash_stream, pack_directory
-from .backups import Backup, BackupStore, InvalidBackup, Listing, PruneResult, check_sandbox_name
-from .capture import Capture, build_manifest, capture_sandbox
-from .errors import ArchiveError, LockHeld, ManifestError, RestoreError, StagingError, StoreError
+from .backups import Backup, BackupStore, InvalidBackup, Listing, PruneResult, check_sandbox_name, refuse_symlink
+from .capture import Capture, SpaceBudget, build_manifest, capture_sandbox
+from .errors import ArchiveError, CaptureError, LockHeld, ManifestError, RestoreError, StagingError, StoreError
 from .lock import BrokenLock, WriterLock, read_lock
 from .manifest import (
     MANIFEST_NAME,
     Manifest,
+    check_against_agent,
     Mismatch,
     StateFile,
     diff_records,
@@ -35,11 +36,11 @@ from .staging import Owner, Staging, SweptRun, describe_sweep, sweep
 __all__ = [
     "DEFAULT_AGENT", "AgentSpec", "StateFileSpec", "agent_names", "load_agent", "load_agent_file",
     "ArchiveResult", "ProgressCallback", "extract_stream", "hash_stream", "pack_directory",
-    "Backup", "BackupStore", "InvalidBackup", "Listing", "PruneResult", "check_sandbox_name",
-    "Capture", "build_manifest", "capture_sandbox",
-    "ArchiveError", "LockHeld", "ManifestError", "RestoreError", "StagingError", "StoreError",
+    "Backup", "BackupStore", "InvalidBackup", "Listing", "PruneResult", "check_sandbox_name", "refuse_symlink",
+    "Capture", "SpaceBudget", "build_manifest", "capture_sandbox",
+    "ArchiveError", "CaptureError", "LockHeld", "ManifestError", "RestoreError", "StagingError", "StoreError",
     "BrokenLock", "WriterLock", "read_lock",
-    "MANIFEST_NAME", "Manifest", "Mismatch", "StateFile", "diff_records", "load_manifest",
+    "MANIFEST_NAME", "Manifest", "check_against_agent", "Mismatch", "StateFile", "diff_records", "load_manifest",
     "new_timestamp", "parse_timestamp", "verify", "write_manifest",
     "DirRecord", "FileRecord", "LinkRecord", "Rejected",
     "RestoreResult", "read_back", "restore_backup",

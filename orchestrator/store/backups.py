@@ -1,10 +1,19 @@
 """The committed backups under `~/.nemoclaw/rebuild-backups/<sandbox>/<timestamp>/`.
 
-Listing follows NemoClaw's `listBackups`: every sub-directory with a valid manifest is a backup,
-ordered by the manifest timestamp, numbered v1..vN oldest first, returned newest first.
-Directories without a valid manifest (NemoClaw leaves empty ones after an early failure) are
-reported apart and never touched. Pruning never removes a sandbox's newest backup that
-verifies. This module returns data only: printing is the CLI's job.
+A backup directory is untrusted input (a user or a script may have edited it). A slot is a
+valid backup only if (docs/backups.md, "What a valid backup is"):
+
+- neither the backups root, nor `<sandbox>/`, nor `<timestamp>/`, nor the manifest is a
+  symbolic link (nothing below the root is ever followed, by any command);
+- the directory name is a backup timestamp, not in the future, and equals the manifest's
+  `timestamp`; the manifest's `sandboxName` is the directory's sandbox;
+- the manifest loads strictly and describes what its agent declares (`check_against_agent`).
+
+Valid backups are ordered by their directory name, numbered v1..vN oldest first, returned
+newest first. Every other slot is reported apart (`Listing.invalid`) and never touched, and
+`Listing.newest_slot()` lets a command that defaults to "the newest" refuse when that newest
+slot is invalid instead of silently taking an older one. Pruning never removes a sandbox's
+newest backup that verifies. This module returns data only: printing is the CLI's job.
 """
 
 from __future__ import annotations
@@ -12,24 +21,41 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import attrs
 
 from . import _fsutil
+from .agents import load_agent
 from .errors import ManifestError, StoreError
-from .manifest import MANIFEST_NAME, Manifest, Mismatch, load_manifest, parse_timestamp, verify
+from .manifest import MANIFEST_NAME, Manifest, Mismatch, check_against_agent, load_manifest, parse_timestamp, verify
 
-__all__ = ["Backup", "BackupStore", "InvalidBackup", "Listing", "PruneResult", "check_sandbox_name"]
+__all__ = ["Backup", "BackupStore", "InvalidBackup", "Listing", "PruneResult", "check_sandbox_name", "refuse_symlink"]
 
 _SANDBOX_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
+#: A backup dated further ahead than this is taken for one made under a wrong clock.
+FUTURE_TOLERANCE = timedelta(days=1)
 
 
 def check_sandbox_name(name: str) -> str:
     """A sandbox name is used as a directory name: refuse anything that could leave the root."""
     if not _SANDBOX_RE.match(name):
-        raise StoreError(f"invalid sandbox name {name!r}: use letters, digits, '.', '_' or '-'")
+        shown = name if len(name) <= 40 else name[:40] + "..."
+        raise StoreError(
+            f"invalid sandbox name {shown!r}: a backup directory name may use only letters, digits, '.', '_' or '-', "
+            "must not start with '.' and must be at most 201 characters"
+        )
     return name
+
+
+def refuse_symlink(path: Path) -> None:
+    """NemoClaw's rejectSymlinksOnPath wording, for one path we are about to walk or write."""
+    if os.path.islink(path):
+        raise StoreError(
+            f"Refusing to operate on path: {path} is a symbolic link (target: {os.readlink(path)}). "
+            "This may indicate a symlink attack."
+        )
 
 
 @attrs.frozen
@@ -47,16 +73,33 @@ class Backup:
 
 @attrs.frozen
 class InvalidBackup:
-    """A directory that looks like a backup slot but has no valid manifest."""
+    """A directory (or link) in a backup slot that is not a valid backup, and why."""
 
     path: Path
     error: str
+    sandbox: str | None = None
+    timestamp: str | None = None  # the slot's name when it is a backup timestamp (it can be "newest")
 
 
 @attrs.frozen
 class Listing:
     backups: list[Backup]  # newest first (across sandboxes: by timestamp)
     invalid: list[InvalidBackup]
+
+    def newest_slot(self, sandbox: str) -> Backup | InvalidBackup | None:
+        """The newest timestamp-named slot of `sandbox`, valid or not."""
+        slots: list[tuple[datetime, str, Backup | InvalidBackup]] = []
+        for b in self.backups:
+            if b.sandbox == sandbox:
+                slots.append((parse_timestamp(b.timestamp), b.timestamp, b))  # type: ignore[arg-type]
+        for i in self.invalid:
+            when = parse_timestamp(i.timestamp) if i.sandbox == sandbox and i.timestamp else None
+            if when is not None:
+                slots.append((when, i.timestamp or "", i))
+        return max(slots, key=lambda t: (t[0], t[1]))[2] if slots else None
+
+    def newest_valid(self, sandbox: str) -> Backup | None:
+        return next((b for b in self.backups if b.sandbox == sandbox), None)
 
 
 @attrs.frozen
@@ -79,28 +122,65 @@ class BackupStore:
         return self.root / check_sandbox_name(sandbox) / timestamp
 
     def sandboxes(self) -> list[str]:
-        return [e.name for e in _subdirs(self.root)]
+        refuse_symlink(self.root)
+        return [e.name for e in _subdirs(self.root) if _SANDBOX_RE.match(e.name)]
 
-    def scan(self, sandbox: str | None = None) -> Listing:
+    def scan(self, sandbox: str | None = None, *, now: datetime | None = None) -> Listing:
+        """Every slot of `sandbox` (or of all sandboxes), sorted into valid and invalid.
+
+        Raises StoreError when the backups root, or the named sandbox's folder, is a symlink."""
+        now = now or datetime.now(timezone.utc)
         backups: list[Backup] = []
         invalid: list[InvalidBackup] = []
-        names = [check_sandbox_name(sandbox)] if sandbox is not None else self.sandboxes()
+        refuse_symlink(self.root)
+        if sandbox is not None:
+            names = [check_sandbox_name(sandbox)]
+            refuse_symlink(self.root / sandbox)
+        else:
+            names = []
+            for entry in _entries(self.root):
+                if entry.is_symlink():
+                    invalid.append(InvalidBackup(Path(entry.path), _link_error(entry.path)))
+                elif entry.is_dir(follow_symlinks=False):
+                    if _SANDBOX_RE.match(entry.name):
+                        names.append(entry.name)
+                    else:
+                        invalid.append(InvalidBackup(Path(entry.path), "not a valid sandbox name; not read"))
         for name in names:
-            found: list[tuple[str, Path, Manifest]] = []
-            for entry in _subdirs(self.root / name):
+            found: list[tuple[datetime, str, Path, Manifest]] = []
+            for entry in _entries(self.root / name):
                 path = Path(entry.path)
+                when = parse_timestamp(entry.name)
+                ts = entry.name if when is not None else None
+
+                def bad(error: str) -> None:
+                    invalid.append(InvalidBackup(path, error, sandbox=name, timestamp=ts))
+
+                if entry.is_symlink():
+                    bad(_link_error(entry.path))
+                    continue
+                if not entry.is_dir(follow_symlinks=False):
+                    continue  # a stray file is not a slot
+                if when is None:
+                    bad("the directory name is not a backup timestamp")
+                    continue
                 try:
                     m = load_manifest(path / MANIFEST_NAME)
+                    if m.sandbox_name != name:
+                        raise ManifestError(path / MANIFEST_NAME, f"manifest names sandbox {m.sandbox_name!r}, not {name!r}")
+                    if m.timestamp != entry.name:
+                        raise ManifestError(path / MANIFEST_NAME, f"manifest timestamp {m.timestamp} is not the directory's name")
+                    check_against_agent(m, load_agent(m.agent_type), path / MANIFEST_NAME)
                 except ManifestError as exc:
-                    invalid.append(InvalidBackup(path, str(exc)))
+                    bad(str(exc))
                     continue
-                if m.sandbox_name != name:
-                    invalid.append(InvalidBackup(path, f"manifest names sandbox {m.sandbox_name!r}, not {name!r}"))
+                if when > now + FUTURE_TOLERANCE:
+                    bad(f"dated in the future ({entry.name}): taken under a wrong clock? Not used; remove it by hand")
                     continue
-                found.append((m.timestamp, path, m))
-            found.sort(key=lambda t: (parse_timestamp(t[0]), t[1].name))
-            for i, (ts, path, m) in enumerate(found, start=1):
-                backups.append(Backup(sandbox=name, timestamp=ts, path=path, manifest=m, version=i))
+                found.append((when, entry.name, path, m))
+            found.sort(key=lambda t: (t[0], t[1]))
+            for i, (_when, ts_, path, m) in enumerate(found, start=1):
+                backups.append(Backup(sandbox=name, timestamp=ts_, path=path, manifest=m, version=i))
         backups.sort(key=lambda b: (parse_timestamp(b.timestamp), b.sandbox, b.path.name), reverse=True)
         return Listing(backups=backups, invalid=invalid)
 
@@ -146,6 +226,19 @@ class BackupStore:
                         _fsutil.remove_tree(b.path)
                 _sweep_trash(self.root / name)
         return PruneResult(dry_run=dry_run, kept=kept, removed=removed, protected=protected, failed_verify=failed)
+
+
+def _link_error(path: str) -> str:
+    return f"is a symbolic link (target: {os.readlink(path)}); never followed"
+
+
+def _entries(path: Path) -> list[os.DirEntry[str]]:
+    """Entries of a folder except dot-names (`.staging`, `.trash-*`, `.paused`), sorted."""
+    try:
+        entries = list(os.scandir(path))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted((e for e in entries if not e.name.startswith(".")), key=lambda e: e.name)
 
 
 def _subdirs(path: Path) -> list[os.DirEntry[str]]:

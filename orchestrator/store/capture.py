@@ -4,8 +4,14 @@ The backup side of the Docker transport: each declared state directory and state
 agent is fetched with `get_archive` and streamed through `archive.extract_stream` (hostile
 entries refused). A path missing in the sandbox is simply not backed up (NemoClaw's existence
 probe does the same); a path that is not what the agent declares (a state dir that is a file
-or symlink), or an unreadable stream, fails that path. Rejected entries make the capture not
-`ok`: a caller must then discard the staged directory, never commit it.
+or symlink), or an unreadable stream, fails that path, with the reason. Rejected entries make
+the capture not `ok`: a caller must then discard the staged directory, never commit it.
+
+A missing *container* is never a missing path: Docker answers both with NotFound, so every
+NotFound is checked against the container itself, and a container that is gone fails the whole
+capture (`CaptureError`). So do a disk that would fill up (free space minus a reserve, checked
+before the first path and while streaming) and a sandbox larger than the configured per-sandbox
+limit (`SpaceBudget`, docs/backups.md).
 
 `sqlite_backup` state files are copied as they are: a consistent SQLite snapshot needs a
 helper inside the sandbox (NemoClaw runs python's sqlite3 backup there); the copy is exact if
@@ -14,7 +20,11 @@ the agent is idle.
 
 from __future__ import annotations
 
+import errno
+import os
 import posixpath
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +33,71 @@ import docker.errors
 
 from .agents import AgentSpec
 from .archive import ArchiveResult, ProgressCallback, extract_stream
-from .errors import ArchiveError
+from .errors import ArchiveError, CaptureError
 from .manifest import MANIFEST_VERSION, Manifest, StateFile
 
-__all__ = ["Capture", "capture_sandbox", "build_manifest"]
+__all__ = ["Capture", "SpaceBudget", "capture_sandbox", "build_manifest", "parse_size"]
+
+#: Upstream's safety reserve (NemoClaw #11767, docs/reference/backups.md): 64 MiB stay free.
+DEFAULT_RESERVE = 64 * 1024 * 1024
+LIMIT_ENV = "NEMOCLAW_BACKUP_MAX_BYTES"
+RESERVE_ENV = "NEMOCLAW_BACKUP_RESERVE_BYTES"
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "B": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+def parse_size(text: str, what: str) -> int:
+    """`123`, `64M`, `2GiB` as bytes (whole numbers only); a clear error naming `what` otherwise."""
+    m = _SIZE_RE.match(text)
+    if not m:
+        raise CaptureError(f"{what}={text!r} is not a size: use bytes or a number with K, M, G or T (e.g. 20G)")
+    unit = (m[2] or "").upper()[:1]
+    return int(m[1]) * _UNITS[unit]
+
+
+def _human(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+@attrs.define
+class SpaceBudget:
+    """How much one sandbox's capture may write: at most `limit` bytes (None: no limit), and
+    never so much that less than `reserve` bytes stay free on the staging filesystem."""
+
+    limit: int | None = None
+    reserve: int = DEFAULT_RESERVE
+    used: int = 0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "SpaceBudget":
+        env = os.environ if env is None else env
+        limit = env.get(LIMIT_ENV, "").strip()
+        reserve = env.get(RESERVE_ENV, "").strip()
+        return cls(
+            limit=parse_size(limit, LIMIT_ENV) if limit else None,
+            reserve=parse_size(reserve, RESERVE_ENV) if reserve else DEFAULT_RESERVE,
+        )
+
+    def check(self, dest: Path, incoming: int = 0) -> None:
+        """Raise CaptureError if `incoming` more bytes would pass the limit or the reserve."""
+        if self.limit is not None and self.used + incoming > self.limit:
+            raise CaptureError(
+                f"its state is larger than the per-sandbox limit of {_human(self.limit)} ({LIMIT_ENV}); "
+                "nothing of it was committed. Raise the limit or free the sandbox's state, then rerun"
+            )
+        st = os.statvfs(dest)
+        free = st.f_bavail * st.f_frsize
+        if free - incoming < self.reserve:
+            raise CaptureError(
+                f"not enough free space for its backup on the filesystem of {dest}: {_human(free)} free, "
+                f"{_human(self.reserve)} must stay free ({RESERVE_ENV}); nothing of it was committed. "
+                "Free some space (e.g. `nemoclaw backups prune`), then rerun"
+            )
 
 _GO_MODE_DIR = 1 << 31  # Go os.FileMode bits in Docker's X-Docker-Container-Path-Stat header
 _GO_MODE_TYPE = (1 << 31) | (1 << 27) | (1 << 26) | (1 << 25) | (1 << 24) | (1 << 21) | (1 << 19)
@@ -46,15 +117,48 @@ class Capture:
         """Nothing failed and nothing was refused: the staged directory may be committed."""
         return not self.failed_dirs and not self.failed_files and not self.archive.rejected
 
+    @property
+    def empty(self) -> bool:
+        """None of the agent's state dirs or files exists in the sandbox: worth a warning, since
+        a backup with nothing in it must not look like a good one."""
+        return not self.backed_up_dirs and not self.backed_up_files
+
+    def failures(self) -> list[str]:
+        """`workspace (3 unsafe entries refused: ...)`, one item per failed path, as upstream's
+        `backup failed (<item (reason)>, ...)` line lists them."""
+        return [f"{name} ({why})" for name, why in {**self.failed_dirs, **self.failed_files}.items()]
+
+
+def _container_gone(container: Any) -> CaptureError | None:
+    """A CaptureError if the container no longer exists (or no longer runs), else None."""
+    name = getattr(container, "name", "?")
+    try:
+        container.reload()
+    except docker.errors.NotFound:
+        return CaptureError(f"its container {name} no longer exists; nothing of it was committed")
+    except docker.errors.APIError as exc:
+        return CaptureError(f"cannot inspect its container {name}: {exc.explanation or exc}")
+    status = (getattr(container, "attrs", None) or {}).get("State", {}).get("Status")
+    if status not in (None, "running", "paused"):
+        return CaptureError(f"its container {name} stopped while it was read ({status}); nothing of it was committed")
+    return None
+
 
 def _fetch(container: Any, path: str, dest: Path, *, prefix: str, want_dir: bool,
-           on_progress: ProgressCallback | None) -> ArchiveResult | str | None:
-    """ArchiveResult on success, None if the path is absent, or a reason string on failure."""
+           on_progress: ProgressCallback | None, budget: SpaceBudget) -> ArchiveResult | str | None:
+    """ArchiveResult on success, None if the path is absent, or a reason string on failure.
+    Raises CaptureError when the container is gone or the budget would be exceeded."""
     try:
         chunks, stat = container.get_archive(path)
     except docker.errors.NotFound:
+        gone = _container_gone(container)
+        if gone is not None:
+            raise gone from None
         return None
     except docker.errors.APIError as exc:
+        gone = _container_gone(container)
+        if gone is not None:
+            raise gone from None
         return f"cannot read {path}: {exc.explanation or exc}"
     mode = int((stat or {}).get("mode", 0))
     is_dir = bool(mode & _GO_MODE_DIR)
@@ -63,10 +167,38 @@ def _fetch(container: Any, path: str, dest: Path, *, prefix: str, want_dir: bool
         return f"{path} is not a directory"
     if not want_dir and not is_regular:
         return f"{path} is not a regular file"
+    # The archive stat is exact for a file; a directory's size is known only while streaming.
+    budget.check(dest, int((stat or {}).get("size", 0) or 0) if not is_dir else 0)
+    base = budget.used
+
+    def progress(nbytes: int, files: int) -> None:
+        budget.used = base + nbytes
+        budget.check(dest)
+        if on_progress is not None:
+            on_progress(nbytes, files)
+
     try:
-        return extract_stream(chunks, dest, prefix=prefix, only_under=posixpath.basename(path), on_progress=on_progress)
+        res = extract_stream(chunks, dest, prefix=prefix, only_under=posixpath.basename(path), on_progress=progress)
     except ArchiveError as exc:
+        gone = _container_gone(container)
+        if gone is not None:
+            raise gone from None
         return str(exc)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise CaptureError(f"the disk filled up while writing its backup under {dest} ({exc.strerror}); "
+                               "nothing of it was committed. Free some space, then rerun") from None
+        raise
+    budget.used = base + res.bytes
+    return res
+
+
+def _refusal(res: ArchiveResult) -> str:
+    """`3 unsafe entries refused: a/b (FIFO), c (device node), ...`: the reasons, not just a count."""
+    n = len(res.rejected)
+    shown = ", ".join(f"{r.path} ({r.reason})" for r in res.rejected[:3])
+    more = f", and {n - 3} more" if n > 3 else ""
+    return f"{n} unsafe entr{'y' if n == 1 else 'ies'} refused: {shown}{more}"
 
 
 def capture_sandbox(
@@ -76,31 +208,41 @@ def capture_sandbox(
     *,
     extra_dirs: list[str] | None = None,
     on_progress: ProgressCallback | None = None,
+    budget: SpaceBudget | None = None,
 ) -> Capture:
     """Fetch the agent's state from `container` (a docker SDK Container) into `dest` (an empty
-    staged directory). `extra_dirs` adds discovered directories (NemoClaw's `workspace-*`)."""
+    staged directory). `extra_dirs` adds discovered directories (NemoClaw's `workspace-*`).
+
+    Raises CaptureError (nothing may be committed) when the container is gone or the capture
+    would pass `budget` (default: `SpaceBudget.from_env()`)."""
+    budget = budget if budget is not None else SpaceBudget.from_env()
+    gone = _container_gone(container)
+    if gone is not None:
+        raise gone
+    budget.check(dest)
     state_dirs = list(agent.state_dirs) + [d for d in (extra_dirs or []) if d not in agent.state_dirs]
     cap = Capture(state_dirs=state_dirs)
     for name in state_dirs:
-        res = _fetch(container, posixpath.join(agent.dir, name), dest, prefix="", want_dir=True, on_progress=on_progress)
+        res = _fetch(container, posixpath.join(agent.dir, name), dest, prefix="", want_dir=True,
+                     on_progress=on_progress, budget=budget)
         if isinstance(res, str):
             cap.failed_dirs[name] = res
         elif res is not None:
             cap.archive.merge(res)
             if res.rejected:
-                cap.failed_dirs[name] = f"{len(res.rejected)} unsafe entr{'y' if len(res.rejected) == 1 else 'ies'} refused"
+                cap.failed_dirs[name] = _refusal(res)
             else:
                 cap.backed_up_dirs.append(name)
     for sf in agent.state_files:
         parent = posixpath.dirname(sf.path)
         res = _fetch(container, posixpath.join(agent.dir, sf.path), dest, prefix=parent, want_dir=False,
-                     on_progress=on_progress)
+                     on_progress=on_progress, budget=budget)
         if isinstance(res, str):
             cap.failed_files[sf.path] = res
         elif res is not None:
             cap.archive.merge(res)
             if res.rejected:
-                cap.failed_files[sf.path] = res.rejected[0].reason
+                cap.failed_files[sf.path] = _refusal(res)
             else:
                 cap.backed_up_files.append(StateFile(path=sf.path, strategy=sf.strategy))
     return cap

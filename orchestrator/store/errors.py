@@ -26,6 +26,11 @@ class LockHeld(StoreError):
         self.holder = holder
 
 
+class CaptureError(StoreError):
+    """A sandbox could not be captured as a whole (its container is gone, the disk would be full,
+    it is larger than the configured limit): nothing of that capture may be committed."""
+
+
 class ArchiveError(StoreError):
     """The archive stream itself is unreadable (truncated, not a tar)."""
 

@@ -9,6 +9,7 @@ naming the file, never a traceback.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -30,6 +31,7 @@ from .records import DirRecord, FileRecord, LinkRecord
 __all__ = [
     "MANIFEST_NAME",
     "Manifest",
+    "check_against_agent",
     "Mismatch",
     "StateFile",
     "diff_records",
@@ -182,6 +184,58 @@ def _check_semantics(m: Manifest, source: object) -> None:
             raise ManifestError(source, f"invalid file record for {f.path!r}")
 
 
+_DISCOVERED_DIR_RE = re.compile(r"^workspace-[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def check_against_agent(m: Manifest, agent: Any, source: object = "<manifest>") -> None:
+    """A backup directory is untrusted input: its manifest is valid only if it describes what the
+    agent declares. `dir` is the agent's own directory, every `stateDirs`/`backedUpDirs` entry a
+    state dir the agent declares (or NemoClaw's discovered `workspace-*`), every `stateFiles`
+    entry one of the agent's state files, and every file, dir and symlink record lies under a
+    backed-up dir or is a captured state file (a dir record may also be a state file's parent).
+    A symlink's *target* may be anything: links are recorded and restored as links, never
+    followed on the host. `agent` is an `AgentSpec` (typed loosely to keep this module free of
+    the agent loader)."""
+    if m.agent_type != agent.name:
+        raise ManifestError(source, f"agentType {m.agent_type!r} is not {agent.name!r}")
+    if m.dir != agent.dir:
+        raise ManifestError(source, f"dir {m.dir!r} is not the {agent.name} agent's directory {agent.dir!r}")
+    declared = set(agent.state_dirs)
+    discover = "workspace" in declared
+    for d in m.state_dirs:
+        if d not in declared and not (discover and _DISCOVERED_DIR_RE.match(d)):
+            raise ManifestError(source, f"stateDirs entry {d!r} is not a state dir of the {agent.name} agent")
+    for d in m.backed_up_dirs:
+        if d not in m.state_dirs:
+            raise ManifestError(source, f"backedUpDirs entry {d!r} is not listed in stateDirs")
+    if len(set(m.backed_up_dirs)) != len(m.backed_up_dirs):
+        raise ManifestError(source, "backedUpDirs has duplicates")
+    files_declared = {(f.path, f.strategy) for f in agent.state_files}
+    for sf in m.state_files:
+        if (sf.path, sf.strategy) not in files_declared:
+            raise ManifestError(source, f"stateFiles entry {sf.path!r} ({sf.strategy}) is not a state file of the {agent.name} agent")
+    dirs = set(m.backed_up_dirs)
+    state_files = {sf.path for sf in m.state_files}
+    state_parents = {"/".join(p.split("/")[:i]) for p in state_files for i in range(1, p.count("/") + 1)}
+
+    def under_dir(path: str) -> bool:
+        return path.split("/", 1)[0] in dirs
+
+    for f in m.files:
+        if not under_dir(f.path) and f.path not in state_files:
+            raise ManifestError(source, f"file {f.path!r} lies under none of the backed-up dirs or state files")
+    for d in m.dirs:
+        if not under_dir(d.path) and d.path not in state_parents:
+            raise ManifestError(source, f"directory {d.path!r} lies under none of the backed-up dirs")
+    for link in m.symlinks:
+        if not under_dir(link.path):
+            raise ManifestError(source, f"symlink {link.path!r} lies under none of the backed-up dirs")
+    listed = {f.path for f in m.files}
+    for sf in m.state_files:
+        if sf.path not in listed:
+            raise ManifestError(source, f"stateFiles entry {sf.path!r} has no file record")
+
+
 def write_manifest(directory: Path, manifest: Manifest) -> Path:
     """Write `<directory>/rebuild-manifest.json` atomically, mode 0600, 2-space pretty JSON."""
     path = Path(directory) / MANIFEST_NAME
@@ -192,14 +246,25 @@ def write_manifest(directory: Path, manifest: Manifest) -> Path:
 def load_manifest(path: Path) -> Manifest:
     """Load a manifest file (or `<dir>/rebuild-manifest.json` if given a directory), strictly."""
     path = Path(path)
-    if path.is_dir():
+    if path.is_dir() and not path.is_symlink():
         path = path / MANIFEST_NAME
     try:
-        raw = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
         raise ManifestError(path, "manifest file is missing") from None
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ManifestError(path, "manifest is a symbolic link (never followed)") from None
         raise ManifestError(path, f"cannot read manifest ({exc.strerror})") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ManifestError(path, "manifest is not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            raw = fh.read()
+    except OSError as exc:
+        raise ManifestError(path, f"cannot read manifest ({exc.strerror})") from None
+    finally:
+        os.close(fd)
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -261,12 +326,14 @@ def verify(
     sample_pct: float | None = None,
     *,
     rng: random.Random | None = None,
+    hash_files: bool = True,
 ) -> Mismatch | None:
     """Compare a backup directory with its manifest; return the first mismatch or None.
 
     Always checks that every listed file exists with its size, every listed symlink with its
     target, and that no unlisted file or symlink exists. Hashes every file, or only a random
-    `sample_pct` percent of them (at least one) when given, for a cheap routine check.
+    `sample_pct` percent of them (at least one) when given, or none with `hash_files=False`
+    (then only presence, types and sizes were checked: never call that "verified").
     """
     root = Path(backup_dir)
     on_disk: dict[str, os.stat_result] = {}
@@ -276,6 +343,13 @@ def verify(
             rel = name if rel_dir == "." else f"{rel_dir}/{name}"
             if rel != MANIFEST_NAME:
                 on_disk[rel] = os.lstat(os.path.join(dirpath, name))
+    for rel in [*manifest.backed_up_dirs, *(d.path for d in manifest.dirs)]:
+        try:
+            st = os.lstat(root / rel)
+        except FileNotFoundError:
+            return Mismatch(rel, "missing")
+        if not stat.S_ISDIR(st.st_mode):
+            return Mismatch(rel, "type", "directory", "symlink" if stat.S_ISLNK(st.st_mode) else "file")
     listed = {f.path for f in manifest.files} | {s.path for s in manifest.symlinks}
     for rel in sorted(on_disk):
         if rel not in listed:
@@ -297,7 +371,7 @@ def verify(
             return Mismatch(f.path, "type", "file", "symlink" if stat.S_ISLNK(st.st_mode) else "special file")
         if st.st_size != f.size:
             return Mismatch(f.path, "size", str(f.size), str(st.st_size))
-    to_hash = list(manifest.files)
+    to_hash = list(manifest.files) if hash_files else []
     if sample_pct is not None and to_hash:
         k = max(1, min(len(to_hash), round(len(to_hash) * sample_pct / 100)))
         to_hash = (rng or random.Random()).sample(to_hash, k)

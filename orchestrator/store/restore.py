@@ -27,7 +27,8 @@ import docker.errors
 
 from .archive import ArchiveResult, ProgressCallback, hash_stream, pack_directory
 from .errors import ArchiveError, RestoreError
-from .manifest import Manifest, Mismatch, diff_records, load_manifest
+from .agents import load_agent
+from .manifest import Manifest, Mismatch, check_against_agent, diff_records, load_manifest
 
 __all__ = ["RestoreResult", "restore_backup", "read_back"]
 
@@ -45,7 +46,8 @@ class RestoreResult:
 
 
 def _exec(container: Any, argv: list[str]) -> str:
-    rc, out = container.exec_run(argv, user="root")
+    # uid 0, not the name `root`: an image without /etc/passwd cannot resolve the name.
+    rc, out = container.exec_run(argv, user="0")
     text = (out or b"").decode(errors="replace").strip()
     if rc != 0:
         raise RestoreError(f"`{shlex.join(argv)}` failed in sandbox container {container.name} (exit {rc}): {text}")
@@ -62,11 +64,17 @@ def _owner_of(container: Any, path: str) -> tuple[int, int]:
 
 
 def restore_names(backup_dir: Path, manifest: Manifest) -> list[str]:
-    """What a restore writes: the backed-up dirs and captured state files present in the backup."""
+    """What a restore writes: every backed-up dir and captured state file. One that is missing
+    from the backup is an error, never silently skipped."""
+    for d in manifest.backed_up_dirs:
+        p = backup_dir / d
+        if not p.is_dir() or p.is_symlink():
+            raise RestoreError(f"backup {backup_dir} lacks its backed-up directory {d!r}; refusing to restore")
     files = {f.path for f in manifest.files}
-    names = [d for d in manifest.backed_up_dirs if (backup_dir / d).is_dir() and not (backup_dir / d).is_symlink()]
-    names += [s.path for s in manifest.state_files if s.path in files]
-    return names
+    for sf in manifest.state_files:
+        if sf.path not in files:
+            raise RestoreError(f"backup {backup_dir} lacks its state file {sf.path!r}; refusing to restore")
+    return [*manifest.backed_up_dirs, *(s.path for s in manifest.state_files)]
 
 
 def restore_backup(
@@ -85,6 +93,8 @@ def restore_backup(
     """
     backup_dir = Path(backup_dir)
     manifest = manifest or load_manifest(backup_dir)
+    # Untrusted input: `dir` and every name must be the agent's own (docs/backups.md).
+    check_against_agent(manifest, load_agent(manifest.agent_type), backup_dir)
     names = restore_names(backup_dir, manifest)
     base = manifest.dir
     _exec(container, ["mkdir", "-p", "--", base])

@@ -104,7 +104,10 @@ class Staging:
     @classmethod
     def create(cls, staging_root: Path, run_id: str) -> "Staging":
         _check_name(run_id, "run id")
+        # A symlinked backups folder (or staging folder) could send every write elsewhere.
+        _refuse_symlinked_ancestors(staging_root, stop_at=staging_root.parent)
         _fsutil.makedirs_private(staging_root)
+        _refuse_symlinked_ancestors(staging_root, stop_at=staging_root.parent)
         path = staging_root / run_id
         try:
             os.mkdir(path, 0o700)
@@ -220,6 +223,8 @@ def sweep(
     """
     now = time.time() if now is None else now
     swept: list[SweptRun] = []
+    if os.path.islink(staging_root) or os.path.islink(Path(staging_root).parent):
+        return []  # never sweep through a symlink; the run itself refuses it with a sentence
     try:
         entries = sorted(os.scandir(staging_root), key=lambda e: e.name)
     except FileNotFoundError:

@@ -220,7 +220,7 @@ def test_three_ready_one_stopped_commits_three_backups_equal_to_the_containers(h
     assert not (h.backups / h.stopped).exists()
     assert h.staged_runs() == []  # staging is gone after a finished run
 
-    listed = json.loads(h.nemoclaw("backups", "list", "--json").stdout)
+    listed = json.loads(h.nemoclaw("backups", "list", "--verify", "--json").stdout)
     assert sorted(r["sandbox"] for r in listed["backups"]) == sorted([h.a, h.b, h.c])
     assert all(r["verified"] for r in listed["backups"]) and listed["invalid"] == []
 
@@ -249,7 +249,11 @@ def test_hostile_sandbox_fails_alone_and_nothing_leaves_staging(h, consistent):
     assert "crw" in listing and "prw" in listing and "escape-abs ->" in listing  # what the sandbox serves
     res = h.nemoclaw("backup-all", *(["--consistent"] if consistent else []))
     assert res.returncode == 1, res.stdout + res.stderr
-    assert f"  ✗ {h.hostile}: backup failed (workspace, memory)" in res.stderr.splitlines()
+    [failed] = [line for line in res.stderr.splitlines() if line.startswith(f"  ✗ {h.hostile}: backup failed (")]
+    # The reason archive.py computed reaches the user: each path with why it was refused.
+    assert failed.startswith(f"  ✗ {h.hostile}: backup failed (workspace (")
+    assert "memory (1 unsafe entry refused: memory/dev-zero (device node))" in failed
+    assert "workspace/fifo (FIFO)" in failed or "and 1 more" in failed
     assert SUMMARY.format(2, 1, 0) in res.stdout.splitlines()
     found = assert_only_complete_backups(h)
     assert sorted(found) == sorted([h.a, h.b])  # the others are committed
@@ -446,3 +450,179 @@ def test_sandbox_left_paused_by_a_killed_consistent_run_is_unpaused_by_the_next_
     again = h.nemoclaw("backup-all")
     assert again.returncode == 0, again.stderr
     assert "Unpaused" not in again.stdout
+
+
+# --- one bad sandbox never stops the others (docs/backups.md) --------------------------------------
+
+
+@pytest.fixture(scope="module")
+def extra(host: Host) -> dict[str, str]:
+    """Two more sandboxes for tests that empty or remove them: `empty` and `gone`."""
+    tag = host.a.split("-")[0]
+    names = {"empty": f"{tag}-empty", "gone": f"{tag}-gone"}
+    for name in names.values():
+        host.sim.add_sandbox(name)
+    host.entries.update(host.sim.registry()["sandboxes"])
+    return names
+
+
+def test_a_container_removed_during_the_backup_fails_that_sandbox_and_commits_nothing_of_it(h, extra):
+    gone = extra["gone"]
+    h.register(h.a, gone)
+    run = Paused(h, "archive", gone, "--parallel", "1")
+    h.container(gone).remove(force=True)  # mid-stream: the first file is staged, the rest is not
+    run.marker.unlink()  # let the run go on
+    out, err = run.proc.communicate(timeout=180)
+    assert run.proc.returncode == 1, out + err
+    assert f"  ✗ {gone}: backup failed (its container " in err and "no longer exists" in err, err
+    assert SUMMARY.format(1, 1, 0) in out.splitlines()
+    found = assert_only_complete_backups(h)
+    assert sorted(found) == [h.a] and not (h.backups / gone).exists()
+    assert h.staged_runs() == []
+
+
+def test_an_empty_capture_is_committed_with_a_warning_not_a_check_mark(h, extra):
+    empty = extra["empty"]
+    h.sh(empty, f"rm -rf {STATE} && mkdir -p {STATE}")
+    h.register(h.a, empty)
+    res = h.nemoclaw("backup-all")
+    assert res.returncode == 0, res.stderr
+    assert f"  ✓ {empty}:" not in res.stdout
+    [warning] = [line for line in res.stderr.splitlines() if line.startswith(f"  ⚠ {empty}: empty backup:")]
+    assert f"none of the agent's state dirs or files exist under {STATE}" in warning
+    assert f"  ✓ {h.a}: " in res.stdout
+
+
+def test_names_the_store_refuses_and_names_registered_twice_fail_alone(h):
+    doc = json.loads(h.registry_file.read_text())
+    dup = dict(h.entries[h.b])
+    doc["sandboxes"] = {h.a: h.entries[h.a], "first": dup | {"name": h.b}, "second": dup | {"name": h.b}, h.c: h.entries[h.c]}
+    h.registry_file.write_text(json.dumps(doc))
+    res = h.nemoclaw("backup-all")
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert (f"  ✗ {h.b}: backup failed (registered more than once in sandboxes.json (entries 'first', 'second'); "
+            "remove all but one and rerun)") in res.stderr.splitlines()
+    assert SUMMARY.format(2, 1, 0) in res.stdout.splitlines()
+    assert sorted(assert_only_complete_backups(h)) == sorted([h.a, h.c])
+    assert "Traceback" not in res.stderr and "Step '" not in res.stderr
+
+
+def test_a_sandbox_name_the_store_refuses_fails_that_sandbox_alone(h):
+    """The backup targets come from the registry and the listing; rebuild-sandbox names one
+    explicitly. A name that cannot be a directory must fail that sandbox, not the run."""
+    from orchestrator.steps.backup import _jobs
+    from orchestrator.store import BackupStore, Staging
+    from orchestrator.registry import SandboxEntry
+
+    class Ctx:  # the two things _jobs reads
+        data = {"registry": []}
+        staging = Staging.create(h.backups / ".staging", "run-names")
+
+    try:
+        names = ["a b", "../evil", ".hidden", "x" * 300, "Ünï", h.a]
+        entries = [SandboxEntry(n, "openclaw", None) for n in names]
+        jobs, runnable = _jobs(Ctx(), BackupStore(h.backups), entries, "2026-05-01T00-00-00-000Z")
+        assert [e.name for e in runnable] == [h.a]
+        assert [j.name for j in jobs if j.error] == names[:-1]
+        assert all("invalid sandbox name" in j.error for j in jobs if j.error)
+    finally:
+        Ctx.staging.discard()
+
+
+def test_bad_name_in_the_listing_is_one_failure_and_the_run_ends_incomplete(h):
+    hidden = f".{h.a}"
+    try:
+        h.sim.add_sandbox(hidden)
+    except Exception as exc:  # noqa: BLE001 - the stand-in may refuse the name itself
+        pytest.fail(f"the stand-in could not create a sandbox named {hidden!r}: {exc}")
+    h.entries.update(h.sim.registry()["sandboxes"])
+    h.register(h.a, hidden)
+    res = h.nemoclaw("backup-all")
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert f"  ✗ {hidden}: backup failed (invalid sandbox name '{hidden}':" in res.stderr
+    assert "StagingError" not in res.stderr and "Rerun with --debug" not in res.stderr
+    assert SUMMARY.format(1, 1, 0) in res.stdout.splitlines()
+    assert sorted(assert_only_complete_backups(h)) == [h.a]
+
+
+def test_a_sandbox_over_the_size_limit_or_the_free_space_fails_clearly(h):
+    h.register(h.a, h.b)
+    res = h.nemoclaw("backup-all", env={"NEMOCLAW_BACKUP_MAX_BYTES": "1000"})
+    assert res.returncode == 1, res.stdout + res.stderr
+    for name in (h.a, h.b):
+        assert (f"  ✗ {name}: backup failed (its state is larger than the per-sandbox limit of 1000 B "
+                "(NEMOCLAW_BACKUP_MAX_BYTES); nothing of it was committed.") in res.stderr, res.stderr
+    assert assert_only_complete_backups(h) == {} and h.staged_runs() == []
+
+    res = h.nemoclaw("backup-all", env={"NEMOCLAW_BACKUP_RESERVE_BYTES": "1000000T"})
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert f"  ✗ {h.a}: backup failed (not enough free space for its backup on the filesystem of " in res.stderr
+    assert "must stay free (NEMOCLAW_BACKUP_RESERVE_BYTES)" in res.stderr
+    assert assert_only_complete_backups(h) == {}
+
+    res = h.nemoclaw("backup-all", env={"NEMOCLAW_BACKUP_MAX_BYTES": "lots"})
+    assert res.returncode == 1
+    assert "NEMOCLAW_BACKUP_MAX_BYTES='lots' is not a size" in res.stderr and "Traceback" not in res.stderr
+
+    res = h.nemoclaw("backup-all", env={"NEMOCLAW_BACKUP_MAX_BYTES": "1G"})
+    assert res.returncode == 0, res.stderr  # within the limit: backed up as usual
+
+
+def test_a_symlinked_backups_folder_is_a_plain_sentence_and_nothing_is_written_through_it(h, tmp_path):
+    h.register(h.a, h.b)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    h.backups.symlink_to(outside)
+    try:
+        res = h.nemoclaw("backup-all")
+        assert res.returncode == 1, res.stdout + res.stderr
+        assert (f"  Refusing to operate on path: {h.backups} is a symbolic link (target: {outside}). "
+                "This may indicate a symlink attack.") in res.stderr.splitlines()
+        assert "Step '" not in res.stderr and "StagingError" not in res.stderr and "--debug" not in res.stderr
+        assert list(outside.iterdir()) == []
+    finally:
+        h.backups.unlink()
+
+    # One sandbox's folder symlinked: that sandbox fails, the other is committed.
+    h.backups.mkdir()
+    (h.backups / h.b).symlink_to(outside)
+    res = h.nemoclaw("backup-all")
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert f"  ✗ {h.b}: backup failed (Refusing to operate on path: {h.backups / h.b} is a symbolic link" in res.stderr
+    assert f"  ✓ {h.a}: " in res.stdout and list(outside.iterdir()) == []
+    (h.backups / h.b).unlink()
+
+
+def _run_events(h: Host) -> list[dict[str, Any]]:
+    [log] = sorted((h.nemoclaw_dir / "runs").glob("*.jsonl"))
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def test_one_transient_sandbox_list_failure_is_retried_once_with_its_cause_shown_and_logged(h):
+    h.register(h.a)
+    h.sim.set_fault("list", "connection to the gateway database was lost", code="Unavailable")
+    res = h.nemoclaw("backup-all")
+    assert res.returncode == 0, res.stdout + res.stderr
+    cause = 'status: Unavailable, message: "connection to the gateway database was lost"'
+    assert f"  `openshell sandbox list` failed ({cause}); retrying once." in res.stdout.splitlines()
+    [retry] = [e for e in _run_events(h) if e.get("event") == "sandbox_list_retry"]
+    assert retry["cause"] == cause
+    assert sorted(assert_only_complete_backups(h)) == [h.a]
+
+
+def test_a_persistent_sandbox_list_failure_names_its_grpc_cause_in_the_output_and_the_run_log(h):
+    h.register(h.a)
+    h.sim.set_fault("list", "still down", code="Unavailable", sticky=True)
+    try:
+        res = h.nemoclaw("backup-all")
+    finally:
+        h.sim.clear_faults()
+    assert res.returncode == 1, res.stdout + res.stderr
+    cause = 'status: Unavailable, message: "still down"'
+    lines = res.stderr.splitlines()
+    assert "  Failed to query running sandboxes from OpenShell." in lines
+    assert f"  OpenShell said: {cause}" in lines
+    events = _run_events(h)
+    assert [e["cause"] for e in events if e.get("event") == "sandbox_list_failed"] == [cause]
+    assert any(cause in (e.get("error") or "") for e in events if e.get("event") == "step_failed")
+    assert assert_only_complete_backups(h) == {}

@@ -31,11 +31,18 @@ def test_check_json_reports_host_drift_and_writes_nothing(fake_openshell, home):
     assert not fake_openshell.called("sandbox list") and not fake_openshell.called("gateway select")
 
 
-def test_check_table_ok(fake_openshell, home):
+def test_check_table_without_docker_or_a_live_gateway_could_not_check(fake_openshell, home):
+    """Matching versions on disk are not enough for `ok`: here no Docker engine answers and
+    nothing accepts on the gateway's port, so the doctor could not look (tests/openshell/
+    test_gateway_check_e2e.py has the `ok` against a running stand-in)."""
     gateway_script(home / "bin" / "openshell-gateway", "0.0.37")
     result = CliRunner().invoke(gateway_group, ["check"])
-    assert result.exit_code == 0, result.output
-    assert "Gateway binary" in result.stdout and "Verdict: ok" in result.stdout
+    assert result.exit_code == 1, result.output
+    assert "Gateway binary" in result.stdout and "Verdict: could not check" in result.stdout
+    assert "Verdict: ok" not in result.stdout
+    assert "  Cluster image   unknown (Docker engine unreachable)" in result.stdout
+    assert "Could not check: the Docker engine at " in result.stderr
+    assert "Could not check: the gateway is not healthy" in result.stderr
     assert not Paths.from_env().gateway_state_dir.exists()
 
 

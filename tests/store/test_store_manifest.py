@@ -51,8 +51,10 @@ def _make_backup(root: Path, sandbox: str, ts: str, files: dict[str, bytes]) -> 
     dest = root / sandbox / ts
     dest.mkdir(parents=True)
     res = extract_stream(pack_directory(src, sorted({r.split("/")[0] for r in files})), dest)
+    tops = sorted({r.split("/")[0] for r in files})
     write_manifest(dest, _manifest(sandbox_name=sandbox, timestamp=ts, backup_path=str(dest), files=res.files,
-                                   dirs=res.dirs, symlinks=res.symlinks))
+                                   dirs=res.dirs, symlinks=res.symlinks, state_dirs=tops, backed_up_dirs=tops,
+                                   state_files=[]))
     return dest
 
 

@@ -134,3 +134,40 @@ def test_capture_refuses_hostile_sandbox(sandbox, tmp_path):
     assert not cap.ok
     assert "agents" in cap.failed_dirs and "agents" not in cap.backed_up_dirs
     assert {r.path for r in cap.archive.rejected} == {"agents/pw", "agents/d"}
+
+
+def _backup(sandbox, tmp_path):
+    paths = Paths(home=tmp_path)
+    agent = load_agent("openclaw")
+    staging = Staging.create(paths.staging_root, "run-x")
+    ts = new_timestamp()
+    dest = BackupStore(paths.backups_root).dest_for("alpha", ts)
+    cap = capture_sandbox(sandbox, agent, staging.dir_for("alpha"))
+    write_manifest(staging.dir_for("alpha"), build_manifest(cap, agent, sandbox="alpha", timestamp=ts, backup_path=dest))
+    staging.commit("alpha", dest)
+    staging.discard()
+    return dest
+
+
+def test_restore_runs_as_uid_0_in_an_image_without_etc_passwd(sandbox, tmp_path):
+    dest = _backup(sandbox, tmp_path)
+    rc, out = sandbox.exec_run(["sh", "-c", "rm /etc/passwd && echo x > /sandbox/.openclaw/workspace/notes/n.md"])
+    assert rc == 0, out.decode()
+    result = restore_backup(sandbox, dest)
+    assert result.ok, result.mismatch
+
+
+def test_restore_refuses_a_manifest_whose_dir_is_not_the_agents(sandbox, tmp_path):
+    import json
+
+    from orchestrator.store import MANIFEST_NAME, ManifestError
+
+    dest = _backup(sandbox, tmp_path)
+    (dest / "bin").mkdir()
+    doc = json.loads((dest / MANIFEST_NAME).read_text())
+    doc.update(dir="/usr/local", stateDirs=doc["stateDirs"] + ["bin"], backedUpDirs=doc["backedUpDirs"] + ["bin"])
+    (dest / MANIFEST_NAME).write_text(json.dumps(doc))
+    rc, before = sandbox.exec_run(["ls", "/usr/local/bin", "/bin/sh"])
+    with pytest.raises(ManifestError, match="is not the openclaw agent's directory"):
+        restore_backup(sandbox, dest)
+    assert sandbox.exec_run(["ls", "/usr/local/bin", "/bin/sh"]) == (rc, before)  # nothing was wiped
