@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ from .output import Reporter
 
 
 @attrs.frozen
-class Interrupted:
+class InterruptedRun:
     """An interrupted run as `runs list`, `--check` and the resume line describe it."""
 
     run_id: str
@@ -69,9 +68,9 @@ def _short_time(ts: str) -> str:
     return ts.replace("T", " ")[:19] + (" UTC" if ts[:4].isdigit() else "")
 
 
-def find_interrupted(paths: Paths) -> list[Interrupted]:
+def find_interrupted(paths: Paths) -> list[InterruptedRun]:
     """Interrupted runs that change things (read-only runs have nothing to finish), oldest first."""
-    found: list[Interrupted] = []
+    found: list[InterruptedRun] = []
     for path in run_logs(paths.runs_dir):
         events, _ = read_journal(path)
         top = replay(events, path.stem)
@@ -85,11 +84,11 @@ def find_interrupted(paths: Paths) -> list[Interrupted]:
             open_items = [slot for slot in top.items.values() if slot.get("result") is None and slot.get("child")]
             if open_items:
                 child = replay(events, str(open_items[-1]["child"]))
-        found.append(Interrupted(path.stem, path, top, child))
+        found.append(InterruptedRun(path.stem, path, top, child))
     return sorted(found, key=lambda i: i.run_id)
 
 
-def report_interrupted(paths: Paths, out: Reporter) -> list[Interrupted]:
+def report_interrupted(paths: Paths, out: Reporter) -> list[InterruptedRun]:
     """For read-only runs: one line per interrupted run; they make the run end non-zero."""
     found = find_interrupted(paths)
     for i in found:
@@ -127,7 +126,7 @@ def _load_spec(r: Replay, paths: Paths) -> WorkflowSpec:
     return load_by_name(str(r.workflow), paths)
 
 
-def resume(i: Interrupted, paths: Paths, out: Reporter, *, debug: bool, by: str) -> Any:
+def resume(i: InterruptedRun, paths: Paths, out: Reporter, *, debug: bool, by: str) -> Any:
     """Resume one interrupted top-level run in this process; returns its RunResult, or None
     when it could not be resumed (it stays interrupted, and the reason was printed)."""
     from .run import _discard, _finish, new_context
@@ -249,10 +248,7 @@ def _preflight_again(ctx: RunContext, spec: WorkflowSpec) -> bool:
     return True
 
 
-AdviceFunc = Callable[[dict[str, Any], str], list[str]]
-
-
-def abandon_advice(i: Interrupted, paths: Paths) -> list[str]:
+def abandon_advice(i: InterruptedRun, paths: Paths) -> list[str]:
     """What the step of the interrupted state says a person must do by hand."""
     from .steps import get_step
 
