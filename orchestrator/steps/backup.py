@@ -32,10 +32,10 @@ from ..store import (
     Capture,
     build_manifest,
     capture_sandbox,
+    check_staged,
     load_agent,
     load_manifest,
     new_timestamp,
-    verify,
     write_manifest,
 )
 from ..store.errors import StoreError
@@ -207,7 +207,8 @@ def commit_backups(ctx: "RunContext") -> str:
     committed: dict[str, Path] = {}
     for job in good:
         manifest = load_manifest(job.staged)
-        mismatch = verify(job.staged, manifest)
+        assert job.capture is not None
+        mismatch = check_staged(job.staged, job.capture)  # no re-hash: store/capture.py says why
         if mismatch is not None:
             job.error = f"staged copy does not match its manifest: {mismatch}"
             failed.append(job)

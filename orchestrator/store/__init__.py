@@ -13,7 +13,7 @@ Engine-side usage::
 from .agents import DEFAULT_AGENT, AgentSpec, StateFileSpec, agent_names, load_agent, load_agent_file
 from .archive import ArchiveResult, ProgressCallback, extract_stream, hash_stream, pack_directory
 from .backups import Backup, BackupStore, InvalidBackup, Listing, PruneResult, check_sandbox_name
-from .capture import Capture, build_manifest, capture_sandbox
+from .capture import Capture, build_manifest, capture_sandbox, check_staged
 from .errors import ArchiveError, LockHeld, ManifestError, RestoreError, StagingError, StoreError
 from .lock import BrokenLock, WriterLock, read_lock
 from .manifest import (
@@ -36,7 +36,7 @@ __all__ = [
     "DEFAULT_AGENT", "AgentSpec", "StateFileSpec", "agent_names", "load_agent", "load_agent_file",
     "ArchiveResult", "ProgressCallback", "extract_stream", "hash_stream", "pack_directory",
     "Backup", "BackupStore", "InvalidBackup", "Listing", "PruneResult", "check_sandbox_name",
-    "Capture", "build_manifest", "capture_sandbox",
+    "Capture", "build_manifest", "capture_sandbox", "check_staged",
     "ArchiveError", "LockHeld", "ManifestError", "RestoreError", "StagingError", "StoreError",
     "BrokenLock", "WriterLock", "read_lock",
     "MANIFEST_NAME", "Manifest", "Mismatch", "StateFile", "diff_records", "load_manifest",

@@ -2,10 +2,17 @@
 
 The backup side of the Docker transport: each declared state directory and state file of the
 agent is fetched with `get_archive` and streamed through `archive.extract_stream` (hostile
-entries refused). A path missing in the sandbox is simply not backed up (NemoClaw's existence
-probe does the same); a path that is not what the agent declares (a state dir that is a file
-or symlink), or an unreadable stream, fails that path. Rejected entries make the capture not
-`ok`: a caller must then discard the staged directory, never commit it.
+entries refused, links recorded, FIFOs and device nodes skipped and listed). The state
+directories are fetched concurrently (a few streams at once: the engine builds each tar in its
+own goroutine), then the state files. A path missing in the sandbox is simply not backed up
+(NemoClaw's existence probe does the same); a path that is not what the agent declares (a state
+dir that is a file or symlink), or an unreadable stream, fails that path. Rejected entries make
+the capture not `ok`: a caller must then discard the staged directory, never commit it. The
+reasons are kept (`failed_dirs`, `archive.rejected`) for the caller to print, and so are the
+skipped entries (`skipped_line()`).
+
+`check_staged` is what a commit runs instead of re-hashing the staged copy: see
+`archive.check_written`.
 
 `sqlite_backup` state files are copied as they are: a consistent SQLite snapshot needs a
 helper inside the sandbox (NemoClaw runs python's sqlite3 backup there); the copy is exact if
@@ -15,6 +22,8 @@ the agent is idle.
 from __future__ import annotations
 
 import posixpath
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +31,13 @@ import attrs
 import docker.errors
 
 from .agents import AgentSpec
-from .archive import ArchiveResult, ProgressCallback, extract_stream
+from .archive import ArchiveResult, ProgressCallback, check_written, describe_entries, extract_stream
 from .errors import ArchiveError
-from .manifest import MANIFEST_VERSION, Manifest, StateFile
+from .manifest import MANIFEST_VERSION, Manifest, Mismatch, StateFile, load_manifest
 
-__all__ = ["Capture", "capture_sandbox", "build_manifest"]
+__all__ = ["Capture", "capture_sandbox", "build_manifest", "check_staged"]
+
+_FETCH_THREADS = 4
 
 _GO_MODE_DIR = 1 << 31  # Go os.FileMode bits in Docker's X-Docker-Container-Path-Stat header
 _GO_MODE_TYPE = (1 << 31) | (1 << 27) | (1 << 26) | (1 << 25) | (1 << 24) | (1 << 21) | (1 << 19)
@@ -45,6 +56,13 @@ class Capture:
     def ok(self) -> bool:
         """Nothing failed and nothing was refused: the staged directory may be committed."""
         return not self.failed_dirs and not self.failed_files and not self.archive.rejected
+
+    def skipped_line(self) -> str | None:
+        """`skipped 2 special files: agents/pipe (FIFO), agents/dev (device node)`, or None."""
+        n = len(self.archive.skipped)
+        if not n:
+            return None
+        return f"skipped {n} special file{'' if n == 1 else 's'}: {describe_entries(self.archive.skipped)}"
 
 
 def _fetch(container: Any, path: str, dest: Path, *, prefix: str, want_dir: bool,
@@ -81,29 +99,80 @@ def capture_sandbox(
     staged directory). `extra_dirs` adds discovered directories (NemoClaw's `workspace-*`)."""
     state_dirs = list(agent.state_dirs) + [d for d in (extra_dirs or []) if d not in agent.state_dirs]
     cap = Capture(state_dirs=state_dirs)
-    for name in state_dirs:
-        res = _fetch(container, posixpath.join(agent.dir, name), dest, prefix="", want_dir=True, on_progress=on_progress)
+    progress = _Progress(on_progress)
+    jobs = [(name, posixpath.join(agent.dir, name), "", True) for name in state_dirs]
+    with ThreadPoolExecutor(max_workers=min(_FETCH_THREADS, max(1, len(jobs))), thread_name_prefix="fetch") as pool:
+        dir_results = list(pool.map(lambda j: _fetch(container, j[1], dest, prefix=j[2], want_dir=j[3],
+                                                     on_progress=progress.callback()), jobs))
+    for name, res in zip(state_dirs, dir_results):
         if isinstance(res, str):
             cap.failed_dirs[name] = res
         elif res is not None:
             cap.archive.merge(res)
             if res.rejected:
-                cap.failed_dirs[name] = f"{len(res.rejected)} unsafe entr{'y' if len(res.rejected) == 1 else 'ies'} refused"
+                n = len(res.rejected)
+                cap.failed_dirs[name] = f"{n} unsafe entr{'y' if n == 1 else 'ies'} refused: {describe_entries(res.rejected)}"
             else:
                 cap.backed_up_dirs.append(name)
-    for sf in agent.state_files:
+    for sf in agent.state_files:  # after the dirs: a state file may live in a state dir's parent
         parent = posixpath.dirname(sf.path)
         res = _fetch(container, posixpath.join(agent.dir, sf.path), dest, prefix=parent, want_dir=False,
-                     on_progress=on_progress)
+                     on_progress=progress.callback())
         if isinstance(res, str):
             cap.failed_files[sf.path] = res
         elif res is not None:
             cap.archive.merge(res)
             if res.rejected:
-                cap.failed_files[sf.path] = res.rejected[0].reason
+                cap.failed_files[sf.path] = f"refused: {describe_entries(res.rejected)}"
             else:
                 cap.backed_up_files.append(StateFile(path=sf.path, strategy=sf.strategy))
     return cap
+
+
+class _Progress:
+    """Sums the per-stream totals of concurrent fetches into one growing total for the caller."""
+
+    def __init__(self, on_progress: ProgressCallback | None) -> None:
+        self._cb = on_progress
+        self._lock = threading.Lock()
+        self._bytes = 0
+        self._files = 0
+
+    def callback(self) -> ProgressCallback | None:
+        if self._cb is None:
+            return None
+        last = [0, 0]
+
+        def report(nbytes: int, files: int) -> None:
+            with self._lock:
+                self._bytes += nbytes - last[0]
+                self._files += files - last[1]
+                last[0], last[1] = nbytes, files
+                total = (self._bytes, self._files)
+            assert self._cb is not None
+            self._cb(*total)
+
+        return report
+
+
+def check_staged(staged: Path, capture: Capture) -> Mismatch | None:
+    """Prove, without re-reading the data, that the staged directory is what was hashed: its
+    manifest (as written on disk) lists exactly the records of the capture, and the tree holds
+    exactly those entries, every file the very inode written and hashed, unchanged since
+    (`archive.check_written`). The first difference, or None."""
+    manifest = load_manifest(staged)
+    a = capture.archive
+    pairs = (("file", sorted(manifest.files, key=lambda r: r.path), sorted(a.files, key=lambda r: r.path)),
+             ("symlink", sorted(manifest.symlinks, key=lambda r: r.path), sorted(a.symlinks, key=lambda r: r.path)))
+    for kind, listed, got in pairs:
+        if listed != got:
+            diff = sorted({r.path for r in listed} ^ {r.path for r in got}) or sorted(
+                r.path for r, g in zip(listed, got) if r != g)
+            return Mismatch(diff[0] if diff else "?", "type", f"{kind} as captured", "different in the manifest")
+    bad = check_written(staged, a)
+    if bad is not None:
+        return Mismatch(bad.path, "rejected", None, bad.reason)
+    return None
 
 
 def build_manifest(

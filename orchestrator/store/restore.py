@@ -100,9 +100,13 @@ def restore_backup(
             on_progress(b, f)
 
     if names:
-        stream = pack_directory(backup_dir, names, modes=manifest.file_modes(), owner=owner, on_progress=track)
+        # Extracted at `/` with names under `base`: Docker refuses a relative symlink that leaves
+        # the directory put_archive extracts into, and a sandbox may hold such links
+        # (docs/reference/archive-policy.md); `/` contains every one of them.
+        stream = pack_directory(backup_dir, names, modes=manifest.file_modes(), owner=owner,
+                                under=base.strip("/"), on_progress=track)
         try:
-            container.put_archive(base, stream)
+            container.put_archive("/", stream)
         except docker.errors.APIError as exc:
             raise RestoreError(f"writing the backup into {container.name}:{base} failed: {exc}") from exc
     mismatch = read_back(container, manifest, names) if verify else None
