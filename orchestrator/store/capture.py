@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import docker.errors
 
 from .agents import AgentSpec
 from .archive import ArchiveResult, ProgressCallback, check_written, describe_entries, extract_stream
@@ -68,6 +67,8 @@ class Capture:
 def _fetch(container: Any, path: str, dest: Path, *, prefix: str, want_dir: bool,
            on_progress: ProgressCallback | None) -> ArchiveResult | str | None:
     """ArchiveResult on success, None if the path is absent, or a reason string on failure."""
+    import docker.errors  # here, not at import: a command that never captures never loads docker
+
     try:
         chunks, stat = container.get_archive(path)
     except docker.errors.NotFound:

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import docker.errors
 
 from .archive import ArchiveResult, ProgressCallback, hash_stream, pack_directory
 from .errors import ArchiveError, RestoreError
@@ -83,6 +82,8 @@ def restore_backup(
     Raises RestoreError if the container refuses a step; returns the read-back check's first
     mismatch in `result.mismatch` (None when everything hashes to the manifest).
     """
+    import docker.errors  # here, not at import: commands that never restore never load docker
+
     backup_dir = Path(backup_dir)
     manifest = manifest or load_manifest(backup_dir)
     names = restore_names(backup_dir, manifest)
@@ -116,6 +117,8 @@ def restore_backup(
 def read_back(container: Any, manifest: Manifest, names: list[str]) -> Mismatch | None:
     """Re-read `names` from the container (hash only, nothing written) and compare them with
     the manifest, file modes included."""
+    import docker.errors
+
     got = ArchiveResult()
     for name in names:
         parent, leaf = posixpath.split(name)
