@@ -7,8 +7,8 @@ exist in the container but not in the backup are gone afterwards. State director
 does not contain (absent when it was taken) are left untouched: there is nothing to restore
 there, and removing them could only lose data.
 
-Then every restored path is read back with `get_archive` and hashed without writing anything
-(`archive.hash_stream`); any difference from the manifest (missing, extra, size, SHA-256, mode,
+Then every restored path is read back with `get_archive` (several at once) and hashed without
+writing anything (`archive.hash_stream`); any difference from the manifest (missing, extra, size, SHA-256, mode,
 symlink target) is reported as the result's `mismatch`.
 
 Files are owned by the owner (uid, gid) of the agent's directory in the sandbox, so the
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import posixpath
 import shlex
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,8 @@ from .errors import ArchiveError, RestoreError
 from .manifest import Manifest, Mismatch, diff_records, load_manifest
 
 __all__ = ["RestoreResult", "restore_backup", "read_back"]
+
+_READ_BACK_THREADS = 4
 
 
 @attrs.frozen
@@ -119,16 +122,22 @@ def read_back(container: Any, manifest: Manifest, names: list[str]) -> Mismatch 
     the manifest, file modes included."""
     import docker.errors
 
-    got = ArchiveResult()
-    for name in names:
+    def one(name: str) -> ArchiveResult | Mismatch:
         parent, leaf = posixpath.split(name)
         try:
             chunks, _stat = container.get_archive(posixpath.join(manifest.dir, name))
-            res = hash_stream(chunks, prefix=parent, only_under=leaf)
+            return hash_stream(chunks, prefix=parent, only_under=leaf)
         except docker.errors.NotFound:
             return Mismatch(name, "missing")
         except (docker.errors.APIError, ArchiveError) as exc:
             raise RestoreError(f"reading back {name} from {container.name} failed: {exc}") from exc
+
+    got = ArchiveResult()
+    with ThreadPoolExecutor(max_workers=min(_READ_BACK_THREADS, max(1, len(names))), thread_name_prefix="read-back") as pool:
+        results = list(pool.map(one, names))  # concurrently: the engine builds each tar on its own
+    for res in results:
+        if isinstance(res, Mismatch):
+            return res
         if res.rejected:
             r = res.rejected[0]
             return Mismatch(r.path, "rejected", None, r.reason)
