@@ -39,12 +39,15 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=7)
     args = ap.parse_args()
     with host("startup") as b:
-        deploy.swap_gateway(b.home, "0.0.43")
+        b.register(b.add(f"bench{b.tag}-s"))
+        failure = deploy.swap_gateway(b.home, "0.0.43")[1]
+        assert failure, "the 0.0.43 gateway should not come up on the 0.0.44 database"
         env = b.env
         base = median([wall([sys.executable, "-c", "pass"]) for _ in range(args.runs)])
         helps = median([wall([b.exe, "--help"], env) for _ in range(args.runs)])
         imports = median([import_seconds(b.exe, env) for _ in range(args.runs)])
         rc = subprocess.run([b.exe, "backup-all"], env=env, capture_output=True).returncode
+        assert rc == 1, f"backup-all should have refused (exit 1), got exit {rc}"
         refused = median([wall([b.exe, "backup-all"], env) for _ in range(args.runs)])
         print(f"machine: {machine()}")
         print(f"medians of {args.runs} runs")
