@@ -1,7 +1,7 @@
-"""Benchmark 3: `nemoclaw backup-all` of 16 sandboxes of ~30 MB each, `--parallel 4` against
+"""Benchmark 3: `nemoclaw backup-all` of 8 sandboxes of 64 MiB each, `--parallel 4` against
 `--parallel 1` (the baseline).
 
-    DOCKER_HOST=unix:///tmp/nemoclaw-docker/docker.sock .venv/bin/python bench/backup_parallel.py [--runs 2]
+    DOCKER_HOST=unix:///tmp/nemoclaw-docker/docker.sock .venv/bin/python bench/backup_parallel.py [--runs 5]
 
 Runs alternate (1, 4, 1, 4, ...) so that a noisy neighbour hits both; medians are reported,
 for the whole command and for its snapshot+commit states (from the run's own log).
@@ -14,12 +14,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 from _common import check_ok, host, machine, median, run_measured
 
-SANDBOXES, FILES, SIZE = 16, 60, 512 * 1024  # 60 files of 512 KiB = 30 MiB each
+SANDBOXES, FILES, SIZE = 8, 128, 512 * 1024  # 128 files of 512 KiB = 64 MiB each
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=int, default=2)
+    ap.add_argument("--runs", type=int, default=5)
     args = ap.parse_args()
     with host("parallel") as b:
         names = [b.add(f"bench{b.tag}-{i:02d}") for i in range(SANDBOXES)]
@@ -50,7 +50,7 @@ def main() -> None:
         print(f"data: {SANDBOXES} sandboxes, {mb:.0f} MB in total")
         print(f"--parallel 1 (baseline): {t1:6.2f} s  {mb / t1:6.1f} MB/s   (snapshot+commit {s1:6.2f} s)")
         print(f"--parallel 4:            {t4:6.2f} s  {mb / t4:6.1f} MB/s   (snapshot+commit {s4:6.2f} s)")
-        print(f"commit (sequential: re-verify, fsync, rename): {median(commits[1]):.2f} s / {median(commits[4]):.2f} s")
+        print(f"commit (sequential: check, syncfs, rename): {median(commits[1]):.2f} s / {median(commits[4]):.2f} s")
         print(f"speed-up of --parallel 4: {t1 / t4:.2f}x for the command, {s1 / s4:.2f}x for snapshot+commit")
 
 

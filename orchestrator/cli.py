@@ -18,7 +18,6 @@ from .cli_runs import runs_group
 from .cli_workflows import workflows_group
 from .engine.errors import DefinitionError
 from .engine.output import Reporter
-from .engine.run import Interrupted, run_workflow
 from .paths import Paths
 from .workflow.discover import find_all, load_workflow
 from .workflow.spec import OptionSpec, WorkflowSpec
@@ -45,6 +44,8 @@ def workflow_command(spec: WorkflowSpec) -> click.Command:
     params.append(click.Option(["--debug"], is_flag=True, help="Show tracebacks of unexpected errors."))
 
     def callback(debug: bool, **options: Any) -> None:
+        from .engine.run import run_workflow  # imported when a workflow runs, not for --help
+
         json_mode = bool(options.get("json"))
         result = run_workflow(spec, options, paths=Paths.from_env(), out=Reporter(json_mode=json_mode), debug=debug)
         if json_mode and result.context is not None:
@@ -129,6 +130,8 @@ for _group in (workflows_group, runs_group, gateway_group, backups_group):
 
 
 def _on_sigterm(signum: int, _frame: Any) -> None:
+    from .engine.run import Interrupted
+
     raise Interrupted(signum)
 
 
@@ -139,8 +142,13 @@ def main() -> None:
     except KeyboardInterrupt:
         click.echo("  Interrupted.", err=True)
         sys.exit(130)
-    except Interrupted as exc:
-        sys.exit(128 + exc.signum)
+    except BaseException as exc:
+        # engine.run (tenacity, transitions) is imported only by commands that run a workflow
+        # or by the SIGTERM handler, so an Interrupted can only come from a loaded module.
+        run = sys.modules.get("orchestrator.engine.run")
+        if run is not None and isinstance(exc, run.Interrupted):
+            sys.exit(128 + exc.signum)
+        raise
 
 
 if __name__ == "__main__":

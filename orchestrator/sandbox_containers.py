@@ -12,22 +12,22 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import docker
-import docker.errors
-
 from .engine.errors import StepError
 
 SANDBOX_LABEL = "openshell.ai/sandbox-name"
 SANDBOX_ID_LABEL = "openshell.ai/sandbox-id"
 _ID_LINE = re.compile(r"^\s*Id:\s*(\S+)\s*$", re.MULTILINE)
 
-_client: docker.DockerClient | None = None
+_client: Any = None  # a docker.DockerClient; docker is imported on first use (start-up time)
 
 
-def docker_client() -> docker.DockerClient:
+def docker_client() -> Any:
     """One client per process, honouring DOCKER_HOST; a clear error when no engine answers."""
     global _client
     if _client is None:
+        import docker
+        import docker.errors
+
         try:
             client = docker.from_env(timeout=120)
             client.ping()

@@ -13,7 +13,6 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-import httpx
 
 from .cli import PROBE_TIMEOUT, parse_version
 from .marker import RuntimeMarker, is_live_gateway
@@ -67,6 +66,8 @@ def readyz_url(port: int, host: str = "127.0.0.1") -> str:
 
 def served_version(port: int | None, timeout: float = 2.0) -> str | None:
     """The version the running gateway reports on its health listener's /readyz, or None."""
+    import httpx  # here, not at import: every command's start-up time
+
     if not port:
         return None
     try:

@@ -35,6 +35,7 @@ from ..store import (
     Capture,
     build_manifest,
     capture_sandbox,
+    check_staged,
     load_agent,
     load_manifest,
     new_timestamp,
@@ -86,7 +87,16 @@ def _targets(ctx: "RunContext") -> tuple[list[SandboxEntry], list[str]]:
     return [e for e in registry if e.name in ready], [e.name for e in registry if e.name not in ready]
 
 
+# What each staged backup's capture recorded as it wrote (file identities), for the commit in
+# this same process: process-local by nature (a file identity means nothing to another process),
+# so it is not a fact and never journaled. Keyed by the staged directory.
+_CAPTURES: dict[str, Capture] = {}
+
+
 def _staged(jobs: list[SandboxBackup], skipped: list[str]) -> Snapshot:
+    for j in jobs:
+        if j.ok and j.capture is not None and j.staged is not None:
+            _CAPTURES[str(j.staged)] = j.capture
     return Snapshot(
         backups=[StagedBackup(j.name, j.timestamp, str(j.staged) if j.staged else None, str(j.dest) if j.dest else None,
                               None if j.ok else j.failure(), j.bytes,
@@ -143,6 +153,9 @@ def snapshot(ctx: "RunContext") -> None:
     for job in jobs:
         if not job.ok:
             out.error(f"  {st.RD}✗{st.R} {job.name}: backup failed ({job.failure()})")
+        elif job.capture is not None and job.capture.skipped_line():
+            # FIFOs, sockets, device nodes: nothing a restore could give back; named, not fatal.
+            out.error(f"  {st.YW}⚠{st.R} {job.name}: {job.capture.skipped_line()}")
     ctx.put("snapshot", _staged(jobs, skipped))
 
 
@@ -258,7 +271,11 @@ def commit_backups(ctx: "RunContext") -> str:
     for job in good:
         staged, dest = Path(job.staged), Path(job.dest)
         manifest = load_manifest(staged)
-        mismatch = verify(staged, manifest)
+        capture = _CAPTURES.pop(str(staged), None)
+        # No re-hash of what was hashed as it was written (store/capture.py says why); the full
+        # re-hash only if this process did not write it (it always does: a resumed commit goes
+        # back to the snapshot, whose staging did not survive the crash).
+        mismatch = check_staged(staged, capture) if capture is not None else verify(staged, manifest)
         if mismatch is not None:
             job = attrs.evolve(job, error=f"staged copy does not match its manifest: {mismatch}")
             failed.append(job)

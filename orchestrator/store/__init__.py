@@ -10,39 +10,49 @@ Engine-side usage::
     staging.discard(); lock.release()
 """
 
-from .agents import DEFAULT_AGENT, AgentSpec, StateFileSpec, agent_names, load_agent, load_agent_file
-from .archive import ArchiveResult, ProgressCallback, extract_stream, hash_stream, pack_directory
-from .backups import Backup, BackupStore, InvalidBackup, Listing, PruneResult, check_sandbox_name, refuse_symlink
-from .capture import Capture, SpaceBudget, build_manifest, capture_sandbox
-from .errors import ArchiveError, CaptureError, LockHeld, ManifestError, RestoreError, StagingError, StoreError
-from .lock import BrokenLock, WriterLock, read_lock
-from .manifest import (
-    MANIFEST_NAME,
-    Manifest,
-    check_against_agent,
-    Mismatch,
-    StateFile,
-    diff_records,
-    load_manifest,
-    new_timestamp,
-    parse_timestamp,
-    verify,
-    write_manifest,
-)
-from .records import DirRecord, FileRecord, LinkRecord, Rejected
-from .restore import RestoreResult, read_back, restore_backup
-from .staging import Owner, Staging, SweptRun, describe_sweep, sweep
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = [
-    "DEFAULT_AGENT", "AgentSpec", "StateFileSpec", "agent_names", "load_agent", "load_agent_file",
-    "ArchiveResult", "ProgressCallback", "extract_stream", "hash_stream", "pack_directory",
-    "Backup", "BackupStore", "InvalidBackup", "Listing", "PruneResult", "check_sandbox_name", "refuse_symlink",
-    "Capture", "SpaceBudget", "build_manifest", "capture_sandbox",
-    "ArchiveError", "CaptureError", "LockHeld", "ManifestError", "RestoreError", "StagingError", "StoreError",
-    "BrokenLock", "WriterLock", "read_lock",
-    "MANIFEST_NAME", "Manifest", "check_against_agent", "Mismatch", "StateFile", "diff_records", "load_manifest",
-    "new_timestamp", "parse_timestamp", "verify", "write_manifest",
-    "DirRecord", "FileRecord", "LinkRecord", "Rejected",
-    "RestoreResult", "read_back", "restore_backup",
-    "Owner", "Staging", "SweptRun", "describe_sweep", "sweep",
-]  # fmt: skip
+_EXPORTS = {
+    "agents": ('DEFAULT_AGENT', 'AgentSpec', 'StateFileSpec', 'agent_names', 'load_agent', 'load_agent_file'),
+    "archive": ('ArchiveResult', 'ProgressCallback', 'extract_stream', 'hash_stream', 'pack_directory'),
+    "backups": ('Backup', 'BackupStore', 'InvalidBackup', 'Listing', 'PruneResult', 'check_sandbox_name', 'refuse_symlink'),
+    "capture": ('Capture', 'SpaceBudget', 'build_manifest', 'capture_sandbox', 'check_staged'),
+    "errors": ('ArchiveError', 'CaptureError', 'LockHeld', 'ManifestError', 'RestoreError', 'StagingError', 'StoreError'),
+    "lock": ('BrokenLock', 'WriterLock', 'read_lock'),
+    "manifest": ('MANIFEST_NAME', 'Manifest', 'check_against_agent', 'Mismatch', 'StateFile', 'diff_records', 'load_manifest', 'new_timestamp', 'parse_timestamp', 'verify', 'write_manifest'),
+    "records": ('DirRecord', 'FileRecord', 'LinkRecord', 'Rejected'),
+    "restore": ('RestoreResult', 'read_back', 'restore_backup'),
+    "staging": ('Owner', 'Staging', 'SweptRun', 'describe_sweep', 'sweep'),
+}  # fmt: skip
+_WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
+
+__all__ = [name for names in _EXPORTS.values() for name in names]
+
+
+def __getattr__(name: str) -> Any:
+    """Load the submodule that defines `name` on first use (PEP 562): importing one submodule
+    (the engine's `store.staging`) must not load them all, for every command's start-up time."""
+    mod = _WHERE.get(name)
+    if mod is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{mod}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:
+    from .agents import DEFAULT_AGENT, AgentSpec, StateFileSpec, agent_names, load_agent, load_agent_file
+    from .archive import ArchiveResult, ProgressCallback, extract_stream, hash_stream, pack_directory
+    from .backups import Backup, BackupStore, InvalidBackup, Listing, PruneResult, check_sandbox_name, refuse_symlink
+    from .capture import Capture, SpaceBudget, build_manifest, capture_sandbox, check_staged
+    from .errors import ArchiveError, CaptureError, LockHeld, ManifestError, RestoreError, StagingError, StoreError
+    from .lock import BrokenLock, WriterLock, read_lock
+    from .manifest import MANIFEST_NAME, Manifest, check_against_agent, Mismatch, StateFile, diff_records, load_manifest, new_timestamp, parse_timestamp, verify, write_manifest
+    from .records import DirRecord, FileRecord, LinkRecord, Rejected
+    from .restore import RestoreResult, read_back, restore_backup
+    from .staging import Owner, Staging, SweptRun, describe_sweep, sweep

@@ -1,35 +1,42 @@
 """Streaming tar in and out of sandboxes, treating every archive as hostile.
 
-`extract_stream` reads the chunks of `container.get_archive(path)` through `tarfile`'s
-streaming mode (`r|`): one entry at a time, never the whole archive in memory. Every entry is
-checked before anything is written; refused entries are reported, not written:
+`extract_stream` reads the chunks of `container.get_archive(path)` with the strict streaming
+reader of `tarstream.py`: one entry at a time, never the whole archive in memory, file bodies
+hashed (SHA-256) and written straight from the received buffers. The policy is *record what a
+sandbox holds, refuse only what is dangerous* (docs/reference/archive-policy.md):
 
-* absolute paths, `..` components, NUL bytes, names going through a symlink;
-* symlinks whose target is absolute or resolves outside the backup root (also through chains of
-  links; symlinks are created only after the last entry, once the full set is known);
-* **all hard links** (a backup must be a plain tree whose every file can be hashed on its own;
-  NemoClaw's own audit rejects them too);
-* device nodes, FIFOs, and any other or unknown entry type (tar cannot carry sockets).
+* **refused** (listed in `result.rejected`, not written; the capture must not be committed):
+  absolute paths, `..` components, NUL bytes, empty names, names going through a symlink,
+  duplicate or conflicting entries, symlinks with an empty target, hard links whose target is
+  not an earlier file of the same archive, sparse files and unknown entry types;
+* **recorded and kept**: directories, regular files, and symlinks *whatever their target*
+  (absolute or leaving the backup too: a Python venv's `bin/python -> /usr/bin/python3`). A
+  link is stored as a link and never followed on the host: links are created only after the
+  last entry, and every write walks from the root directory's fd with `O_NOFOLLOW`;
+* **hard links** become separate regular files with the same bytes (what upstream's
+  `tar --hard-dereference` does): the second name is a copy of the first, made on disk;
+* **skipped and listed** (`result.skipped`, not a failure): FIFOs and device nodes. Docker
+  itself leaves sockets out of its archives, so they never arrive.
 
-Writing never follows a symlink: each path is walked from the root directory's fd with
-`O_NOFOLLOW`, and files are created `O_EXCL|O_NOFOLLOW`. Size and SHA-256 of each file are
-computed in the same pass that writes it. Permission bits are kept (setuid/setgid/sticky never;
-ownership never); on disk a file is at least owner-readable/writable (`u+rw`) and a directory
-`u+rwx`, so this process can verify and restore it, while the records keep the original bits.
+Files are created `O_EXCL|O_NOFOLLOW`. Records keep the full mode bits of each entry (setuid,
+setgid and sticky included, `0o7777`); on the host disk a staged file never keeps setuid/setgid
+and is at least owner-readable/writable (`u+rw`), a directory `u+rwx`, so this process can
+check and restore it. Ownership is never applied on the host. After its last write each file
+is fstat'ed and its identity (device, inode, size, mtime, ctime) kept in `result.written`, so a
+commit can prove the staged tree is the one that was hashed without reading it again
+(`check_written`).
 
-`pack_directory` is the reverse: a generator of tar bytes for `container.put_archive`, which
-docker SDK 7 sends as a chunked request body without buffering it.
+`pack_directory` is the reverse: a generator of 1 MiB tar blocks for `container.put_archive`,
+which docker SDK 7 sends as a chunked request body without buffering it.
 """
 
 from __future__ import annotations
 
 import errno
 import hashlib
-import io
 import os
 import queue
 import stat
-import tarfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -38,16 +45,22 @@ import attrs
 
 from .errors import ArchiveError
 from .records import DirRecord, FileRecord, LinkRecord, Rejected
+from .tarstream import BLOCK, TarEntry, TarReader
 
-__all__ = ["ArchiveResult", "ProgressCallback", "extract_stream", "hash_stream", "pack_directory"]
+__all__ = [
+    "ArchiveResult", "FileIdentity", "ProgressCallback", "check_written", "describe_entries", "extract_stream",
+    "hash_stream", "pack_directory",
+]  # fmt: skip
 
 #: Called with (bytes so far, files so far).
 ProgressCallback = Callable[[int, int], None]
 
-_COPY_CHUNK = 1 << 20
+_PACK_CHUNK = 1 << 20
 _PROGRESS_EVERY = 4 << 20
-_MAX_LINK_HOPS = 40
 _IMPLICIT_DIR_MODE = 0o755  # what Docker gives parent directories it creates on put_archive
+
+#: (st_dev, st_ino, st_size, st_mtime_ns, st_ctime_ns) of a staged file right after its last write.
+FileIdentity = tuple[int, int, int, int, int]
 
 
 @attrs.define
@@ -56,6 +69,8 @@ class ArchiveResult:
     dirs: list[DirRecord] = attrs.field(factory=list)
     symlinks: list[LinkRecord] = attrs.field(factory=list)
     rejected: list[Rejected] = attrs.field(factory=list)
+    skipped: list[Rejected] = attrs.field(factory=list)  # FIFOs, device nodes: not backed up, not a failure
+    written: dict[str, FileIdentity] = attrs.field(factory=dict)  # path -> identity on disk
     bytes: int = 0
 
     @property
@@ -68,44 +83,65 @@ class ArchiveResult:
         self.dirs += other.dirs
         self.symlinks += other.symlinks
         self.rejected += other.rejected
+        self.skipped += other.skipped
+        self.written.update(other.written)
         self.bytes += other.bytes
         return self
+
+
+def describe_entries(entries: Sequence[Rejected], limit: int = 3) -> str:
+    """`a/x (absolute path), b (FIFO) and 2 more`: for one line of a report."""
+    shown = ", ".join(f"{e.path} ({e.reason})" for e in entries[:limit])
+    more = len(entries) - limit
+    return f"{shown} and {more} more" if more > 0 else shown
 
 
 class _Reject(Exception):
     pass
 
 
-_PREFETCH_DEPTH = 4  # chunks of Docker's 2 MiB read ahead: at most ~8 MiB in flight
+class _Skip(Exception):
+    pass
+
+
+_PREFETCH_DEPTH = 4  # batches read ahead: at most ~4 x 1 MiB in flight
+_BATCH = 1 << 20  # Docker sends 32 KiB HTTP chunks: hand the parser ~1 MiB at a time
 
 
 def _prefetch(chunks: Iterable[bytes], depth: int = _PREFETCH_DEPTH) -> Iterator[bytes]:
-    """Read `chunks` in a thread, a bounded few ahead, so the Docker engine keeps streaming
-    while this thread hashes and writes (both release the GIL). Memory stays bounded by
-    `depth` chunks; an abandoned or failing consumer stops the reader."""
+    """Read `chunks` in a thread, a bounded few batches ahead, so the Docker engine keeps
+    streaming while this thread hashes and writes (both release the GIL). Small chunks are
+    joined into ~1 MiB batches (one queue hand-off per batch instead of per 32 KiB). Memory
+    stays bounded by `depth` batches; an abandoned or failing consumer stops the reader."""
     q: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
-    def pump() -> None:
-        try:
-            for chunk in chunks:
-                while not stop.is_set():
-                    try:
-                        q.put(("chunk", chunk), timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            item: tuple[str, object] = ("end", None)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
-            item = ("error", exc)
+    def put(item: tuple[str, object]) -> bool:
         while not stop.is_set():
             try:
                 q.put(item, timeout=0.2)
-                return
+                return True
             except queue.Full:
                 continue
+        return False
+
+    def pump() -> None:
+        try:
+            batch: list[bytes] = []
+            size = 0
+            for chunk in chunks:
+                batch.append(chunk)
+                size += len(chunk)
+                if size >= _BATCH:
+                    if not put(("chunk", batch[0] if len(batch) == 1 else b"".join(batch))):
+                        return
+                    batch, size = [], 0
+            if batch and not put(("chunk", b"".join(batch))):
+                return
+            item: tuple[str, object] = ("end", None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            item = ("error", exc)
+        put(item)
 
     reader = threading.Thread(target=pump, name="archive-prefetch", daemon=True)
     reader.start()
@@ -125,29 +161,6 @@ def _prefetch(chunks: Iterable[bytes], depth: int = _PREFETCH_DEPTH) -> Iterator
             close()
 
 
-class _ChunkReader(io.RawIOBase):
-    """A read-only file object over an iterator of byte chunks, holding at most one chunk."""
-
-    def __init__(self, chunks: Iterable[bytes]) -> None:
-        self._it = iter(chunks)
-        self._buf = memoryview(b"")
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
-        while not self._buf:
-            try:
-                chunk = next(self._it)
-            except StopIteration:
-                return 0
-            self._buf = memoryview(chunk)
-        n = min(len(b), len(self._buf))
-        b[:n] = self._buf[:n]
-        self._buf = self._buf[n:]
-        return n
-
-
 def _split_name(name: str) -> tuple[str, ...]:
     """Validated relative path components of an archive member name (`_Reject` if hostile)."""
     if "\x00" in name:
@@ -158,37 +171,6 @@ def _split_name(name: str) -> tuple[str, ...]:
     if ".." in parts:
         raise _Reject("'..' path component")
     return parts
-
-
-def _link_escape(link: tuple[str, ...], target: str, lookup: Callable[[tuple[str, ...]], str | None]) -> str | None:
-    """Why `link -> target` leaves the backup root (following other links via `lookup`), or None."""
-    if not target or "\x00" in target:
-        return "empty or invalid symlink target"
-    if target.startswith("/"):
-        return f"symlink target is absolute ({target})"
-    parts = list(link[:-1])
-    todo = target.split("/")
-    hops = 0
-    while todo:
-        comp = todo.pop(0)
-        if comp in ("", "."):
-            continue
-        if comp == "..":
-            if not parts:
-                return f"symlink target resolves outside the backup ({target})"
-            parts.pop()
-            continue
-        parts.append(comp)
-        nxt = lookup(tuple(parts))
-        if nxt is not None:
-            hops += 1
-            if hops > _MAX_LINK_HOPS:
-                return "symlink loop"
-            if not nxt or nxt.startswith("/"):
-                return f"symlink target resolves outside the backup ({target} via {'/'.join(parts)} -> {nxt})"
-            parts.pop()
-            todo = nxt.split("/") + todo
-    return None
 
 
 @attrs.define
@@ -202,6 +184,7 @@ class _Extractor:
     _root_fd: int | None = None
     _seen: set[tuple[str, ...]] = attrs.field(factory=set)
     _links: dict[tuple[str, ...], str] = attrs.field(factory=dict)
+    _regular: dict[tuple[str, ...], FileRecord] = attrs.field(factory=dict)
     _dir_modes: dict[tuple[str, ...], int] = attrs.field(factory=dict)
     _cached_dir: tuple[tuple[str, ...], int] | None = None
     _files: int = 0
@@ -214,17 +197,9 @@ class _Extractor:
         if self.dest is not None:
             self._root_fd = os.open(self.dest, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
-            try:
-                tar = tarfile.open(fileobj=_ChunkReader(_prefetch(chunks)), mode="r|", bufsize=64 * 1024)
-            except tarfile.ReadError as exc:
-                raise ArchiveError(f"not a readable tar stream: {exc}") from exc
-            with tar:
-                try:
-                    while (member := tar.next()) is not None:
-                        tar.members.clear()  # streaming: keep no per-entry history
-                        self._entry(tar, member)
-                except (tarfile.ReadError, tarfile.HeaderError, EOFError) as exc:
-                    raise ArchiveError(f"corrupt or truncated tar stream: {exc}") from exc
+            reader = TarReader(_prefetch(chunks))
+            for entry in reader:
+                self._entry(reader, entry)
             self._finish_links()
             self._finish_dirs()
         finally:
@@ -234,12 +209,14 @@ class _Extractor:
         self._progress(force=True)
         return self.result
 
-    def _entry(self, tar: tarfile.TarFile, m: tarfile.TarInfo) -> None:
-        shown = m.name
+    def _entry(self, reader: TarReader, e: TarEntry) -> None:
+        shown = e.name
         try:
-            parts = _split_name(m.name)
+            parts = _split_name(e.name)
             if not parts:
-                return  # the archive's own root ("./"): nothing to write
+                if e.kind == "dir":
+                    return  # the archive's own root ("./"): nothing to write
+                raise _Reject("empty name")
             if self.only_under is not None and parts[0] != self.only_under:
                 raise _Reject(f"outside the requested path {self.only_under!r}")
             parts = self.prefix + parts
@@ -249,22 +226,27 @@ class _Extractor:
             for i in range(1, len(parts)):
                 if parts[:i] in self._links:
                     raise _Reject(f"path goes through the symlink {'/'.join(parts[:i])}")
-            if m.islnk():
-                raise _Reject("hard link (not accepted in backups)")
-            if m.ischr() or m.isblk():
-                raise _Reject("device node")
-            if m.isfifo():
-                raise _Reject("FIFO")
-            if m.isdir():
-                self._dir(parts, m)
-            elif m.issym():
-                self._symlink(parts, m)
-            elif m.isreg():
-                self._file(parts, m, tar)
+            kind = e.kind
+            if kind == "file":
+                if e.sparse:
+                    raise _Reject("sparse file (not supported)")
+                self._file(parts, e, reader)
+            elif kind == "dir":
+                self._dir(parts, e)
+            elif kind == "symlink":
+                self._symlink(parts, e)
+            elif kind == "hardlink":
+                self._hardlink(parts, e)
+            elif kind in ("chr", "blk"):
+                raise _Skip("device node")
+            elif kind == "fifo":
+                raise _Skip("FIFO")
             else:
-                raise _Reject(f"unsupported entry type {m.type!r}")
+                raise _Reject(f"unsupported entry type {e.typeflag!r}")
         except _Reject as why:
             self.result.rejected.append(Rejected(path=shown, reason=str(why)))
+        except _Skip as why:
+            self.result.skipped.append(Rejected(path=shown, reason=str(why)))
 
     # --- entry kinds --------------------------------------------------------------------------
 
@@ -273,10 +255,10 @@ class _Extractor:
             raise _Reject("duplicate entry")
         self._seen.add(parts)
 
-    def _dir(self, parts: tuple[str, ...], m: tarfile.TarInfo) -> None:
+    def _dir(self, parts: tuple[str, ...], e: TarEntry) -> None:
         if parts in self._seen:
             raise _Reject("conflicts with an earlier entry")
-        mode = m.mode & 0o777
+        mode = e.mode
         if self._root_fd is not None:
             fd = self._open_dir(parts, create=True)
             os.close(fd)
@@ -287,54 +269,84 @@ class _Extractor:
             self.result.dirs = [d for d in self.result.dirs if d.path != "/".join(parts)] + [DirRecord("/".join(parts), mode)]
         self._dir_modes[parts] = mode
 
-    def _symlink(self, parts: tuple[str, ...], m: tarfile.TarInfo) -> None:
-        if "\x00" in m.linkname or not m.linkname:
+    def _symlink(self, parts: tuple[str, ...], e: TarEntry) -> None:
+        if "\x00" in e.linkname or not e.linkname:
             raise _Reject("empty or invalid symlink target")
-        if m.linkname.startswith("/"):
-            raise _Reject(f"symlink target is absolute ({m.linkname})")
         self._claim(parts)
-        self._links[parts] = m.linkname  # checked and created once the whole archive is known
+        self._links[parts] = e.linkname  # created once the whole archive is known, never followed
 
-    def _file(self, parts: tuple[str, ...], m: tarfile.TarInfo, tar: tarfile.TarFile) -> None:
+    def _create(self, parts: tuple[str, ...]) -> int:
+        parent = self._parent_fd(parts[:-1])
+        try:
+            return os.open(parts[-1], os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                           dir_fd=parent)
+        except FileExistsError:
+            raise _Reject("conflicts with an existing entry") from None
+
+    def _seal(self, path: str, fd: int, mode: int, mtime: float) -> None:
+        """Last touches of a staged file, then its identity for `check_written`."""
+        os.fchmod(fd, (mode & 0o777) | 0o600)
+        try:
+            os.utime(fd, (mtime, mtime))
+        except (OverflowError, OSError, ValueError):
+            pass  # a nonsense mtime is not worth refusing the file for
+        st = os.fstat(fd)
+        self.result.written[path] = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+    def _file(self, parts: tuple[str, ...], e: TarEntry, reader: TarReader) -> None:
         self._claim(parts)
-        src = tar.extractfile(m)
-        assert src is not None
         digest = hashlib.sha256()
-        size = 0
-        fd: int | None = None
-        if self._root_fd is not None:
-            parent = self._parent_fd(parts[:-1])
-            try:
-                fd = os.open(
-                    parts[-1],
-                    os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                    0o600,
-                    dir_fd=parent,
-                )
-            except FileExistsError:
-                raise _Reject("conflicts with an existing entry") from None
+        path = "/".join(parts)
+        fd = self._create(parts) if self._root_fd is not None else None
         self._implicit_parents(parts[:-1])
         try:
-            while chunk := src.read(_COPY_CHUNK):
-                digest.update(chunk)
-                size += len(chunk)
-                self.result.bytes += len(chunk)
+            for view in reader.body():
+                n = len(view)
+                digest.update(view)
                 if fd is not None:
-                    view = memoryview(chunk)
                     while view:
                         view = view[os.write(fd, view) :]
+                self.result.bytes += n
                 self._progress()
             if fd is not None:
-                os.fchmod(fd, (m.mode & 0o777) | 0o600)
-                try:
-                    os.utime(fd, (m.mtime, m.mtime))
-                except (OverflowError, OSError, ValueError):
-                    pass  # a nonsense mtime is not worth refusing the file for
+                self._seal(path, fd, e.mode, e.mtime)
         finally:
             if fd is not None:
                 os.close(fd)
         self._files += 1
-        self.result.files.append(FileRecord("/".join(parts), size, digest.hexdigest(), m.mode & 0o777))
+        rec = FileRecord(path, e.size, digest.hexdigest(), e.mode)
+        self._regular[parts] = rec
+        self.result.files.append(rec)
+        self._progress()
+
+    def _hardlink(self, parts: tuple[str, ...], e: TarEntry) -> None:
+        """The second name of a hard-linked file: a separate copy of the first (same bytes)."""
+        self._claim(parts)
+        try:
+            target = self.prefix + _split_name(e.linkname) if e.linkname else ()
+        except _Reject:
+            target = ()
+        src = self._regular.get(target)
+        if src is None:
+            raise _Reject(f"hard link to {e.linkname!r}, which is not an earlier file of this archive")
+        path = "/".join(parts)
+        if self._root_fd is not None:
+            out = self._create(parts)
+            try:
+                sfd = self._open_file(target)
+                try:
+                    _copy_fd(sfd, out, src.size)
+                finally:
+                    os.close(sfd)
+                self._seal(path, out, e.mode, e.mtime)
+            finally:
+                os.close(out)
+        self._implicit_parents(parts[:-1])
+        self.result.bytes += src.size
+        self._files += 1
+        rec = FileRecord(path, src.size, src.sha256, e.mode)
+        self._regular[parts] = rec
+        self.result.files.append(rec)
         self._progress()
 
     # --- filesystem ---------------------------------------------------------------------------
@@ -360,6 +372,13 @@ class _Extractor:
         if self._cached_dir is not None:
             os.close(self._cached_dir[1])
             self._cached_dir = None
+
+    def _open_file(self, parts: tuple[str, ...]) -> int:
+        parent = self._open_dir(parts[:-1], create=False)
+        try:
+            return os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+        finally:
+            os.close(parent)
 
     def _open_dir(self, parts: tuple[str, ...], *, create: bool) -> int:
         """An fd for directory `parts` below the root, walked without following any symlink."""
@@ -389,27 +408,8 @@ class _Extractor:
             raise
         return fd
 
-    def _lookup_link(self, parts: tuple[str, ...]) -> str | None:
-        if parts in self._links:
-            return self._links[parts]
-        if self.dest is None:
-            return None
-        p = self.dest.joinpath(*parts)
-        try:
-            return os.readlink(p) if p.is_symlink() else None
-        except OSError:
-            return None
-
     def _finish_links(self) -> None:
-        """Check every symlink against the complete tree, then create the ones that stay inside."""
-        bad: dict[tuple[str, ...], str] = {}
-        for parts, target in self._links.items():
-            why = _link_escape(parts, target, self._lookup_link)
-            if why is not None:
-                bad[parts] = why
-        for parts, why in bad.items():
-            del self._links[parts]
-            self.result.rejected.append(Rejected("/".join(parts), why))
+        """Create the symlinks, now that no later entry can be written through one."""
         for parts, target in self._links.items():
             if self._root_fd is not None:
                 try:
@@ -437,7 +437,7 @@ class _Extractor:
             except (_Reject, FileNotFoundError):
                 continue
             try:
-                os.fchmod(fd, mode | 0o700)
+                os.fchmod(fd, (mode & 0o777) | 0o700)
             finally:
                 os.close(fd)
 
@@ -448,6 +448,32 @@ class _Extractor:
             self._last_report = self.result.bytes
             self._last_files = self._files
             self.on_progress(self.result.bytes, self._files)
+
+
+def _copy_fd(src: int, dst: int, size: int) -> None:
+    """Copy `size` bytes between two files in the kernel (copy_file_range), else read/write."""
+    left = size
+    try:
+        while left > 0:
+            n = os.copy_file_range(src, dst, min(left, 1 << 30))
+            if n == 0:
+                break
+            left -= n
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+            raise
+        os.lseek(src, size - left, os.SEEK_SET)
+        os.lseek(dst, size - left, os.SEEK_SET)
+        while left > 0:
+            chunk = os.read(src, min(left, 1 << 20))
+            if not chunk:
+                break
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(dst, view) :]
+            left -= len(chunk)
+    if left:
+        raise ArchiveError("a hard-linked file changed size while it was copied")
 
 
 def extract_stream(
@@ -464,7 +490,8 @@ def extract_stream(
     `prefix` places the entries below a sub-path of `dest` (e.g. `runtime` for a state file
     fetched as `state.db`); `only_under` refuses entries whose first component is not that name
     (Docker names them after the basename of the requested path). Raises ArchiveError only
-    when the stream itself is unreadable; refused entries are listed in `result.rejected`.
+    when the stream itself is unreadable; refused entries are listed in `result.rejected`,
+    skipped special files in `result.skipped`.
     """
     return _Extractor(
         dest=Path(dest),
@@ -499,6 +526,63 @@ def _split_prefix(prefix: str) -> tuple[str, ...]:
         raise ValueError(f"invalid prefix {prefix!r}: {why}") from None
 
 
+def check_written(root: Path, result: ArchiveResult) -> Rejected | None:
+    """Prove that the tree below `root` is exactly what `result` recorded, without re-reading a
+    byte: the same set of files, directories and symlinks (nothing extra, nothing missing),
+    every symlink with its target, and every file still the very inode that was hashed as it
+    was written, unchanged since (same device, inode, size, mtime and ctime: any later write,
+    truncation, chmod or replacement changes one of them, and ctime cannot be set back by
+    a process). Returns the first difference, or None."""
+    root = Path(root)
+    files = {f.path: f for f in result.files}
+    links = {s.path: s.target for s in result.symlinks}
+    dirs = {d.path for d in result.dirs}
+    seen: set[str] = set()
+    stack = [("", os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC))]
+    try:
+        while stack:
+            rel_dir, dfd = stack.pop()
+            try:
+                with os.scandir(dfd) as it:
+                    entries = list(it)
+                for ent in entries:
+                    rel = f"{rel_dir}{ent.name}"
+                    if not rel_dir and ent.name == "rebuild-manifest.json":
+                        continue
+                    st = os.stat(ent.name, dir_fd=dfd, follow_symlinks=False)
+                    seen.add(rel)
+                    if stat.S_ISDIR(st.st_mode):
+                        if rel not in dirs:
+                            return Rejected(rel, "directory is not in the records")
+                        stack.append((rel + "/", os.open(ent.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+                                                         | os.O_CLOEXEC, dir_fd=dfd)))
+                    elif stat.S_ISLNK(st.st_mode):
+                        if rel not in links:
+                            return Rejected(rel, "symlink is not in the records")
+                        if os.readlink(ent.name, dir_fd=dfd) != links[rel]:
+                            return Rejected(rel, "symlink target changed")
+                    elif stat.S_ISREG(st.st_mode):
+                        rec = files.get(rel)
+                        if rec is None:
+                            return Rejected(rel, "file is not in the records")
+                        ident = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+                        if st.st_size != rec.size:
+                            return Rejected(rel, f"size is {st.st_size}, recorded {rec.size}")
+                        if result.written.get(rel) != ident:
+                            return Rejected(rel, "changed or replaced after it was written and hashed")
+                    else:
+                        return Rejected(rel, "special file is not in the records")
+            finally:
+                os.close(dfd)
+    finally:
+        for _, fd in stack:
+            os.close(fd)
+    for path in (*files, *links, *dirs):
+        if path not in seen:
+            return Rejected(path, "recorded but missing")
+    return None
+
+
 # --- packing ----------------------------------------------------------------------------------
 
 
@@ -508,50 +592,70 @@ def pack_directory(
     *,
     modes: Mapping[str, int] | None = None,
     owner: tuple[int, int] = (0, 0),
+    under: str = "",
     on_progress: ProgressCallback | None = None,
-) -> Iterator[bytes]:
+) -> Iterator[bytearray]:
     """Yield an uncompressed tar of `names` (paths relative to `src`, e.g. `agents` or
-    `runtime/state.db`), one header or file chunk at a time (memory stays at one chunk).
+    `runtime/state.db`) in blocks of 1 MiB (headers and file data packed together, so the
+    HTTP body goes out in large writes; memory stays at one block).
 
     Parent directories of a nested name are included as bare directory entries. `modes`
-    (relative path -> permission bits, e.g. from the manifest) overrides the on-disk bits;
-    every entry is owned by `owner` (uid, gid) so the sandbox user can use the restored files.
-    Symlinks are packed as symlinks and never followed.
+    (relative path -> mode bits, setuid/setgid/sticky included, e.g. from the manifest)
+    overrides the on-disk bits; every entry is owned by `owner` (uid, gid) so the sandbox user
+    can use the restored files. Symlinks are packed as symlinks and never followed. `under`
+    (e.g. `sandbox/.openclaw`) is put before every name in the archive, with no entries of its
+    own, for an archive extracted at `/` (see restore.py).
     """
+    lead = "/".join(_split_prefix(under))
+    lead = f"{lead}/" if lead else ""
     modes = modes or {}
     emitted: set[str] = set()
     done = [0, 0]  # bytes, files
+    out = bytearray()
 
     def header(rel: str, st: os.stat_result, *, kind: bytes, size: int = 0, link: str = "") -> bytes:
-        info = tarfile.TarInfo(rel)
-        info.type = kind
-        info.mode = modes.get(rel, stat.S_IMODE(st.st_mode)) & 0o777
-        info.uid, info.gid = owner
-        info.uname = info.gname = ""
-        info.mtime = int(st.st_mtime)
-        info.size = size
-        info.linkname = link
-        return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+        return _ustar_header(lead + rel, kind, modes.get(rel, stat.S_IMODE(st.st_mode)) & 0o7777, owner,
+                             int(st.st_mtime), size, link)
 
-    def entry(rel: str) -> Iterator[bytes]:
+    def entry(rel: str) -> Iterator[bytearray]:
+        nonlocal out
         path = src / rel
         st = os.lstat(path)
         emitted.add(rel)
         if stat.S_ISDIR(st.st_mode):
-            yield header(rel, st, kind=tarfile.DIRTYPE)
+            out += header(rel, st, kind=b"5")
             for child in sorted(os.listdir(path)):
                 yield from entry(f"{rel}/{child}")
         elif stat.S_ISLNK(st.st_mode):
-            yield header(rel, st, kind=tarfile.SYMTYPE, link=os.readlink(path))
+            out += header(rel, st, kind=b"2", link=os.readlink(path))
         elif stat.S_ISREG(st.st_mode):
-            yield header(rel, st, kind=tarfile.REGTYPE, size=st.st_size)
-            yield from _file_blocks(path, st.st_size)
+            out += header(rel, st, kind=b"0", size=st.st_size)
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                left = st.st_size
+                while left > 0:
+                    room = _PACK_CHUNK - len(out)
+                    if room <= 0:
+                        yield out
+                        out = bytearray()
+                        continue
+                    chunk = os.read(fd, min(room, left))
+                    if not chunk:
+                        raise ArchiveError(f"{path} shrank while being packed")
+                    out += chunk
+                    left -= len(chunk)
+            finally:
+                os.close(fd)
+            out += b"\0" * (-st.st_size % BLOCK)
             done[0] += st.st_size
             done[1] += 1
             if on_progress is not None:
                 on_progress(done[0], done[1])
         else:
             raise ArchiveError(f"cannot pack {path}: not a regular file, directory or symlink")
+        if len(out) >= _PACK_CHUNK:
+            yield out
+            out = bytearray()
 
     for name in names:
         parts = _split_prefix(name)
@@ -559,23 +663,60 @@ def pack_directory(
             parent = "/".join(parts[:i])
             if parent not in emitted:
                 emitted.add(parent)
-                yield header(parent, os.lstat(src / parent), kind=tarfile.DIRTYPE)
+                out += header(parent, os.lstat(src / parent), kind=b"5")
         yield from entry("/".join(parts))
-    yield b"\0" * (2 * tarfile.BLOCKSIZE)
+    out += b"\0" * (2 * BLOCK)
+    yield out
 
 
-def _file_blocks(path: Path, size: int) -> Iterator[bytes]:
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    try:
-        left = size
-        while left > 0:
-            chunk = os.read(fd, min(_COPY_CHUNK, left))
-            if not chunk:
-                raise ArchiveError(f"{path} shrank while being packed")
-            left -= len(chunk)
-            yield chunk
-    finally:
-        os.close(fd)
-    pad = -size % tarfile.BLOCKSIZE
-    if pad:
-        yield b"\0" * pad
+def _ustar_header(name: str, kind: bytes, mode: int, owner: tuple[int, int], mtime: int, size: int,
+                  link: str) -> bytes:
+    """One POSIX header (with a PAX header before it when a name, target or number does not fit)."""
+    raw_name = os.fsencode(name)
+    raw_link = os.fsencode(link)
+    pax: dict[bytes, bytes] = {}
+    if len(raw_name) > 100:
+        pax[b"path"] = raw_name
+    if len(raw_link) > 100:
+        pax[b"linkpath"] = raw_link
+    if size >= 8**11:
+        pax[b"size"] = str(size).encode()
+    if not 0 <= mtime < 8**11:
+        pax[b"mtime"] = str(mtime).encode()
+        mtime = 0
+    uid, gid = owner
+    if not 0 <= uid < 8**7:
+        pax[b"uid"], uid = str(uid).encode(), 0
+    if not 0 <= gid < 8**7:
+        pax[b"gid"], gid = str(gid).encode(), 0
+    block = _header_block(raw_name[:100], kind, mode, uid, gid, min(size, 8**11 - 1), mtime, raw_link[:100])
+    if not pax:
+        return block
+    body = b"".join(_pax_record(k, v) for k, v in pax.items())
+    ext = _header_block(b"././@PaxHeader", b"x", 0o644, 0, 0, len(body), 0, b"")
+    return ext + body + b"\0" * (-len(body) % BLOCK) + block
+
+
+def _pax_record(key: bytes, value: bytes) -> bytes:
+    rest = len(key) + len(value) + 3  # " ", "=", "\n"
+    n = rest + len(str(rest))
+    if len(str(n)) != len(str(rest)):
+        n += 1
+    return b"%d %s=%s\n" % (n, key, value)
+
+
+def _header_block(name: bytes, kind: bytes, mode: int, uid: int, gid: int, size: int, mtime: int,
+                  link: bytes) -> bytes:
+    hdr = bytearray(BLOCK)
+    hdr[0 : len(name)] = name
+    hdr[100:108] = b"%07o\0" % mode
+    hdr[108:116] = b"%07o\0" % uid
+    hdr[116:124] = b"%07o\0" % gid
+    hdr[124:136] = b"%011o\0" % size
+    hdr[136:148] = b"%011o\0" % mtime
+    hdr[148:156] = b" " * 8
+    hdr[156:157] = kind
+    hdr[157 : 157 + len(link)] = link
+    hdr[257:265] = b"ustar\x0000"
+    hdr[148:156] = b"%06o\0 " % sum(hdr)
+    return bytes(hdr)

@@ -2,10 +2,17 @@
 
 The backup side of the Docker transport: each declared state directory and state file of the
 agent is fetched with `get_archive` and streamed through `archive.extract_stream` (hostile
-entries refused). A path missing in the sandbox is simply not backed up (NemoClaw's existence
-probe does the same); a path that is not what the agent declares (a state dir that is a file
-or symlink), or an unreadable stream, fails that path, with the reason. Rejected entries make
-the capture not `ok`: a caller must then discard the staged directory, never commit it.
+entries refused, links recorded, FIFOs and device nodes skipped and listed). The state
+directories are fetched concurrently (a few streams at once: the engine builds each tar in its
+own goroutine), then the state files. A path missing in the sandbox is simply not backed up
+(NemoClaw's existence probe does the same); a path that is not what the agent declares (a state
+dir that is a file or symlink), or an unreadable stream, fails that path. Rejected entries make
+the capture not `ok`: a caller must then discard the staged directory, never commit it. The
+reasons are kept (`failed_dirs`, `archive.rejected`) for the caller to print, and so are the
+skipped entries (`skipped_line()`).
+
+`check_staged` is what a commit runs instead of re-hashing the staged copy: see
+`archive.check_written`.
 
 A missing *container* is never a missing path: Docker answers both with NotFound, so every
 NotFound is checked against the container itself, and a container that is gone fails the whole
@@ -24,19 +31,22 @@ import errno
 import os
 import posixpath
 import re
+import threading
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import attrs
-import docker.errors
 
 from .agents import AgentSpec
-from .archive import ArchiveResult, ProgressCallback, extract_stream
+from .archive import ArchiveResult, ProgressCallback, check_written, describe_entries, extract_stream
 from .errors import ArchiveError, CaptureError
-from .manifest import MANIFEST_VERSION, Manifest, StateFile
+from .manifest import MANIFEST_VERSION, Manifest, Mismatch, StateFile, load_manifest
 
-__all__ = ["Capture", "SpaceBudget", "capture_sandbox", "build_manifest", "parse_size"]
+__all__ = ["Capture", "SpaceBudget", "capture_sandbox", "build_manifest", "check_staged", "parse_size"]
+
+_FETCH_THREADS = 4
 
 #: Upstream's safety reserve (NemoClaw #11767, docs/reference/backups.md): 64 MiB stay free.
 DEFAULT_RESERVE = 64 * 1024 * 1024
@@ -72,6 +82,13 @@ class SpaceBudget:
     limit: int | None = None
     reserve: int = DEFAULT_RESERVE
     used: int = 0
+    _lock: threading.Lock = attrs.field(factory=threading.Lock, repr=False, eq=False)
+
+    def consume(self, nbytes: int, dest: Path) -> None:
+        """Count `nbytes` more written (by any of the concurrent fetches), then check."""
+        with self._lock:
+            self.used += nbytes
+        self.check(dest)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "SpaceBudget":
@@ -129,8 +146,18 @@ class Capture:
         return [f"{name} ({why})" for name, why in {**self.failed_dirs, **self.failed_files}.items()]
 
 
+    def skipped_line(self) -> str | None:
+        """`skipped 2 special files: agents/pipe (FIFO), agents/dev (device node)`, or None."""
+        n = len(self.archive.skipped)
+        if not n:
+            return None
+        return f"skipped {n} special file{'' if n == 1 else 's'}: {describe_entries(self.archive.skipped)}"
+
+
 def _container_gone(container: Any) -> CaptureError | None:
     """A CaptureError if the container no longer exists (or no longer runs), else None."""
+    import docker.errors
+
     name = getattr(container, "name", "?")
     try:
         container.reload()
@@ -148,6 +175,8 @@ def _fetch(container: Any, path: str, dest: Path, *, prefix: str, want_dir: bool
            on_progress: ProgressCallback | None, budget: SpaceBudget) -> ArchiveResult | str | None:
     """ArchiveResult on success, None if the path is absent, or a reason string on failure.
     Raises CaptureError when the container is gone or the budget would be exceeded."""
+    import docker.errors  # here, not at import: a command that never captures never loads docker
+
     try:
         chunks, stat = container.get_archive(path)
     except docker.errors.NotFound:
@@ -169,11 +198,11 @@ def _fetch(container: Any, path: str, dest: Path, *, prefix: str, want_dir: bool
         return f"{path} is not a regular file"
     # The archive stat is exact for a file; a directory's size is known only while streaming.
     budget.check(dest, int((stat or {}).get("size", 0) or 0) if not is_dir else 0)
-    base = budget.used
+    counted = [0]  # bytes of this stream already counted in the (shared) budget
 
     def progress(nbytes: int, files: int) -> None:
-        budget.used = base + nbytes
-        budget.check(dest)
+        budget.consume(nbytes - counted[0], dest)
+        counted[0] = nbytes
         if on_progress is not None:
             on_progress(nbytes, files)
 
@@ -189,16 +218,14 @@ def _fetch(container: Any, path: str, dest: Path, *, prefix: str, want_dir: bool
             raise CaptureError(f"the disk filled up while writing its backup under {dest} ({exc.strerror}); "
                                "nothing of it was committed. Free some space, then rerun") from None
         raise
-    budget.used = base + res.bytes
+    budget.consume(res.bytes - counted[0], dest)
     return res
 
 
 def _refusal(res: ArchiveResult) -> str:
-    """`3 unsafe entries refused: a/b (FIFO), c (device node), ...`: the reasons, not just a count."""
+    """`3 unsafe entries refused: a/b (absolute path), ...`: the reasons, not just a count."""
     n = len(res.rejected)
-    shown = ", ".join(f"{r.path} ({r.reason})" for r in res.rejected[:3])
-    more = f", and {n - 3} more" if n > 3 else ""
-    return f"{n} unsafe entr{'y' if n == 1 else 'ies'} refused: {shown}{more}"
+    return f"{n} unsafe entr{'y' if n == 1 else 'ies'} refused: {describe_entries(res.rejected)}"
 
 
 def capture_sandbox(
@@ -222,9 +249,12 @@ def capture_sandbox(
     budget.check(dest)
     state_dirs = list(agent.state_dirs) + [d for d in (extra_dirs or []) if d not in agent.state_dirs]
     cap = Capture(state_dirs=state_dirs)
-    for name in state_dirs:
-        res = _fetch(container, posixpath.join(agent.dir, name), dest, prefix="", want_dir=True,
-                     on_progress=on_progress, budget=budget)
+    progress = _Progress(on_progress)
+    jobs = [(name, posixpath.join(agent.dir, name), "", True) for name in state_dirs]
+    with ThreadPoolExecutor(max_workers=min(_FETCH_THREADS, max(1, len(jobs))), thread_name_prefix="fetch") as pool:
+        dir_results = list(pool.map(lambda j: _fetch(container, j[1], dest, prefix=j[2], want_dir=j[3],
+                                                     on_progress=progress.callback(), budget=budget), jobs))
+    for name, res in zip(state_dirs, dir_results):
         if isinstance(res, str):
             cap.failed_dirs[name] = res
         elif res is not None:
@@ -233,10 +263,10 @@ def capture_sandbox(
                 cap.failed_dirs[name] = _refusal(res)
             else:
                 cap.backed_up_dirs.append(name)
-    for sf in agent.state_files:
+    for sf in agent.state_files:  # after the dirs: a state file may live in a state dir's parent
         parent = posixpath.dirname(sf.path)
         res = _fetch(container, posixpath.join(agent.dir, sf.path), dest, prefix=parent, want_dir=False,
-                     on_progress=on_progress, budget=budget)
+                     on_progress=progress.callback(), budget=budget)
         if isinstance(res, str):
             cap.failed_files[sf.path] = res
         elif res is not None:
@@ -246,6 +276,52 @@ def capture_sandbox(
             else:
                 cap.backed_up_files.append(StateFile(path=sf.path, strategy=sf.strategy))
     return cap
+
+
+class _Progress:
+    """Sums the per-stream totals of concurrent fetches into one growing total for the caller."""
+
+    def __init__(self, on_progress: ProgressCallback | None) -> None:
+        self._cb = on_progress
+        self._lock = threading.Lock()
+        self._bytes = 0
+        self._files = 0
+
+    def callback(self) -> ProgressCallback | None:
+        if self._cb is None:
+            return None
+        last = [0, 0]
+
+        def report(nbytes: int, files: int) -> None:
+            with self._lock:
+                self._bytes += nbytes - last[0]
+                self._files += files - last[1]
+                last[0], last[1] = nbytes, files
+                total = (self._bytes, self._files)
+            assert self._cb is not None
+            self._cb(*total)
+
+        return report
+
+
+def check_staged(staged: Path, capture: Capture) -> Mismatch | None:
+    """Prove, without re-reading the data, that the staged directory is what was hashed: its
+    manifest (as written on disk) lists exactly the records of the capture, and the tree holds
+    exactly those entries, every file the very inode written and hashed, unchanged since
+    (`archive.check_written`). The first difference, or None."""
+    manifest = load_manifest(staged)
+    a = capture.archive
+    pairs = (("file", sorted(manifest.files, key=lambda r: r.path), sorted(a.files, key=lambda r: r.path)),
+             ("symlink", sorted(manifest.symlinks, key=lambda r: r.path), sorted(a.symlinks, key=lambda r: r.path)))
+    for kind, listed, got in pairs:
+        if listed != got:
+            diff = sorted({r.path for r in listed} ^ {r.path for r in got}) or sorted(
+                r.path for r, g in zip(listed, got) if r != g)
+            return Mismatch(diff[0] if diff else "?", "type", f"{kind} as captured", "different in the manifest")
+    bad = check_written(staged, a)
+    if bad is not None:
+        return Mismatch(bad.path, "rejected", None, bad.reason)
+    return None
 
 
 def build_manifest(

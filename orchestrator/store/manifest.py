@@ -180,7 +180,7 @@ def _check_semantics(m: Manifest, source: object) -> None:
             raise ManifestError(source, f"duplicate path {rec.path!r} in manifest")
         seen.add(rec.path)
     for f in m.files:
-        if not _SHA256_RE.match(f.sha256) or f.size < 0 or not 0 <= f.mode <= 0o777:
+        if not _SHA256_RE.match(f.sha256) or f.size < 0 or not 0 <= f.mode <= 0o7777:
             raise ManifestError(source, f"invalid file record for {f.path!r}")
 
 

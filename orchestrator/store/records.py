@@ -1,7 +1,7 @@
 """Value types shared by the archive reader, the manifest and restore: what one backed-up entry is.
 
 Paths are POSIX, relative to the backup root (e.g. `agents/main/sessions/s1.jsonl`). Modes are
-permission bits only (0o777): setuid/setgid/sticky are never kept.
+mode bits with setuid/setgid/sticky (0o7777), as the sandbox had them (docs/reference/archive-policy.md).
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ exist in the container but not in the backup are gone afterwards. State director
 does not contain (absent when it was taken) are left untouched: there is nothing to restore
 there, and removing them could only lose data.
 
-Then every restored path is read back with `get_archive` and hashed without writing anything
-(`archive.hash_stream`); any difference from the manifest (missing, extra, size, SHA-256, mode,
+Then every restored path is read back with `get_archive` (several at once) and hashed without
+writing anything (`archive.hash_stream`); any difference from the manifest (missing, extra, size, SHA-256, mode,
 symlink target) is reported as the result's `mismatch`.
 
 Files are owned by the owner (uid, gid) of the agent's directory in the sandbox, so the
@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import posixpath
 import shlex
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import attrs
-import docker.errors
 
 from .archive import ArchiveResult, ProgressCallback, hash_stream, pack_directory
 from .errors import ArchiveError, RestoreError
@@ -31,6 +31,8 @@ from .agents import load_agent
 from .manifest import Manifest, Mismatch, check_against_agent, diff_records, load_manifest
 
 __all__ = ["RestoreResult", "restore_backup", "read_back"]
+
+_READ_BACK_THREADS = 4
 
 
 @attrs.frozen
@@ -91,6 +93,8 @@ def restore_backup(
     Raises RestoreError if the container refuses a step; returns the read-back check's first
     mismatch in `result.mismatch` (None when everything hashes to the manifest).
     """
+    import docker.errors  # here, not at import: commands that never restore never load docker
+
     backup_dir = Path(backup_dir)
     manifest = manifest or load_manifest(backup_dir)
     # Untrusted input: `dir` and every name must be the agent's own (docs/backups.md).
@@ -110,9 +114,13 @@ def restore_backup(
             on_progress(b, f)
 
     if names:
-        stream = pack_directory(backup_dir, names, modes=manifest.file_modes(), owner=owner, on_progress=track)
+        # Extracted at `/` with names under `base`: Docker refuses a relative symlink that leaves
+        # the directory put_archive extracts into, and a sandbox may hold such links
+        # (docs/reference/archive-policy.md); `/` contains every one of them.
+        stream = pack_directory(backup_dir, names, modes=manifest.file_modes(), owner=owner,
+                                under=base.strip("/"), on_progress=track)
         try:
-            container.put_archive(base, stream)
+            container.put_archive("/", stream)
         except docker.errors.APIError as exc:
             raise RestoreError(f"writing the backup into {container.name}:{base} failed: {exc}") from exc
     mismatch = read_back(container, manifest, names) if verify else None
@@ -122,16 +130,24 @@ def restore_backup(
 def read_back(container: Any, manifest: Manifest, names: list[str]) -> Mismatch | None:
     """Re-read `names` from the container (hash only, nothing written) and compare them with
     the manifest, file modes included."""
-    got = ArchiveResult()
-    for name in names:
+    import docker.errors
+
+    def one(name: str) -> ArchiveResult | Mismatch:
         parent, leaf = posixpath.split(name)
         try:
             chunks, _stat = container.get_archive(posixpath.join(manifest.dir, name))
-            res = hash_stream(chunks, prefix=parent, only_under=leaf)
+            return hash_stream(chunks, prefix=parent, only_under=leaf)
         except docker.errors.NotFound:
             return Mismatch(name, "missing")
         except (docker.errors.APIError, ArchiveError) as exc:
             raise RestoreError(f"reading back {name} from {container.name} failed: {exc}") from exc
+
+    got = ArchiveResult()
+    with ThreadPoolExecutor(max_workers=min(_READ_BACK_THREADS, max(1, len(names))), thread_name_prefix="read-back") as pool:
+        results = list(pool.map(one, names))  # concurrently: the engine builds each tar on its own
+    for res in results:
+        if isinstance(res, Mismatch):
+            return res
         if res.rejected:
             r = res.rejected[0]
             return Mismatch(r.path, "rejected", None, r.reason)

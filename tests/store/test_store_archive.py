@@ -72,21 +72,30 @@ def test_hostile_entries_are_refused_and_nothing_is_written_outside(area, tmp_pa
     )
     res = extract_stream(_chunks(data), dest)
     reasons = {r.path: r.reason for r in res.rejected}
-    assert reasons["/abs"] == "absolute path"
-    assert reasons["../x"] == reasons["state/../../x2"] == "'..' path component"
-    assert "outside the backup" in reasons["state/esc"]
-    assert "through the symlink" in reasons["state/esc/pwned"]
-    assert "absolute" in reasons["state/absl"]
-    assert reasons["state/hl"].startswith("hard link") and reasons["state/hl2"].startswith("hard link")
-    assert reasons["state/chr"] == reasons["state/blk"] == "device node"
-    assert reasons["state/fifo"] == "FIFO"
-    assert "outside the backup" in reasons["state/chain1"]  # chain2 -> .. is inside; chain2/.. is not
-    assert reasons["rebuild-manifest.json"] == "reserved name"
-    assert _tree(tmp_path) - before == {"dest/state", "dest/state/good", "dest/state/inside", "dest/state/chain2"}
+    assert reasons.pop("/abs") == "absolute path"
+    assert reasons.pop("../x") == reasons.pop("state/../../x2") == "'..' path component"
+    assert "through the symlink state/esc" in reasons.pop("state/esc/pwned")
+    assert "not an earlier file" in reasons.pop("state/hl")  # a hard link to something outside
+    assert reasons.pop("rebuild-manifest.json") == "reserved name"
+    assert reasons == {}
+    # Recorded, not refused: links of any target (never followed), special files skipped.
+    assert {(s.path, s.target) for s in res.symlinks} == {
+        ("state/esc", "../../outside"), ("state/absl", "/etc"), ("state/chain1", "chain2/.."),
+        ("state/chain2", ".."), ("state/inside", "good"),
+    }
+    assert {(r.path, r.reason) for r in res.skipped} == {
+        ("state/chr", "device node"), ("state/blk", "device node"), ("state/fifo", "FIFO")}
+    assert _tree(tmp_path) - before == {
+        "dest/state", "dest/state/good", "dest/state/hl2", "dest/state/esc", "dest/state/absl",
+        "dest/state/chain1", "dest/state/chain2", "dest/state/inside"}
     assert (outside / "secret").read_text() == "s" and list(outside.iterdir()) == [outside / "secret"]
-    assert [(f.path, f.size, f.mode) for f in res.files] == [("state/good", 4, 0o755)]  # setuid dropped
+    # The hard link is a separate file with the same bytes; setuid is recorded, not kept on disk.
+    assert sorted((f.path, f.size, f.mode) for f in res.files) == [("state/good", 4, 0o4755), ("state/hl2", 4, 0o644)]
+    assert (dest / "state" / "hl2").read_bytes() == b"fine"
+    assert os.stat(dest / "state" / "hl2").st_ino != os.stat(dest / "state" / "good").st_ino
     assert (dest / "state" / "good").stat().st_mode & 0o7777 == 0o755
-    assert os.readlink(dest / "state" / "inside") == "good"
+    assert os.readlink(dest / "state" / "inside") == "good" and os.readlink(dest / "state" / "absl") == "/etc"
+    assert os.path.islink(dest / "state" / "esc")
 
 
 def test_symlink_planted_by_an_earlier_stream_is_not_followed(area):
@@ -101,14 +110,15 @@ def test_symlink_planted_by_an_earlier_stream_is_not_followed(area):
 
 def test_extraction_streams_and_hashes_in_one_pass(area):
     dest, _ = area
-    blobs = {f"d/f{i}": os.urandom(i * 37_000) for i in range(1, 6)}
+    # ~22 MB: far more than the reader's bounded read-ahead (a few 1 MiB batches).
+    blobs = {f"d/f{i}": os.urandom(i * 1_500_000 + 37) for i in range(1, 6)}
     data = _tar(("d", tarfile.DIRTYPE, {}), *((n, tarfile.REGTYPE, {"data": b}) for n, b in blobs.items()))
-    total = len(list(_chunks(data, 4096)))
+    total = len(list(_chunks(data, 65536)))
     pulled = 0
 
     def chunks():
         nonlocal pulled
-        for c in _chunks(data, 4096):
+        for c in _chunks(data, 65536):
             pulled += 1
             yield c
 
@@ -232,14 +242,69 @@ def test_container_with_hostile_entries(container, tmp_path):
     before = _tree(tmp_path)
     chunks, _ = container.get_archive("/sandbox/.openclaw/agents")
     res = extract_stream(chunks, dest, only_under="agents")
-    reasons = {r.path: r.reason for r in res.rejected}
-    assert "absolute" in reasons["agents/escape-abs"]
-    assert "outside the backup" in reasons["agents/escape-rel"]
-    assert reasons["agents/null-dev"] == "device node"
-    assert reasons["agents/pipe"] == "FIFO"
-    # Docker stores the second name of a hard-linked file as a hard link entry.
-    assert sum(r.startswith("hard link") for r in reasons.values()) == 1
+    assert res.rejected == []
+    assert {(s.path, s.target) for s in res.symlinks} == {
+        ("agents/escape-abs", "/etc"), ("agents/escape-rel", "../../../../etc"), ("agents/fine-link", "sub/ok")}
+    assert {(r.path, r.reason) for r in res.skipped} == {("agents/null-dev", "device node"), ("agents/pipe", "FIFO")}
+    # Docker stores the second name of a hard-linked file as a hard link entry: it becomes a copy.
+    assert {f.path for f in res.files} == {"agents/sub/ok", "agents/hard"}
+    assert len({f.sha256 for f in res.files}) == 1
+    assert (dest / "agents" / "hard").read_text() == "ok\n" and not os.path.islink(dest / "agents" / "hard")
     written = _tree(tmp_path) - before
     assert all(p.startswith("dest/") or p == "dest" for p in written)
-    assert "dest/agents/escape-abs" not in written and "dest/agents/null-dev" not in written
+    assert "dest/agents/null-dev" not in written and "dest/agents/pipe" not in written
     assert os.readlink(dest / "agents" / "fine-link") == "sub/ok"
+    assert os.readlink(dest / "agents" / "escape-abs") == "/etc"
+
+
+def test_check_written_proves_the_staged_tree_without_rereading_it(area):
+    from orchestrator.store.archive import check_written
+
+    dest, _ = area
+    data = _tar(("d", tarfile.DIRTYPE, {}), ("d/a", tarfile.REGTYPE, {"data": b"aaaa"}),
+                ("d/b", tarfile.REGTYPE, {"data": b"bbbb"}), ("d/l", tarfile.SYMTYPE, {"link": "/usr/bin/python3"}))
+    res = extract_stream(_chunks(data), dest)
+    assert check_written(dest, res) is None
+    fd = os.open(dest / "d" / "a", os.O_WRONLY)
+    os.pwrite(fd, b"X", 0)  # same size, other bytes
+    os.close(fd)
+    assert check_written(dest, res).path == "d/a"
+    dest = dest.parent / "dest2"
+    dest.mkdir()
+    res = extract_stream(_chunks(_tar(("e", tarfile.REGTYPE, {"data": b"eeee"}))), dest)
+    (dest / "e.new").write_bytes(b"eeee")
+    os.replace(dest / "e.new", dest / "e")  # same bytes, another inode
+    assert check_written(dest, res).path == "e"
+    dest = dest.parent / "dest3"
+    dest.mkdir()
+    res = extract_stream(_chunks(_tar(("f", tarfile.REGTYPE, {"data": b"f"}))), dest)
+    (dest / "extra").write_bytes(b"")
+    assert check_written(dest, res).reason == "file is not in the records"
+    os.unlink(dest / "extra")
+    assert check_written(dest, res) is None
+    os.unlink(dest / "f")
+    assert check_written(dest, res).reason == "recorded but missing"
+
+
+@pytest.mark.docker
+def test_container_long_and_unicode_names(container, tmp_path):
+    """Docker writes PAX headers for long and non-ASCII names: the reader follows them."""
+    long_dir = "d" * 90 + "/" + "e" * 90 + "/" + "f" * 90
+    _sh(container, f"""
+        set -e
+        mkdir -p /sandbox/.openclaw/agents/{long_dir}
+        cd /sandbox/.openclaw/agents
+        echo deep > {long_dir}/{'n' * 150}
+        echo uni > 'ünïcødé ✓'
+        ln -s {'t' * 200} longlink
+    """)
+    want = {}
+    for line in _sh(container, "cd /sandbox/.openclaw && find agents -type f -print0 | xargs -0 sha256sum").splitlines():
+        digest, path = line.split(None, 1)
+        want[path] = digest
+    chunks, _ = container.get_archive("/sandbox/.openclaw/agents")
+    res = extract_stream(chunks, tmp_path, only_under="agents")
+    assert not res.rejected
+    assert {f.path: f.sha256 for f in res.files} == want
+    assert [(s.path, s.target) for s in res.symlinks] == [("agents/longlink", "t" * 200)]
+    assert (tmp_path / "agents" / "ünïcødé ✓").read_text() == "uni\n"

@@ -3,6 +3,8 @@ then restore into the changed container and read it back."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from orchestrator.paths import Paths
@@ -126,14 +128,51 @@ def test_hermes_state_files_round_trip(sandbox, tmp_path):
     assert out.decode().strip() == "1000"
 
 
-def test_capture_refuses_hostile_sandbox(sandbox, tmp_path):
-    sandbox.exec_run(["sh", "-c", "cd /sandbox/.openclaw/agents && ln -s /etc/passwd pw && mknod d c 1 3"])
+def test_capture_records_links_and_modes_and_skips_special_files(sandbox, tmp_path):
+    """Record what a sandbox holds, refuse only what is dangerous: an absolute link (a Python
+    venv's interpreter), a link leaving the tree, a hard link, a setuid file, a FIFO and a
+    device node make a committable backup that restores as it was."""
+    rc, out = sandbox.exec_run(["sh", "-c", """
+        set -e
+        cd /sandbox/.openclaw/agents
+        mkdir -p venv/bin
+        ln -s /usr/bin/python3 venv/bin/python
+        ln -s ../../../etc/passwd pw
+        ln main/sessions/s1.jsonl hard
+        cp /bin/busybox suid && chmod 4755 suid
+        mkdir shared && chmod 1777 shared
+        mknod dev c 1 3
+        mkfifo pipe
+    """])
+    assert rc == 0, out.decode()
+    agent = load_agent("openclaw")
     dest = tmp_path / "b"
     dest.mkdir()
-    cap = capture_sandbox(sandbox, load_agent("openclaw"), dest)
-    assert not cap.ok
-    assert "agents" in cap.failed_dirs and "agents" not in cap.backed_up_dirs
-    assert {r.path for r in cap.archive.rejected} == {"agents/pw", "agents/d"}
+    cap = capture_sandbox(sandbox, agent, dest)
+    assert cap.ok, (cap.failed_dirs, cap.archive.rejected)
+    assert "agents" in cap.backed_up_dirs
+    assert {(r.path, r.reason) for r in cap.archive.skipped} == {("agents/dev", "device node"), ("agents/pipe", "FIFO")}
+    links = {s.path: s.target for s in cap.archive.symlinks}
+    assert links["agents/venv/bin/python"] == "/usr/bin/python3" and links["agents/pw"] == "../../../etc/passwd"
+    files = {f.path: f for f in cap.archive.files}
+    assert files["agents/hard"].sha256 == files["agents/main/sessions/s1.jsonl"].sha256
+    assert files["agents/suid"].mode == 0o4755
+    assert {d.path: d.mode for d in cap.archive.dirs}["agents/shared"] == 0o1777
+    assert os.readlink(dest / "agents/venv/bin/python") == "/usr/bin/python3"
+    assert os.stat(dest / "agents/suid").st_mode & 0o7000 == 0  # no setuid file on the host
+
+    m = build_manifest(cap, agent, sandbox="alpha", timestamp=new_timestamp(), backup_path=dest)
+    write_manifest(dest, m)
+    assert load_manifest(dest) == m
+    sandbox.exec_run(["sh", "-c", "rm -rf /sandbox/.openclaw/agents"])
+    result = restore_backup(sandbox, dest)
+    assert result.ok, result.mismatch
+    rc, out = sandbox.exec_run(["sh", "-c", "cd /sandbox/.openclaw/agents && readlink venv/bin/python && readlink pw && "
+                                             "stat -c '%a %F' suid shared hard && ls"])
+    lines = out.decode().splitlines()
+    assert lines[:5] == ["/usr/bin/python3", "../../../etc/passwd", "4755 regular file", "1777 directory",
+                         "644 regular file"], lines
+    assert "dev" not in lines and "pipe" not in lines
 
 
 def _backup(sandbox, tmp_path):

@@ -412,7 +412,8 @@ def test_check_with_gateway_down_starts_none_and_selects_none(sim, docker_client
 def test_failed_backup_aborts_rebuild_and_changes_nothing(sim, docker_client, names, new_image):
     (a,) = names("a")
     sim.add_sandbox(a, agent_version=OLD)
-    sh(docker_client, a, f"mkfifo {AGENT.dir}/workspace/a-fifo")  # a special file: the backup refuses it
+    # A state dir that is not a directory fails the backup (special files are only skipped).
+    sh(docker_client, a, f"rm -rf {AGENT.dir}/workspace && echo x > {AGENT.dir}/workspace")
     before = world(sim, docker_client, [a])
 
     res = nemoclaw(sim, "rebuild-sandbox", a)

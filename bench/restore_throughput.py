@@ -1,0 +1,55 @@
+"""Benchmark 4: `nemoclaw backups restore` of one sandbox (250 MiB in 2,000 files) against
+`docker cp` of the backed-up directory into the container.
+
+    DOCKER_HOST=unix:///tmp/nemoclaw-docker/docker.sock .venv/bin/python bench/restore_throughput.py [--runs 5]
+
+restore does more than copy: it checks the backup against its manifest first (re-hash), removes
+the state dirs in the sandbox, streams the backup in with the manifest's modes and the sandbox
+owner, then reads every restored path back and compares it with the manifest (size, SHA-256,
+mode, link targets). docker cp only copies. Runs alternate. MB = 10^6 bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+
+from _common import STATE, check_ok, host, machine, median, run_measured
+
+FILES, SIZE = 2000, 128 * 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=5)
+    args = ap.parse_args()
+    with host("restore") as b:
+        name = b.add(f"bench{b.tag}-restore")
+        data = b.fill(name, FILES, SIZE)
+        b.register(name)
+        env = b.env
+        check_ok(run_measured([b.exe, "backup-all"], env), "backup-all")
+        [backup] = list((b.home / ".nemoclaw/rebuild-backups" / name).iterdir())
+        c = b.container(name)
+        docker_cli = shutil.which("docker", path=env["PATH"]) or "docker"
+        cp_t, nc_t = [], []
+        for i in range(args.runs):
+            b.sh(name, f"rm -rf {STATE}/workspace")
+            m = run_measured([docker_cli, "cp", str(backup / "workspace"), f"{c.name}:{STATE}/workspace"], env)
+            check_ok(m, "docker cp")
+            cp_t.append(m.seconds)
+            m = run_measured([b.exe, "backups", "restore", name], env)
+            check_ok(m, "nemoclaw backups restore")
+            nc_t.append(m.seconds)
+            print(f"  run {i + 1}: docker cp in {cp_t[-1]:.2f} s, backups restore {nc_t[-1]:.2f} s", flush=True)
+        cp, nc = median(cp_t), median(nc_t)
+        mb = data / 1e6
+        print()
+        print(f"machine: {machine()}")
+        print(f"data: {mb:.0f} MB in {FILES} files (workspace); medians of {args.runs} runs")
+        print(f"docker cp in (baseline, workspace only): {cp:6.2f} s  {mb / cp:7.1f} MB/s")
+        print(f"nemoclaw backups restore (all dirs):     {nc:6.2f} s  {mb / nc:7.1f} MB/s  ratio {nc / cp:.2f}x docker cp")
+
+
+if __name__ == "__main__":
+    main()
