@@ -193,7 +193,11 @@ def detect_preflight_issue(
     return decide(observe(gateway, state_dir=state_dir, env=env))
 
 
-_PROTOBUF = (re.compile(r"invalid wire type", re.I), re.compile(r"proto(?:buf)?(?: decode| schema| wire)", re.I))
+_PROTOBUF = (
+    re.compile(r"invalid wire type", re.I),
+    re.compile(r"proto(?:buf)?(?: decode| schema| wire)", re.I),
+    re.compile(r"failed to decode Protobuf message", re.I),  # prost's DecodeError, e.g. 0.0.x CLI vs 0.1.x gateway
+)
 
 
 def is_protobuf_mismatch(output: str) -> bool:

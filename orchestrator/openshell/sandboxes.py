@@ -19,7 +19,11 @@ PHASES = frozenset({"Ready", "Running", "NotReady", "Provisioning", "Error"})
 READY_PHASES = frozenset({"Ready", "Running"})
 ALL_PHASES = PHASES | {"Unspecified", "Deleting", "Unknown"}
 _ERROR_LINE = re.compile(r"^Error:", re.I)
-_PROTOBUF = (re.compile(r"invalid wire type", re.I), re.compile(r"proto(?:buf)?(?: decode| schema| wire)", re.I))
+_PROTOBUF = (
+    re.compile(r"invalid wire type", re.I),
+    re.compile(r"proto(?:buf)?(?: decode| schema| wire)", re.I),
+    re.compile(r"failed to decode Protobuf message", re.I),  # prost's DecodeError, e.g. 0.0.x CLI vs 0.1.x gateway
+)
 
 
 def list_args(cli_version: str | None) -> list[str]:

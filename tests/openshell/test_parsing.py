@@ -37,7 +37,8 @@ REFUSED = (
 
 def test_versions():
     assert parse_version("openshell 0.0.37") == "0.0.37"
-    assert parse_version("openshell-gateway 0.0.45-dev.3+gabc1234") == "0.0.45"
+    # A describe string is its own release: kept whole, so it never equals the tag it follows.
+    assert parse_version("openshell-gateway 0.0.45-dev.3+gabc1234") == "0.0.45-dev.3+gabc1234"
     assert parse_version("no version here") is None
     assert version_gte("0.0.44", "0.0.44") and version_gte("0.1", "0.0.99") and not version_gte("0.0.43", "0.0.44")
     assert version_gte("0.0.44", "0.0.44.0") and version_gte("1.x.0", "1.0.0")
@@ -172,3 +173,13 @@ def test_migration_failure_classification_handles_miette_wrapping():
         "Error: × execution error: migration error: migration 5 was previously applied but "
         "is missing in the resolved migrations"
     )
+
+
+def test_prost_decode_error_of_a_mixed_line_pair_is_a_protobuf_mismatch():
+    from orchestrator.openshell import is_protobuf_mismatch
+    from orchestrator.openshell.sandboxes import parse_live_sandbox_names
+
+    text = ('Error:   × status: Internal, message: "failed to decode Protobuf message: WorkspaceSelector.selector:'
+            ' ListSandboxesRequest.workspace_scope: invalid tag value: 0", details: [], metadata: MetadataMap { headers: {} }')
+    assert is_protobuf_mismatch(text)
+    assert parse_live_sandbox_names(text) == []
