@@ -59,6 +59,10 @@ def observation_doc(obs: Observation) -> dict[str, Any]:
     }
 
 
+SERVED_SOURCES = {"grpc": "gRPC Health", "readyz": "/readyz", "status": "`openshell status`"}
+"""How each served-version source is named to the user."""
+
+
 def _rows(obs: Observation) -> list[tuple[str, str, str, str]]:
     """(check, observed, expected, result) rows for the table."""
     exp = obs.cli_version or "unknown"
@@ -77,7 +81,9 @@ def _rows(obs: Observation) -> list[tuple[str, str, str, str]]:
         "-",
     ))  # fmt: skip
     served = (
-        f"{obs.served_endpoint} ({obs.served_version}, via {obs.served_source})" if obs.served_version else "unknown"
+        f"{obs.served_endpoint} ({obs.served_version}, via {SERVED_SOURCES.get(obs.served_source or '', obs.served_source)})"
+        if obs.served_version
+        else "unknown"
     )
     rows.append(("Served version", served, exp, "DRIFT" if served_version_drift(obs) else _mark(_same(obs.cli_version, obs.served_version))))
     cluster = "none" if c is None else f"{c.image} ({'running' if c.running else 'stopped'}, {'active' if obs.cluster_active else 'inactive'})"

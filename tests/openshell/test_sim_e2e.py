@@ -113,7 +113,7 @@ def test_old_gateway_process_with_new_binary_on_disk_is_served_version_drift(sim
         run_step("preflight", ctx)
     assert info.value.reason == "served_version_drift"
     assert f"  Running gateway version: http://127.0.0.1:{sim.port} (0.0.43)" in info.value.diagnosis
-    assert ctx.data["gateway_observation"].served_source == "readyz"
+    assert ctx.data["gateway_observation"].served_source == "grpc"  # gRPC Health comes first
 
     result = CliRunner().invoke(gateway_group, ["check", "--json"])
     assert result.exit_code == 1
