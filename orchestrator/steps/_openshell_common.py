@@ -33,5 +33,7 @@ def listed_container(ctx: "RunContext", name: str) -> Any:
     """The container of a sandbox the `sandbox_list` step saw, found by the id the listing
     gave (`-o json`), so no `openshell sandbox get` runs (it records a last-used sandbox). Only
     without an id, and never in a read-only run, is the gateway asked for it."""
-    sid = ctx.data.get("sandbox_list", {}).get("ids", {}).get(name)
-    return find_sandbox_container(name, sandbox_id_=sid, ask_gateway=sid is None and not ctx.read_only)
+    listing = ctx.data.get("sandbox_list", {})
+    sid = listing.get("ids", {}).get(name)
+    return find_sandbox_container(name, sandbox_id_=sid, ask_gateway=sid is None and not ctx.read_only,
+                                  workspace=listing.get("workspaces", {}).get(name))

@@ -26,7 +26,7 @@ import attrs
 from ..engine.errors import StepError
 from ..engine.steps import step
 from ..registry import SandboxEntry
-from ..sandbox_containers import docker_client
+from ..sandbox_containers import agent_at_root, docker_client
 from ..store import (
     BackupStore,
     Capture,
@@ -157,6 +157,7 @@ def _capture_one(
             record = _record_pause(ctx, job.name, container)
             container.pause()
             paused = True
+        agent = agent_at_root(agent, container)  # the image's WorkingDir may move the data root (0.0.99+)
         job.capture = capture_sandbox(container, agent, job.staged, on_progress=on_progress)
         manifest = build_manifest(
             job.capture,

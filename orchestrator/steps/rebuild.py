@@ -21,7 +21,7 @@ from ..engine.steps import step
 from ..openshell import capture_openshell, list_args, parse_listing
 from ..openshell.cli import installed_openshell_version, strip_ansi, version_gte
 from ..registry import SandboxEntry, update_agent_version
-from ..sandbox_containers import find_sandbox_container
+from ..sandbox_containers import find_sandbox_container, manifest_at_root
 from ..store import load_agent, load_manifest, restore_backup
 from ..store.errors import StoreError
 from ..store.restore import read_back, restore_names
@@ -183,7 +183,7 @@ def _restore(ctx: "RunContext", name: str) -> Any:
     backup = _backup_dir(ctx, name)
     container = find_sandbox_container(name)
     try:
-        result = restore_backup(container, backup, load_manifest(backup))
+        result = restore_backup(container, backup, manifest_at_root(load_manifest(backup), container))
     except StoreError as exc:
         raise StepError(f"  Restoring '{name}' from {backup} failed: {exc}") from None
     if not result.ok:
@@ -210,7 +210,7 @@ def verify_rebuild(ctx: "RunContext") -> None:
     if plan.expected and (version is None or not (version_gte(version, plan.expected) and version_gte(plan.expected, version))):
         raise StepError(f"  Sandbox '{plan.name}' reports agent version {version or 'unknown'}, expected {plan.expected}.")
     backup = _backup_dir(ctx, plan.name)
-    manifest = load_manifest(backup)
+    manifest = manifest_at_root(load_manifest(backup), container)
     mismatch = read_back(container, manifest, restore_names(backup, manifest))
     if mismatch is not None:
         raise StepError(f"  Sandbox '{plan.name}' files differ from the backup after restore: {mismatch}")

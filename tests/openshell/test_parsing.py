@@ -186,3 +186,25 @@ def test_prost_decode_error_of_a_mixed_line_pair_is_a_protobuf_mismatch():
             ' ListSandboxesRequest.workspace_scope: unexpected end group tag", details: [], metadata: MetadataMap { headers: {} }')
     assert is_protobuf_mismatch(text)
     assert parse_live_sandbox_names(text) == []
+
+
+def test_json_listing_reads_workspace_and_the_new_phases():
+    import json as _json
+
+    rows = [{"name": "a", "id": "1", "phase": "Ready", "workspace": "default"},
+            {"name": "b", "id": "2", "phase": "Stopped", "workspace": "team"},
+            {"name": "c", "id": "3", "phase": "Starting"}, {"name": "d", "id": "4", "phase": "Completed"},
+            {"name": "e", "id": "5", "phase": "Stopping"}, {"name": "f", "id": "6", "phase": "Suspended"},
+            {"name": "g", "id": "7", "phase": 7}]
+    listing = parse_listing(_json.dumps(rows), "")
+    assert listing.phases == ["Ready", "Stopped", "Starting", "Completed", "Stopping", "unknown", "unknown"]
+    assert listing.ready == ("a",) and listing.live == ("a", "b", "c", "d", "e", "f", "g")
+    data = listing.as_data()
+    assert data["workspaces"] == {"a": "default", "b": "team"}
+    assert data["phases"]["f"] == "unknown" != "stopped"
+
+
+def test_table_listing_unknown_phase_is_unknown():
+    table = "NAME  CREATED              PHASE\nalpha 2026-10-01 10:00:00  Suspended\nbeta  2026-10-01 10:00:00  Stopped"
+    listing = parse_listing(table, table)
+    assert listing.phases == ["unknown", "Stopped"] and listing.ready == ()
