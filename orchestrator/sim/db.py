@@ -53,7 +53,7 @@ _MIGRATIONS_CURRENT = {
                  "ALTER TABLE objects ADD COLUMN workspace TEXT NOT NULL DEFAULT '';\n"
                  "CREATE UNIQUE INDEX IF NOT EXISTS objects_type_workspace_name "
                  "ON objects (object_type, workspace, name);\n"),
-    # 0.1.x (reference 0.0.85-0.1.x §5).
+    # 0.1.x (docs/reference/openshell-versions.md).
     7: Migration(7, "remove inference routes", "DELETE FROM objects WHERE object_type = 'inference_route';\n"),
     8: Migration(8, "add pagination indexes",
                  "CREATE INDEX IF NOT EXISTS objects_workspace_page_idx ON objects (object_type, workspace, name, id);\n"

@@ -2,7 +2,7 @@
 
 Containers look like the real driver's (name, labels, restart policy, user 0, no volumes) except
 for two local constraints: network mode `none` (the test engine has no bridge) and an idle
-shell instead of the bind-mounted supervisor. By release (0.0.85-0.1.x §4):
+shell instead of the bind-mounted supervisor. By release (docs/reference/openshell-sandbox-containers.md):
 
 * ≤0.0.87: one container `openshell-{name}-{id}`;
 * 0.0.88+: `openshell-{workspace}--{name}-{id}` and the label `openshell.ai/sandbox-workspace`;

@@ -188,7 +188,7 @@ class Service:
         }
 
     def check_client(self, rpc: str, client_version: str | None, req: dict[str, Any]) -> None:
-        """Mixed release lines (0.0.85-0.1.x §2.4): a 0.0.x request does not parse under 0.1.x
+        """Mixed release lines (docs/reference/openshell-versions.md): a 0.0.x request does not parse under 0.1.x
         (`workspace` string → `WorkspaceSelector`); a 0.1.x selector reads as a bogus workspace
         name under 0.0.88+, so nothing is found. Health/GetGatewayInfo are wire-stable."""
         if rpc in ("Health", "GetGatewayInfo") or not client_version:

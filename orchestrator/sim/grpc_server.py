@@ -1,4 +1,4 @@
-"""Real gRPC on the gateway's main port: `Health` and `GetGatewayInfo` (reference 0.0.85-0.1.x §2.1).
+"""Real gRPC on the gateway's main port: `Health` and `GetGatewayInfo` (docs/reference/openshell-versions.md).
 
 Served with the protocol definitions that ship in NVIDIA's Python SDK (`openshell._proto`), so
 any gRPC client — the orchestrator's SDK probe included — talks to the stand-in over the wire

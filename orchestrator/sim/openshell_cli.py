@@ -206,7 +206,7 @@ def cmd_status(ctx: Ctx) -> int:
 
 
 def cmd_gateway_info_live(ctx: Ctx) -> int:
-    """0.0.85+: a live probe through GetGatewayInfo (0.0.85-0.1.x §2.3). The header is printed
+    """0.0.85+: a live probe through GetGatewayInfo (docs/reference/openshell-versions.md). The header is printed
     before the call, as `status` does (unverified), so a down gateway still shows its name."""
     if ctx.args.info_name:
         ctx.gateway_flag = ctx.args.info_name

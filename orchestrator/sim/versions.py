@@ -82,12 +82,12 @@ def migration_versions(v: Version) -> list[int]:
     if not v.at_least("0.1.0"):
         return [1, 4, 5, 6]
     if not v.at_least("0.1.9"):
-        return [1, 4, 5, 6, 7, 8, 9]  # 0.0.85-0.1.x §5: 007-009 line up with 0.1.0's removals/pagination
+        return [1, 4, 5, 6, 7, 8, 9]  # docs/reference/openshell-versions.md: 007-009 line up with 0.1.0's removals/pagination
     return [1, 4, 5, 6, 7, 8, 9, 10]  # 010 named in the 0.1.9 notes (#5506)
 
 
 def has_gateway_info_rpc(v: Version) -> bool:
-    """0.0.85-0.1.x §2.1: `GetGatewayInfo` exists from 0.0.85 (#2202); older gateways: Unimplemented."""
+    """docs/reference/openshell-versions.md: `GetGatewayInfo` exists from 0.0.85 (#2202); older gateways: Unimplemented."""
     return v.at_least("0.0.85")
 
 
@@ -118,7 +118,7 @@ def startup_tls_lines(v: Version) -> list[tuple[str, str]]:
 def schema_generation(v: Version) -> int:
     """§6: 0 = `Sandbox.id` string (≤0.0.36); 1 = ObjectMeta + top-level phase (0.0.37-0.0.52);
     2 = phase moved into `SandboxStatus` (0.0.53+, #1565); 3 = the 0.1.x protocol (Timestamp
-    times, workspace selectors, names instead of ids: 0.0.85-0.1.x §1.3)."""
+    times, workspace selectors, names instead of ids: docs/reference/openshell-versions.md)."""
     if not v.at_least("0.0.37"):
         return 0
     if not v.at_least("0.0.53"):
@@ -129,35 +129,35 @@ def schema_generation(v: Version) -> int:
 
 
 def has_workspaces(v: Version) -> bool:
-    """0.0.85-0.1.x §4.1: workspaces from 0.0.88 (#2243): `ObjectMeta.workspace`, container
+    """docs/reference/openshell-sandbox-containers.md: workspaces from 0.0.88 (#2243): `ObjectMeta.workspace`, container
     `openshell-{workspace}--{name}-{id}`, label `openshell.ai/sandbox-workspace`."""
     return v.at_least("0.0.88")
 
 
 def honors_workdir(v: Version) -> bool:
-    """0.0.85-0.1.x §4.1: from 0.0.99 (#2530) the image's OCI WorkingDir is the sandbox's data root
+    """docs/reference/openshell-sandbox-containers.md: from 0.0.99 (#2530) the image's OCI WorkingDir is the sandbox's data root
     unless it is empty, `/` or `/sandbox`."""
     return v.at_least("0.0.99")
 
 
 def split_supervisor(v: Version) -> bool:
-    """0.0.85-0.1.x §4.2: 0.1.x runs a workload and a supervisor companion container per sandbox."""
+    """docs/reference/openshell-sandbox-containers.md: 0.1.x runs a workload and a supervisor companion container per sandbox."""
     return v.at_least("0.1.0")
 
 
 def requires_auth(v: Version) -> bool:
-    """0.0.85-0.1.x §2.4: from 0.1.6 (#4821) a gateway without authentication refuses to start,
+    """docs/reference/openshell-versions.md: from 0.1.6 (#4821) a gateway without authentication refuses to start,
     unless `allow_unauthenticated_users = true` under `[openshell.gateway.auth]`."""
     return v.at_least("0.1.6")
 
 
 def live_gateway_info(v: Version) -> bool:
-    """0.0.85-0.1.x §2.3: `gateway info` becomes a live probe (GetGatewayInfo) in 0.0.85."""
+    """docs/reference/openshell-versions.md: `gateway info` becomes a live probe (GetGatewayInfo) in 0.0.85."""
     return v.at_least("0.0.85")
 
 
 def phases(v: Version) -> list[str]:
-    """The sandbox phase enum; 0.1.x adds Stopping, Stopped, Starting, Completed (0.0.85-0.1.x §3)."""
+    """The sandbox phase enum; 0.1.x adds Stopping, Stopped, Starting, Completed (docs/reference/openshell-versions.md)."""
     base = ["Unspecified", "Provisioning", "Ready", "Error", "Deleting", "Unknown"]
     return base + (["Stopping", "Stopped", "Starting", "Completed"] if v.at_least("0.1.0") else [])
 
