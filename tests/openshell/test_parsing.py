@@ -208,3 +208,14 @@ def test_table_listing_unknown_phase_is_unknown():
     table = "NAME  CREATED              PHASE\nalpha 2026-10-01 10:00:00  Suspended\nbeta  2026-10-01 10:00:00  Stopped"
     listing = parse_listing(table, table)
     assert listing.phases == ["unknown", "Stopped"] and listing.ready == ()
+
+
+def test_endpoint_from_offline_and_live_gateway_info():
+    from orchestrator.openshell.health import endpoint_url
+
+    assert endpoint_url("Gateway Info\n\n  Gateway: nemoclaw\n  Gateway endpoint: http://127.0.0.1:8080\n") == \
+        "http://127.0.0.1:8080"
+    live = ("\x1b[1m\x1b[36mGateway Info\x1b[39m\x1b[0m\n\n  \x1b[2mGateway:\x1b[0m nemoclaw\n"
+            "  \x1b[2mServer:\x1b[0m http://127.0.0.1:17670\n  \x1b[2mStatus:\x1b[0m healthy\n  \x1b[2mVersion:\x1b[0m 0.0.116\n")
+    assert endpoint_url(live) == "http://127.0.0.1:17670"
+    assert endpoint_url("Error:   × transport error") is None
