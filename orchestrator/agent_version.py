@@ -42,10 +42,13 @@ def probe_version(container: Any, agent: AgentSpec, timeout_s: int = 15) -> str 
     if not agent.version_command:
         return None
     command = shlex.split(agent.version_command)
+    from .sandbox_containers import data_root
+
+    root = data_root(container)  # run where the agent lives: the image's WorkingDir rule (0.0.99+)
     for argv in (["timeout", str(timeout_s), *command], command):
         try:
             # uid 0, not the name `root`: an image without /etc/passwd cannot resolve the name.
-            rc, output = container.exec_run(argv, stdout=True, stderr=True, demux=False, user="0")
+            rc, output = container.exec_run(argv, stdout=True, stderr=True, demux=False, user="0", workdir=root)
         except Exception:  # noqa: BLE001 - any failure to probe means "unavailable"
             return None
         text = (output or b"").decode("utf-8", "replace")

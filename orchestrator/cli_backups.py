@@ -183,7 +183,7 @@ def verify_cmd(name: str | None, all_: bool, sample: float | None) -> None:
 def restore_cmd(name: str, timestamp: str | None, dry_run: bool) -> None:
     """Write a backup back into sandbox NAME's container, then check the sandbox's files hash
     to the manifest. Refuses when the chosen (or newest) backup is invalid or damaged."""
-    from .sandbox_containers import find_sandbox_container
+    from .sandbox_containers import data_root, find_sandbox_container
     from .engine.errors import StepError
 
     store = _store()
@@ -219,7 +219,7 @@ def restore_cmd(name: str, timestamp: str | None, dry_run: bool) -> None:
         out = Reporter()
         out.line(f"  Restoring {chosen.timestamp} into '{name}' ({len(chosen.manifest.files)} files)...")
         try:
-            result = restore_backup(container, chosen.path, chosen.manifest)
+            result = restore_backup(container, chosen.path, chosen.manifest, data_root=data_root(container))
         except (RestoreError, StoreError) as exc:
             _fail(f"  ✗ Restore of '{name}' failed: {exc}")
         if not result.ok:

@@ -123,6 +123,10 @@ def unchecked(obs: Observation, state_dir: Path, docker_problem: str | None) -> 
     return reasons
 
 
+SERVED_SOURCES = {"grpc": "gRPC Health", "readyz": "/readyz", "status": "`openshell status`"}
+"""How each served-version source is named to the user."""
+
+
 def _rows(obs: Observation, state_dir: Path | None = None, docker_unreachable: bool = False) -> list[tuple[str, str, str, str]]:
     """(check, observed, expected, result) rows for the table."""
     exp = obs.cli_version or "unknown"
@@ -143,7 +147,9 @@ def _rows(obs: Observation, state_dir: Path | None = None, docker_unreachable: b
         "-",
     ))  # fmt: skip
     served = (
-        f"{obs.served_endpoint} ({obs.served_version}, via {obs.served_source})" if obs.served_version else "unknown"
+        f"{obs.served_endpoint} ({obs.served_version}, via {SERVED_SOURCES.get(obs.served_source or '', obs.served_source)})"
+        if obs.served_version
+        else "unknown"
     )
     rows.append(("Served version", served, exp, "DRIFT" if served_version_drift(obs) else _mark(_same(obs.cli_version, obs.served_version))))
     cluster = ("none" if not docker_unreachable else "unknown (Docker engine unreachable)") if c is None else f"{c.image} ({'running' if c.running else 'stopped'}, {'active' if obs.cluster_active else 'inactive'})"

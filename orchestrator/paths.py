@@ -8,6 +8,19 @@ from pathlib import Path
 
 import attrs
 
+COMPAT_ROOT = "/sandbox"
+"""The sandbox data root of the images we know; OpenShell >= 0.0.99 may move it to the image's
+OCI WorkingDir (docs/reference/openshell-sandbox-containers.md)."""
+
+
+def rebase(path: str, root: str | None) -> str:
+    """`/sandbox/...` moved under the data root `root`; any other path (or no root) unchanged.
+    Manifests record the agent's canonical `/sandbox/...` directory; a restore or a probe moves
+    it under the container's own root."""
+    if not root or root == COMPAT_ROOT or not (path == COMPAT_ROOT or path.startswith(COMPAT_ROOT + "/")):
+        return path
+    return root + path[len(COMPAT_ROOT):]
+
 
 @attrs.frozen
 class Paths:

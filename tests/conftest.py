@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 
 import docker
 import pytest
+
+# Shared helpers at the top of tests/ (`from diagnosis_text import …`) stay importable; appended,
+# so that site-packages' `openshell` SDK comes before any test directory of that name.
+_TESTS = os.path.dirname(os.path.abspath(__file__))
+if _TESTS not in sys.path:
+    sys.path.append(_TESTS)
 
 
 @pytest.fixture(scope="session")

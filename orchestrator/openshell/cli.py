@@ -17,6 +17,7 @@ from pathlib import Path
 import attrs
 
 from ..engine.errors import StepError
+from .version import version_text
 
 PROBE_TIMEOUT = 15.0
 """`status`, `gateway info`, `--version`: upstream's OPENSHELL_PROBE_TIMEOUT_MS."""
@@ -26,7 +27,6 @@ OPERATION_TIMEOUT = 30.0
 NOT_FOUND_MESSAGE = "openshell CLI not found. Install OpenShell before using sandbox commands."
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-_VERSION = re.compile(r"([0-9]+\.[0-9]+\.[0-9]+)")
 
 
 class OpenShellNotFound(StepError):
@@ -49,14 +49,17 @@ def strip_ansi(text: str) -> str:
 
 
 def parse_version(text: str | None) -> str | None:
-    """First `X.Y.Z` anywhere in `text` (upstream parseVersionFromText), else None."""
-    m = _VERSION.search(text or "")
-    return m.group(1) if m else None
+    """First version anywhere in `text` (upstream parseVersionFromText), else None.
+
+    Upstream keeps only `X.Y.Z`; we keep a `-pre.N` / `-dev.N+g<sha>` suffix too, because two
+    builds of the same `X.Y.Z` are different releases (docs/reference/openshell-versions.md).
+    """
+    return version_text(text)
 
 
 def _parts(version: str) -> list[int]:
     out = []
-    for p in str(version).split("."):
+    for p in re.split(r"[-+]", str(version), maxsplit=1)[0].split("."):
         try:
             out.append(int(p))
         except ValueError:

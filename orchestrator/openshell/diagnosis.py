@@ -13,6 +13,7 @@ import re
 import attrs
 
 from .cli import strip_ansi
+from .version import cross_line, cross_line_message
 from .drift import (
     GATEWAY_MIGRATION,
     REACTIVE_KINDS,
@@ -70,6 +71,16 @@ def _drift_lines(drift: object) -> list[str]:
     return []
 
 
+def _cross_line_lines(drift: object) -> list[str]:
+    """One extra line when installed and running OpenShell are on different release lines
+    (0.0.x vs 0.1.x): no such pair can work, and no repair of the gateway alone fixes it
+    (docs/reference/openshell-versions.md)."""
+    expected, current = getattr(drift, "expected_version", None), getattr(drift, "current_version", None)
+    if expected and current and cross_line(expected, current):
+        return [cross_line_message(expected, current)]
+    return []
+
+
 def format_diagnosis(issue: StateRpcIssue, wording: Wording | None = None) -> list[str]:
     """The §4.7 block for `issue`, one string per stderr line ("" = blank line)."""
     wording = wording or Wording()
@@ -81,7 +92,7 @@ def format_diagnosis(issue: StateRpcIssue, wording: Wording | None = None) -> li
     lines = ["", phase]
     drift = issue.drift
     if drift:
-        lines += _drift_lines(drift)
+        lines += _drift_lines(drift) + _cross_line_lines(drift)
     elif issue.kind != GATEWAY_MIGRATION:
         lines.append(f"  {display} saw protobuf/schema mismatch output from OpenShell.")
     if issue.kind == GATEWAY_MIGRATION:

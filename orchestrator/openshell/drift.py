@@ -22,7 +22,9 @@ from .binary import gateway_bin_version, resolve_gateway_bin, served_version
 from .cli import PROBE_TIMEOUT, CaptureResult, installed_openshell_version, require_openshell, strip_ansi
 from .cluster import ClusterInfo, cluster_container_name, inspect_cluster, is_cluster_active
 from .health import DEFAULT_GATEWAY, GatewayProbes, probe_gateway, reported_gateway_name, status_server, status_version
+from .grpc_health import grpc_health
 from .marker import RuntimeMarker, find_health_port, is_live_gateway, read_marker
+from .registration import resolve_target
 
 IMAGE_DRIFT = "image_drift"
 HOST_PROCESS_DRIFT = "host_process_drift"
@@ -88,7 +90,8 @@ class Observation:
     health_port: int | None
     served_version: str | None
     served_endpoint: str | None
-    served_source: str | None  # "readyz" | "status" | None
+    served_source: str | None  # "grpc" | "readyz" | "status" | None
+    grpc_error: str | None = None  # why gRPC Health gave no version, when it was asked
 
 
 def _served_from_status(probes: GatewayProbes) -> tuple[str | None, str | None]:
@@ -106,11 +109,16 @@ def observe(
     env: Mapping[str, str] | None = None,
     timeout: float = PROBE_TIMEOUT,
 ) -> Observation:
-    """Probe CLI, gateway texts, cluster container, marker, binary and served version (read-only)."""
+    """Probe CLI, gateway texts, cluster container, marker, binary and served version (read-only).
+
+    The served version comes first from gRPC `Health` at the gateway the CLI resolves, then
+    from `/readyz` when a live gateway's health port is known, then from `openshell status`."""
     env = os.environ if env is None else env
     openshell = require_openshell(env)
     marker = read_marker(state_dir)
-    with ThreadPoolExecutor(max_workers=6) as pool:
+    target = resolve_target(env)
+    with ThreadPoolExecutor(max_workers=7) as pool:
+        f_grpc = pool.submit(grpc_health, target) if target is not None else None
         f_cli = pool.submit(installed_openshell_version, binary=openshell, timeout=timeout)
         f_probes = pool.submit(probe_gateway, gateway, binary=openshell)
         f_cluster = pool.submit(inspect_cluster, gateway, timeout=timeout)
@@ -122,10 +130,14 @@ def observe(
         port = f_port.result() if f_live.result() else None
         f_served = pool.submit(served_version, port)
         probes, cluster = f_probes.result(), f_cluster.result()
-        served, source = f_served.result(), "readyz"
-        endpoint = (marker.endpoint if marker and marker.endpoint else None) or (
-            f"http://127.0.0.1:{port}" if port else None
-        )
+        health = f_grpc.result() if f_grpc is not None else None
+        if health is not None and health.version:
+            served, source, endpoint = health.version, "grpc", health.target.url
+        else:
+            served, source = f_served.result(), "readyz"
+            endpoint = (marker.endpoint if marker and marker.endpoint else None) or (
+                f"http://127.0.0.1:{port}" if port else None
+            )
         if served is None:
             served, endpoint = _served_from_status(probes)
             source = "status" if served else None
@@ -144,6 +156,7 @@ def observe(
             served_version=served,
             served_endpoint=endpoint if served else None,
             served_source=source,
+            grpc_error=health.error if health is not None else None,
         )
 
 
@@ -193,7 +206,11 @@ def detect_preflight_issue(
     return decide(observe(gateway, state_dir=state_dir, env=env))
 
 
-_PROTOBUF = (re.compile(r"invalid wire type", re.I), re.compile(r"proto(?:buf)?(?: decode| schema| wire)", re.I))
+_PROTOBUF = (
+    re.compile(r"invalid wire type", re.I),
+    re.compile(r"proto(?:buf)?(?: decode| schema| wire)", re.I),
+    re.compile(r"failed to decode Protobuf message", re.I),  # prost's DecodeError, e.g. 0.0.x CLI vs 0.1.x gateway
+)
 
 
 def is_protobuf_mismatch(output: str) -> bool:

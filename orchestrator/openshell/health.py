@@ -92,7 +92,10 @@ def lifecycle_state(status: str, named_info: str, gateway: str = DEFAULT_GATEWAY
 
 
 def endpoint_url(info: str) -> str | None:
-    m = _ENDPOINT.search(strip_ansi(info))
+    """`Gateway endpoint:` of the offline `gateway info` (≤0.0.84), else the `Server:` line of the
+    live probe that replaced it in 0.0.85 (docs/reference/openshell-versions.md)."""
+    s = strip_ansi(info)
+    m = _ENDPOINT.search(s) or _SERVER.search(s)
     return m.group(1) if m else None
 
 

@@ -18,8 +18,16 @@ JSON_OUTPUT_SINCE = "0.0.44"
 PHASES = frozenset({"Ready", "Running", "NotReady", "Provisioning", "Error"})
 READY_PHASES = frozenset({"Ready", "Running"})
 ALL_PHASES = PHASES | {"Unspecified", "Deleting", "Unknown"}
+LISTED_PHASES = ALL_PHASES | {"Stopping", "Stopped", "Starting", "Completed"}
+"""Every phase a listing may print; 0.1.x adds the last four (docs/reference/openshell-versions.md)."""
+UNKNOWN_PHASE = "unknown"
+"""What a phase we do not know becomes: never guessed to be stopped (or running)."""
 _ERROR_LINE = re.compile(r"^Error:", re.I)
-_PROTOBUF = (re.compile(r"invalid wire type", re.I), re.compile(r"proto(?:buf)?(?: decode| schema| wire)", re.I))
+_PROTOBUF = (
+    re.compile(r"invalid wire type", re.I),
+    re.compile(r"proto(?:buf)?(?: decode| schema| wire)", re.I),
+    re.compile(r"failed to decode Protobuf message", re.I),  # prost's DecodeError, e.g. 0.0.x CLI vs 0.1.x gateway
+)
 
 
 def list_args(cli_version: str | None) -> list[str]:
@@ -65,8 +73,13 @@ def table_phases(output: str) -> list[str]:
     out = []
     for cols in _rows(output):
         last = cols[-1]
-        out.append(last if last in ALL_PHASES else (cols[1] if len(cols) > 1 and cols[1] in ALL_PHASES else ""))
+        out.append(last if last in LISTED_PHASES else (cols[1] if len(cols) > 1 and cols[1] in LISTED_PHASES else UNKNOWN_PHASE))
     return out
+
+
+def known_phase(phase: object) -> str:
+    """The listed phase, or `unknown` for anything else (a newer release's value, garbage)."""
+    return phase if isinstance(phase, str) and phase in LISTED_PHASES else UNKNOWN_PHASE
 
 
 @attrs.frozen
@@ -74,6 +87,7 @@ class SandboxEntry:
     name: str
     phase: str
     id: str | None = None  # the JSON listing has it; the table does not
+    workspace: str | None = None  # `-o json` from 0.0.88
 
 
 @attrs.frozen
@@ -95,6 +109,7 @@ class SandboxListing:
             "ready": list(self.ready),
             "phases": {e.name: e.phase for e in self.entries},
             "ids": {e.name: e.id for e in self.entries if e.id},
+            "workspaces": {e.name: e.workspace for e in self.entries if e.workspace},
             "format": self.format,
         }
 
@@ -108,7 +123,12 @@ def parse_sandbox_json(stdout: str) -> SandboxListing | None:
     if not isinstance(doc, list) or not all(isinstance(i, dict) and isinstance(i.get("name"), str) for i in doc):
         return None
     entries = tuple(
-        SandboxEntry(i["name"], str(i.get("phase") or ""), i["id"] if isinstance(i.get("id"), str) and i["id"] else None)
+        SandboxEntry(
+            i["name"],
+            known_phase(i.get("phase")),
+            i["id"] if isinstance(i.get("id"), str) and i["id"] else None,
+            i["workspace"] if isinstance(i.get("workspace"), str) and i["workspace"] else None,
+        )
         for i in doc
     )
     return SandboxListing(

@@ -70,14 +70,20 @@ def install(cli: str | None, gateway: str | None, bin_dir: Path) -> None:
 @click.option("--gateway", default=DEFAULT_GATEWAY_VERSION, show_default=True, callback=_version,
               help="openshell-gateway version.")
 @click.option("--port", type=int, default=None, help="Gateway port (default: a free loopback port).")
-@click.option("--health-port", type=int, default=None, help="Health port (default: a free loopback port).")
+@click.option("--health-port", type=int, default=None,
+              help="Health port (default: a free loopback port; 0: no health listener, upstream's default).")
 @click.option("--agent-version", default=deploy.DEFAULT_AGENT_VERSION, show_default=True,
               help="OpenClaw version baked into the sandbox image.")
+@click.option("--data-root", default="/sandbox", show_default=True,
+              help="WorkingDir of the sandbox images (the data root from 0.0.99), e.g. /work.")
 def up(home: Path | None, sandboxes: int, cli: str, gateway: str, port: int | None, health_port: int | None,
-       agent_version: str) -> None:
+       agent_version: str, data_root: str) -> None:
     """Install, start the gateway, register `nemoclaw`, create sandboxes, write the registry."""
-    dep = deploy.up(_home(home), sandboxes=sandboxes, cli=cli, gateway=gateway, port=port,
-                    health_port=health_port, agent_version=agent_version)
+    try:
+        dep = deploy.up(_home(home), sandboxes=sandboxes, cli=cli, gateway=gateway, port=port,
+                        health_port=health_port, agent_version=agent_version, data_root=data_root)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
     click.echo(f"gateway {dep.gateway_version} (pid {dep.gateway_pid}) at {dep.endpoint}, health port "
                f"{dep.health_port}; openshell {dep.cli_version}; sandboxes: {', '.join(dep.sandboxes) or 'none'}")
     click.echo(f"state: {deploy.Paths(Path(dep.home)).deployment_file}")

@@ -53,6 +53,17 @@ _MIGRATIONS_CURRENT = {
                  "ALTER TABLE objects ADD COLUMN workspace TEXT NOT NULL DEFAULT '';\n"
                  "CREATE UNIQUE INDEX IF NOT EXISTS objects_type_workspace_name "
                  "ON objects (object_type, workspace, name);\n"),
+    # 0.1.x (docs/reference/openshell-versions.md).
+    7: Migration(7, "remove inference routes", "DELETE FROM objects WHERE object_type = 'inference_route';\n"),
+    8: Migration(8, "add pagination indexes",
+                 "CREATE INDEX IF NOT EXISTS objects_workspace_page_idx ON objects (object_type, workspace, name, id);\n"
+                 "CREATE INDEX IF NOT EXISTS objects_all_workspaces_page_idx ON objects (object_type, workspace, id);\n"),
+    9: Migration(9, "allocation claims",
+                 "CREATE TABLE IF NOT EXISTS allocation_claims (\n    target TEXT PRIMARY KEY,\n"
+                 "    sandbox_id TEXT NOT NULL REFERENCES objects(id) ON DELETE CASCADE,\n"
+                 "    attempt_id TEXT NOT NULL,\n    runtime_generation INTEGER NOT NULL\n);\n"),
+    10: Migration(10, "build indexes",
+                  "CREATE INDEX IF NOT EXISTS objects_updated_idx ON objects (object_type, updated_at_ms);\n"),
 }
 
 # k3s era (≤0.0.36): 001 differs and 002/003 exist; later releases removed them.

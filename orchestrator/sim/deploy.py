@@ -107,6 +107,7 @@ class Deployment:
     docker_host: str
     gateway_pid: int | None = None
     sandboxes: list[str] = field(default_factory=list)
+    data_root: str = "/sandbox"  # the agent images' WorkingDir (a data root from 0.0.99)
 
     @property
     def endpoint(self) -> str:
@@ -237,10 +238,26 @@ def _node_arch() -> str:
     return {"x86_64": "x64", "amd64": "x64", "aarch64": "arm64", "arm64": "arm64"}.get(m, m)
 
 
+GATEWAY_TOML = """# Written by nemoclaw-sim: a plaintext, unauthenticated local gateway (0.1.6+ needs the opt-out).
+[openshell]
+version = 2
+
+[openshell.gateway.auth]
+allow_unauthenticated_users = true
+"""
+
+
 def gateway_argv(paths: Paths, dep: Deployment) -> list[str]:
-    return [str(paths.bin / "openshell-gateway"), "--bind-address", "127.0.0.1", "--port", str(dep.port),
-            "--health-port", str(dep.health_port), "--drivers", "docker", "--disable-tls",
-            "--db-url", f"sqlite:{paths.db}"]
+    argv = [str(paths.bin / "openshell-gateway"), "--bind-address", "127.0.0.1", "--port", str(dep.port)]
+    if dep.health_port:
+        argv += ["--health-port", str(dep.health_port)]
+    argv += ["--drivers", "docker", "--disable-tls", "--db-url", f"sqlite:{paths.db}"]
+    if Version(dep.gateway_version).at_least("0.1.0"):
+        config = paths.gateway_state / "gateway.toml"
+        if not config.exists():
+            _write_private(config, GATEWAY_TOML)
+        argv += ["--config", str(config)]
+    return argv
 
 
 def start_gateway(dep: Deployment, wait: bool = True, timeout: float = 60.0) -> int:
@@ -355,8 +372,8 @@ def registry_entry(name: str, agent_version: str) -> dict[str, Any]:
 
 def up(home: Path, sandboxes: int = 2, cli: str = DEFAULT_CLI_VERSION, gateway: str = DEFAULT_GATEWAY_VERSION,
        port: int | None = None, health_port: int | None = None,
-       agent_version: str = DEFAULT_AGENT_VERSION) -> Deployment:
-    from .images import ensure_agent_image, ensure_base_image
+       agent_version: str = DEFAULT_AGENT_VERSION, data_root: str = "/sandbox") -> Deployment:
+    from .images import agent_image_tag, ensure_agent_image, ensure_base_image
 
     home = home.resolve()
     Version(cli), Version(gateway)
@@ -372,16 +389,18 @@ def up(home: Path, sandboxes: int = 2, cli: str = DEFAULT_CLI_VERSION, gateway: 
     except Exception as e:  # noqa: BLE001
         raise SimError(f"no Docker engine reachable at DOCKER_HOST={docker_host()}: {e}") from None
     ensure_base_image(client)
-    ensure_agent_image(client, agent_version)
+    ensure_agent_image(client, agent_version, data_root)
+    ensure_agent_image(client, DEFAULT_AGENT_VERSION, data_root)  # what a rebuild moves to
 
     port = port or _free_port()
-    health_port = health_port or _free_port()
-    for p in (port, health_port):
+    health_port = _free_port() if health_port is None else health_port  # 0: no health listener (upstream's default)
+    for p in (port, health_port) if health_port else (port,):
         if not _port_free(p):
             raise SimError(f"port {p} on 127.0.0.1 is already in use")
     dep_id = hashlib.sha256(f"{home}:{time.time_ns()}".encode()).hexdigest()[:16]
     dep = Deployment(home=str(home), deployment_id=dep_id, cli_version=cli, gateway_version=gateway,
-                     agent_version=agent_version, port=port, health_port=health_port, docker_host=docker_host())
+                     agent_version=agent_version, port=port, health_port=health_port, docker_host=docker_host(),
+                     data_root=data_root)
     install_program(paths.bin, "openshell", cli)
     install_program(paths.bin, "openshell-gateway", gateway)
     install_program(paths.private_bin, "openshell", gateway)
@@ -396,7 +415,7 @@ def up(home: Path, sandboxes: int = 2, cli: str = DEFAULT_CLI_VERSION, gateway: 
     names = [SANDBOX_NAMES[i] if i < len(SANDBOX_NAMES) else f"sandbox-{i + 1}" for i in range(sandboxes)]
     with ThreadPoolExecutor(max_workers=4) as pool:
         list(pool.map(lambda n: run_openshell(dep, ["sandbox", "create", "--name", n, "--from",
-                                                    f"nemoclaw-sim/openclaw:{agent_version}"]), names))
+                                                    agent_image_tag(agent_version, data_root)]), names))
     _write_registry(paths, {n: registry_entry(n, agent_version) for n in names}, names[0] if names else None)
     dep.sandboxes = names
     save(dep)
@@ -420,6 +439,9 @@ def down(home: Path) -> list[str]:
             continue
         c.remove(force=True)
         actions.append(f"removed container {c.name}")
+    for v in client.volumes.list(filters={"label": f"{LABEL_DEPLOYMENT}={dep.deployment_id}"}):
+        v.remove(force=True)
+        actions.append(f"removed volume {v.name}")
     if cluster.owner(client) == dep.deployment_id:
         cluster.down(client)
         actions.append(f"removed container {cluster.cluster_name()}")
@@ -465,8 +487,11 @@ def swap_cli(home: Path, version: str) -> Deployment:
 def _container_for(dep: Deployment, name: str):
     from .driver import LABEL_DEPLOYMENT, LABEL_NAME
 
+    from .driver import LABEL_ROLE
+
     found = _docker(dep).containers.list(all=True, filters={"label": [f"{LABEL_DEPLOYMENT}={dep.deployment_id}",
                                                                   f"{LABEL_NAME}={name}"]})
+    found = [c for c in found if c.labels.get(LABEL_ROLE) != "supervisor"]  # 0.1.x: the workload
     if not found:
         raise SimError(f"no sandbox container named '{name}' in this deployment")
     return found[0]
@@ -485,8 +510,8 @@ def sandbox_add(home: Path, name: str, agent_version: str | None = None, stopped
     if not _gateway_up(dep):
         raise SimError("the simulated gateway is not running (see: nemoclaw-sim status)")
     version = agent_version or dep.agent_version
-    ensure_agent_image(_docker(dep), version)
-    run_openshell(dep, ["sandbox", "create", "--name", name, "--from", f"nemoclaw-sim/openclaw:{version}"])
+    image = ensure_agent_image(_docker(dep), version, dep.data_root)
+    run_openshell(dep, ["sandbox", "create", "--name", name, "--from", image])
     if register:
         paths = Paths(home)
         entries, default = _read_registry(paths)
@@ -542,9 +567,11 @@ def status(home: Path) -> dict[str, Any]:
     home = home.resolve()
     dep = load(home)
     client = _docker(dep)
+    from .driver import LABEL_ROLE
+
     boxes = {c.labels.get(LABEL_NAME, c.name): c.status
              for c in client.containers.list(all=True, filters={"label": f"{LABEL_DEPLOYMENT}={dep.deployment_id}"})
-             if c.labels.get("nemoclaw-sim/role") != "cluster"}
+             if c.labels.get("nemoclaw-sim/role") != "cluster" and c.labels.get(LABEL_ROLE) != "supervisor"}
     cl = None
     if cluster.owner(client) is not None:
         c = client.containers.get(cluster.cluster_name())

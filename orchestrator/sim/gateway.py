@@ -84,7 +84,11 @@ def parse_args(argv: list[str], version: Version) -> argparse.Namespace:
     p.add_argument("--tls-key")
     p.add_argument("--tls-client-ca")
     p.add_argument("--db-url", default=env.get("OPENSHELL_DB_URL"))
-    p.add_argument("--drivers", "--driver", dest="drivers", default=env.get("OPENSHELL_DRIVERS"))
+    if versions.split_supervisor(version):  # 0.1.x: --compute-driver (the 0.0.x spelling kept as an alias)
+        p.add_argument("--compute-driver", "--drivers", "--driver", dest="drivers",
+                       default=env.get("OPENSHELL_COMPUTE_DRIVER") or env.get("OPENSHELL_DRIVERS"))
+    else:
+        p.add_argument("--drivers", "--driver", dest="drivers", default=env.get("OPENSHELL_DRIVERS"))
     p.add_argument("--disable-tls", action="store_true")
     p.add_argument("--server-san", action="append", default=[])
     if version.at_least("0.0.47"):
@@ -103,6 +107,26 @@ def parse_args(argv: list[str], version: Version) -> argparse.Namespace:
     if args.port is None:
         args.port = int(env.get("OPENSHELL_SERVER_PORT") or versions.default_server_port(version))
     return args
+
+
+AUTH_REQUIRED = ("configuration error: no authentication is configured; configure OIDC, mTLS user or operator "
+                 "authentication, or gateway JWTs (for trusted local development only, set "
+                 "allow_unauthenticated_users = true under [openshell.gateway.auth])")
+"""0.1.6+ (#4821). The quoted remedy is upstream's release note; the sentence around it is ours."""
+
+
+def _allows_unauthenticated(config: str | None) -> bool:
+    """`allow_unauthenticated_users = true` under `[openshell.gateway.auth]` of the --config TOML."""
+    if not config:
+        return False
+    import tomllib
+
+    try:
+        doc = tomllib.loads(Path(config).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        term.fail(f"configuration error: cannot read gateway config {config}: {e}")
+    auth = doc.get("openshell", {}).get("gateway", {}).get("auth", {})
+    return auth.get("allow_unauthenticated_users") is True
 
 
 def default_db_url() -> str:
@@ -144,6 +168,9 @@ class Service:
         self.version = version
         self.generation = versions.schema_generation(version)
         self.with_rv = versions.has_resource_version(version)
+        self.workspaces = versions.has_workspaces(version)
+        self.honor_workdir = versions.honors_workdir(version)
+        self.split = versions.split_supervisor(version)
         self.store = db.ObjectStore(conn)
         self.driver = driver
         self.log = log
@@ -157,14 +184,32 @@ class Service:
             "DeleteSandbox": self.delete_sandbox,
             "GetSandboxConfig": self.get_sandbox_config,
             "ExecSandbox": self.exec_sandbox,
+            "GetGatewayInfo": self.gateway_info,
         }
 
+    def check_client(self, rpc: str, client_version: str | None, req: dict[str, Any]) -> None:
+        """Mixed release lines (docs/reference/openshell-versions.md): a 0.0.x request does not parse under 0.1.x
+        (`workspace` string → `WorkspaceSelector`); a 0.1.x selector reads as a bogus workspace
+        name under 0.0.88+, so nothing is found. Health/GetGatewayInfo are wire-stable."""
+        if rpc in ("Health", "GetGatewayInfo") or not client_version:
+            return
+        try:
+            client = Version(client_version)
+        except ValueError:
+            return
+        if client.line == self.version.line:
+            return
+        if self.split and not versions.split_supervisor(client):
+            raise RpcError("Internal", f"failed to decode Protobuf message: {rpc}Request.workspace_scope: "
+                                       "unexpected end group tag")
+        if versions.split_supervisor(client) and self.workspaces:
+            req["__foreign_workspace__"] = True
     # helpers
     def _to_wire(self, obj: db.StoredObject) -> dict[str, Any]:
         p = obj.payload
         s = wire.Sandbox(id=obj.id, name=obj.name, phase=p.get("phase", "Unknown"), created_at_ms=obj.created_at_ms,
                          labels=p.get("labels") or {}, resource_version=obj.resource_version,
-                         current_policy_version=p.get("current_policy_version", 1))
+                         current_policy_version=p.get("current_policy_version", 1), workspace=p.get("workspace", ""))
         return wire.encode_sandbox(s, self.generation, self.with_rv)
 
     def _sync(self, obj: db.StoredObject) -> db.StoredObject:
@@ -174,7 +219,7 @@ class Service:
         from .driver import phase_for_state
 
         status = self.driver.status(obj.payload["container"])
-        phase = phase_for_state(status)
+        phase = phase_for_state(status, self.split)
         if phase != obj.payload.get("phase"):
             obj.payload["phase"] = phase
             if status is None:
@@ -183,8 +228,8 @@ class Service:
             obj = self.store.get("sandbox", obj.name) or obj
         return obj
 
-    def _find(self, name: str) -> db.StoredObject:
-        obj = self.store.get("sandbox", name)
+    def _find(self, name: str, req: dict[str, Any] | None = None) -> db.StoredObject:
+        obj = None if (req or {}).get("__foreign_workspace__") else self.store.get("sandbox", name)
         if obj is None:
             raise RpcError("NotFound", "sandbox not found")
         return obj
@@ -193,12 +238,19 @@ class Service:
     def health(self, req: dict[str, Any]) -> dict[str, Any]:
         return {"1:status": 1, "2:version": str(self.version)}
 
+    def gateway_info(self, req: dict[str, Any]) -> dict[str, Any]:
+        if not versions.has_gateway_info_rpc(self.version):
+            raise RpcError("Unimplemented", "")
+        caps = {"1:driver_name": "docker", "2:driver_version": self.driver.server_version()}
+        return {"1:status": 1, "2:gateway_version": str(self.version),
+                "3:compute_drivers": [{"1:name": "docker", "2:capabilities": caps}]}
+
     def list_sandboxes(self, req: dict[str, Any]) -> dict[str, Any]:
         fault = take_fault("list")
         if fault:
             raise fault
         with self.lock:
-            objs = [self._sync(o) for o in self.store.list("sandbox")]
+            objs = [] if req.get("__foreign_workspace__") else [self._sync(o) for o in self.store.list("sandbox")]
         selector = req.get("selector") or {}
         objs = [o for o in objs if all((o.payload.get("labels") or {}).get(k) == v for k, v in selector.items())]
         offset, limit = int(req.get("offset") or 0), int(req.get("limit") or 100)
@@ -209,7 +261,7 @@ class Service:
         if fault:
             raise fault
         with self.lock:
-            obj = self._sync(self._find(req.get("name", "")))
+            obj = self._sync(self._find(req.get("name", ""), req))
         return {"1:sandbox": self._to_wire(obj)}
 
     def create_sandbox(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -226,8 +278,10 @@ class Service:
                 raise RpcError("FailedPrecondition", f"sandbox image '{image}' is not available locally")
             sid = str(uuid.uuid4())
             from .driver import container_name
-            payload = {"phase": "Provisioning", "image": image, "labels": labels, "container": container_name(name, sid),
-                       "current_policy_version": 1, "policy": DEFAULT_POLICY}
+            workspace = "default" if self.workspaces else None
+            payload = {"phase": "Provisioning", "image": image, "labels": labels,
+                       "container": container_name(name, sid, workspace),
+                       "current_policy_version": 1, "policy": DEFAULT_POLICY, "workspace": workspace or ""}
             obj = self.store.insert("sandbox", sid, name, payload)
             self.creating.add(sid)
         threading.Thread(target=self._provision, args=(obj,), daemon=True).start()
@@ -235,8 +289,12 @@ class Service:
 
     def _provision(self, obj: db.StoredObject) -> None:
         try:
-            self.driver.create(obj.id, obj.name, obj.payload["image"], obj.payload["labels"])
-            phase, extra = "Ready", {}
+            from .images import BASE_IMAGE
+
+            created = self.driver.create(obj.id, obj.name, obj.payload["image"], obj.payload["labels"],
+                                         workspace=obj.payload.get("workspace") or None,
+                                         honor_workdir=self.honor_workdir, split=self.split, supervisor_image=BASE_IMAGE)
+            phase, extra = "Ready", dict(created)
         except Exception as exc:  # noqa: BLE001 - any driver failure is the sandbox's Error
             phase, extra = "Error", {"reason": "ProvisioningFailed", "message": str(exc)}
         with self.lock:
@@ -254,17 +312,21 @@ class Service:
         if fault:
             raise fault
         with self.lock:
-            obj = self._find(req.get("name", ""))
+            obj = self._find(req.get("name", ""), req)
             obj.payload["phase"] = "Deleting"
             self.store.update(obj)
         self.driver.remove(obj.payload["container"])
+        if obj.payload.get("supervisor"):
+            self.driver.remove(obj.payload["supervisor"])
+        if obj.payload.get("volume"):
+            self.driver.remove_volume(obj.payload["volume"])
         with self.lock:
             self.store.delete(obj.id)
         return {"1:deleted": True}
 
     def get_sandbox_config(self, req: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
-            obj = self._find(req.get("name", ""))
+            obj = self._find(req.get("name", ""), req)
         return {"1:policy": obj.payload.get("policy", DEFAULT_POLICY), "2:revision": 1, "3:source": "sandbox"}
 
     def exec_sandbox(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -272,7 +334,7 @@ class Service:
         if fault:
             raise fault
         with self.lock:
-            obj = self._sync(self._find(req.get("name", "")))
+            obj = self._sync(self._find(req.get("name", ""), req))
         if obj.payload.get("phase") != "Ready":
             raise RpcError("FailedPrecondition", f"sandbox '{obj.name}' is not ready")
         res = self.driver.exec(obj.payload["container"], list(req.get("command") or ["true"]))
@@ -284,7 +346,7 @@ class Service:
         """§4.6: `docker start` every stored sandbox not Deleting/Error; missing container ⇒ Error."""
         resumed = failed = 0
         for obj in self.store.list("sandbox"):
-            if obj.payload.get("phase") in ("Deleting", "Error"):
+            if obj.payload.get("phase") in ("Deleting", "Error", "Stopped"):
                 continue
             cname = obj.payload["container"]
             status = self.driver.status(cname)
@@ -297,6 +359,8 @@ class Service:
             if status == "running":
                 continue
             try:
+                if obj.payload.get("supervisor"):
+                    self.driver.start(obj.payload["supervisor"])
                 self.driver.start(cname)
                 obj.payload["phase"] = "Ready"
                 self.store.update(obj)
@@ -311,7 +375,7 @@ class Service:
 
     def stop_all(self) -> int:
         """On shutdown the Docker driver stops every managed container it knows (§4.2)."""
-        names = [o.payload["container"] for o in self.store.list("sandbox")]
+        names = [n for o in self.store.list("sandbox") for n in (o.payload["container"], o.payload.get("supervisor")) if n]
         running = [n for n in names if self.driver.status(n) == "running"]
         threads = [threading.Thread(target=self.driver.stop, args=(n,)) for n in running]
         for t in threads:
@@ -368,6 +432,7 @@ class _Handler(BaseHTTPRequestHandler):
             if fn is None:
                 raise RpcError("Unimplemented", "")
             req = json.loads(raw or b"{}").get("message") or {}
+            self.service.check_client(rpc, self.headers.get("x-openshell-client-version"), req)
             body = {"message": fn(req)}
         except RpcError as e:
             body = {"status": {"code": e.code, "message": e.message, "metadata": meta}}
@@ -408,11 +473,33 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
 
 
+class _MuxServer(_Server):
+    """The main port: HTTP/2-preface connections go to real gRPC, the rest to the HTTP handler."""
+
+    grpc_backend: Any = None
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        threading.Thread(target=self._route, args=(request, client_address), daemon=True).start()
+
+    def _route(self, request: Any, client_address: Any) -> None:
+        from .grpc_server import opens_with_h2_preface
+
+        try:
+            if self.grpc_backend is not None and opens_with_h2_preface(request):
+                self.grpc_backend.splice(request)
+            else:
+                self.finish_request(request, client_address)
+        except Exception:  # noqa: BLE001 - one broken connection must not stop the server
+            pass
+        finally:
+            self.shutdown_request(request)
+
+
 # --- main -------------------------------------------------------------------------------------------
 
-def _bind(addr: str, port: int, handler: type[BaseHTTPRequestHandler]) -> _Server:
+def _bind(addr: str, port: int, handler: type[BaseHTTPRequestHandler], cls: type[_Server] = _Server) -> _Server:
     try:
-        return _Server((addr, port), handler)
+        return cls((addr, port), handler)
     except OSError as e:
         term.fail(f"failed to bind to {addr}:{port}", [f"{e.strerror} (os error {e.errno})"])
 
@@ -431,6 +518,8 @@ def main(argv: list[str] | None = None) -> int:
         term.fail("TLS is not supported by the NemoClaw simulator; run with --disable-tls")
     if not args.disable_tls and not getattr(args, "disable_gateway_auth", False):
         term.fail("--tls-cert is required when TLS is enabled (use --disable-tls to skip)")
+    if versions.requires_auth(version) and not args.tls_client_ca and not _allows_unauthenticated(args.config):
+        term.fail(AUTH_REQUIRED)
 
     stop = threading.Event()
     server: list[_Server] = []
@@ -475,7 +564,11 @@ def main(argv: list[str] | None = None) -> int:
     service.resume_all()
 
     handler = type("Handler", (_Handler,), {"service": service, "log_fn": log})
-    main_srv = _bind(args.bind_address, args.port, handler)
+    from .grpc_server import GrpcBackend
+
+    backend = GrpcBackend(str(version), versions.has_gateway_info_rpc(version), driver.server_version)
+    mux = type("MuxServer", (_MuxServer,), {"grpc_backend": backend})
+    main_srv = _bind(args.bind_address, args.port, handler, mux)
     health_srv = None
     if args.health_port:
         health_srv = _bind(args.bind_address, args.health_port, type("HealthHandler", (_HealthHandler,), {"version": str(version)}))
@@ -495,6 +588,7 @@ def main(argv: list[str] | None = None) -> int:
     if health_srv:
         health_srv.shutdown()
     main_srv.server_close()
+    backend.stop()
     stopped = service.stop_all()
     log("INFO", "openshell_driver_docker", "Stopped Docker sandbox containers during gateway shutdown",
         stopped_containers=stopped)

@@ -146,8 +146,9 @@ def openclaw_script(version: str) -> bytes:
     ).encode()
 
 
-def agent_rootfs_tar(version: str) -> bytes:
-    """The busybox root filesystem plus an OpenClaw-like home tree and `openclaw` binary."""
+def agent_rootfs_tar(version: str, root: str = "/sandbox") -> bytes:
+    """The busybox root filesystem plus an OpenClaw-like home tree (under `root`) and `openclaw` binary."""
+    home = root.strip("/") or "sandbox"
     base = busybox_rootfs_tar()
     buf = io.BytesIO()
     with tarfile.open(fileobj=io.BytesIO(base)) as src, tarfile.open(fileobj=buf, mode="w") as tar:
@@ -156,36 +157,52 @@ def agent_rootfs_tar(version: str) -> bytes:
         _add_file(tar, "usr/local/bin/openclaw", openclaw_script(version), 0o755)
         tree = openclaw_tree(version)
         dirs = sorted({str(Path(p).parent) for p in tree} | {"."})
-        seen: set[str] = set()
+        seen: set[str] = {"sandbox"}
+        for i in range(1, len(Path(home).parts) + 1):  # the data root itself and its parents
+            sub = "/".join(Path(home).parts[:i])
+            if sub not in seen:
+                seen.add(sub)
+                _add_dir(tar, sub)
         for d in dirs:
             parts = Path(d).parts
             for i in range(len(parts) + 1):
-                sub = "/".join(("sandbox/.openclaw",) + parts[:i]) if i else "sandbox/.openclaw"
+                sub = "/".join((f"{home}/.openclaw",) + parts[:i]) if i else f"{home}/.openclaw"
                 if sub not in seen:
                     seen.add(sub)
                     _add_dir(tar, sub, 0o700 if "credentials" in sub or "identity" in sub else 0o755)
         for rel, (data, mode) in sorted(tree.items()):
-            _add_file(tar, f"sandbox/.openclaw/{rel}", data, mode)
+            _add_file(tar, f"{home}/.openclaw/{rel}", data, mode)
     return buf.getvalue()
 
 
-def agent_image_tag(version: str = DEFAULT_AGENT_VERSION) -> str:
-    return f"{AGENT_REPO}:{version}"
+def agent_repo(root: str = "/sandbox") -> str:
+    """`nemoclaw-sim/openclaw`, or `nemoclaw-sim/openclaw-at-<root>` for an image whose WorkingDir
+    (the data root, 0.0.99+) is `root`; the root is in the repository so a retag keeps it."""
+    if root.rstrip("/") in ("", "/sandbox"):
+        return AGENT_REPO
+    if not re.fullmatch(r"(/[a-z0-9][a-z0-9._-]*)+", root.rstrip("/")):
+        raise ValueError(f"not a usable data root: {root!r} (an absolute path of lowercase names)")
+    return f"{AGENT_REPO}-at-{root.strip('/').replace('/', '-')}"
 
 
-def ensure_agent_image(client: docker.DockerClient, version: str = DEFAULT_AGENT_VERSION) -> str:
-    """Build `nemoclaw-sim/openclaw:<version>` once per engine (any version on demand)."""
+def agent_image_tag(version: str = DEFAULT_AGENT_VERSION, root: str = "/sandbox") -> str:
+    return f"{agent_repo(root)}:{version}"
+
+
+def ensure_agent_image(client: docker.DockerClient, version: str = DEFAULT_AGENT_VERSION, root: str = "/sandbox") -> str:
+    """Build `nemoclaw-sim/openclaw[-at-<root>]:<version>` once per engine (any version on demand)."""
     if not re.fullmatch(r"[0-9A-Za-z][0-9A-Za-z._-]{0,127}", version):
         raise ValueError(f"not a usable agent version / image tag: {version!r}")
-    tag = agent_image_tag(version)
+    root = root.rstrip("/") or "/sandbox"
+    tag = agent_image_tag(version, root)
     try:
         client.images.get(tag)
         return tag
     except docker.errors.ImageNotFound:
         pass
     client.api.import_image_from_data(
-        agent_rootfs_tar(version), repository=AGENT_REPO, tag=version,
-        changes=["ENV HOME=/sandbox", "WORKDIR /sandbox", f"LABEL org.openclaw.version={version}",
+        agent_rootfs_tar(version, root), repository=agent_repo(root), tag=version,
+        changes=[f"ENV HOME={root}", f"WORKDIR {root}", f"LABEL org.openclaw.version={version}",
                  'CMD ["/bin/sh"]'],
     )
     client.images.get(tag)

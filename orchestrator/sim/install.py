@@ -30,10 +30,21 @@ def _bash() -> str:
     return os.path.realpath(found)
 
 
+def _sdk_root() -> str | None:
+    """Where NVIDIA's `openshell` SDK distribution is installed (its site-packages), so that it
+    comes before any other directory on sys.path holding something named `openshell`."""
+    try:
+        from importlib.metadata import distribution
+
+        return str(Path(str(distribution("openshell").locate_file(""))).resolve())
+    except Exception:  # noqa: BLE001 - not installed: the gateway reports the import error
+        return None
+
+
 def _python_path() -> str:
     roots: list[str] = []
     package_root = str(Path(__file__).resolve().parents[2])
-    for entry in [package_root, *sys.path]:
+    for entry in [package_root, _sdk_root(), *sys.path]:
         if entry and os.path.isdir(entry) and entry not in roots:
             roots.append(os.path.abspath(entry))
     return os.pathsep.join(roots)

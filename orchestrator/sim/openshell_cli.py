@@ -205,7 +205,39 @@ def cmd_status(ctx: Ctx) -> int:
     return 0
 
 
+def cmd_gateway_info_live(ctx: Ctx) -> int:
+    """0.0.85+: a live probe through GetGatewayInfo (docs/reference/openshell-versions.md). The header is printed
+    before the call, as `status` does (unverified), so a down gateway still shows its name."""
+    if ctx.args.info_name:
+        ctx.gateway_flag = ctx.args.info_name
+    name, endpoint = ctx.resolve()
+    out(term.cyan_bold("Gateway Info"))
+    out()
+    out(f"  {term.dimmed('Gateway:')} {name}")
+    out(f"  {term.dimmed('Server:')} {endpoint}")
+    try:
+        info = rpc.call(endpoint, "GetGatewayInfo", {}, ctx.v, timeout=15)
+    except rpc.TransportError as e:
+        term.fail("transport error", ["tcp connect error", "tcp connect error", e.leaf])
+    except rpc.RpcStatus as e:
+        if e.code == "Unimplemented":
+            term.fail("gateway info is not supported by this gateway version")
+        if e.code == "PermissionDenied":
+            term.fail(f"gateway info requires admin privileges: {e.message}")
+        term.fail(str(e))
+    status = {1: "healthy", 2: "degraded", 3: "unhealthy"}.get(int(info.get("1:status", 0)), "unknown")
+    out(f"  {term.dimmed('Status:')} {status}")
+    out(f"  {term.dimmed('Version:')} {info.get('2:gateway_version', '')}")
+    out(f"  {term.dimmed('Compute drivers:')}")
+    for d in info.get("3:compute_drivers", []):
+        out(f"    {d.get('1:name', '')}")
+        out(f"      {term.dimmed('Driver version:')} {(d.get('2:capabilities') or {}).get('2:driver_version', '')}")
+    return 0
+
+
 def cmd_gateway_info(ctx: Ctx) -> int:
+    if versions.live_gateway_info(ctx.v):
+        return cmd_gateway_info_live(ctx)
     name = ctx.args.info_name or ctx.gateway_flag or ctx.reg.active() or "openshell"
     meta = ctx.reg.get(name)
     if meta is None:
@@ -354,6 +386,9 @@ def cmd_sandbox_list(ctx: Ctx) -> int:
         data = [{"created_at": _created(s.created_at_ms), "current_policy_version": s.current_policy_version,
                  "id": s.id, "labels": s.labels, "name": s.name, "phase": s.phase,
                  "resource_version": s.resource_version} for s in boxes]
+        if versions.has_workspaces(ctx.v):  # later releases add `annotations` and `workspace`
+            for row, s in zip(data, boxes):
+                row.update(annotations={}, workspace=s.workspace)
         out(_dump(data, fmt))
         return 0
     if not boxes:

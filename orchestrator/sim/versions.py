@@ -14,12 +14,13 @@ VERSION_ENV = "NEMOCLAW_SIM_OPENSHELL_VERSION"
 DEFAULT_CLI_VERSION = "0.0.44"
 DEFAULT_GATEWAY_VERSION = "0.0.44"
 
-_VERSION_RE = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:-dev\.(\d+)\+g[0-9a-f]+)?$")
+_VERSION_RE = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?(?:\+[0-9A-Za-z.-]+)?$")
 
 
 @total_ordering
 class Version:
-    """A release string such as ``0.0.44`` (or a ``0.0.45-dev.3+gabc1234`` describe string)."""
+    """A release string such as ``0.0.44`` (or ``0.0.45-dev.3+gabc1234``, ``0.1.0-pre.3``); release
+    switches compare the numeric part only."""
 
     def __init__(self, text: str) -> None:
         m = _VERSION_RE.match(text.strip())
@@ -42,6 +43,11 @@ class Version:
 
     def at_least(self, text: str) -> bool:
         return self.key >= Version(text).key
+
+    @property
+    def line(self) -> tuple[int, int]:
+        """The release line: (0, 0) for 0.0.x, (0, 1) for 0.1.x. Peers of two lines cannot be mixed."""
+        return self.key[:2]
 
 
 def current_version() -> Version:
@@ -73,7 +79,16 @@ def migration_versions(v: Version) -> list[int]:
         return [1, 4]
     if not v.at_least("0.0.88"):
         return [1, 4, 5]
-    return [1, 4, 5, 6]
+    if not v.at_least("0.1.0"):
+        return [1, 4, 5, 6]
+    if not v.at_least("0.1.9"):
+        return [1, 4, 5, 6, 7, 8, 9]  # docs/reference/openshell-versions.md: 007-009 line up with 0.1.0's removals/pagination
+    return [1, 4, 5, 6, 7, 8, 9, 10]  # 010 named in the 0.1.9 notes (#5506)
+
+
+def has_gateway_info_rpc(v: Version) -> bool:
+    """docs/reference/openshell-versions.md: `GetGatewayInfo` exists from 0.0.85 (#2202); older gateways: Unimplemented."""
+    return v.at_least("0.0.85")
 
 
 def legacy_001(v: Version) -> bool:
@@ -102,12 +117,49 @@ def startup_tls_lines(v: Version) -> list[tuple[str, str]]:
 
 def schema_generation(v: Version) -> int:
     """§6: 0 = `Sandbox.id` string (≤0.0.36); 1 = ObjectMeta + top-level phase (0.0.37-0.0.52);
-    2 = phase moved into `SandboxStatus` (0.0.53+, #1565)."""
+    2 = phase moved into `SandboxStatus` (0.0.53+, #1565); 3 = the 0.1.x protocol (Timestamp
+    times, workspace selectors, names instead of ids: docs/reference/openshell-versions.md)."""
     if not v.at_least("0.0.37"):
         return 0
     if not v.at_least("0.0.53"):
         return 1
-    return 2
+    if not v.at_least("0.1.0"):
+        return 2
+    return 3
+
+
+def has_workspaces(v: Version) -> bool:
+    """docs/reference/openshell-sandbox-containers.md: workspaces from 0.0.88 (#2243): `ObjectMeta.workspace`, container
+    `openshell-{workspace}--{name}-{id}`, label `openshell.ai/sandbox-workspace`."""
+    return v.at_least("0.0.88")
+
+
+def honors_workdir(v: Version) -> bool:
+    """docs/reference/openshell-sandbox-containers.md: from 0.0.99 (#2530) the image's OCI WorkingDir is the sandbox's data root
+    unless it is empty, `/` or `/sandbox`."""
+    return v.at_least("0.0.99")
+
+
+def split_supervisor(v: Version) -> bool:
+    """docs/reference/openshell-sandbox-containers.md: 0.1.x runs a workload and a supervisor companion container per sandbox."""
+    return v.at_least("0.1.0")
+
+
+def requires_auth(v: Version) -> bool:
+    """docs/reference/openshell-versions.md: from 0.1.6 (#4821) a gateway without authentication refuses to start,
+    unless `allow_unauthenticated_users = true` under `[openshell.gateway.auth]`."""
+    return v.at_least("0.1.6")
+
+
+def live_gateway_info(v: Version) -> bool:
+    """docs/reference/openshell-versions.md: `gateway info` becomes a live probe (GetGatewayInfo) in 0.0.85."""
+    return v.at_least("0.0.85")
+
+
+def phases(v: Version) -> list[str]:
+    """The sandbox phase enum; 0.1.x adds Stopping, Stopped, Starting, Completed (docs/reference/openshell-versions.md)."""
+    base = ["Unspecified", "Provisioning", "Ready", "Error", "Deleting", "Unknown"]
+    return base + (["Stopping", "Stopped", "Starting", "Completed"] if v.at_least("0.1.0") else [])
 
 
 def has_resource_version(v: Version) -> bool:

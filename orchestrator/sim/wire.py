@@ -7,6 +7,9 @@ CLI decodes with the layout of *its* release, failing or defaulting exactly wher
 * gen 1 (0.0.37-0.0.52): `Sandbox{metadata: ObjectMeta (1), phase (4), current_policy_version (5)}`;
   `ObjectMeta.resource_version` only from 0.0.44 (absent ⇒ 0, §6.1).
 * gen 2 (0.0.53+): phase/current_policy_version moved into `status: SandboxStatus` (#1565).
+  `ObjectMeta.workspace` from 0.0.88.
+* gen 3 (0.1.x): `ObjectMeta.created_time` is a Timestamp (field 103) instead of
+  `created_at_ms` (3); a gen 2 reader sees no creation time, and the reverse.
 
 Reading gen 0 with a gen ≥1 CLI is the #3399 decode error; gen 1 ↔ gen 2 silently reads
 `Unspecified`. JSON objects stand in for the protobuf bytes.
@@ -17,7 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-PHASES = ["Unspecified", "Provisioning", "Ready", "Error", "Deleting", "Unknown"]
+PHASES = ["Unspecified", "Provisioning", "Ready", "Error", "Deleting", "Unknown",
+          "Stopping", "Stopped", "Starting", "Completed"]  # 6-9: 0.1.x (COMPLETED new in 0.1.0)
 
 
 def phase_number(name: str) -> int:
@@ -46,13 +50,17 @@ class Sandbox:
     labels: dict[str, str] = field(default_factory=dict)
     resource_version: int = 0
     current_policy_version: int = 0
+    workspace: str = ""
 
 
 def encode_sandbox(s: Sandbox, generation: int, with_resource_version: bool) -> dict[str, Any]:
     """Gateway side: the message as this gateway's release lays it out."""
     if generation == 0:
         return {"1:id": s.id, "2:name": s.name, "3:created_at_ms": s.created_at_ms, "4:phase": phase_number(s.phase)}
-    meta: dict[str, Any] = {"1:id": s.id, "2:name": s.name, "3:created_at_ms": s.created_at_ms, "4:labels": s.labels}
+    meta: dict[str, Any] = {"1:id": s.id, "2:name": s.name, "4:labels": s.labels}
+    meta["103:created_time" if generation >= 3 else "3:created_at_ms"] = s.created_at_ms
+    if s.workspace:
+        meta["6:workspace"] = s.workspace
     if with_resource_version:
         meta["5:resource_version"] = s.resource_version
     msg: dict[str, Any] = {"1:metadata": meta}
@@ -77,8 +85,10 @@ def decode_sandbox(msg: dict[str, Any], generation: int, path: str) -> Sandbox:
         # A UUID string read as an embedded ObjectMeta message (NemoClaw #3399).
         raise DecodeError(f"Sandbox.metadata: {path}", "invalid wire type value: 6")
     meta = msg.get("1:metadata", {})
-    out = Sandbox(id=meta.get("1:id", ""), name=meta.get("2:name", ""), created_at_ms=meta.get("3:created_at_ms", 0),
-                  labels=dict(meta.get("4:labels") or {}), resource_version=meta.get("5:resource_version", 0))
+    created = meta.get("103:created_time" if generation >= 3 else "3:created_at_ms", 0)
+    out = Sandbox(id=meta.get("1:id", ""), name=meta.get("2:name", ""), created_at_ms=created,
+                  labels=dict(meta.get("4:labels") or {}), resource_version=meta.get("5:resource_version", 0),
+                  workspace=meta.get("6:workspace", ""))
     if generation == 1:
         out.phase = phase_name(msg.get("4:phase", 0))
         out.current_policy_version = msg.get("5:current_policy_version", 0)

@@ -35,4 +35,6 @@ def listed_container(ctx: "RunContext", name: str) -> Any:
     without an id, and never in a read-only run, is the gateway asked for it."""
     listing = ctx.fact("sandbox_list", None)
     sid = listing.ids.get(name) if listing is not None else None
-    return find_sandbox_container(name, sandbox_id_=sid, ask_gateway=sid is None and not ctx.read_only)
+    workspace = listing.workspaces.get(name) if listing is not None else None
+    return find_sandbox_container(name, sandbox_id_=sid, ask_gateway=sid is None and not ctx.read_only,
+                                  workspace=workspace)

@@ -29,7 +29,7 @@ import attrs
 from ..engine.errors import StepError
 from ..engine.steps import step
 from ..registry import SandboxEntry, duplicate_names
-from ..sandbox_containers import docker_client
+from ..sandbox_containers import agent_at_root, docker_client
 from ..store import (
     BackupStore,
     Capture,
@@ -214,7 +214,10 @@ def _capture_one(
             record = _record_pause(ctx, job.name, container)
             container.pause()
             paused = True
-        job.capture = capture_sandbox(container, agent, job.staged, on_progress=on_progress)
+        # The image's WorkingDir may move the data root (0.0.99+); the manifest keeps the agent's
+        # canonical directory, which restores move under the target container's own root.
+        at_root = agent_at_root(agent, container)
+        job.capture = capture_sandbox(container, at_root, job.staged, on_progress=on_progress)
         manifest = build_manifest(
             job.capture,
             agent,

@@ -42,6 +42,7 @@ class SandboxList:
     ids: dict[str, str]
     format: str
     recovered: bool = False
+    workspaces: dict[str, str] = attrs.Factory(dict)  # OpenShell >= 0.0.88: sandbox -> workspace
 
 
 @attrs.frozen

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from ..engine.errors import Refusal
 from ..engine.steps import step
 from ..openshell import OpenShellNotFound, decide, format_diagnosis, observe
+from ..openshell.version import cross_line
 from ._openshell_common import guard_wording, report_exactly
 
 if TYPE_CHECKING:
@@ -30,6 +31,11 @@ def preflight(ctx: "RunContext") -> None:
         raise Refusal(
             format_diagnosis(issue, guard_wording(ctx)),
             reason=issue.kind,
-            details={"expected": getattr(issue.drift, "expected_version", None), "current": getattr(issue.drift, "current_version", None)},
+            details={
+                "expected": getattr(issue.drift, "expected_version", None),
+                "current": getattr(issue.drift, "current_version", None),
+                "cross_line": cross_line(getattr(issue.drift, "expected_version", None),
+                                         getattr(issue.drift, "current_version", None)),
+            },
         )
     ctx.put("cli_version", obs.cli_version)

@@ -27,7 +27,8 @@ from ..engine.steps import step
 from ..openshell import capture_openshell, list_args, parse_listing
 from ..openshell.cli import installed_openshell_version, strip_ansi, version_gte
 from ..registry import SandboxEntry, update_agent_version
-from ..sandbox_containers import find_sandbox_container
+from ..paths import rebase
+from ..sandbox_containers import data_root, find_sandbox_container
 from ..store import BackupStore, load_agent, load_manifest, restore_backup
 from ..store.errors import StoreError
 from ..store.restore import read_back, restore_names
@@ -248,7 +249,8 @@ def _restore(ctx: "RunContext", name: str) -> Any:
             pause_point(ctx, "restore", name)  # test hook: the upload is under way
 
     try:
-        result = restore_backup(container, backup, load_manifest(backup), on_progress=on_progress)
+        result = restore_backup(container, backup, load_manifest(backup), on_progress=on_progress,
+                                data_root=data_root(container))
     except StoreError as exc:
         raise StepError(f"  Restoring '{name}' from {backup} failed: {exc}") from None
     if not result.ok:
@@ -278,7 +280,7 @@ def verify_rebuild(ctx: "RunContext") -> None:
         raise StepError(f"  Sandbox '{plan.name}' reports agent version {version or 'unknown'}, expected {plan.expected}.")
     backup = _backup_dir(ctx, plan.name)
     manifest = load_manifest(backup)
-    mismatch = read_back(container, manifest, restore_names(backup, manifest))
+    mismatch = read_back(container, manifest, restore_names(backup, manifest), base=rebase(manifest.dir, data_root(container)))
     if mismatch is not None:
         raise StepError(f"  Sandbox '{plan.name}' files differ from the backup after restore: {mismatch}")
 

@@ -107,4 +107,5 @@ def sandbox_list(ctx: "RunContext") -> None:
         )
     data = listing.as_data()
     ctx.put("sandbox_list", SandboxList(live=data["live"], ready=data["ready"], phases=data["phases"], ids=data["ids"],
-                                        format=data["format"], recovered=attempt.attempted and attempt.succeeded))
+                                        format=data["format"], recovered=attempt.attempted and attempt.succeeded,
+                                        workspaces=data.get("workspaces", {})))

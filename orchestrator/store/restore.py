@@ -25,6 +25,7 @@ from typing import Any
 
 import attrs
 
+from ..paths import rebase
 from .archive import ArchiveResult, ProgressCallback, hash_stream, pack_directory
 from .errors import ArchiveError, RestoreError
 from .agents import load_agent
@@ -87,8 +88,11 @@ def restore_backup(
     owner: tuple[int, int] | None = None,
     on_progress: ProgressCallback | None = None,
     verify: bool = True,
+    data_root: str | None = None,
 ) -> RestoreResult:
-    """Restore `backup_dir` into `container` (a docker SDK Container) at `manifest.dir`.
+    """Restore `backup_dir` into `container` (a docker SDK Container) at `manifest.dir`, moved
+    under the container's `data_root` (OpenShell >= 0.0.99; the manifest keeps the agent's
+    canonical `/sandbox/...` directory, which is what is checked against the agent).
 
     Raises RestoreError if the container refuses a step; returns the read-back check's first
     mismatch in `result.mismatch` (None when everything hashes to the manifest).
@@ -100,7 +104,7 @@ def restore_backup(
     # Untrusted input: `dir` and every name must be the agent's own (docs/backups.md).
     check_against_agent(manifest, load_agent(manifest.agent_type), backup_dir)
     names = restore_names(backup_dir, manifest)
-    base = manifest.dir
+    base = rebase(manifest.dir, data_root)
     _exec(container, ["mkdir", "-p", "--", base])
     if owner is None:
         owner = _owner_of(container, base)
@@ -123,19 +127,21 @@ def restore_backup(
             container.put_archive("/", stream)
         except docker.errors.APIError as exc:
             raise RestoreError(f"writing the backup into {container.name}:{base} failed: {exc}") from exc
-    mismatch = read_back(container, manifest, names) if verify else None
+    mismatch = read_back(container, manifest, names, base=base) if verify else None
     return RestoreResult(restored=names, files=progress["files"], bytes=progress["bytes"], mismatch=mismatch)
 
 
-def read_back(container: Any, manifest: Manifest, names: list[str]) -> Mismatch | None:
+def read_back(container: Any, manifest: Manifest, names: list[str], *, base: str | None = None) -> Mismatch | None:
     """Re-read `names` from the container (hash only, nothing written) and compare them with
-    the manifest, file modes included."""
+    the manifest, file modes included; `base` is where the agent dir is in this container
+    (default the manifest's own)."""
+    base = base or manifest.dir
     import docker.errors
 
     def one(name: str) -> ArchiveResult | Mismatch:
         parent, leaf = posixpath.split(name)
         try:
-            chunks, _stat = container.get_archive(posixpath.join(manifest.dir, name))
+            chunks, _stat = container.get_archive(posixpath.join(base, name))
             return hash_stream(chunks, prefix=parent, only_under=leaf)
         except docker.errors.NotFound:
             return Mismatch(name, "missing")

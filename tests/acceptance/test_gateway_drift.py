@@ -102,7 +102,7 @@ def test_cluster_container_image_drift_names_the_image(sim, tmp_path, docker_cli
 @pytest.mark.parametrize("sim", [{"cli": "0.0.44", "gateway": "0.0.44", "sandboxes": 1}], indirect=True)
 def test_old_gateway_process_with_new_binary_on_disk_is_caught_by_served_version(sim, tmp_path):
     """The gap upstream calls unresolvable: the process still serves 0.0.43 while the binary on
-    disk (and the CLI) are 0.0.44. The /readyz probe sees it before any sandbox call."""
+    disk (and the CLI) are 0.0.44. The served-version probe (gRPC Health) sees it before any sandbox call."""
     from orchestrator.sim.install import install_program
 
     sim.stop_gateway()

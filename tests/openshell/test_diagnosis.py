@@ -165,3 +165,41 @@ def test_branding(monkeypatch):
     lines = format_diagnosis(StateRpcIssue("protobuf_mismatch", None, output="x"), backup_all_wording())
     assert "  NemoHermes saw protobuf/schema mismatch output from OpenShell." in lines
     assert "    2. Rerun `nemohermes backup-all` after `openshell status` reports a healthy NemoHermes gateway." in lines
+
+
+CROSS_LINE = (
+    "  Installed OpenShell (0.0.x) and the running gateway (0.1.x) are on different release lines: such a gateway"
+    " cannot serve these sandboxes; back up 0.0.x sandboxes and recreate them on the 0.1.x line."
+)
+
+
+def test_cross_line_host_drift_keeps_the_block_and_adds_one_line():
+    issue = StateRpcIssue("host_process_drift", HostProcessDrift("/opt/bin/openshell-gateway", "0.1.5", "0.0.116"))
+    assert format_diagnosis(issue, backup_all_wording()) == [
+        "",
+        "  OpenShell gateway schema preflight failed before backing up registered sandboxes.",
+        "  Installed OpenShell: 0.0.116",
+        "  Running gateway binary: /opt/bin/openshell-gateway (0.1.5)",
+        CROSS_LINE,
+        *RECOVERY_BACKUP,
+        HOST_LAST,
+    ]
+
+
+def test_cross_line_reverse_and_served_variant():
+    drift = ServedVersionDrift("http://127.0.0.1:17670", "0.0.116", "0.1.5")
+    lines = format_diagnosis(StateRpcIssue("served_version_drift", drift), backup_all_wording())
+    assert lines[2:5] == [
+        "  Installed OpenShell: 0.1.5",
+        "  Running gateway version: http://127.0.0.1:17670 (0.0.116)",
+        "  Installed OpenShell (0.1.x) and the running gateway (0.0.x) are on different release lines: such a gateway"
+        " cannot serve these sandboxes; back up 0.0.x sandboxes and recreate them on the 0.1.x line.",
+    ]
+    assert len(lines) == len(format_diagnosis(StateRpcIssue("served_version_drift",
+                                                            ServedVersionDrift("x", "0.0.43", "0.0.44")))) + 1
+
+
+def test_same_line_drift_has_no_cross_line_line():
+    for current, expected in (("0.0.43", "0.0.44"), ("0.1.0-pre.3", "0.1.0"), ("0.0.112-dev.5+g1a2b3c4", "0.0.112")):
+        lines = format_diagnosis(StateRpcIssue("host_process_drift", HostProcessDrift("/g", current, expected)))
+        assert not any("release lines" in line for line in lines)

@@ -37,7 +37,8 @@ REFUSED = (
 
 def test_versions():
     assert parse_version("openshell 0.0.37") == "0.0.37"
-    assert parse_version("openshell-gateway 0.0.45-dev.3+gabc1234") == "0.0.45"
+    # A describe string is its own release: kept whole, so it never equals the tag it follows.
+    assert parse_version("openshell-gateway 0.0.45-dev.3+gabc1234") == "0.0.45-dev.3+gabc1234"
     assert parse_version("no version here") is None
     assert version_gte("0.0.44", "0.0.44") and version_gte("0.1", "0.0.99") and not version_gte("0.0.43", "0.0.44")
     assert version_gte("0.0.44", "0.0.44.0") and version_gte("1.x.0", "1.0.0")
@@ -133,7 +134,10 @@ def test_json_listing_and_list_args():
 
 def test_protobuf_and_unspecified_are_schema_mismatches():
     assert is_protobuf_mismatch(PROTOBUF) and is_protobuf_mismatch("protobuf decode failed")
-    assert not is_protobuf_mismatch("failed to decode Protobuf message")  # upstream regexes need more
+    # Wider than upstream's regexes on purpose: a 0.1.x gateway answers a 0.0.x CLI's request with
+    # prost's bare DecodeError text, which names no wire type (docs/reference/openshell-versions.md).
+    assert is_protobuf_mismatch("failed to decode Protobuf message")
+    assert not is_protobuf_mismatch("failed to decode the response")
     res = CaptureResult(("sandbox", "list"), 1, PROTOBUF, "", PROTOBUF)
     assert result_issue(res) == "protobuf_mismatch"
     table = "NAME  CREATED              PHASE\nalpha 2026-06-01 10:00:00  Unspecified\nbeta  2026-06-01 10:00:00  Unspecified"
@@ -172,3 +176,46 @@ def test_migration_failure_classification_handles_miette_wrapping():
         "Error: × execution error: migration error: migration 5 was previously applied but "
         "is missing in the resolved migrations"
     )
+
+
+def test_prost_decode_error_of_a_mixed_line_pair_is_a_protobuf_mismatch():
+    from orchestrator.openshell import is_protobuf_mismatch
+    from orchestrator.openshell.sandboxes import parse_live_sandbox_names
+
+    text = ('Error:   × status: Internal, message: "failed to decode Protobuf message:'
+            ' ListSandboxesRequest.workspace_scope: unexpected end group tag", details: [], metadata: MetadataMap { headers: {} }')
+    assert is_protobuf_mismatch(text)
+    assert parse_live_sandbox_names(text) == []
+
+
+def test_json_listing_reads_workspace_and_the_new_phases():
+    import json as _json
+
+    rows = [{"name": "a", "id": "1", "phase": "Ready", "workspace": "default"},
+            {"name": "b", "id": "2", "phase": "Stopped", "workspace": "team"},
+            {"name": "c", "id": "3", "phase": "Starting"}, {"name": "d", "id": "4", "phase": "Completed"},
+            {"name": "e", "id": "5", "phase": "Stopping"}, {"name": "f", "id": "6", "phase": "Suspended"},
+            {"name": "g", "id": "7", "phase": 7}]
+    listing = parse_listing(_json.dumps(rows), "")
+    assert listing.phases == ["Ready", "Stopped", "Starting", "Completed", "Stopping", "unknown", "unknown"]
+    assert listing.ready == ("a",) and listing.live == ("a", "b", "c", "d", "e", "f", "g")
+    data = listing.as_data()
+    assert data["workspaces"] == {"a": "default", "b": "team"}
+    assert data["phases"]["f"] == "unknown" != "stopped"
+
+
+def test_table_listing_unknown_phase_is_unknown():
+    table = "NAME  CREATED              PHASE\nalpha 2026-10-01 10:00:00  Suspended\nbeta  2026-10-01 10:00:00  Stopped"
+    listing = parse_listing(table, table)
+    assert listing.phases == ["unknown", "Stopped"] and listing.ready == ()
+
+
+def test_endpoint_from_offline_and_live_gateway_info():
+    from orchestrator.openshell.health import endpoint_url
+
+    assert endpoint_url("Gateway Info\n\n  Gateway: nemoclaw\n  Gateway endpoint: http://127.0.0.1:8080\n") == \
+        "http://127.0.0.1:8080"
+    live = ("\x1b[1m\x1b[36mGateway Info\x1b[39m\x1b[0m\n\n  \x1b[2mGateway:\x1b[0m nemoclaw\n"
+            "  \x1b[2mServer:\x1b[0m http://127.0.0.1:17670\n  \x1b[2mStatus:\x1b[0m healthy\n  \x1b[2mVersion:\x1b[0m 0.0.116\n")
+    assert endpoint_url(live) == "http://127.0.0.1:17670"
+    assert endpoint_url("Error:   × transport error") is None

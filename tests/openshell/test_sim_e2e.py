@@ -119,6 +119,7 @@ def test_old_gateway_process_with_new_binary_on_disk_is_served_version_drift(sim
     doc = json.loads(result.stdout)
     assert doc["verdict"] == "served_version_drift"
     assert doc["gateway_binary"]["version"] == "0.0.44" and doc["served"]["version"] == "0.0.43"
+    assert doc["served"]["source"] == "grpc"  # gRPC Health comes first
     assert doc["marker"]["alive"] is True
 
 

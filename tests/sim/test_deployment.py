@@ -121,8 +121,9 @@ def test_create_delete_stop_resume_and_faults(sim, docker_client):
 
     # A container that disappeared while the gateway was offline ⇒ Error.
     sim.stop_gateway()
-    docker_client.containers.list(all=True, filters={"label": "openshell.ai/sandbox-name=alpha",
-                                                     "name": "openshell-alpha-"})[0].remove(force=True)
+    # This deployment's alpha only: the engine is shared with other deployments that have one too.
+    [alpha] = [c for c in _containers(docker_client, sim) if c.labels.get("openshell.ai/sandbox-name") == "alpha"]
+    alpha.remove(force=True)
     sim.start_gateway()
     assert "alpha" in strip(sim.openshell("sandbox", "list").stdout)
     assert json.loads(sim.openshell("sandbox", "list", "-o", "json").stdout)[0]["phase"] == "Error"
