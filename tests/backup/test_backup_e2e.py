@@ -107,6 +107,23 @@ class Host:
         return sorted((self.backups / ".staging").glob("*"))
 
 
+def remove_container(c: Any) -> None:
+    """`docker rm -f`, again if the vfs driver is still busy with a concurrent read of it
+    ("failed to remove root filesystem ... directory not empty": the engine's, not ours)."""
+    import docker.errors
+
+    for attempt in range(10):
+        try:
+            c.remove(force=True)
+            return
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as exc:
+            if "directory not empty" not in str(exc) or attempt == 9:
+                raise
+            time.sleep(0.5)
+
+
 def tree_sums(root: Path) -> dict[str, str]:
     """sha256 of every regular file under a backup directory, read from disk (not the manifest)."""
     out = {}
@@ -496,7 +513,7 @@ def test_a_container_removed_during_the_backup_fails_that_sandbox_and_commits_no
     gone = extra["gone"]
     h.register(h.a, gone)
     run = Paused(h, "archive", gone, "--parallel", "1")
-    h.container(gone).remove(force=True)  # mid-stream: the first file is staged, the rest is not
+    remove_container(h.container(gone))  # mid-stream: the first file is staged, the rest is not
     run.marker.unlink()  # let the run go on
     out, err = run.proc.communicate(timeout=180)
     assert run.proc.returncode == 1, out + err

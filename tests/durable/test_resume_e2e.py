@@ -60,6 +60,7 @@ class Fleet:
             self.sim.add_sandbox(name, agent_version=OLD)
             self.names.append(name)
             personalise(self, name)
+            assert "notes of" in self.sh(name, f"cat {AGENT.dir}/workspace/notes.txt"), f"{name}: not personalised"
         return new
 
     def remove_all(self) -> None:
