@@ -166,6 +166,8 @@ def _container_gone(container: Any) -> CaptureError | None:
     except docker.errors.APIError as exc:
         return CaptureError(f"cannot inspect its container {name}: {exc.explanation or exc}")
     status = (getattr(container, "attrs", None) or {}).get("State", {}).get("Status")
+    if status in ("removing", "dead"):  # on its way out: as good as gone
+        return CaptureError(f"its container {name} no longer exists (it is being removed); nothing of it was committed")
     if status not in (None, "running", "paused"):
         return CaptureError(f"its container {name} stopped while it was read ({status}); nothing of it was committed")
     return None
