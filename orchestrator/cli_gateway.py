@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sys
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import click
 
@@ -32,6 +30,7 @@ from .openshell import (
     observe,
 )
 from .openshell.drift import host_process_drift, image_drift, served_version_drift
+from .openshell.health import accepts_connections
 from .openshell.marker import MARKER_NAME
 from .paths import Paths
 
@@ -88,21 +87,6 @@ def _docker_problem(timeout: float = 5.0) -> str | None:
     return None
 
 
-def _accepts(url: str | None) -> bool:
-    try:
-        parts = urlsplit(url or "")
-        host, port = parts.hostname, parts.port or {"http": 80, "https": 443}.get(parts.scheme)
-    except ValueError:
-        return False
-    if not host or not port:
-        return False
-    try:
-        with socket.create_connection((host, port), timeout=1.0):
-            return True
-    except OSError:
-        return False
-
-
 def unchecked(obs: Observation, state_dir: Path, docker_problem: str | None) -> list[str]:
     """What the doctor could not look at; an `ok` verdict needs this to be empty."""
     reasons = []
@@ -118,7 +102,7 @@ def unchecked(obs: Observation, state_dir: Path, docker_problem: str | None) -> 
         reasons.append("the gateway is not healthy (stopped, or its port does not accept connections), so the version it serves could not be read")
     elif not obs.served_version:
         reasons.append("the version the running gateway serves could not be read")
-    if obs.marker is not None and not obs.cluster_active and not _accepts(obs.marker.endpoint):
+    if obs.marker is not None and not obs.cluster_active and not accepts_connections(obs.marker.endpoint):
         reasons.append(f"the runtime marker's endpoint {obs.marker.endpoint} does not accept connections")
     return reasons
 

@@ -112,6 +112,22 @@ def endpoint_port(url: str | None) -> int | None:
     return {"http": 80, "https": 443}.get(parts.scheme)
 
 
+def accepts_connections(url: str | None, timeout: float = 1.0) -> bool:
+    """A TCP connection to the URL's host and port (80/443 by scheme) succeeds."""
+    port = endpoint_port(url)
+    try:
+        host = urlsplit(url).hostname if url else None
+    except ValueError:
+        return False
+    if port is None or not host:
+        return False
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def status_server(status: str) -> str | None:
     """The `Server:` (or e2e fake's `Gateway endpoint:`) URL of `openshell status`."""
     s = strip_ansi(status)
@@ -150,16 +166,7 @@ class GatewayProbes:
         connected = re.search(r"^\s*Status:\s*Connected\b", strip_ansi(self.status), re.MULTILINE) is not None
         if not (connected and reported_gateway_name(self.status) == self.gateway):
             return False
-        url = status_server(self.status) or self.endpoint
-        port = endpoint_port(url)
-        host = urlsplit(url).hostname if url else None
-        if port is None or not host:
-            return False
-        try:
-            with socket.create_connection((host, port), timeout=1.0):
-                return True
-        except OSError:
-            return False
+        return accepts_connections(status_server(self.status) or self.endpoint)
 
 
 def probe_gateway(

@@ -19,8 +19,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
 from ..agent_version import probe_version
 from ..engine.errors import StepError
 from ..engine.steps import step

@@ -26,6 +26,7 @@ import pytest
 
 from orchestrator.sim.images import ensure_agent_image
 from orchestrator.store import load_agent
+from tests.sandbox_tree import state_tree_script
 from tests.simenv import SimEnv
 
 pytestmark = pytest.mark.docker
@@ -83,14 +84,7 @@ class Fleet:
         return text
 
     def tree(self, name: str) -> list[str]:
-        dirs = " ".join(AGENT.state_dirs)
-        script = (
-            f"cd {AGENT.dir} && for d in {dirs}; do [ -e \"$d\" ] && find \"$d\"; done | sort | "
-            "while IFS= read -r p; do "
-            "if [ -L \"$p\" ]; then echo \"L $(stat -c %a \"$p\") $p -> $(readlink \"$p\")\"; "
-            "elif [ -d \"$p\" ]; then echo \"D $(stat -c %a \"$p\") $p\"; "
-            "else echo \"F $(stat -c %a \"$p\") $(sha256sum < \"$p\" | cut -d' ' -f1) $p\"; fi; done"
-        )
+        script = state_tree_script(AGENT.dir, AGENT.state_dirs)
         lines = self.sh(name, script).splitlines()
         assert any("workspace/notes.txt" in line for line in lines), f"{name}: personalised files missing"
         return lines

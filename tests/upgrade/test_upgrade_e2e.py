@@ -28,6 +28,7 @@ from diagnosis_text import host_process_drift_block
 
 from orchestrator.sim.images import ensure_agent_image
 from orchestrator.store import load_agent
+from tests.sandbox_tree import state_tree_script
 
 pytestmark = pytest.mark.docker
 
@@ -62,14 +63,7 @@ def sh(docker_client, name: str, script: str) -> str:
 
 def state_tree(docker_client, name: str) -> list[str]:
     """One line per path under the agent's state dirs: type, mode, SHA-256 of files, path."""
-    dirs = " ".join(AGENT.state_dirs)
-    script = (
-        f"cd {AGENT.dir} && for d in {dirs}; do [ -e \"$d\" ] && find \"$d\"; done | sort | "
-        "while IFS= read -r p; do "
-        "if [ -L \"$p\" ]; then echo \"L $(stat -c %a \"$p\") $p -> $(readlink \"$p\")\"; "
-        "elif [ -d \"$p\" ]; then echo \"D $(stat -c %a \"$p\") $p\"; "
-        "else echo \"F $(stat -c %a \"$p\") $(sha256sum < \"$p\" | cut -d' ' -f1) $p\"; fi; done"
-    )
+    script = state_tree_script(AGENT.dir, AGENT.state_dirs)
     lines = sh(docker_client, name, script).splitlines()
     assert any(line.startswith("F ") for line in lines), f"no state files found in {name}"
     return lines
