@@ -131,6 +131,30 @@ def read_journal(path: Path) -> tuple[list[dict[str, Any]], list[Damaged]]:
     return events, damaged
 
 
+END_EVENTS = frozenset({"run_finished", "run_abandoned", "run_superseded"})
+
+
+def ended(path: Path) -> bool:
+    """The journal's last line is its run's end (finished, abandoned, superseded): read from the
+    tail only, so looking for interrupted runs does not parse every journal ever written. False
+    means "read it whole to know"."""
+    try:
+        with open(path, "rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, size - 65536))
+            tail = fh.read()
+    except OSError:
+        return False
+    lines = [ln for ln in tail.split(b"\n") if ln.strip()]
+    if not lines:
+        return False
+    try:
+        last = json.loads(lines[-1].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(last, dict) and last.get("event") in END_EVENTS and last.get("run") == path.stem
+
+
 def read_events(path: Path) -> list[dict[str, Any]]:
     return read_journal(path)[0]
 

@@ -24,7 +24,7 @@ from ..workflow.spec import StateSpec, WorkflowSpec
 from .context import RunContext
 from .errors import DefinitionError, Refusal, StepError
 from .facts import load as load_fact
-from .journal import Journal, Replay, read_journal, replay, run_logs, status_of
+from .journal import Journal, Replay, ended, read_journal, replay, run_logs, status_of
 from .output import Reporter
 
 
@@ -72,6 +72,8 @@ def find_interrupted(paths: Paths) -> list[InterruptedRun]:
     """Interrupted runs that change things (read-only runs have nothing to finish), oldest first."""
     found: list[InterruptedRun] = []
     for path in run_logs(paths.runs_dir):
+        if ended(path):
+            continue
         events, _ = read_journal(path)
         top = replay(events, path.stem)
         if top.workflow is None or status_of(top) != "interrupted":

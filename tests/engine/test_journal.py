@@ -154,3 +154,23 @@ def test_a_foreach_killed_in_its_second_item_resumes_that_item_then_runs_the_thi
     assert (home / "marks").read_text().split() == ["one", "two", "three"]  # 'one' is not done twice
     events, _ = read_journal(home / ".nemoclaw" / "runs" / f"{listed[0]['run']}.jsonl")
     assert replay(events, listed[0]["run"]).finished["exit_code"] == 0
+
+
+def test_ended_reads_only_the_tail_and_says_false_when_it_cannot_tell(tmp_path, home):
+    from orchestrator.engine.journal import ended
+
+    spec = spec_of(tmp_path, "t-end", """\
+        name: t-end
+        summary: One state.
+        initial: one
+        states:
+          one: {do: t_ok, next: done}
+        """)
+    result = run_workflow(spec, {}, paths=Paths(home), out=reporter())
+    path = home / ".nemoclaw" / "runs" / f"{result.run_id}.jsonl"
+    assert ended(path) is True
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:-1]) + "\n")  # as if killed before its end
+    assert ended(path) is False
+    path.write_text("\n".join(lines[:-1]) + "\n{\"torn")
+    assert ended(path) is False
