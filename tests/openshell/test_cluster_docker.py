@@ -12,7 +12,7 @@ from orchestrator.openshell import decide, format_diagnosis, inspect_cluster, ob
 from orchestrator.openshell.diagnosis import backup_all_wording
 from orchestrator.paths import Paths
 
-from .conftest import INFO, STATUS_CONNECTED, gateway_script
+from tests.support.fakes import INFO, STATUS_CONNECTED, gateway_script
 
 pytestmark = pytest.mark.docker
 

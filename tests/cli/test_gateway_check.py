@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from orchestrator.cli_gateway import gateway_group
 from orchestrator.paths import Paths
 
-from .conftest import gateway_script
+from tests.support.fakes import gateway_script
 
 
 def _tree(root):

@@ -21,7 +21,7 @@ from orchestrator.openshell import read_marker, start_gateway
 from orchestrator.paths import Paths
 from orchestrator.sim import install as sim_install
 
-from .steputil import make_ctx, run_step
+from tests.support.steputil import make_ctx, run_step
 
 pytestmark = pytest.mark.docker
 
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.docker
 @pytest.fixture
 def sim(home, docker_client, monkeypatch, unique):
     """CLI and gateway launchers in ~/bin, gateway `nemoclaw` registered on a free port."""
-    from .conftest import free_port
+    from tests.support.fakes import free_port
 
     port = free_port()
     monkeypatch.setenv("NEMOCLAW_GATEWAY_PORT", str(port))
