@@ -83,8 +83,8 @@ def home(tmp_path, monkeypatch, request) -> Path:
     monkeypatch.setenv("PATH", f"{h / 'bin'}:/usr/bin:/bin")
     if request.node.get_closest_marker("docker") is None:
         monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
-    monkeypatch.setenv("NEMOCLAW_HEALTH_POLL_COUNT", "10")
-    monkeypatch.setenv("NEMOCLAW_HEALTH_POLL_INTERVAL", "0.3")
+    monkeypatch.setenv("NEMOCLAW_HEALTH_POLL_COUNT", "30")
+    monkeypatch.setenv("NEMOCLAW_HEALTH_POLL_INTERVAL", "0.1")
     for var in (
         "NEMOCLAW_OPENSHELL_BIN", "NEMOCLAW_OPENSHELL_GATEWAY_BIN", "NEMOCLAW_OPENSHELL_GATEWAY_STATE_DIR",
         "NEMOCLAW_GATEWAY_PORT", "OPENSHELL_GATEWAY", "NEMOCLAW_INVOKED_AS", "NEMOCLAW_AGENT", "NO_COLOR",

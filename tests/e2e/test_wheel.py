@@ -1,6 +1,7 @@
 """The built-in workflows ship inside the wheel: an installed `nemoclaw` finds them without a
 checkout. Builds the wheel, installs it into a fresh venv, runs the CLI from a scratch dir."""
 
+import importlib.util
 import subprocess
 import sys
 import venv
@@ -15,16 +16,20 @@ ROOT = Path(__file__).resolve().parents[2]
 def installed(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("wheel")
     dist = tmp / "dist"
-    subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(ROOT)],
+    # The build backend from this environment (the test extras carry it) when it is there: a
+    # fresh isolated build environment costs seconds and builds the same wheel.
+    isolation = [] if importlib.util.find_spec("hatchling") is None else ["--no-isolation"]
+    subprocess.run([sys.executable, "-m", "build", "--wheel", *isolation, "--outdir", str(dist), str(ROOT)],
                    check=True, capture_output=True, text=True, timeout=600)
     [wheel] = dist.glob("*.whl")
     env_dir = tmp / "venv"
-    venv.EnvBuilder(with_pip=True).create(env_dir)
+    venv.EnvBuilder(with_pip=False).create(env_dir)
     # Dependencies come from this environment's site-packages (already installed, offline).
     site = next(Path(p) for p in sys.path if p.endswith("site-packages") and Path(p).is_dir())
     (next((env_dir / "lib").glob("python3*")) / "site-packages" / "deps.pth").write_text(str(site) + "\n")
-    subprocess.run([str(env_dir / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps", str(wheel)],
-                   check=True, capture_output=True, text=True, timeout=600)
+    # This environment's pip installs into the new one (`--python`): no pip bootstrapped there.
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(env_dir / "bin" / "python"), "install", "-q",
+                    "--no-deps", "--no-compile", str(wheel)], check=True, capture_output=True, text=True, timeout=600)
     return env_dir / "bin" / "nemoclaw"
 
 
@@ -40,19 +45,16 @@ def test_installed_wheel_finds_builtin_workflows(installed, tmp_path):
 
     rows = {row["name"]: row for row in json.loads(r.stdout)}
     assert "backup-all" in rows and rows["backup-all"]["builtin"] and rows["backup-all"]["valid"]
+    assert rows["backup-all"]["summary"] == "Back up all sandbox state before upgrade"
     assert "/site-packages/orchestrator/_workflows/" in rows["backup-all"]["path"]
     assert str(ROOT) not in rows["backup-all"]["path"]
 
 
-def test_installed_wheel_help_validate_graph(installed, tmp_path):
+def test_installed_wheel_help_validate_and_run(installed, tmp_path):
     r = _run(installed, "--help", tmp=tmp_path)
     assert r.returncode == 0 and "backup-all" in r.stdout and "workflows" in r.stdout
-    r = _run(installed, "backup-all", "--help", tmp=tmp_path)
-    assert r.returncode == 0 and "Back up all sandbox state before upgrade" in r.stdout
     r = _run(installed, "workflows", "validate", tmp=tmp_path)
     assert r.returncode == 0, r.stderr
-    r = _run(installed, "workflows", "graph", "backup-all", tmp=tmp_path)
-    assert r.returncode == 0 and "preflight --> refused: refuse" in r.stdout
     # The empty-registry path runs end to end from the wheel, with no OpenShell installed.
     r = _run(installed, "backup-all", tmp=tmp_path)
     assert (r.returncode, r.stdout) == (0, "  No sandboxes registered. Nothing to back up.\n"), r.stderr
