@@ -2,6 +2,7 @@
 checkout. Builds the wheel, installs it into a fresh venv, runs the CLI from a scratch dir."""
 
 import importlib.util
+import json
 import subprocess
 import sys
 import venv
@@ -12,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def installed(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("wheel")
     dist = tmp / "dist"
@@ -38,23 +39,18 @@ def _run(exe: Path, *args: str, tmp: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(exe), *args], cwd=tmp, env=env, capture_output=True, text=True, timeout=120)
 
 
-def test_installed_wheel_finds_builtin_workflows(installed, tmp_path):
+def test_installed_wheel_finds_validates_and_runs_its_builtin_workflows(installed, tmp_path):
     r = _run(installed, "workflows", "list", "--json", tmp=tmp_path)
     assert r.returncode == 0, r.stderr
-    import json
-
     rows = {row["name"]: row for row in json.loads(r.stdout)}
     assert "backup-all" in rows and rows["backup-all"]["builtin"] and rows["backup-all"]["valid"]
     assert rows["backup-all"]["summary"] == "Back up all sandbox state before upgrade"
     assert "/site-packages/orchestrator/_workflows/" in rows["backup-all"]["path"]
     assert str(ROOT) not in rows["backup-all"]["path"]
-
-
-def test_installed_wheel_help_validate_and_run(installed, tmp_path):
-    r = _run(installed, "--help", tmp=tmp_path)
-    assert r.returncode == 0 and "backup-all" in r.stdout and "workflows" in r.stdout
+    assert all(row["builtin"] and row["valid"] for row in rows.values()), rows
     r = _run(installed, "workflows", "validate", tmp=tmp_path)
     assert r.returncode == 0, r.stderr
+    assert sorted(line.rsplit("/", 1)[1] for line in r.stdout.splitlines()) == sorted(f"{n}.yaml" for n in rows)
     # The empty-registry path runs end to end from the wheel, with no OpenShell installed.
     r = _run(installed, "backup-all", tmp=tmp_path)
     assert (r.returncode, r.stdout) == (0, "  No sandboxes registered. Nothing to back up.\n"), r.stderr
