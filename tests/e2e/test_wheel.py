@@ -1,7 +1,6 @@
 """The built-in workflows ship inside the wheel: an installed `nemoclaw` finds them without a
 checkout. Builds the wheel, installs it into a fresh venv, runs the CLI from a scratch dir."""
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -14,24 +13,27 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def installed(tmp_path_factory) -> Path:
+def installed(tmp_path_factory, monkeypatch) -> Path:
     tmp = tmp_path_factory.mktemp("wheel")
     dist = tmp / "dist"
-    # The build backend from this environment (the test extras carry it) when it is there: a
-    # fresh isolated build environment costs seconds and builds the same wheel.
-    isolation = [] if importlib.util.find_spec("hatchling") is None else ["--no-isolation"]
-    subprocess.run([sys.executable, "-m", "build", "--wheel", *isolation, "--outdir", str(dist), str(ROOT)],
-                   check=True, capture_output=True, text=True, timeout=600)
-    [wheel] = dist.glob("*.whl")
+    dist.mkdir()
+    # The project's build backend (PEP 517 `build_wheel`, what `python -m build --wheel` calls),
+    # in this process: the test extras carry hatchling.
+    from hatchling.build import build_wheel
+
+    monkeypatch.chdir(ROOT)
+    wheel = dist / build_wheel(str(dist))
     env_dir = tmp / "venv"
     venv.EnvBuilder(with_pip=False).create(env_dir)
-    # Dependencies come from this environment's site-packages (already installed, offline).
+    # Dependencies (and pip) come from this environment's site-packages (already installed, offline).
     site = next(Path(p) for p in sys.path if p.endswith("site-packages") and Path(p).is_dir())
     (next((env_dir / "lib").glob("python3*")) / "site-packages" / "deps.pth").write_text(str(site) + "\n")
-    # This environment's pip installs into the new one (`--python`): no pip bootstrapped there.
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(env_dir / "bin" / "python"), "install", "-q",
-                    "--no-deps", "--no-compile", str(wheel)], check=True, capture_output=True, text=True, timeout=600)
-    return env_dir / "bin" / "nemoclaw"
+    # The new venv's own interpreter runs pip, so the package and its `nemoclaw` script land there.
+    subprocess.run([str(env_dir / "bin" / "python"), "-m", "pip", "install", "-q", "--no-index", "--no-deps",
+                    "--no-compile", str(wheel)], check=True, capture_output=True, text=True, timeout=600)
+    exe = env_dir / "bin" / "nemoclaw"
+    assert exe.read_text().splitlines()[0] == f"#!{env_dir / 'bin' / 'python'}"
+    return exe
 
 
 def _run(exe: Path, *args: str, tmp: Path) -> subprocess.CompletedProcess[str]:
