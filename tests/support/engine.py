@@ -21,7 +21,7 @@ from typing import Any
 import attrs
 
 from orchestrator.engine.output import Reporter
-from orchestrator.engine.run import RunResult, run_workflow
+from orchestrator.engine.run import KILL_ENV, RunResult, run_workflow
 from orchestrator.paths import Paths
 from orchestrator.workflow.discover import load_by_name
 
@@ -79,6 +79,7 @@ class Engine:
         self._monkeypatch = monkeypatch
         for key, value in engine_env(home).items():
             monkeypatch.setenv(key, value)
+        monkeypatch.delenv(KILL_ENV, raising=False)  # a kill point would SIGKILL the test process itself
 
     @property
     def paths(self) -> Paths:
