@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -102,6 +103,13 @@ class Engine:
         return journal_events(self.home, workflow)
 
 
+def _sigint_as_at_a_terminal() -> None:
+    """In the child before exec: SIGINT at its default, as for a command typed at a terminal.
+    A test runner started in the background inherits SIGINT ignored, and so would the program:
+    Python then installs no KeyboardInterrupt handler and a Ctrl-C test could never pass."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Program:
     """The real `nemoclaw` program with the engine's test workflows and steps."""
 
@@ -111,11 +119,12 @@ class Program:
 
     def run(self, *args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return subprocess.run([NEMOCLAW, *args], env={**self.env, **(env or {})}, capture_output=True, text=True,
-                              timeout=timeout, stdin=subprocess.DEVNULL)
+                              timeout=timeout, stdin=subprocess.DEVNULL, preexec_fn=_sigint_as_at_a_terminal)
 
     def popen(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
         return subprocess.Popen([NEMOCLAW, *args], env={**self.env, **(env or {})}, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+                                stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+                                preexec_fn=_sigint_as_at_a_terminal)
 
 
 def journal_events(home: Path, workflow: str) -> list[dict]:
