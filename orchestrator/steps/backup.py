@@ -19,7 +19,10 @@ workflow files); what a killed commit had already renamed into place is a comple
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
+import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,6 +50,7 @@ from ._kill_points import Cancelled as _Cancelled
 from ._kill_points import pause_point as _pause_point
 from ._pause_records import forget_pause as _forget_pause
 from ._pause_records import record_pause as _record_pause
+from . import _stopped_sandboxes as _stopped
 from ._openshell_common import listed_container
 from .facts import BackedUp, BackupReport, NotBackedUp, Snapshot, StagedBackup
 from ._pause_records import unpause_leftovers_of_dead_runs as _unpause_leftovers
@@ -54,6 +58,8 @@ from ._pause_records import unpause_leftovers_of_dead_runs as _unpause_leftovers
 if TYPE_CHECKING:
     from ..engine.context import RunContext
     from ..engine.output import ProgressTask
+
+STRICT_ENV = "NEMOCLAW_REQUIRE_ALL_SANDBOX_BACKUPS"
 
 
 @attrs.define
@@ -65,6 +71,10 @@ class SandboxBackup:
     capture: Capture | None = None
     error: str | None = None
     bytes: int = 0
+    stopped: bool = False  # the container is stopped: start it, back it up, stop it again
+    started: bool = False
+    frozen_seconds: float | None = None
+    scope: str = "agent"
 
     @property
     def ok(self) -> bool:
@@ -77,48 +87,59 @@ class SandboxBackup:
         return ", ".join([*self.capture.failed_dirs, *self.capture.failed_files]) or "unsafe entries refused"
 
 
-def _targets(ctx: "RunContext") -> tuple[list[SandboxEntry], list[str]]:
+def _targets(ctx: "RunContext") -> tuple[list[SandboxEntry], list[str], set[str]]:
+    """(entries to back up, names skipped, names whose container is stopped and gets started)."""
     registry: list[SandboxEntry] = ctx.fact("registry")
+    listing = ctx.fact("sandbox_list")
+    ready = set(listing.ready)
     explicit = ctx.fact("backup_targets", None)
+    wanted = [e for e in registry if explicit is None or e.name in explicit]
+    stopped = {e.name for e in wanted if e.name not in ready and e.name in listing.live
+               and _stopped.stopped_container(e.name, listing.ids.get(e.name)) is not None}
     if explicit is not None:
-        return [e for e in registry if e.name in explicit], []
-    ready = set(ctx.fact("sandbox_list").ready)
-    return [e for e in registry if e.name in ready], [e.name for e in registry if e.name not in ready]
+        return wanted, [], stopped
+    targets = [e for e in wanted if e.name in ready or e.name in stopped]
+    return targets, [e.name for e in wanted if e not in targets], stopped
 
 
 def _staged(jobs: list[SandboxBackup], skipped: list[str]) -> Snapshot:
     return Snapshot(
         backups=[StagedBackup(j.name, j.timestamp, str(j.staged), str(j.dest), None if j.ok else j.failure(), j.bytes,
                               len(j.capture.archive.files) if j.capture else 0,
-                              len(j.capture.backed_up_dirs) if j.capture else 0) for j in jobs],
+                              len(j.capture.backed_up_dirs) if j.capture else 0,
+                              started=j.started, frozen_seconds=j.frozen_seconds, scope=j.scope) for j in jobs],
         skipped=[NotBackedUp(n, "not running") for n in skipped],
     )
+
+
+def _freeze(ctx: "RunContext") -> bool:
+    return bool(ctx.options.get("consistent"))
 
 
 @step("snapshot", reads=("registry", "sandbox_list"), may_read=("backup_targets",), writes=("snapshot",), mutates=True)
 def snapshot(ctx: "RunContext") -> None:
     """Stream each ready sandbox's state into staging, in parallel; refuse hostile entries."""
     out, st = ctx.out, ctx.out.style
-    targets, skipped = _targets(ctx)
+    targets, skipped, stopped = _targets(ctx)
     for entry in ctx.fact("registry"):
         if entry.name in skipped:
-            out.line(f"  {st.D}Skipping '{entry.name}' (not running){st.R}")
+            out.line(f"{st.D}{_stopped.skip_line(entry.name)}{st.R}")
     timestamp = new_timestamp()
     store = BackupStore(ctx.paths.backups_root)
-    jobs = [SandboxBackup(e.name, timestamp, ctx.staging.dir_for(e.name), store.dest_for(e.name, timestamp)) for e in targets]
+    jobs = [SandboxBackup(e.name, timestamp, ctx.staging.dir_for(e.name), store.dest_for(e.name, timestamp),
+                          stopped=e.name in stopped) for e in targets]
     if not jobs:
         ctx.put("snapshot", _staged(jobs, skipped))
         return
     docker_client()  # fail once, clearly, if there is no engine
     parallel = max(1, int(ctx.options.get("parallel") or 1))
-    consistent = bool(ctx.options.get("consistent"))
+    consistent = _freeze(ctx)
     cancel = threading.Event()
     entries = {e.name: e for e in targets}
     with out.progress() as progress:
         tasks = {job.name: progress.task(job.name) for job in jobs}
 
         def work(job: SandboxBackup) -> None:
-            out.line(f"  Backing up '{job.name}'...")
             _capture_one(ctx, job, entries[job.name], tasks[job.name], cancel, consistent)
             tasks[job.name].done()
 
@@ -158,50 +179,98 @@ def _capture_one(
 
     try:
         agent = load_agent(entry.agent)
-        container = listed_container(ctx, job.name)
+        if job.stopped:
+            listing = ctx.fact("sandbox_list")
+            container = _stopped.stopped_container(job.name, listing.ids.get(job.name))
+            if container is None:
+                raise StepError(f"the stopped container of '{job.name}' is gone")
+        else:
+            container = listed_container(ctx, job.name)
     except (StepError, StoreError) as exc:
         job.error = str(exc).strip()
+        ctx.out.line(f"  Backing up '{job.name}'...")
         return
-    paused = False
-    record: Path | None = None
-    try:
-        if consistent:
-            record = _record_pause(ctx, job.name, container)
-            container.pause()
-            paused = True
-        job.capture = capture_sandbox(container, agent, job.staged, on_progress=on_progress)
-        manifest = build_manifest(
-            job.capture,
-            agent,
-            sandbox=job.name,
-            timestamp=job.timestamp,
-            backup_path=job.dest,
-            agent_version=entry.agent_version,
-            policy_presets=list(entry.policies),
-            image=container.attrs.get("Config", {}).get("Image") or None,
-        )
-        write_manifest(job.staged, manifest)
-    except _Cancelled:
-        job.error = "interrupted"
-    except Exception as exc:  # noqa: BLE001 - one sandbox's failure must not stop the others
-        job.error = f"{type(exc).__name__}: {exc}"
-    finally:
-        if paused:
-            try:
-                container.unpause()
-            except Exception as exc:  # noqa: BLE001
-                ctx.out.error(f"  Could not unpause the container of '{job.name}': {exc}. Run: docker unpause {container.name}")
+    with contextlib.ExitStack() as hold:
+        try:
+            if job.stopped:
+                _hold_started(ctx, job, container, hold)
             else:
-                _forget_pause(record)
-        elif record is not None:
-            _forget_pause(record)  # pause() itself failed
+                adopted = _stopped.adopt(ctx, container)  # a dead run of ours started it: stop it after
+                if adopted is not None:
+                    hold.callback(_return_to_stopped, ctx, job, container, adopted)
+            ctx.out.line(f"  Backing up '{job.name}'...")
+            if consistent:
+                _hold_frozen(ctx, job, container, hold)
+            job.capture = capture_sandbox(container, agent, job.staged, on_progress=on_progress)
+            hold.close()  # unfreeze (and stop) as soon as the state is read
+            manifest = build_manifest(
+                job.capture,
+                agent,
+                sandbox=job.name,
+                timestamp=job.timestamp,
+                backup_path=job.dest,
+                agent_version=entry.agent_version,
+                policy_presets=list(entry.policies),
+                image=container.attrs.get("Config", {}).get("Image") or None,
+            )
+            write_manifest(job.staged, manifest)
+        except _Cancelled:
+            job.error = "interrupted"
+        except Exception as exc:  # noqa: BLE001 - one sandbox's failure must not stop the others
+            job.error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, StepError) else str(exc).strip()
+
+
+def _hold_started(ctx: "RunContext", job: SandboxBackup, container: Any, hold: contextlib.ExitStack) -> None:
+    """Start a stopped sandbox for its backup; `hold` stops it again on every path (a kill is
+    covered by the start record, written before the start: _stopped_sandboxes.py)."""
+    ctx.out.line(f"  Starting stopped sandbox '{job.name}' to back it up...")
+    record = _stopped.record_start(ctx, job.name, container)
+    hold.callback(_return_to_stopped, ctx, job, container, record)
+    _stopped.start(container, job.name)
+    job.started = True
+    ctx.event("container_started", sandbox=job.name, container=container.name)
+
+
+def _return_to_stopped(ctx: "RunContext", job: SandboxBackup, container: Any, record: Path) -> None:
+    try:
+        _stopped.stop(container)
+    except Exception as exc:  # noqa: BLE001 - say so; the record lets the next run try again
+        ctx.out.error(f"  Could not stop the container of '{job.name}' again: {exc}. Run: docker stop {container.name}")
+        return
+    _stopped.forget_start(record)
+    if job.started:
+        ctx.out.line(f"  Returned '{job.name}' to its stopped state.")
+
+
+def _hold_frozen(ctx: "RunContext", job: SandboxBackup, container: Any, hold: contextlib.ExitStack) -> None:
+    """Freeze (Docker pause) the sandbox while its state is read; `hold` unfreezes it on every
+    path (a kill is covered by the pause record, written before the pause: _pause_records.py)."""
+    record = _record_pause(ctx, job.name, container)
+    try:
+        container.pause()
+    except BaseException:
+        _forget_pause(record)
+        raise
+    began = time.monotonic()
+
+    def unfreeze() -> None:
+        try:
+            container.unpause()
+        except Exception as exc:  # noqa: BLE001
+            ctx.out.error(f"  Could not unpause the container of '{job.name}': {exc}. Run: docker unpause {container.name}")
+        else:
+            _forget_pause(record)
+        job.frozen_seconds = round(time.monotonic() - began, 3)
+
+    hold.callback(unfreeze)
 
 
 @step("unpause_leftovers", mutates=True)
 def unpause_leftovers(ctx: "RunContext") -> None:
-    """Unpause sandboxes a killed --consistent run left paused (before the list, which would
-    otherwise show them as not running and skip them)."""
+    """Unpause sandboxes a killed run left frozen (before the list, which would otherwise show
+    them as not running and skip them), then stop the ones it had started from stopped."""
     _unpause_leftovers(ctx)
+    _stopped.stop_leftovers(ctx)
 
 
 @step("commit_backups", outcomes=("next", "partial"), commits=True, params={"quiet_summary": bool},
@@ -213,12 +282,18 @@ def commit_backups(ctx: "RunContext") -> str:
     jobs = snap.backups
     good = [j for j in jobs if j.ok]
     failed = [j for j in jobs if not j.ok]
-    if ctx.options.get("strict") and failed:
+    if _strict(ctx) and (failed or snap.skipped):
         ctx.put("committed", {})
-        ctx.put("backup_report", _summary([], failed, snap.skipped))
-        raise StepError(
-            f"  --strict: nothing was committed because {len(failed)} of {len(jobs)} sandbox backup(s) failed."
-        )
+        ctx.put("backup_report", _summary([], failed, snap))
+        lines = []
+        if snap.skipped:
+            lines.append(f"  Strict pre-upgrade backup requires every registered sandbox to be backed up; "
+                         f"{len(snap.skipped)} sandbox(es) were skipped.")
+        if failed:
+            lines.append(f"  --strict: nothing was committed because {len(failed)} of {len(jobs)} sandbox backup(s) failed.")
+        else:
+            lines.append("  --strict: nothing was committed.")
+        raise StepError("\n".join(lines))
     committed: dict[str, str] = {}
     backed: list[StagedBackup] = []
     for job in good:
@@ -238,20 +313,27 @@ def commit_backups(ctx: "RunContext") -> str:
         ctx.event("backup_committed", sandbox=job.name, path=str(dest), files=len(manifest.files), bytes=job.bytes)
         out.line(f"  {st.G}✓{st.R} {job.name}: {len(manifest.backed_up_dirs)} dirs, {len(manifest.files)} files → {dest}")
     ctx.put("committed", committed)
-    ctx.put("backup_report", _summary(backed, failed, snap.skipped))
+    ctx.put("backup_report", _summary(backed, failed, snap))
     skipped = snap.skipped
     if ctx.params.get("quiet_summary"):
         return "partial" if failed else "next"
     out.line("")
     out.line(f"  Pre-upgrade backup: {len(backed)} backed up, {len(failed)} failed, {len(skipped)} skipped")
     if backed:
-        out.line("  Backups stored in: ~/.nemoclaw/rebuild-backups/")
+        out.line(f"  Backups stored in: {ctx.paths.backups_root.absolute()}")
     return "partial" if failed else "next"
 
 
-def _summary(backed: list[StagedBackup], failed: list[StagedBackup], skipped: list[NotBackedUp]) -> BackupReport:
+def _strict(ctx: "RunContext") -> bool:
+    """`--strict`, or upstream's installer switch NEMOCLAW_REQUIRE_ALL_SANDBOX_BACKUPS=1."""
+    return bool(ctx.options.get("strict")) or os.environ.get(STRICT_ENV, "").strip() == "1"
+
+
+def _summary(backed: list[StagedBackup], failed: list[StagedBackup], snap: Snapshot) -> BackupReport:
     return BackupReport(
-        backed_up=[BackedUp(j.name, j.dest, j.timestamp, j.bytes, j.files) for j in backed],
+        backed_up=[BackedUp(j.name, j.dest, j.timestamp, j.bytes, j.files, scope=j.scope, frozen_seconds=j.frozen_seconds,
+                            started_and_returned=j.started) for j in backed],
         failed=[NotBackedUp(j.name, j.error or "failed") for j in failed],
-        skipped=list(skipped),
+        skipped=list(snap.skipped),
+        started_and_returned=[j.name for j in snap.backups if j.started],
     )

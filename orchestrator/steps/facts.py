@@ -56,6 +56,11 @@ class StagedBackup:
     bytes: int = 0
     files: int = 0
     dirs: int = 0
+    # Started from stopped for this backup and stopped again (upstream #6500).
+    started: bool = False
+    # Seconds the sandbox was frozen (Docker pause) while its state was read; None: not frozen.
+    frozen_seconds: float | None = None
+    scope: str = "agent"
 
     @property
     def ok(self) -> bool:
@@ -83,6 +88,9 @@ class BackedUp:
     timestamp: str
     bytes: int
     files: int
+    scope: str = "agent"
+    frozen_seconds: float | None = None
+    started_and_returned: bool = False
 
 
 @attrs.frozen
@@ -90,6 +98,8 @@ class BackupReport:
     backed_up: list[BackedUp]
     failed: list[NotBackedUp]
     skipped: list[NotBackedUp]
+    # Sandboxes that were stopped, started for their backup and returned to stopped.
+    started_and_returned: list[str] = attrs.Factory(list)
 
 
 @attrs.frozen

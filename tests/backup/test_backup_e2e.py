@@ -37,7 +37,12 @@ pytestmark = pytest.mark.docker
 STATE = "/sandbox/.openclaw"
 OPENCLAW_DIRS = ("agents extensions workspace skills hooks identity devices canvas cron memory telegram wechat "
                  "whatsapp credentials").split()
-SKIP = "  Skipping '{}' (not running)"
+SKIP = ("  Skipping '{}' (not running; start the sandbox/container and rerun 'nemoclaw backup-all' so NemoClaw can "
+        "capture a fresh snapshot)")
+STARTING = "  Starting stopped sandbox '{}' to back it up..."
+RETURNED = "  Returned '{}' to its stopped state."
+STRICT = ("  Strict pre-upgrade backup requires every registered sandbox to be backed up; {} sandbox(es) were "
+          "skipped.")
 SUMMARY = "  Pre-upgrade backup: {} backed up, {} failed, {} skipped"
 SWEPT = "  Removed leftovers of 1 interrupted run"
 EMPTY = "  No sandboxes registered. Nothing to back up."
@@ -52,6 +57,7 @@ class Host:
     c: str
     stopped: str
     hostile: str
+    gone: str  # registered and listed by the gateway, but its container was removed
     outside: Path  # where the hostile sandbox's absolute symlink points on this host
     entries: dict[str, dict[str, Any]]  # registry entries as the stand-in wrote them
 
@@ -89,6 +95,11 @@ class Host:
         [c] = self.docker.containers.list(all=True, filters={"label": f"openshell.ai/sandbox-name={name}"})
         return c
 
+    def status(self, name: str) -> str:
+        c = self.container(name)
+        c.reload()
+        return "paused" if c.attrs["State"]["Paused"] else c.status
+
     def sh(self, name: str, script: str) -> str:
         rc, out = self.container(name).exec_run(["sh", "-c", script], user="root")
         assert rc == 0, out.decode(errors="replace")
@@ -116,6 +127,16 @@ def tree_sums(root: Path) -> dict[str, str]:
     return out
 
 
+def agent_sums(root: Path) -> dict[str, str]:
+    """tree_sums of the agent's state dirs in a backup, relative to the agent's dir (what
+    `Host.sandbox_sums` computes in the container), whatever the backup's scope."""
+    m = load_manifest(root)
+    sums = tree_sums(root)
+    if getattr(m, "scope", "agent") == "home":
+        sums = {k[len(".openclaw/"):]: v for k, v in sums.items() if k.startswith(".openclaw/")}
+    return {k: v for k, v in sums.items() if k.split("/", 1)[0] in OPENCLAW_DIRS}
+
+
 def assert_only_complete_backups(h: Host) -> dict[str, list[Path]]:
     """Every directory under rebuild-backups/<name>/ has a manifest that loads, verifies (every
     byte re-hashed) and lists exactly the files on disk with their hashes."""
@@ -137,13 +158,15 @@ def host(tmp_path_factory, docker_client):
     sim = SimEnv(base / "home")
     sim.home.mkdir()
     tag = uuid.uuid4().hex[:6]
-    names = {k: f"bk{tag}-{k}" for k in ("a", "b", "c", "stopped", "hostile")}
+    names = {k: f"bk{tag}-{k}" for k in ("a", "b", "c", "stopped", "hostile", "gone")}
     outside = base / "outside-target"
     try:
         sim.up(sandboxes=0)
-        for key in ("a", "b", "c", "stopped", "hostile"):
+        for key in ("a", "b", "c", "stopped", "hostile", "gone"):
             sim.add_sandbox(names[key])
         sim.stop_sandbox(names["stopped"])
+        [gone] = docker_client.containers.list(all=True, filters={"label": f"openshell.ai/sandbox-name={names['gone']}"})
+        gone.remove(force=True)
         h = Host(sim=sim, docker=docker_client, outside=outside, entries=sim.registry()["sandboxes"], **names)
         # What a real filesystem can hold that no backup may: links leaving the backup (absolute,
         # and relative through `..`), a device node (mknod as root) and a FIFO.
@@ -171,6 +194,10 @@ def h(host: Host) -> Host:
         c.reload()
         if c.status == "paused":  # a failed test must not spoil the next one
             c.unpause()
+    stopped = host.container(host.stopped)
+    stopped.reload()
+    if stopped.status != "exited":
+        stopped.stop(timeout=10)
     return host
 
 
@@ -201,28 +228,112 @@ class Paused:
 # --- backup-all --------------------------------------------------------------------------------
 
 
-def test_three_ready_one_stopped_commits_three_backups_equal_to_the_containers(h):
+def test_three_ready_one_stopped_commits_four_backups_equal_to_the_containers(h):
     res = h.nemoclaw("backup-all")
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
-    assert SKIP.format(h.stopped) in lines
-    assert SUMMARY.format(3, 0, 1) in lines
-    assert "  Backups stored in: ~/.nemoclaw/rebuild-backups/" in lines
+    # NemoClaw #6500: the stopped sandbox is started, backed up and returned to its stopped state.
+    assert lines.index(STARTING.format(h.stopped)) < lines.index(RETURNED.format(h.stopped))
+    assert h.status(h.stopped) == "exited"
+    assert not any(line.startswith("  Skipping") for line in lines), res.stdout
+    assert SUMMARY.format(4, 0, 0) in lines
+    assert f"  Backups stored in: {h.backups}" in lines  # absolute, as upstream prints it now
     assert "Backup complete" not in res.stdout  # upstream asserts its absence
     found = assert_only_complete_backups(h)
-    assert sorted(found) == sorted([h.a, h.b, h.c])
+    assert sorted(found) == sorted([h.a, h.b, h.c, h.stopped])
     for name in (h.a, h.b, h.c):
         [d] = found[name]
         assert f"  ✓ {name}: " in res.stdout and f"→ {d}" in res.stdout
         sums = h.sandbox_sums(name)
         assert len(sums) > 10
-        assert tree_sums(d) == sums  # the files on disk hash equal to the container's files
-    assert not (h.backups / h.stopped).exists()
+        assert agent_sums(d) == sums  # the files on disk hash equal to the container's files
+    # The stopped sandbox holds the same image tree as c; its backup hashes equal to c's.
+    assert tree_sums(found[h.stopped][0]) == tree_sums(found[h.c][0])
     assert h.staged_runs() == []  # staging is gone after a finished run
 
     listed = json.loads(h.nemoclaw("backups", "list", "--json").stdout)
-    assert sorted(r["sandbox"] for r in listed["backups"]) == sorted([h.a, h.b, h.c])
+    assert sorted(r["sandbox"] for r in listed["backups"]) == sorted([h.a, h.b, h.c, h.stopped])
     assert all(r["verified"] for r in listed["backups"]) and listed["invalid"] == []
+
+
+def test_sandbox_without_container_is_skipped_with_upstreams_line(h):
+    h.register(h.a, h.gone)
+    res = h.nemoclaw("backup-all")
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert SKIP.format(h.gone) in lines
+    assert SUMMARY.format(1, 0, 1) in lines
+    assert sorted(assert_only_complete_backups(h)) == [h.a]
+
+
+def test_stopped_sandbox_is_returned_to_stopped_when_its_backup_fails(h):
+    c = h.container(h.stopped)
+    c.start()
+    h.sh(h.stopped, f"mkfifo {STATE}/workspace/fifo")
+    c.stop(timeout=10)
+    try:
+        h.register(h.a, h.stopped)
+        res = h.nemoclaw("backup-all")
+        assert res.returncode == 1, res.stdout + res.stderr
+        assert STARTING.format(h.stopped) in res.stdout.splitlines()
+        assert RETURNED.format(h.stopped) in res.stdout.splitlines()
+        assert any(line.startswith(f"  ✗ {h.stopped}: backup failed (") for line in res.stderr.splitlines()), res.stderr
+        assert h.status(h.stopped) == "exited"
+        assert sorted(assert_only_complete_backups(h)) == [h.a]
+    finally:
+        c.start()
+        h.sh(h.stopped, f"rm -f {STATE}/workspace/fifo")
+        c.stop(timeout=10)
+
+
+def test_stopped_sandbox_is_returned_to_stopped_on_sigterm(h):
+    h.register(h.stopped)
+    run = Paused(h, "archive", h.stopped, "--parallel", "1")
+    assert h.status(h.stopped) in ("running", "paused")  # started for the backup
+    code, out, _err = run.kill(signal.SIGTERM)
+    assert code == 128 + signal.SIGTERM
+    assert RETURNED.format(h.stopped) in out.splitlines()
+    assert h.status(h.stopped) == "exited"
+    assert assert_only_complete_backups(h) == {}
+    assert list((h.backups / ".started").glob("*.json")) == []
+
+
+def test_stopped_sandbox_started_by_a_killed_run_is_stopped_by_the_next_run(h):
+    h.register(h.stopped)
+    run = Paused(h, "archive", h.stopped, "--parallel", "1")
+    code, _out, _err = run.kill(signal.SIGKILL)  # no finally runs: the container keeps running
+    assert code == -signal.SIGKILL
+    c = h.container(h.stopped)
+    assert h.status(h.stopped) in ("running", "paused")
+    [record] = (h.backups / ".started").glob("*.json")
+    assert record.name == f"{c.id}.json"  # recorded before it was started
+
+    res = h.nemoclaw("backup-all")
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert (f"  Returned '{h.stopped}' to its stopped state (container {c.name}): interrupted run {run.run_id} had "
+            "started it to back it up.") in lines
+    # ... and then this run starts it again for its own backup and returns it once more.
+    assert STARTING.format(h.stopped) in lines and RETURNED.format(h.stopped) in lines
+    assert h.status(h.stopped) == "exited"
+    assert sorted(assert_only_complete_backups(h)) == [h.stopped]
+    assert list((h.backups / ".started").glob("*.json")) == []
+
+
+def test_strict_through_the_installer_variable_exits_1_on_a_skip_and_commits_nothing(h):
+    strict = {"NEMOCLAW_REQUIRE_ALL_SANDBOX_BACKUPS": "1"}
+    h.register(h.a, h.gone)
+    res = h.nemoclaw("backup-all", env=strict)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert STRICT.format(1) in res.stderr.splitlines()
+    assert SKIP.format(h.gone) in res.stdout.splitlines()
+    assert assert_only_complete_backups(h) == {}
+    # NemoClaw #6500: a stopped sandbox no longer fails a strict pre-upgrade backup.
+    h.register(h.a, h.stopped)
+    res = h.nemoclaw("backup-all", env=strict)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert sorted(assert_only_complete_backups(h)) == sorted([h.a, h.stopped])
+    assert h.status(h.stopped) == "exited"
 
 
 def test_backup_change_restore_gives_back_the_backed_up_tree(h):
@@ -300,18 +411,21 @@ def test_strict_commits_nothing_when_one_sandbox_fails(h):
 
 
 def test_json_prints_a_machine_readable_summary_on_stdout(h):
-    h.register(h.a, h.stopped, h.hostile)
+    h.register(h.a, h.stopped, h.hostile, h.gone)
     res = h.nemoclaw("backup-all", "--json")
     assert res.returncode == 1
     doc = json.loads(res.stdout)  # stdout is the JSON document and nothing else
     assert doc["workflow"] == "backup-all" and doc["exit_code"] == 1
     s = doc["summary"]
-    [backed] = s["backed_up"]
+    backed, started = s["backed_up"]
     assert backed["sandbox"] == h.a and Path(backed["path"]) == h.committed(h.a)[0]
     assert backed["files"] == len(load_manifest(Path(backed["path"])).files) > 0
-    assert s["skipped"] == [{"sandbox": h.stopped, "reason": "not running"}]
+    assert backed["started_and_returned"] is False
+    assert started["sandbox"] == h.stopped and started["started_and_returned"] is True
+    assert s["started_and_returned"] == [h.stopped]
+    assert s["skipped"] == [{"sandbox": h.gone, "reason": "not running"}]
     assert [f["sandbox"] for f in s["failed"]] == [h.hostile]
-    assert SUMMARY.format(1, 1, 1) not in res.stdout
+    assert SUMMARY.format(2, 1, 1) not in res.stdout
 
 
 # --- interrupted runs ----------------------------------------------------------------------------

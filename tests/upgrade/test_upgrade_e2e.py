@@ -508,18 +508,23 @@ def test_failed_rollback_prints_commands_that_restore_by_hand_and_stops(sim, doc
 
 
 @pytest.mark.parametrize("sim", [FLEET], indirect=True)
-def test_rebuild_sandbox_refuses_a_stopped_or_unknown_sandbox(sim, docker_client, names, new_image):
+def test_rebuild_sandbox_refuses_an_unknown_sandbox_and_backs_up_a_stopped_one_first(sim, docker_client, names, new_image):
     a, ghost = names("a", "g")
     sim.add_sandbox(a, agent_version=OLD, stopped=True)
     before = world(sim, docker_client, [a])
 
-    stopped = nemoclaw(sim, "rebuild-sandbox", a)
     unknown = nemoclaw(sim, "rebuild-sandbox", ghost)
-
-    assert stopped.returncode == 1 and unknown.returncode == 1
-    assert f"  Sandbox '{a}' is not running. Cannot back up state." in stopped.stderr.splitlines()
+    assert unknown.returncode == 1
     assert f"  Sandbox '{ghost}' is not registered in {sim.paths.registry_file}." in unknown.stderr.splitlines()
     assert_same_world(before, world(sim, docker_client, [a]))
+
+    # NemoClaw #6500: the rebuild's backup starts the stopped sandbox, backs it up and stops it again.
+    stopped = nemoclaw(sim, "rebuild-sandbox", a)
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    lines = stopped.stdout.splitlines()
+    assert lines.index(f"  Starting stopped sandbox '{a}' to back it up...") < lines.index(
+        f"  Returned '{a}' to its stopped state.") < lines.index("  Creating new sandbox with current image...")
+    assert agent_version_in(docker_client, a) == f"OpenClaw {NEW}"
 
 
 @pytest.mark.parametrize("sim", [FLEET], indirect=True)
