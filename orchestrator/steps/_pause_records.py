@@ -1,6 +1,7 @@
-"""Records of `--consistent` pauses, so a killed run's frozen sandbox is unpaused next time.
+"""Records of freezes (Docker pause), so a killed run's frozen sandbox is unpaused next time.
 
-`--consistent` pauses a sandbox's container while reading it and unpauses it in a `finally`;
+A backup pauses a sandbox's container while reading it (unless `--no-freeze`) and unpauses
+it on every path of the run (steps/backup.py);
 a run killed outright (SIGKILL, power loss) cannot, and a paused sandbox looks "not running"
 to OpenShell, so every later run would skip it for ever. So a pause is first recorded under
 `rebuild-backups/.paused/` and the record removed after the unpause; the `unpause_leftovers`
@@ -45,7 +46,7 @@ def forget_pause(record: Path | None) -> None:
 
 
 def unpause_leftovers_of_dead_runs(ctx: "RunContext") -> None:
-    """Unpause containers that a dead run paused for --consistent and could not unpause."""
+    """Unpause containers that a dead run froze for a backup and could not unpause."""
     d = paused_dir(ctx)
     try:
         records = sorted(d.glob("*.json"))

@@ -14,7 +14,8 @@ Resuming: a crash loses the staging area (the next start sweeps it), so an inter
 snapshot is run again and an interrupted commit goes back to the snapshot (`resume:` in the
 workflow files); what a killed commit had already renamed into place is a complete backup.
 
-`--consistent` pause records: _pause_records.py. Test kill points: _kill_points.py.
+Each sandbox is frozen (Docker pause) while its state is read unless `--no-freeze`; pause
+records: _pause_records.py. Stopped sandboxes: _stopped_sandboxes.py. Test kill points: _kill_points.py.
 """
 
 from __future__ import annotations
@@ -113,7 +114,8 @@ def _staged(jobs: list[SandboxBackup], skipped: list[str]) -> Snapshot:
 
 
 def _freeze(ctx: "RunContext") -> bool:
-    return bool(ctx.options.get("consistent"))
+    """Point-in-time capture is the default; `--no-freeze` opts out (docs/reference/point-in-time.md)."""
+    return not ctx.options.get("no_freeze")
 
 
 @step("snapshot", reads=("registry", "sandbox_list"), may_read=("backup_targets",), writes=("snapshot",), mutates=True)
@@ -312,6 +314,8 @@ def commit_backups(ctx: "RunContext") -> str:
         _pause_point(ctx, "after_commit", job.name)
         ctx.event("backup_committed", sandbox=job.name, path=str(dest), files=len(manifest.files), bytes=job.bytes)
         out.line(f"  {st.G}✓{st.R} {job.name}: {len(manifest.backed_up_dirs)} dirs, {len(manifest.files)} files → {dest}")
+        if job.frozen_seconds is not None:
+            out.line(f"    {st.D}Frozen for {job.frozen_seconds:.3f} s while its state was read.{st.R}")
     ctx.put("committed", committed)
     ctx.put("backup_report", _summary(backed, failed, snap))
     skipped = snap.skipped

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -353,12 +354,12 @@ def test_backup_change_restore_gives_back_the_backed_up_tree(h):
     assert "extra.txt" not in h.sh(h.a, f"ls {STATE}/workspace")
 
 
-@pytest.mark.parametrize("consistent", [False, True], ids=["plain", "consistent"])
-def test_hostile_sandbox_fails_alone_and_nothing_leaves_staging(h, consistent):
+@pytest.mark.parametrize("freeze", [True, False], ids=["frozen", "no-freeze"])
+def test_hostile_sandbox_fails_alone_and_nothing_leaves_staging(h, freeze):
     h.register(h.a, h.hostile, h.b)
     listing = h.sh(h.hostile, f"ls -l {STATE}/workspace {STATE}/memory")
     assert "crw" in listing and "prw" in listing and "escape-abs ->" in listing  # what the sandbox serves
-    res = h.nemoclaw("backup-all", *(["--consistent"] if consistent else []))
+    res = h.nemoclaw("backup-all", *([] if freeze else ["--no-freeze"]))
     assert res.returncode == 1, res.stdout + res.stderr
     assert f"  ✗ {h.hostile}: backup failed (workspace, memory)" in res.stderr.splitlines()
     assert SUMMARY.format(2, 1, 0) in res.stdout.splitlines()
@@ -476,13 +477,13 @@ def test_second_run_is_refused_by_the_lock_and_sigterm_discards_staging(h):
     assert not (h.nemoclaw_dir / "orchestrator.lock").exists()
 
 
-def test_consistent_pauses_while_reading_and_unpauses_when_interrupted(h):
+def test_backup_freezes_while_reading_and_unfreezes_when_interrupted(h):
     h.register(h.a, h.b)
-    run = Paused(h, "archive", h.a, "--consistent", "--parallel", "1")
+    run = Paused(h, "archive", h.a, "--parallel", "1")
     c = h.container(h.a)
     try:
         c.reload()
-        assert c.attrs["State"]["Paused"], "--consistent did not pause the container while reading it"
+        assert c.attrs["State"]["Paused"], "the backup did not freeze the container while reading it"
     finally:
         code, _out, _err = run.kill(signal.SIGTERM)
     assert code == 128 + signal.SIGTERM
@@ -491,6 +492,63 @@ def test_consistent_pauses_while_reading_and_unpauses_when_interrupted(h):
         c.reload()
         assert c.status == "running" and not c.attrs["State"]["Paused"], name
     assert assert_only_complete_backups(h) == {}
+
+
+def test_no_freeze_reads_the_sandbox_live(h):
+    h.register(h.a)
+    run = Paused(h, "archive", h.a, "--no-freeze", "--parallel", "1")
+    try:
+        assert h.status(h.a) == "running"
+    finally:
+        code, _out, _err = run.kill(signal.SIGTERM)
+    assert code == 128 + signal.SIGTERM
+
+
+WRITER = """
+cd {d} && touch {d}/.writing && i=0
+while [ -e {d}/.writing ]; do
+  i=$((i+1))
+  echo $i > aaa-first.tmp && mv aaa-first.tmp aaa-first
+  echo $i > zzz-second.tmp && mv zzz-second.tmp zzz-second
+done
+"""
+
+
+def test_every_frozen_backup_is_one_instant_of_a_live_writer(h):
+    """A writer updates two files in a fixed order (first, then second) in a loop; at any one
+    instant first == second or first == second + 1. The two files are far apart in the
+    archive (the 2.5 MB of `workspace/projects` between them), so a live read is allowed not
+    to see one instant; a frozen backup must, every time."""
+    d = f"{STATE}/workspace"
+    h.register(h.c)
+    c = h.container(h.c)
+    c.exec_run(["sh", "-c", WRITER.format(d=d)], user="root", detach=True)
+    try:
+        deadline = time.monotonic() + 30
+        while "zzz-second" not in h.sh(h.c, f"ls {d}") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        pairs = []
+        for _ in range(3):
+            res = h.nemoclaw("backup-all", "--json")
+            assert res.returncode == 0, res.stderr
+            [backed] = json.loads(res.stdout)["summary"]["backed_up"]
+            assert backed["frozen_seconds"] is not None and backed["frozen_seconds"] > 0
+            root = Path(backed["path"])
+            m = load_manifest(root)
+            prefix = ".openclaw/workspace" if getattr(m, "scope", "agent") == "home" else "workspace"
+            first = int((root / prefix / "aaa-first").read_text())
+            second = int((root / prefix / "zzz-second").read_text())
+            pairs.append((first, second))
+        assert all(f - s in (0, 1) for f, s in pairs), pairs
+        assert len({f for f, _ in pairs}) == 3, pairs  # the writer ran on between the backups
+        plain = h.nemoclaw("backup-all")
+        assert plain.returncode == 0, plain.stderr
+        assert any(re.fullmatch(r"    Frozen for \d+\.\d{3} s while its state was read\.", line)
+                   for line in plain.stdout.splitlines()), plain.stdout
+    finally:
+        h.sh(h.c, f"rm -f {d}/.writing")
+        time.sleep(0.3)
+        h.sh(h.c, f"rm -f {d}/aaa-first* {d}/zzz-second*")
 
 
 # --- backups verify / prune -------------------------------------------------------------------
@@ -540,9 +598,9 @@ def test_prune_keeps_the_newest_verified_backup(h):
     assert h.nemoclaw("backups", "verify", h.a).returncode == 0
 
 
-def test_sandbox_left_paused_by_a_killed_consistent_run_is_unpaused_by_the_next_run(h):
+def test_sandbox_left_frozen_by_a_killed_run_is_unpaused_by_the_next_run(h):
     h.register(h.a, h.b)
-    run = Paused(h, "archive", h.a, "--consistent", "--parallel", "1")
+    run = Paused(h, "archive", h.a, "--parallel", "1")
     code, _out, _err = run.kill(signal.SIGKILL)  # no finally runs: the container stays paused
     assert code == -signal.SIGKILL
     c = h.container(h.a)
