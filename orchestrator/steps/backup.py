@@ -46,6 +46,7 @@ from ..store import (
     write_manifest,
 )
 from ..store.errors import StoreError
+from ..store.home_scope import build_home_manifest, capture_home
 
 from ._kill_points import Cancelled as _Cancelled
 from ._kill_points import pause_point as _pause_point
@@ -113,6 +114,12 @@ def _staged(jobs: list[SandboxBackup], skipped: list[str]) -> Snapshot:
     )
 
 
+def _scope(ctx: "RunContext") -> str:
+    """`home` (the whole sandbox home, the default) or `agent` (the agent's declared state):
+    store/home_scope.py."""
+    return str(ctx.options.get("scope") or "home")
+
+
 def _freeze(ctx: "RunContext") -> bool:
     """Point-in-time capture is the default; `--no-freeze` opts out (docs/reference/point-in-time.md)."""
     return not ctx.options.get("no_freeze")
@@ -128,8 +135,9 @@ def snapshot(ctx: "RunContext") -> None:
             out.line(f"{st.D}{_stopped.skip_line(entry.name)}{st.R}")
     timestamp = new_timestamp()
     store = BackupStore(ctx.paths.backups_root)
+    scope = _scope(ctx)
     jobs = [SandboxBackup(e.name, timestamp, ctx.staging.dir_for(e.name), store.dest_for(e.name, timestamp),
-                          stopped=e.name in stopped) for e in targets]
+                          stopped=e.name in stopped, scope=scope) for e in targets]
     if not jobs:
         ctx.put("snapshot", _staged(jobs, skipped))
         return
@@ -203,9 +211,10 @@ def _capture_one(
             ctx.out.line(f"  Backing up '{job.name}'...")
             if consistent:
                 _hold_frozen(ctx, job, container, hold)
-            job.capture = capture_sandbox(container, agent, job.staged, on_progress=on_progress)
+            home = job.scope == "home"
+            job.capture = (capture_home if home else capture_sandbox)(container, agent, job.staged, on_progress=on_progress)
             hold.close()  # unfreeze (and stop) as soon as the state is read
-            manifest = build_manifest(
+            manifest = (build_home_manifest if home else build_manifest)(
                 job.capture,
                 agent,
                 sandbox=job.name,
@@ -313,7 +322,8 @@ def commit_backups(ctx: "RunContext") -> str:
         backed.append(job)
         _pause_point(ctx, "after_commit", job.name)
         ctx.event("backup_committed", sandbox=job.name, path=str(dest), files=len(manifest.files), bytes=job.bytes)
-        out.line(f"  {st.G}✓{st.R} {job.name}: {len(manifest.backed_up_dirs)} dirs, {len(manifest.files)} files → {dest}")
+        ndirs = len(manifest.dirs) if manifest.scope == "home" else len(manifest.backed_up_dirs)
+        out.line(f"  {st.G}✓{st.R} {job.name}: {ndirs} dirs, {len(manifest.files)} files → {dest}")
         if job.frozen_seconds is not None:
             out.line(f"    {st.D}Frozen for {job.frozen_seconds:.3f} s while its state was read.{st.R}")
     ctx.put("committed", committed)

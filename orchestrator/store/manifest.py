@@ -75,6 +75,10 @@ class Manifest:
     name: str | None = None
     # The image the sandbox ran when it was backed up (to recreate it when it is gone).
     sandbox_image: str | None = None
+    # What the backup holds: `agent` (the agent's declared state under `dir`; manifests
+    # without the key) or `home` (the whole sandbox home `dir`, minus `excludes`).
+    scope: str = "agent"
+    excludes: list[str] = attrs.field(factory=list)
 
     def file_modes(self) -> dict[str, int]:
         """Relative path -> permission bits, for restoring with the original modes."""
@@ -121,6 +125,7 @@ def _make_converter() -> cattrs.Converter:
         Manifest,
         make_dict_unstructure_fn(Manifest, conv, name=override(omit_if_default=True),
                                  sandbox_image=override(rename="sandboxImage", omit_if_default=True),
+                                 excludes=override(omit_if_default=True),
                                  **{k: v for k, v in overrides.items() if k != "sandbox_image"}),
     )
     return conv
@@ -132,7 +137,7 @@ _converter = _make_converter()
 _KEY_ORDER = [
     "version", "sandboxName", "timestamp", "agentType", "agentVersion", "expectedVersion", "stateDirs",
     "backedUpDirs", "stateFiles", "dir", "backupPath", "blueprintDigest", "policyPresets", "name",
-    "sandboxImage", "files", "dirs", "symlinks",
+    "sandboxImage", "scope", "excludes", "files", "dirs", "symlinks",
 ]  # fmt: skip
 
 
@@ -162,6 +167,11 @@ def _check_semantics(m: Manifest, source: object) -> None:
         raise ManifestError(source, f"invalid timestamp {m.timestamp!r}")
     if not m.dir.startswith("/") or ".." in m.dir.split("/"):
         raise ManifestError(source, f"dir {m.dir!r} must be an absolute path without '..'")
+    if m.scope not in ("agent", "home"):
+        raise ManifestError(source, f"unknown scope {m.scope!r} (expected agent or home)")
+    for e in m.excludes:
+        if e.startswith("/") or any(p in ("", ".", "..") for p in e.split("/")) or "\x00" in e:
+            raise ManifestError(source, f"invalid excluded path {e!r}")
     for d in [*m.state_dirs, *m.backed_up_dirs]:
         if not d or "/" in d or d in (".", "..") or "\x00" in d:
             raise ManifestError(source, f"invalid state directory name {d!r}")

@@ -62,7 +62,12 @@ def _owner_of(container: Any, path: str) -> tuple[int, int]:
 
 
 def restore_names(backup_dir: Path, manifest: Manifest) -> list[str]:
-    """What a restore writes: the backed-up dirs and captured state files present in the backup."""
+    """What a restore writes: the backed-up dirs and captured state files present in the backup
+    (for a whole-home backup: the home's top-level entries, home_scope.py)."""
+    if manifest.scope == "home":
+        from .home_scope import home_restore_names
+
+        return home_restore_names(manifest)
     files = {f.path for f in manifest.files}
     names = [d for d in manifest.backed_up_dirs if (backup_dir / d).is_dir() and not (backup_dir / d).is_symlink()]
     names += [s.path for s in manifest.state_files if s.path in files]
@@ -85,6 +90,12 @@ def restore_backup(
     """
     backup_dir = Path(backup_dir)
     manifest = manifest or load_manifest(backup_dir)
+    if manifest.scope == "home":
+        from .home_scope import restore_home
+
+        names, files, nbytes = restore_home(container, backup_dir, manifest, owner=owner, on_progress=on_progress)
+        mismatch = read_back(container, manifest, names) if verify else None
+        return RestoreResult(restored=names, files=files, bytes=nbytes, mismatch=mismatch)
     names = restore_names(backup_dir, manifest)
     base = manifest.dir
     _exec(container, ["mkdir", "-p", "--", base])
@@ -111,7 +122,11 @@ def restore_backup(
 
 def read_back(container: Any, manifest: Manifest, names: list[str]) -> Mismatch | None:
     """Re-read `names` from the container (hash only, nothing written) and compare them with
-    the manifest, file modes included."""
+    the manifest, file modes included (a whole-home backup: the whole home)."""
+    if manifest.scope == "home":
+        from .home_scope import read_back_home
+
+        return read_back_home(container, manifest)
     got = ArchiveResult()
     for name in names:
         parent, leaf = posixpath.split(name)

@@ -97,9 +97,10 @@ class Host:
         return c
 
     def status(self, name: str) -> str:
-        c = self.container(name)
-        c.reload()
-        return "paused" if c.attrs["State"]["Paused"] else c.status
+        """From the engine's container list, which (unlike an inspect) does not wait for the
+        container's lock: the engine holds it while a backup's archive stream is open."""
+        [row] = self.docker.api.containers(all=True, filters={"label": f"openshell.ai/sandbox-name={name}"})
+        return "paused" if "(Paused)" in row["Status"] else row["State"]
 
     def sh(self, name: str, script: str) -> str:
         rc, out = self.container(name).exec_run(["sh", "-c", script], user="root")
@@ -133,7 +134,7 @@ def agent_sums(root: Path) -> dict[str, str]:
     `Host.sandbox_sums` computes in the container), whatever the backup's scope."""
     m = load_manifest(root)
     sums = tree_sums(root)
-    if getattr(m, "scope", "agent") == "home":
+    if m.scope == "home":
         sums = {k[len(".openclaw/"):]: v for k, v in sums.items() if k.startswith(".openclaw/")}
     return {k: v for k, v in sums.items() if k.split("/", 1)[0] in OPENCLAW_DIRS}
 
@@ -342,7 +343,7 @@ def test_backup_change_restore_gives_back_the_backed_up_tree(h):
     assert h.nemoclaw("backup-all").returncode == 0
     [backup] = h.committed(h.a)
     before = h.sandbox_sums(h.a)
-    assert tree_sums(backup) == before
+    assert agent_sums(backup) == before
     h.sh(h.a, f"cd {STATE} && echo changed > workspace/SOUL.md && rm -rf skills && echo extra > workspace/extra.txt "
               "&& head -c 3000 /dev/urandom > agents/main/sessions/sessions.json")
     assert h.sandbox_sums(h.a) != before
@@ -350,7 +351,7 @@ def test_backup_change_restore_gives_back_the_backed_up_tree(h):
     res = h.nemoclaw("backups", "restore", h.a)
     assert res.returncode == 0, res.stderr
     assert f"  ✓ Restored '{h.a}' from {backup.name};" in res.stdout
-    assert h.sandbox_sums(h.a) == tree_sums(backup)  # the sandbox tree hashes equal to the backup
+    assert h.sandbox_sums(h.a) == agent_sums(backup)  # the sandbox tree hashes equal to the backup
     assert "extra.txt" not in h.sh(h.a, f"ls {STATE}/workspace")
 
 
@@ -361,7 +362,8 @@ def test_hostile_sandbox_fails_alone_and_nothing_leaves_staging(h, freeze):
     assert "crw" in listing and "prw" in listing and "escape-abs ->" in listing  # what the sandbox serves
     res = h.nemoclaw("backup-all", *([] if freeze else ["--no-freeze"]))
     assert res.returncode == 1, res.stdout + res.stderr
-    assert f"  ✗ {h.hostile}: backup failed (workspace, memory)" in res.stderr.splitlines()
+    # Whole-home backups (the default) name the directories holding the refused entries.
+    assert f"  ✗ {h.hostile}: backup failed (.openclaw/memory, .openclaw/workspace)" in res.stderr.splitlines()
     assert SUMMARY.format(2, 1, 0) in res.stdout.splitlines()
     found = assert_only_complete_backups(h)
     assert sorted(found) == sorted([h.a, h.b])  # the others are committed
@@ -480,10 +482,8 @@ def test_second_run_is_refused_by_the_lock_and_sigterm_discards_staging(h):
 def test_backup_freezes_while_reading_and_unfreezes_when_interrupted(h):
     h.register(h.a, h.b)
     run = Paused(h, "archive", h.a, "--parallel", "1")
-    c = h.container(h.a)
     try:
-        c.reload()
-        assert c.attrs["State"]["Paused"], "the backup did not freeze the container while reading it"
+        assert h.status(h.a) == "paused", "the backup did not freeze the container while reading it"
     finally:
         code, _out, _err = run.kill(signal.SIGTERM)
     assert code == 128 + signal.SIGTERM
@@ -535,7 +535,7 @@ def test_every_frozen_backup_is_one_instant_of_a_live_writer(h):
             assert backed["frozen_seconds"] is not None and backed["frozen_seconds"] > 0
             root = Path(backed["path"])
             m = load_manifest(root)
-            prefix = ".openclaw/workspace" if getattr(m, "scope", "agent") == "home" else "workspace"
+            prefix = ".openclaw/workspace" if m.scope == "home" else "workspace"
             first = int((root / prefix / "aaa-first").read_text())
             second = int((root / prefix / "zzz-second").read_text())
             pairs.append((first, second))
@@ -551,6 +551,59 @@ def test_every_frozen_backup_is_one_instant_of_a_live_writer(h):
         h.sh(h.c, f"rm -f {d}/aaa-first* {d}/zzz-second*")
 
 
+# --- whole-home and agent scope --------------------------------------------------------------
+
+
+def test_whole_home_is_the_default_scope_minus_runtime_files_and_restores_whole(h):
+    """NemoClaw #11767/#2882: files outside the agent's declared dirs (here /sandbox/user-data)
+    are backed up; NemoClaw's per-install config (.nemoclaw/config.json) is not, and a restore
+    leaves the sandbox's own copy alone."""
+    h.register(h.b)
+    h.sh(h.b, "set -e; mkdir -p /sandbox/user-data/notes /sandbox/.nemoclaw/blueprints; "
+              "head -c 70000 /dev/urandom > /sandbox/user-data/notes/big.bin; echo hello > /sandbox/user-data/a.txt; "
+              "ln -s notes/big.bin /sandbox/user-data/link; echo '{\"install\": 1}' > /sandbox/.nemoclaw/config.json; "
+              "echo bp > /sandbox/.nemoclaw/blueprints/x.yaml; echo keep > /sandbox/.nemoclaw/state.json")
+    try:
+        want = h.sh(h.b, "sha256sum /sandbox/user-data/notes/big.bin /sandbox/user-data/a.txt")
+        res = h.nemoclaw("backup-all", "--json")
+        assert res.returncode == 0, res.stderr
+        [backed] = json.loads(res.stdout)["summary"]["backed_up"]
+        assert backed["scope"] == "home"
+        d = Path(backed["path"])
+        m = load_manifest(d)
+        assert (m.scope, m.dir) == ("home", "/sandbox")
+        assert ".nemoclaw/config.json" in m.excludes and ".nemoclaw/blueprints" in m.excludes
+        got = {p: hashlib.sha256((d / p).read_bytes()).hexdigest() for p in ("user-data/notes/big.bin", "user-data/a.txt")}
+        assert got == {line.split()[1][len("/sandbox/"):]: line.split()[0] for line in want.splitlines()}
+        assert os.readlink(d / "user-data" / "link") == "notes/big.bin"
+        assert (d / ".nemoclaw" / "state.json").read_text() == "keep\n"
+        assert not (d / ".nemoclaw" / "config.json").exists() and not (d / ".nemoclaw" / "blueprints").exists()
+        assert agent_sums(d) == h.sandbox_sums(h.b)  # the agent's state is in it as well
+
+        # Restore: the home becomes the backup again; the sandbox's own config stays as it is.
+        h.sh(h.b, "set -e; rm -rf /sandbox/user-data/notes; echo changed > /sandbox/user-data/a.txt; "
+                  "echo extra > /sandbox/extra.txt; echo '{\"install\": 2}' > /sandbox/.nemoclaw/config.json")
+        res = h.nemoclaw("backups", "restore", h.b)
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert h.sh(h.b, "sha256sum /sandbox/user-data/notes/big.bin /sandbox/user-data/a.txt") == want
+        assert h.sh(h.b, "ls -A /sandbox").split() == [".nemoclaw", ".openclaw", "user-data"]
+        assert h.sh(h.b, "cat /sandbox/.nemoclaw/config.json") == '{"install": 2}\n'
+        assert h.sh(h.b, "cat /sandbox/.nemoclaw/blueprints/x.yaml") == "bp\n"
+
+        # --scope agent: only the agent's declared state, relative to its dir, as before.
+        res = h.nemoclaw("backup-all", "--scope", "agent", "--json")
+        assert res.returncode == 0, res.stderr
+        [backed] = json.loads(res.stdout)["summary"]["backed_up"]
+        d = Path(backed["path"])
+        m = load_manifest(d)
+        assert (backed["scope"], m.scope, m.dir) == ("agent", "agent", STATE)
+        assert not (d / "user-data").exists() and (d / "workspace" / "SOUL.md").is_file()
+        assert tree_sums(d) == h.sandbox_sums(h.b)
+        assert h.nemoclaw("backups", "verify", h.b, "--all").returncode == 0
+    finally:
+        h.sh(h.b, "rm -rf /sandbox/user-data /sandbox/.nemoclaw /sandbox/extra.txt")
+
+
 # --- backups verify / prune -------------------------------------------------------------------
 
 
@@ -561,21 +614,22 @@ def test_verify_finds_a_flipped_byte_and_a_missing_file(h):
     ok = h.nemoclaw("backups", "verify", h.a)
     assert ok.returncode == 0 and f"  ✓ {h.a} {d.name}:" in ok.stdout
 
-    victim = d / "workspace" / "projects" / "demo" / "data" / "blob.bin"
+    rel = ".openclaw/" if load_manifest(d).scope == "home" else ""
+    victim = d / f"{rel}workspace" / "projects" / "demo" / "data" / "blob.bin"
     original = victim.read_bytes()
     flipped = bytearray(original)
     flipped[len(flipped) // 2] ^= 0x01
     victim.write_bytes(bytes(flipped))
     res = h.nemoclaw("backups", "verify", h.a)
     assert res.returncode == 1
-    assert res.stderr.startswith(f"  ✗ {h.a} {d.name}: workspace/projects/demo/data/blob.bin"), res.stderr
+    assert res.stderr.startswith(f"  ✗ {h.a} {d.name}: {rel}workspace/projects/demo/data/blob.bin"), res.stderr
 
     victim.write_bytes(original)
     assert h.nemoclaw("backups", "verify", h.a).returncode == 0
-    (d / "identity" / "device.json").unlink()
+    (d / f"{rel}identity" / "device.json").unlink()
     res = h.nemoclaw("backups", "verify", h.a)
     assert res.returncode == 1
-    assert res.stderr.startswith(f"  ✗ {h.a} {d.name}: identity/device.json"), res.stderr
+    assert res.stderr.startswith(f"  ✗ {h.a} {d.name}: {rel}identity/device.json"), res.stderr
 
 
 def test_prune_keeps_the_newest_verified_backup(h):
@@ -584,7 +638,7 @@ def test_prune_keeps_the_newest_verified_backup(h):
         assert h.nemoclaw("backup-all").returncode == 0
     oldest, middle, newest = h.committed(h.a)  # timestamps sort by name
     # Damage the newest: the newest *verified* backup is now the middle one.
-    (newest / "workspace" / "one-byte.txt").write_bytes(b"X")
+    (newest / ".openclaw" / "workspace" / "one-byte.txt").write_bytes(b"X")  # whole-home backups
 
     res = h.nemoclaw("backups", "prune", "--keep", "1", h.a)
     assert res.returncode == 0, res.stderr

@@ -567,3 +567,34 @@ def test_nothing_to_rebuild_exits_0_with_upstream_lines(sim, docker_client, name
     empty = nemoclaw(sim, "upgrade-sandboxes")
     assert (empty.returncode, empty.stdout) == (0, "  No sandboxes found in the registry.\n")
     assert states_entered(run_events(sim)) == ["registry"]  # no OpenShell call at all
+
+
+def home_file_sums(docker_client, name: str) -> str:
+    return sh(docker_client, name, "cd /sandbox && find user-data -type f | sort | xargs sha256sum")
+
+
+@pytest.mark.parametrize("sim", [FLEET], indirect=True)
+def test_files_in_user_data_survive_a_rebuild_byte_identical(sim, docker_client, names, new_image):
+    """NemoClaw #11767/#2882: upstream's selective recreate warns that /sandbox/user-data is NOT
+    preserved. A whole-home backup (the default) keeps it, with the agent's state."""
+    a, b = names("a", "b")
+    for n in (a, b):
+        sim.add_sandbox(n, agent_version=OLD)
+        personalise(docker_client, n)
+        sh(docker_client, n, "set -e; mkdir -p /sandbox/user-data/deep/er; head -c 300000 /dev/urandom > "
+                             "/sandbox/user-data/deep/er/data.bin; printf 'x\\0y' > /sandbox/user-data/nul.txt; "
+                             "chmod 640 /sandbox/user-data/nul.txt")
+    want = {n: (home_file_sums(docker_client, n), state_tree(docker_client, n)) for n in (a, b)}
+    mode = sh(docker_client, a, "stat -c %a /sandbox/user-data/nul.txt")
+
+    res = nemoclaw(sim, "rebuild-sandbox", a)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert agent_version_in(docker_client, a) == f"OpenClaw {NEW}"
+    assert (home_file_sums(docker_client, a), state_tree(docker_client, a)) == want[a]
+    assert sh(docker_client, a, "stat -c %a /sandbox/user-data/nul.txt") == mode
+
+    # The agent-declared scope restores the agent's state only: user-data is gone, as upstream warns.
+    res = nemoclaw(sim, "rebuild-sandbox", b, "--scope", "agent")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert state_tree(docker_client, b) == want[b][1]
+    assert "user-data" not in sh(docker_client, b, "ls -A /sandbox")
