@@ -551,6 +551,90 @@ def test_every_frozen_backup_is_one_instant_of_a_live_writer(h):
         h.sh(h.c, f"rm -f {d}/aaa-first* {d}/zzz-second*")
 
 
+def _host_sqlite3_tar() -> bytes:
+    """The host's sqlite3 program and the shared libraries it loads, as a tar for put_archive
+    at / (the busybox sandbox image has no SQLite of its own)."""
+    import io
+    import tarfile
+
+    exe = shutil.which("sqlite3")
+    assert exe, "the sqlite3 program (Debian package sqlite3) is needed for this test"
+    out = subprocess.run(["ldd", exe], capture_output=True, text=True, check=True).stdout
+    paths = {exe}
+    for line in out.splitlines():
+        parts = line.split()
+        if "=>" in parts and len(parts) > parts.index("=>") + 1 and parts[parts.index("=>") + 1].startswith("/"):
+            paths.add(parts[parts.index("=>") + 1])
+        elif parts and parts[0].startswith("/"):
+            paths.add(parts[0])
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for p in sorted(paths):
+            data = Path(p).read_bytes()  # follows the soname symlink: a regular file in the sandbox
+            info = tarfile.TarInfo(p.lstrip("/"))
+            info.size, info.mode = len(data), 0o755
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+SQLITE_WRITER = """
+cd {d} && touch .writing
+sqlite3 db.sqlite "PRAGMA journal_mode=WAL; CREATE TABLE IF NOT EXISTS t(k INTEGER PRIMARY KEY, a INT, b INT, pad BLOB);
+  INSERT OR IGNORE INTO t VALUES (1, 0, 0, zeroblob(0));" > /dev/null
+i=0
+while [ -e .writing ]; do
+  i=$((i+1))
+  echo "BEGIN; UPDATE t SET a = a + 1 WHERE k = 1; INSERT INTO t(a, b, pad) VALUES ($i, $i, randomblob(500));"
+  echo "UPDATE t SET b = b + 1 WHERE k = 1; COMMIT;"
+done | sqlite3 db.sqlite > /dev/null
+"""
+
+
+def test_frozen_backup_of_a_live_sqlite_wal_database_opens_consistent(h, tmp_path):
+    """A real SQLite writer in WAL mode inside the sandbox, committing a two-update transaction
+    in a loop (its WAL checkpointed as it grows). Each frozen backup holds db, -wal and -shm of
+    one instant: the copy passes SQLite's integrity check and shows both updates of every
+    committed transaction."""
+    import sqlite3
+
+    d = f"{STATE}/memory"
+    h.register(h.c)
+    c = h.container(h.c)
+    assert c.put_archive("/", _host_sqlite3_tar())
+    c.exec_run(["sh", "-c", SQLITE_WRITER.format(d=d)], user="root", detach=True)
+    try:
+        deadline = time.monotonic() + 30
+        while "db.sqlite-wal" not in h.sh(h.c, f"ls {d}") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "db.sqlite-wal" in h.sh(h.c, f"ls {d}"), "the writer did not start in WAL mode"
+        seen = []
+        for i in range(3):
+            res = h.nemoclaw("backup-all", "--json")
+            assert res.returncode == 0, res.stderr
+            [backed] = json.loads(res.stdout)["summary"]["backed_up"]
+            assert backed["frozen_seconds"] is not None
+            src = Path(backed["path"]) / ".openclaw" / "memory"
+            copy = tmp_path / f"copy{i}"
+            copy.mkdir()
+            for name in ("db.sqlite", "db.sqlite-wal", "db.sqlite-shm"):
+                if (src / name).exists():
+                    shutil.copy(src / name, copy / name)
+            con = sqlite3.connect(copy / "db.sqlite")  # recovers the WAL like after a power cut
+            try:
+                assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+                a, b = con.execute("SELECT a, b FROM t WHERE k = 1").fetchone()
+                rows = con.execute("SELECT count(*) FROM t").fetchone()[0]
+            finally:
+                con.close()
+            assert a == b == rows - 1, (a, b, rows)
+            seen.append(a)
+        assert len(set(seen)) == 3, seen  # the writer went on between the backups
+    finally:
+        h.sh(h.c, f"rm -f {d}/.writing")
+        time.sleep(0.5)
+        h.sh(h.c, f"rm -f {d}/db.sqlite*")
+
+
 # --- whole-home and agent scope --------------------------------------------------------------
 
 
