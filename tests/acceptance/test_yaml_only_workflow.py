@@ -37,9 +37,11 @@ states:
     retry: {attempts: 2, backoff: {initial: 0.5, max: 1}, errors: [transient, timeout]}
   copy:
     do: snapshot
+    resume: retry
     next: commit
   commit:
     do: commit_backups
+    resume: copy
     next: done
     branches: {partial: failed}
 """
