@@ -2,9 +2,8 @@
 
 A run is *interrupted* when its journal has no `run_finished` (nor `run_abandoned`) and the
 process that owns it is dead. Resuming it rebuilds its context from the journal alone (options,
-facts, the last failure) and continues where it stopped: in the interrupted state, run again
-(`resume: retry`, the default) or in the state its `resume:` names; after a completed state,
-in the state it was going to. A guarded workflow first runs its preflight again: a gateway
+facts, the last failure) and continues where it stopped: in the interrupted state (or the one it was
+about to enter), run again (`resume: retry`, the default) or in the state its `resume:` names. A guarded workflow first runs its preflight again: a gateway
 that drifted since must not be trusted with the rest of the job (a refused resume changes
 nothing and stays resumable).
 """
@@ -199,12 +198,13 @@ def _restore(ctx: RunContext, r: Replay, out: Reporter) -> bool:
 
 
 def start_state(spec: WorkflowSpec, r: Replay) -> str:
-    """Where a resumed run goes on (see the module docstring)."""
-    if r.in_state is not None and r.in_state in spec.states:
-        return spec.states[r.in_state].resume_target(r.in_state)
-    if r.next_state is not None:
-        return r.next_state
-    return spec.initial
+    """Where a resumed run goes on: the state it stopped in or was about to enter, or where
+    that state's `resume:` sends it (a state that was about to start may depend on what the
+    crash lost as much as one that had started, e.g. a commit on its staging area)."""
+    stopped = r.in_state or r.next_state or spec.initial
+    if stopped in spec.states:
+        return spec.states[stopped].resume_target(stopped)
+    return stopped
 
 
 def _continue(ctx: RunContext, spec: WorkflowSpec, r: Replay) -> tuple[str | None, str | None]:
