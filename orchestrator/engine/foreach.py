@@ -40,6 +40,7 @@ def run_foreach(ctx: RunContext, state: str, fe: ForEach) -> str:
     ctx.prior_items = None
     results: dict[str, ItemResult] = {}
     stopped_by: str | None = None
+    stopped_terminal = ""
     for index, item in enumerate(items):
         key = str(item)
         done_before = (prior.get(key) or {}).get("result")
@@ -47,8 +48,10 @@ def run_foreach(ctx: RunContext, state: str, fe: ForEach) -> str:
             results[key] = ItemResult(**done_before)
             continue
         if stopped_by is not None:
-            results[key] = ItemResult("not_run", 1, "stopped", f"not run: the item '{stopped_by}' before it could not be recovered")
-            ctx.event("item_finished", state=state, item=item, terminal="not_run", exit_code=1)
+            message = fe.stop_message.format(item=key, stopped_by=stopped_by, terminal=stopped_terminal)
+            ctx.out.error(message)
+            results[key] = ItemResult("not_run", 1, "stopped", message.strip())
+            ctx.event("item_finished", state=state, item=item, terminal="not_run", exit_code=1, message=message.strip())
             continue
         child_id = (prior.get(key) or {}).get("child")
         if child_id:
@@ -77,7 +80,7 @@ def run_foreach(ctx: RunContext, state: str, fe: ForEach) -> str:
         ctx.event("item_finished", state=state, item=item, child=child_id, terminal=terminal, exit_code=code,
                   reason=reason, message=message)
         if terminal in fe.stop_on:
-            stopped_by = key
+            stopped_by, stopped_terminal = key, terminal
     ctx.put(fe.results, results)
     return "next" if all(r.exit_code == 0 for r in results.values()) else "partial"
 
