@@ -60,7 +60,7 @@ def unpause_leftovers_of_dead_runs(ctx: "RunContext") -> None:
         except (OSError, ValueError, KeyError, TypeError):
             forget_pause(path)  # unreadable: nothing we can safely act on
             continue
-        if owner.run_id == ctx.run_id or owner.is_alive():
+        if owner.is_alive():  # a resumed run has its dead predecessor's run id: its freeze is a leftover too
             continue
         try:
             container = docker_client().containers.get(path.name[: -len(".json")])
@@ -75,3 +75,22 @@ def unpause_leftovers_of_dead_runs(ctx: "RunContext") -> None:
                               f"{owner.run_id}: {exc}. Run: docker unpause {cname}")
                 continue
         forget_pause(path)
+
+
+def frozen_by_dead_runs(ctx: "RunContext") -> dict[str, str]:
+    """Sandbox -> id of the dead run whose freeze record is still there (read-only: for
+    reports, so a sandbox left frozen by a killed backup is not called stopped)."""
+    found: dict[str, str] = {}
+    try:
+        records = sorted(paused_dir(ctx).glob("*.json"))
+    except OSError:
+        return found
+    for path in records:
+        try:
+            doc = json.loads(path.read_bytes())
+            owner = Owner.from_json(doc["owner"])
+            if not owner.is_alive():
+                found[str(doc["sandbox"])] = owner.run_id
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return found

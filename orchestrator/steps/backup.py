@@ -142,6 +142,7 @@ def snapshot(ctx: "RunContext") -> None:
         ctx.put("snapshot", _staged(jobs, skipped))
         return
     docker_client()  # fail once, clearly, if there is no engine
+    _unpause_leftovers(ctx)  # a resumed run starts here, not in `unpause`: a dead run's freeze must go first
     parallel = max(1, int(ctx.options.get("parallel") or 1))
     consistent = _freeze(ctx)
     cancel = threading.Event()

@@ -419,12 +419,13 @@ def test_failed_backup_aborts_rebuild_and_changes_nothing(sim, docker_client, na
 
     assert res.returncode == 1, res.stdout + res.stderr
     assert "  Aborting rebuild to prevent data loss." in res.stderr.splitlines()
-    assert f"{a}: backup failed (workspace" in res.stderr
+    assert f"{a}: backup failed (.openclaw/workspace" in res.stderr  # whole-home backup: the dir holding the FIFO
     assert "Deleting sandbox" not in res.stdout
     after = world(sim, docker_client, [a])
     # Only the (empty) staging area may have appeared: no backup was committed.
     backups = sim.home / ".nemoclaw" / "rebuild-backups"
-    assert [p.name for p in backups.iterdir()] == [".staging"] and not any((backups / ".staging").iterdir())
+    assert sorted(p.name for p in backups.iterdir() if p.name != ".paused") == [".staging"]
+    assert not any((backups / ".staging").iterdir()) and not any((backups / ".paused").iterdir())  # unfrozen again
     after["files"] = {k: v for k, v in after["files"].items() if not k.startswith(".nemoclaw/rebuild-backups")}
     assert_same_world(before, after)  # sandbox, registry and everything else as they were
     assert finished(run_events(sim))["terminal"] == "failed"
