@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from orchestrator.sim import deploy  # noqa: E402
+from nemoclaw_sim import deploy  # noqa: E402
 
 STATE = "/sandbox/.openclaw"
 MiB = 1024 * 1024

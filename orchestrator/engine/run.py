@@ -25,15 +25,15 @@ from typing import Any
 import attrs
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from ..paths import Paths
+from ..kernel.paths import Paths
 from ..store.staging import Owner
 from ..workflow.spec import StateSpec, WorkflowSpec
 from .context import RunContext
-from .errors import Refusal, StepError
+from ..kernel.errors import Refusal, StepError
 from .journal import Journal, new_run_id
 from .machine import build_machine
 from .output import Reporter
-from .steps import Outcome, get_step
+from .registry import Outcome, get_step
 
 EXIT_LOCKED = 75
 EXIT_INTERRUPTED = 130

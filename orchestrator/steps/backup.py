@@ -26,17 +26,17 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from ..engine.errors import StepError
-from ..engine.steps import step
-from ..registry import SandboxEntry, duplicate_names
-from ..sandbox_containers import agent_at_root, docker_client
+from ..kernel.errors import StepError
+from ..engine.registry import step
+from ..adapters.nemoclaw_registry import SandboxEntry, duplicate_names
+from ..adapters.sandbox_containers import agent_at_root, docker_client
+from ..adapters.agents.definitions import load_agent
 from ..store import (
     BackupStore,
     Capture,
     build_manifest,
     capture_sandbox,
     check_staged,
-    load_agent,
     load_manifest,
     new_timestamp,
     verify,

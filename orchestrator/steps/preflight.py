@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..engine.errors import Refusal
-from ..engine.steps import step
-from ..openshell import OpenShellNotFound, decide, format_diagnosis, observe
-from ..openshell.version import cross_line
+from ..kernel.errors import Refusal
+from ..engine.registry import step
+from ..adapters.openshell import OpenShellNotFound, decide, format_diagnosis, observe
+from ..adapters.openshell.version import cross_line
 from ._openshell_common import guard_wording, report_exactly
 
 if TYPE_CHECKING:

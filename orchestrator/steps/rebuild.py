@@ -19,15 +19,16 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..agent_version import probe_version
-from ..engine.errors import StepError
-from ..engine.steps import step
-from ..openshell import capture_openshell, list_args, parse_listing
-from ..openshell.cli import installed_openshell_version, strip_ansi, version_gte
-from ..registry import SandboxEntry, update_agent_version
-from ..paths import rebase
-from ..sandbox_containers import data_root, find_sandbox_container
-from ..store import BackupStore, load_agent, load_manifest, restore_backup
+from ..adapters.agents.version import probe_version
+from ..kernel.errors import StepError
+from ..engine.registry import step
+from ..adapters.openshell import capture_openshell, list_args, parse_listing
+from ..adapters.openshell.cli import installed_openshell_version, strip_ansi, version_gte
+from ..adapters.nemoclaw_registry import SandboxEntry, update_agent_version
+from ..kernel.paths import rebase
+from ..adapters.sandbox_containers import data_root, find_sandbox_container
+from ..adapters.agents.definitions import load_agent
+from ..store import BackupStore, load_manifest, restore_backup
 from ..store.errors import StoreError
 from ..store.restore import read_back, restore_names
 from ._kill_points import pause_point

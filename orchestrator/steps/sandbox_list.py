@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from ..engine.errors import Refusal, StepError
-from ..engine.steps import step
-from ..openshell import (
+from ..kernel.errors import Refusal, StepError
+from ..engine.registry import step
+from ..adapters.openshell import (
     GATEWAY_MIGRATION,
     OpenShellNotFound,
     StateRpcIssue,
@@ -35,7 +35,7 @@ from ..openshell import (
     parse_listing,
     result_issue,
 )
-from ..openshell.rpc_errors import grpc_cause, is_transient_failure, last_line
+from ..adapters.openshell.rpc_errors import grpc_cause, is_transient_failure, last_line
 from ._openshell_common import guard_wording, report_exactly
 from .facts import SandboxList
 

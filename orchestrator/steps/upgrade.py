@@ -18,11 +18,11 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
-from ..agent_version import VersionCheck, check_version
-from ..engine.errors import StepError
-from ..engine.steps import step
-from ..registry import SandboxEntry
-from ..store import load_agent
+from ..adapters.agents.version import VersionCheck, check_version
+from ..kernel.errors import StepError
+from ..engine.registry import step
+from ..adapters.nemoclaw_registry import SandboxEntry
+from ..adapters.agents.definitions import load_agent
 from ..store.errors import StoreError
 from ..store.lock import read_lock
 from ._openshell_common import listed_container

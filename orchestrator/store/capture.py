@@ -39,7 +39,7 @@ from typing import Any
 
 import attrs
 
-from .agents import AgentSpec
+from ..adapters.agents.definitions import AgentSpec
 from .archive import ArchiveResult, ProgressCallback, check_written, describe_entries, extract_stream
 from .errors import ArchiveError, CaptureError
 from .manifest import MANIFEST_VERSION, Manifest, Mismatch, StateFile, load_manifest

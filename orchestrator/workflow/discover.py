@@ -13,8 +13,8 @@ from pathlib import Path
 
 import attrs
 
-from ..engine.errors import DefinitionError
-from ..paths import Paths
+from ..kernel.errors import DefinitionError
+from ..kernel.paths import Paths
 from .load import load_file
 from .spec import WorkflowSpec
 from .validate import validate
@@ -67,7 +67,7 @@ def load_workflow(path: Path, known: set[str] | None = None) -> WorkflowSpec:
     spec, loc = load_file(path)
     names = known if known is not None else set(find_all())
     from ..engine.facts import declared
-    from ..engine.steps import signatures
+    from ..engine.registry import signatures
 
     sigs = signatures()  # imports the step library, which declares the built-in facts
     validate(spec, loc, sigs, workflow_exists=lambda n: n in names, facts=set(declared()))

@@ -17,7 +17,7 @@ import yaml
 from cattrs.errors import ForbiddenExtraKeysError
 from cattrs.gen import make_dict_structure_fn, override
 
-from ..engine.errors import DefinitionError
+from ..kernel.errors import DefinitionError
 from .spec import StateSpec, WorkflowSpec
 
 PathItem = str | int

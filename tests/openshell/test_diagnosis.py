@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.openshell import (
+from orchestrator.adapters.openshell import (
     HostProcessDrift,
     ImageDrift,
     ServedVersionDrift,
@@ -14,7 +14,7 @@ from orchestrator.openshell import (
     rebuild_wording,
     upgrade_sandboxes_wording,
 )
-from orchestrator.openshell.diagnosis import Wording
+from orchestrator.adapters.openshell.diagnosis import Wording
 
 RECOVERY_BACKUP = [
     "",

@@ -12,9 +12,9 @@ from typing import Any
 
 import attrs
 
-from .openshell.cli import parse_version, version_gte
-from .registry import SandboxEntry
-from .store import AgentSpec
+from ..openshell.cli import parse_version, version_gte
+from ..nemoclaw_registry import SandboxEntry
+from .definitions import AgentSpec
 
 
 @attrs.frozen
@@ -42,7 +42,7 @@ def probe_version(container: Any, agent: AgentSpec, timeout_s: int = 15) -> str 
     if not agent.version_command:
         return None
     command = shlex.split(agent.version_command)
-    from .sandbox_containers import data_root
+    from ..sandbox_containers import data_root
 
     root = data_root(container)  # run where the agent lives: the image's WorkingDir rule (0.0.99+)
     for argv in (["timeout", str(timeout_s), *command], command):

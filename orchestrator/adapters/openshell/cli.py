@@ -16,7 +16,7 @@ from pathlib import Path
 
 import attrs
 
-from ..engine.errors import StepError
+from ...kernel.errors import StepError
 from .version import version_text
 
 PROBE_TIMEOUT = 15.0

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .versions import VERSION_ENV, Version
 
-PROGRAMS = {"openshell": "orchestrator.sim.openshell_cli", "openshell-gateway": "orchestrator.sim.gateway"}
+PROGRAMS = {"openshell": "nemoclaw_sim.openshell_cli", "openshell-gateway": "nemoclaw_sim.gateway"}
 
 
 def _interpreter() -> str:
@@ -43,7 +43,7 @@ def _sdk_root() -> str | None:
 
 def _python_path() -> str:
     roots: list[str] = []
-    package_root = str(Path(__file__).resolve().parents[2])
+    package_root = str(Path(__file__).resolve().parents[1])
     for entry in [package_root, _sdk_root(), *sys.path]:
         if entry and os.path.isdir(entry) and entry not in roots:
             roots.append(os.path.abspath(entry))

@@ -20,7 +20,7 @@ from typing import Any
 
 import click
 
-from .openshell import (
+from ..adapters.openshell import (
     DEFAULT_GATEWAY,
     Observation,
     OpenShellNotFound,
@@ -29,10 +29,10 @@ from .openshell import (
     format_diagnosis,
     observe,
 )
-from .openshell.drift import host_process_drift, image_drift, served_version_drift
-from .openshell.health import accepts_connections
-from .openshell.marker import MARKER_NAME
-from .paths import Paths
+from ..adapters.openshell.drift import host_process_drift, image_drift, served_version_drift
+from ..adapters.openshell.health import accepts_connections
+from ..adapters.openshell.marker import MARKER_NAME
+from ..kernel.paths import Paths
 
 
 def _mark(ok: bool | None) -> str:
@@ -210,6 +210,6 @@ def check(as_json: bool, gateway: str) -> None:
 
 def _interrupted_runs() -> list:  # type: ignore[type-arg]
     """Runs a crash left unfinished (journals under ~/.nemoclaw/runs/); reported, never resumed here."""
-    from .engine.resume import find_interrupted
+    from ..engine.resume import find_interrupted
 
     return find_interrupted(Paths.from_env())

@@ -2,7 +2,7 @@
 (cluster container, host process, served version), decide schema drift, format the standard
 diagnosis, parse sandbox listings and recover the named gateway.
 
-Nothing here knows about the stand-in in `orchestrator.sim`; it talks to whatever `openshell`
+Nothing here knows about the stand-in in `nemoclaw_sim`; it talks to whatever `openshell`
 and `openshell-gateway` are installed.
 """
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from .engine.errors import DefinitionError
-from .workflow.discover import builtin_dir, find_all, load_workflow
+from ..kernel.errors import DefinitionError
+from ..workflow.discover import builtin_dir, find_all, load_workflow
 
 
 @click.group("workflows")
@@ -98,7 +98,7 @@ def validate_cmd(files: tuple[Path, ...]) -> None:
               help="Write <DIR>/<name>.md for NAME, or for every built-in workflow.")
 def graph_cmd(name: str | None, markdown: bool, write_dir: Path | None) -> None:
     """Print a workflow's state diagram as mermaid (no graphviz needed)."""
-    from .workflow.graph import diagram_markdown, mermaid  # transitions' graph extension is slow to import
+    from ..workflow.graph import diagram_markdown, mermaid  # transitions' graph extension is slow to import
 
     found = find_all()
     if name is None and write_dir is None:

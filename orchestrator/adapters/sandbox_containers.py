@@ -25,8 +25,8 @@ from typing import Any
 
 import attrs
 
-from .engine.errors import StepError
-from .paths import COMPAT_ROOT, rebase
+from ..kernel.errors import StepError
+from ..kernel.paths import COMPAT_ROOT, rebase
 
 SANDBOX_LABEL = "openshell.ai/sandbox-name"
 SANDBOX_ID_LABEL = "openshell.ai/sandbox-id"

@@ -15,12 +15,12 @@ from typing import Any, NoReturn
 
 import click
 
-from .engine.journal import new_run_id
-from .engine.output import Reporter
-from .paths import Paths
-from .store import Backup, BackupStore, InvalidBackup, Listing, RestoreError, StoreError, restore_backup
-from .store.errors import LockHeld
-from .store.lock import WriterLock
+from ..engine.journal import new_run_id
+from ..engine.output import Reporter
+from ..kernel.paths import Paths
+from ..store import Backup, BackupStore, InvalidBackup, Listing, RestoreError, StoreError, restore_backup
+from ..store.errors import LockHeld
+from ..store.lock import WriterLock
 
 
 def _store() -> BackupStore:
@@ -67,8 +67,8 @@ def _locked(*, finish_interrupted: bool = False) -> Iterator[None]:
         click.echo(lock.broken.message)
     try:
         if finish_interrupted:
-            from .engine.resume import resume_all
-            from .store.staging import describe_sweep, sweep
+            from ..engine.resume import resume_all
+            from ..store.staging import describe_sweep, sweep
 
             swept = describe_sweep(sweep(paths.staging_root, keep=[me]))
             if swept:
@@ -126,7 +126,7 @@ def list_cmd(name: str | None, rehash: bool, as_json: bool) -> None:
 
 def _sizes_problem(b: Backup) -> Any:
     """Presence, type and size of every file, dir and link; no file is hashed."""
-    from .store.manifest import verify as verify_tree
+    from ..store.manifest import verify as verify_tree
 
     return verify_tree(b.path, b.manifest, hash_files=False)
 
@@ -183,8 +183,8 @@ def verify_cmd(name: str | None, all_: bool, sample: float | None) -> None:
 def restore_cmd(name: str, timestamp: str | None, dry_run: bool) -> None:
     """Write a backup back into sandbox NAME's container, then check the sandbox's files hash
     to the manifest. Refuses when the chosen (or newest) backup is invalid or damaged."""
-    from .sandbox_containers import data_root, find_sandbox_container
-    from .engine.errors import StepError
+    from ..adapters.sandbox_containers import data_root, find_sandbox_container
+    from ..kernel.errors import StepError
 
     store = _store()
     listing = _scan(store, name)

@@ -1,6 +1,6 @@
 """Agent definitions (what to back up from a sandbox of each agent type), as data.
 
-Each agent is a YAML file in `orchestrator/agents/` inside the package, found through
+Each agent is a YAML file in `orchestrator/adapters/agents/` inside the package, found through
 importlib.resources so an installed wheel carries them. Adding an agent means adding a file.
 Loading is strict: unknown keys, wrong types or unsafe paths are a `ManifestError` naming the
 file (and line, for YAML syntax errors).
@@ -18,7 +18,7 @@ import cattrs
 import yaml
 from cattrs.gen import make_dict_structure_fn
 
-from .errors import ManifestError
+from ...store.errors import ManifestError
 
 __all__ = ["AgentSpec", "StateFileSpec", "agent_names", "load_agent", "load_agent_file", "DEFAULT_AGENT"]
 
@@ -64,7 +64,7 @@ _converter = _make_converter()
 
 
 def _agents_dir() -> Any:
-    return resources.files("orchestrator").joinpath("agents")
+    return resources.files(__package__)
 
 
 def agent_names() -> list[str]:
@@ -77,7 +77,7 @@ def load_agent(name: str) -> AgentSpec:
     if not _NAME_RE.match(name) or name not in agent_names():
         raise ManifestError(f"agent {name!r}", f"unknown agent; known agents: {', '.join(agent_names())}")
     res = _agents_dir().joinpath(f"{name}.yaml")
-    return _parse(res.read_text(encoding="utf-8"), f"orchestrator/agents/{name}.yaml", expect_name=name)
+    return _parse(res.read_text(encoding="utf-8"), f"orchestrator/adapters/agents/{name}.yaml", expect_name=name)
 
 
 def load_agent_file(path: Path) -> AgentSpec:

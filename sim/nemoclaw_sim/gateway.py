@@ -1,6 +1,6 @@
 """`openshell-gateway`: the host-process gateway server (reference §4), at the launcher's version.
 
-Run as `python -m orchestrator.sim.gateway` from an installed launcher. The main port speaks a
+Run as `python -m nemoclaw_sim.gateway` from an installed launcher. The main port speaks a
 JSON stand-in for gRPC (`POST /openshell.v1.OpenShell/<Rpc>`, content-type `application/grpc…`);
 every other HTTP request there is a 404 like the real multiplexer. `/health`, `/healthz` and
 `/readyz` exist only on `--health-port`.

@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from .engine.errors import StepError
+from ..kernel.errors import StepError
 
 
 class RegistryError(StepError):

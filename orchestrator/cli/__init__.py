@@ -12,15 +12,15 @@ from typing import Any
 
 import click
 
-from .cli_backups import backups_group
-from .cli_gateway import gateway_group
-from .cli_runs import runs_group
-from .cli_workflows import workflows_group
-from .engine.errors import DefinitionError
-from .engine.output import Reporter
-from .paths import Paths
-from .workflow.discover import find_all, load_workflow
-from .workflow.spec import OptionSpec, WorkflowSpec
+from .backups import backups_group
+from .gateway import gateway_group
+from .runs import runs_group
+from .workflows import workflows_group
+from ..kernel.errors import DefinitionError
+from ..engine.output import Reporter
+from ..kernel.paths import Paths
+from ..workflow.discover import find_all, load_workflow
+from ..workflow.spec import OptionSpec, WorkflowSpec
 
 _TYPES: dict[str, Any] = {"int": click.INT, "float": click.FLOAT, "str": click.STRING}
 
@@ -44,7 +44,7 @@ def workflow_command(spec: WorkflowSpec) -> click.Command:
     params.append(click.Option(["--debug"], is_flag=True, help="Show tracebacks of unexpected errors."))
 
     def callback(debug: bool, **options: Any) -> None:
-        from .engine.run import run_workflow  # imported when a workflow runs, not for --help
+        from ..engine.run import run_workflow  # imported when a workflow runs, not for --help
 
         json_mode = bool(options.get("json"))
         result = run_workflow(spec, options, paths=Paths.from_env(), out=Reporter(json_mode=json_mode), debug=debug)
@@ -68,7 +68,7 @@ def workflow_command(spec: WorkflowSpec) -> click.Command:
 def _print_json_summary(result: Any) -> None:
     import json
 
-    from .engine.facts import declared, dump
+    from ..engine.facts import declared, dump
 
     ctx = result.context
     doc = {"run": result.run_id, "workflow": result.workflow, "terminal": result.terminal, "exit_code": result.exit_code, "reason": result.reason}
@@ -130,7 +130,7 @@ for _group in (workflows_group, runs_group, gateway_group, backups_group):
 
 
 def _on_sigterm(signum: int, _frame: Any) -> None:
-    from .engine.run import Interrupted
+    from ..engine.run import Interrupted
 
     raise Interrupted(signum)
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
-from .engine.journal import Journal, read_journal, run_logs, summarize
-from .engine.output import Reporter
-from .paths import Paths
+from ..engine.journal import Journal, read_journal, run_logs, summarize
+from ..engine.output import Reporter
+from ..kernel.paths import Paths
 
 
 @click.group("runs")
@@ -74,7 +74,7 @@ def show_cmd(run_id: str, as_json: bool) -> None:
 
 
 def _interrupted(run_id: str):  # type: ignore[no-untyped-def]
-    from .engine.resume import find_interrupted
+    from ..engine.resume import find_interrupted
 
     path = _find(run_id)
     found = {i.run_id: i for i in find_interrupted(Paths.from_env())}
@@ -89,11 +89,11 @@ def _interrupted(run_id: str):  # type: ignore[no-untyped-def]
 @click.option("--debug", is_flag=True, help="Show tracebacks of unexpected errors.")
 def resume_cmd(run_id: str, debug: bool) -> None:
     """Finish interrupted run RUN_ID where it stopped (under the writer lock)."""
-    from .engine.journal import new_run_id
-    from .engine.resume import resume
-    from .store.errors import LockHeld
-    from .store.lock import WriterLock
-    from .store.staging import describe_sweep, sweep
+    from ..engine.journal import new_run_id
+    from ..engine.resume import resume
+    from ..store.errors import LockHeld
+    from ..store.lock import WriterLock
+    from ..store.staging import describe_sweep, sweep
 
     target = _interrupted(run_id)
     paths, out = Paths.from_env(), Reporter()
@@ -121,7 +121,7 @@ def resume_cmd(run_id: str, debug: bool) -> None:
 def abandon_cmd(run_id: str) -> None:
     """Give up interrupted run RUN_ID: say what it left behind and how to restore it by hand,
     then mark it abandoned so no command resumes it."""
-    from .engine.resume import abandon_advice
+    from ..engine.resume import abandon_advice
 
     target = _interrupted(run_id)
     paths = Paths.from_env()
