@@ -25,7 +25,7 @@ from orchestrator.engine.journal import Journal  # noqa: E402
 from orchestrator.engine.output import Reporter  # noqa: E402
 from orchestrator.engine.registry import step  # noqa: E402
 from orchestrator.kernel.paths import Paths  # noqa: E402
-from orchestrator.workflow.discover import load_workflow  # noqa: E402
+from orchestrator.engine.loader import load_workflow  # noqa: E402
 
 
 @step("bench_noop")

@@ -19,7 +19,8 @@ from .workflows import workflows_group
 from ..kernel.errors import DefinitionError
 from ..engine.output import Reporter
 from ..kernel.paths import Paths
-from ..workflow.discover import find_all, load_workflow
+from ..engine.loader import load_workflow
+from ..workflow.discover import find_all
 from ..workflow.spec import OptionSpec, WorkflowSpec
 
 _TYPES: dict[str, Any] = {"int": click.INT, "float": click.FLOAT, "str": click.STRING}

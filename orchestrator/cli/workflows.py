@@ -9,7 +9,8 @@ from pathlib import Path
 import click
 
 from ..kernel.errors import DefinitionError
-from ..workflow.discover import builtin_dir, find_all, load_workflow
+from ..engine.loader import load_workflow
+from ..workflow.discover import builtin_dir, find_all
 
 
 @click.group("workflows")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from importlib.metadata import entry_points
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -88,18 +89,29 @@ def step(
     return register
 
 
-def load_step_modules() -> None:
-    """Import the built-in step library and any modules named in $NEMOCLAW_STEP_MODULES, once.
+STEP_MODULES_GROUP = "nemoclaw_orchestrator.steps"
+"""The entry-point group naming the step libraries; the product's pyproject lists its own
+(`orchestrator.steps`) there, so the engine never names a step module."""
+
+
+def step_module_names() -> list[str]:
+    """The step libraries the installed distributions declare, then $NEMOCLAW_STEP_MODULES.
 
     $NEMOCLAW_STEP_MODULES is a comma-separated list of importable module names; it is how
     tests (and a site's own extensions) add steps without touching the package.
     """
+    declared = sorted(entry_points(group=STEP_MODULES_GROUP), key=lambda ep: ep.name)
+    extra = (m.strip() for m in os.environ.get("NEMOCLAW_STEP_MODULES", "").split(","))
+    return list(dict.fromkeys([ep.value for ep in declared] + [m for m in extra if m]))
+
+
+def load_step_modules() -> None:
+    """Import the step libraries (`step_module_names`) once, the first time a step is looked up."""
     global _LOADED
     if _LOADED:
         return
     _LOADED = True
-    importlib.import_module("orchestrator.steps")
-    for mod in filter(None, (m.strip() for m in os.environ.get("NEMOCLAW_STEP_MODULES", "").split(","))):
+    for mod in step_module_names():
         importlib.import_module(mod)
 
 

@@ -123,7 +123,7 @@ def resume_all(paths: Paths, out: Reporter, *, debug: bool, by: str, rerun_of: s
 
 
 def _load_spec(r: Replay, paths: Paths) -> WorkflowSpec:
-    from ..workflow.discover import load_by_name
+    from .loader import load_by_name
 
     return load_by_name(str(r.workflow), paths)
 

@@ -264,9 +264,10 @@ def _report_failure(ctx: RunContext, state: str, sspec: StateSpec, exc: BaseExce
 
 def _run_state(ctx: RunContext, name: str, sspec: StateSpec) -> str:
     if sspec.foreach is not None:
-        from .foreach import run_foreach
+        from .foreach import ChildRunner, run_foreach
+        from .resume import continue_child
 
-        return run_foreach(ctx, name, sspec.foreach)
+        return run_foreach(ctx, name, sspec.foreach, ChildRunner(new_context, drive, continue_child))
     step = get_step(sspec.do or "")
     if step is None:  # validated at load time; kept for workflows built in code
         raise StepError(f"unknown step '{sspec.do}'")

@@ -1,4 +1,8 @@
-"""Exceptions a step raises to steer the run.
+"""The error types every layer shares.
+
+`StoreError`/`ManifestError`: the store's (store/errors.py derives the rest from them) and the
+agent definitions' (adapters/agents/definitions.py). The rest are what a step raises to steer
+the run.
 
 Steps never print their own failure; they raise one of these and the engine routes it:
 `Refusal` to the `refused` terminal (exit 1, diagnosis on stderr), anything else to `failed`
@@ -64,3 +68,16 @@ class DefinitionError(Exception):
     def __init__(self, problems: Sequence[str]) -> None:
         self.problems = list(problems)
         super().__init__("\n".join(self.problems))
+
+
+class StoreError(Exception):
+    """Base of every error the store raises; `str(exc)` is a complete, user-facing sentence."""
+
+
+class ManifestError(StoreError):
+    """A manifest (or agent definition) file is missing, not JSON/YAML, or has the wrong shape."""
+
+    def __init__(self, path: object, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+        self.problem = problem

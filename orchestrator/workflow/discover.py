@@ -7,7 +7,7 @@ built-in workflow; `nemoclaw workflows list` shows what is shadowed.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from importlib import resources
 from pathlib import Path
 
@@ -16,6 +16,7 @@ import attrs
 from ..kernel.errors import DefinitionError
 from ..kernel.paths import Paths
 from .load import load_file
+from .signature import StepSignature
 from .spec import WorkflowSpec
 from .validate import validate
 
@@ -62,20 +63,17 @@ def _yaml_files(d: Path) -> Iterator[Path]:
     return iter(sorted(p for p in d.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()))
 
 
-def load_workflow(path: Path, known: set[str] | None = None) -> WorkflowSpec:
-    """Load and validate one file; raises DefinitionError with every problem."""
+def load_checked(path: Path, known: set[str], steps: Mapping[str, StepSignature], facts: set[str]) -> WorkflowSpec:
+    """Load and validate one file against the given step signatures and declared facts (the
+    engine's registry supplies them: engine/loader.py); raises DefinitionError with every problem."""
     spec, loc = load_file(path)
-    names = known if known is not None else set(find_all())
-    from ..engine.facts import declared
-    from ..engine.registry import signatures
-
-    sigs = signatures()  # imports the step library, which declares the built-in facts
-    validate(spec, loc, sigs, workflow_exists=lambda n: n in names, facts=set(declared()))
+    validate(spec, loc, steps, workflow_exists=lambda n: n in known, facts=facts)
     return spec
 
 
-def load_by_name(name: str, paths: Paths | None = None) -> WorkflowSpec:
+def find_one(name: str, paths: Paths | None = None) -> tuple[Found, set[str]]:
+    """The file of workflow `name` and the names of all workflows; DefinitionError if unknown."""
     found = find_all(paths)
     if name not in found:
         raise DefinitionError([f"unknown workflow '{name}'; known: {', '.join(sorted(found)) or 'none'}"])
-    return load_workflow(found[name].path, set(found))
+    return found[name], set(found)

@@ -21,7 +21,7 @@ from orchestrator.engine.journal import Journal, read_journal, replay, summarize
 from orchestrator.engine.output import Reporter  # noqa: E402
 from orchestrator.engine.run import run_workflow  # noqa: E402
 from orchestrator.kernel.paths import Paths  # noqa: E402
-from orchestrator.workflow.discover import load_workflow  # noqa: E402
+from orchestrator.engine.loader import load_workflow  # noqa: E402
 
 
 def spec_of(tmp_path: Path, name: str, body: str):

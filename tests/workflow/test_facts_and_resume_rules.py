@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.kernel.errors import DefinitionError
-from orchestrator.workflow.discover import load_workflow
+from orchestrator.engine.loader import load_workflow
 
 KNOWN = {"backup-all", "rebuild-sandbox", "upgrade-sandboxes"}
 

@@ -18,7 +18,7 @@ import cattrs
 import yaml
 from cattrs.gen import make_dict_structure_fn
 
-from ...store.errors import ManifestError
+from ...kernel.errors import ManifestError
 
 __all__ = ["AgentSpec", "StateFileSpec", "agent_names", "load_agent", "load_agent_file", "DEFAULT_AGENT"]
 
