@@ -8,22 +8,17 @@ from __future__ import annotations
 
 import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from .backups import backups_group
-from .gateway import gateway_group
-from .runs import runs_group
-from .workflows import workflows_group
 from ..kernel.errors import DefinitionError
-from ..engine.output import Reporter
-from ..kernel.paths import Paths
-from ..engine.loader import load_workflow
-from ..workflow.discover import find_all
-from ..workflow.spec import OptionSpec, WorkflowSpec
+from .groups import GROUPS, load_group
 
-_TYPES: dict[str, Any] = {"int": click.INT, "float": click.FLOAT, "str": click.STRING}
+if TYPE_CHECKING:
+    from ..workflow.spec import OptionSpec, WorkflowSpec
+
+_TYPES: dict[str, Any] = {}
 
 
 def _option(name: str, o: OptionSpec) -> click.Option:
@@ -40,12 +35,15 @@ def _option(name: str, o: OptionSpec) -> click.Option:
 
 
 def workflow_command(spec: WorkflowSpec) -> click.Command:
+    _TYPES.update(int=click.INT, float=click.FLOAT, str=click.STRING)
     params: list[click.Parameter] = [_option(n, o) for n, o in spec.options.items()]
     params += [click.Argument([a.name], required=a.required) for a in spec.arguments]
     params.append(click.Option(["--debug"], is_flag=True, help="Show tracebacks of unexpected errors."))
 
     def callback(debug: bool, **options: Any) -> None:
+        from ..engine.output import Reporter
         from ..engine.run import run_workflow  # imported when a workflow runs, not for --help
+        from ..kernel.paths import Paths
 
         json_mode = bool(options.get("json"))
         result = run_workflow(spec, options, paths=Paths.from_env(), out=Reporter(json_mode=json_mode), debug=debug)
@@ -96,16 +94,20 @@ def _broken_command(name: str, problems: list[str]) -> click.Command:
 
 
 class NemoclawGroup(click.Group):
-    """Static management commands plus one command per workflow on the workflow path."""
+    """The management command groups (cli/groups.py, imported when used) plus one command per
+    workflow on the workflow path."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        names = set(super().list_commands(ctx)) | set(find_all())
-        return sorted(names)
+        from ..workflow.discover import find_all
+
+        return sorted(set(GROUPS) | set(find_all()))
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        static = super().get_command(ctx, name)
-        if static is not None:
-            return static
+        if name in GROUPS:
+            return load_group(name)
+        from ..engine.loader import load_workflow
+        from ..workflow.discover import find_all
+
         found = find_all()
         if name not in found:
             return None
@@ -113,6 +115,24 @@ class NemoclawGroup(click.Group):
             return workflow_command(load_workflow(found[name].path, set(found)))
         except DefinitionError as exc:
             return _broken_command(name, exc.problems)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list of `--help` without importing the command groups or the step
+        library: a group's one-line help is in cli/groups.py, a workflow's is its `summary`
+        (a file that does not parse is listed as invalid; one that parses but names an unknown
+        step says so when it is run or validated)."""
+        from ..workflow.discover import find_all, summary_of
+
+        rows = {name: click.Command(name, help=g.help) for name, g in GROUPS.items()}
+        for name, found in find_all().items():
+            if name in rows:
+                continue
+            summary = summary_of(found.path)
+            rows[name] = click.Command(name, short_help="(invalid workflow file)" if summary is None else summary)
+        if rows:
+            limit = formatter.width - 6 - max(len(n) for n in rows)
+            with formatter.section("Commands"):
+                formatter.write_dl([(n, rows[n].get_short_help_str(limit)) for n in sorted(rows)])
 
 
 @click.group(cls=NemoclawGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -124,10 +144,6 @@ def cli() -> None:
     guarded workflows refuse, and change nothing, when the installed OpenShell CLI and the
     running gateway disagree.
     """
-
-
-for _group in (workflows_group, runs_group, gateway_group, backups_group):
-    cli.add_command(_group)
 
 
 def _on_sigterm(signum: int, _frame: Any) -> None:

@@ -11,9 +11,12 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from typing import Any
 
 import click
+
+from .echo import fail
+from .groups import GROUPS
 
 from ..engine.journal import new_run_id
 from ..engine.output import Reporter
@@ -36,16 +39,11 @@ def _human(n: int) -> str:
     return f"{n} B"
 
 
-def _fail(message: str, code: int = 1) -> NoReturn:
-    click.echo(message, err=True)
-    sys.exit(code)
-
-
 def _scan(store: BackupStore, name: str | None) -> Listing:
     try:
         return store.scan(name)
     except StoreError as exc:
-        _fail(f"  {exc}", 2)
+        fail(f"  {exc}", 2)
 
 
 def _sandboxes_of(listing: Listing) -> list[str]:
@@ -62,7 +60,7 @@ def _locked(*, finish_interrupted: bool = False) -> Iterator[None]:
     try:
         lock = WriterLock(paths.lock_file, me).acquire()
     except LockHeld as exc:
-        _fail(f"  {exc}", exc.exit_code)
+        fail(f"  {exc}", exc.exit_code)
     if lock.broken is not None:
         click.echo(lock.broken.message)
     try:
@@ -79,9 +77,9 @@ def _locked(*, finish_interrupted: bool = False) -> Iterator[None]:
         lock.release()
 
 
-@click.group("backups")
+@click.group("backups", help=GROUPS["backups"].help)
 def backups_group() -> None:
-    """Inspect, verify, restore and prune committed backups (~/.nemoclaw/rebuild-backups/)."""
+    pass
 
 
 @backups_group.command("list")
@@ -157,7 +155,7 @@ def verify_cmd(name: str | None, all_: bool, sample: float | None) -> None:
     else:
         targets = [t for t in (listing.newest_slot(n) for n in _sandboxes_of(listing)) if t is not None]
     if not targets:
-        _fail("  No backups to verify." if name is None else f"  No backups of '{name}' found.")
+        fail("  No backups to verify." if name is None else f"  No backups of '{name}' found.")
     failed = False
     for t in targets:
         if isinstance(t, InvalidBackup):
@@ -166,7 +164,7 @@ def verify_cmd(name: str | None, all_: bool, sample: float | None) -> None:
             continue
         mismatch = store.verify(t, sample_pct=sample)
         if mismatch is not None:
-            _fail(f"  ✗ {t.sandbox} {t.timestamp}: {mismatch}\n    ({t.path})")
+            fail(f"  ✗ {t.sandbox} {t.timestamp}: {mismatch}\n    ({t.path})")
         n = len(t.manifest.files)
         if sample is None:
             click.echo(f"  ✓ {t.sandbox} {t.timestamp}: {n} files match the manifest")
@@ -195,18 +193,18 @@ def restore_cmd(name: str, timestamp: str | None, dry_run: bool) -> None:
             (i for i in listing.invalid if i.timestamp == timestamp), None
         )
     if chosen_slot is None:
-        _fail(f"  No backup of '{name}'" + (f" with timestamp {timestamp}." if timestamp else "."), 1)
+        fail(f"  No backup of '{name}'" + (f" with timestamp {timestamp}." if timestamp else "."), 1)
     if isinstance(chosen_slot, InvalidBackup):
         which = "its newest backup" if timestamp is None else "backup"
         message = f"  Refusing to restore '{name}': {which} {chosen_slot.timestamp} is invalid: {chosen_slot.error}"
         fallback = listing.newest_valid(name)
         if timestamp is None and fallback is not None:
             message += f"\n  The newest valid backup is {fallback.timestamp}; to restore it, run: nemoclaw backups restore {name} --from {fallback.timestamp}"
-        _fail(message)
+        fail(message)
     chosen: Backup = chosen_slot
     mismatch = store.verify(chosen)
     if mismatch is not None:
-        _fail(f"  Refusing to restore a damaged backup: {mismatch} ({chosen.path})")
+        fail(f"  Refusing to restore a damaged backup: {mismatch} ({chosen.path})")
     names = ", ".join(chosen.manifest.backed_up_dirs + [s.path for s in chosen.manifest.state_files])
     if dry_run:
         click.echo(f"  Would restore {chosen.timestamp} ({len(chosen.manifest.files)} files: {names}) into '{name}' at {chosen.manifest.dir}.")
@@ -215,15 +213,15 @@ def restore_cmd(name: str, timestamp: str | None, dry_run: bool) -> None:
         try:
             container = find_sandbox_container(name)
         except StepError as exc:
-            _fail(f"  Cannot restore '{name}': {str(exc).strip()}")
+            fail(f"  Cannot restore '{name}': {str(exc).strip()}")
         out = Reporter()
         out.line(f"  Restoring {chosen.timestamp} into '{name}' ({len(chosen.manifest.files)} files)...")
         try:
             result = restore_backup(container, chosen.path, chosen.manifest, data_root=data_root(container))
         except (RestoreError, StoreError) as exc:
-            _fail(f"  ✗ Restore of '{name}' failed: {exc}")
+            fail(f"  ✗ Restore of '{name}' failed: {exc}")
         if not result.ok:
-            _fail(f"  ✗ Restored files of '{name}' do not match the backup: {result.mismatch}")
+            fail(f"  ✗ Restored files of '{name}' do not match the backup: {result.mismatch}")
         out.line(f"  ✓ Restored '{name}' from {chosen.timestamp}; {result.files} files verified in the sandbox.")
 
 
@@ -254,4 +252,4 @@ def prune_cmd(keep: int, name: str | None, dry_run: bool) -> None:
             with _locked():
                 run()
     except StoreError as exc:
-        _fail(f"  {exc}", 2)
+        fail(f"  {exc}", 2)

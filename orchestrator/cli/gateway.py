@@ -20,6 +20,9 @@ from typing import Any
 
 import click
 
+from .echo import fail
+from .groups import GROUPS
+
 from ..adapters.openshell import (
     DEFAULT_GATEWAY,
     Observation,
@@ -166,9 +169,9 @@ def _print_rich(rows: list[tuple[str, str, str, str]], verdict: str) -> None:
     console.print(f"Verdict: [{'bold red' if verdict != 'ok' else 'green'}]{verdict}[/]")
 
 
-@click.group("gateway")
+@click.group("gateway", help=GROUPS["gateway"].help)
 def gateway_group() -> None:
-    """Inspect the NemoClaw OpenShell gateway."""
+    pass
 
 
 @gateway_group.command("check")
@@ -180,8 +183,7 @@ def check(as_json: bool, gateway: str) -> None:
     try:
         obs = observe(gateway, state_dir=state_dir)
     except OpenShellNotFound as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(1)
+        fail(str(exc), 1)
     issue = decide(obs)
     docker_problem = _docker_problem()
     reasons = unchecked(obs, state_dir, docker_problem)

@@ -8,14 +8,17 @@ from pathlib import Path
 
 import click
 
+from .echo import fail
+from .groups import GROUPS
+
 from ..engine.journal import Journal, read_journal, run_logs, summarize
 from ..engine.output import Reporter
 from ..kernel.paths import Paths
 
 
-@click.group("runs")
+@click.group("runs", help=GROUPS["runs"].help)
 def runs_group() -> None:
-    """Past runs, their journals, and finishing or giving up interrupted ones."""
+    pass
 
 
 @runs_group.command("list")
@@ -101,8 +104,7 @@ def resume_cmd(run_id: str, debug: bool) -> None:
     try:
         lock = WriterLock(paths.lock_file, me).acquire()
     except LockHeld as held:
-        click.echo(f"  {held}", err=True)
-        sys.exit(75)
+        fail(f"  {held}", 75)
     try:
         if lock.broken is not None:
             out.line(lock.broken.message)

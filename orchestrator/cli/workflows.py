@@ -8,14 +8,17 @@ from pathlib import Path
 
 import click
 
+from .echo import fail
+from .groups import GROUPS
+
 from ..kernel.errors import DefinitionError
 from ..engine.loader import load_workflow
 from ..workflow.discover import builtin_dir, find_all
 
 
-@click.group("workflows")
+@click.group("workflows", help=GROUPS["workflows"].help)
 def workflows_group() -> None:
-    """List, inspect, validate and draw workflow files."""
+    pass
 
 
 @workflows_group.command("list")
@@ -88,8 +91,7 @@ def validate_cmd(files: tuple[Path, ...]) -> None:
             for p in exc.problems:
                 click.echo(p, err=True)
     if bad:
-        click.echo(f"  {bad} of {len(targets)} workflow file(s) invalid.", err=True)
-        sys.exit(2)
+        fail(f"  {bad} of {len(targets)} workflow file(s) invalid.", 2)
 
 
 @workflows_group.command("graph")
