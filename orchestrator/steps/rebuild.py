@@ -14,7 +14,6 @@ from a backup: create, wait, restore, verify, record.
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +22,8 @@ from ..adapters.agents.version import probe_version
 from ..kernel.errors import StepError
 from ..engine.registry import step
 from ..adapters.openshell import capture_openshell, list_args, parse_listing
-from ..adapters.openshell.cli import installed_openshell_version, strip_ansi, version_gte
+from ..adapters.openshell.cli import installed_openshell_version, version_gte
+from ..adapters.openshell.rpc_errors import failure_gist
 from ..adapters.nemoclaw_registry import SandboxEntry, update_agent_version
 from ..kernel.paths import rebase
 from ..adapters.sandbox_containers import data_root, find_sandbox_container
@@ -39,8 +39,6 @@ if TYPE_CHECKING:
     from ..engine.context import RunContext
 
 OPERATION_TIMEOUT = 120.0
-# tonic's rendering of a gRPC status, as `openshell` prints it: `status: Internal, message: "..."`.
-_GRPC_STATUS = re.compile(r'status:\s*(\w+),\s*message:\s*"((?:[^"\\]|\\.)*)"', re.S)
 
 
 def _plan(ctx: "RunContext") -> RebuildPlan:
@@ -144,20 +142,9 @@ def latest_verified_backup(root: Path, name: str) -> Path | None:
         return None
 
 
-def openshell_error(output: str) -> str:
-    """The gist of a failed `openshell` call: the gRPC status and message, else its first line."""
-    text = strip_ansi(output)
-    m = _GRPC_STATUS.search(text)
-    if m:
-        message = " ".join(m.group(2).replace('\\"', '"').split())
-        return f"{m.group(1)}: {message}"
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return lines[0] if lines else "no output"
-
-
 class OpenShellFailed(StepError):
     def __init__(self, what: str, status: int, output: str) -> None:
-        self.gist = openshell_error(output)
+        self.gist = failure_gist(output)
         super().__init__(f"  {what} failed: {self.gist} (openshell exit {status})")
 
 

@@ -24,6 +24,7 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
+from ..kernel.convert import strict_converter
 from . import _fsutil
 from .errors import ManifestError
 from .records import DirRecord, FileRecord, LinkRecord
@@ -100,19 +101,8 @@ _CAMEL = {
 }
 
 
-def _strict(typ: type) -> Any:
-    def hook(value: Any, _: Any) -> Any:
-        if type(value) is not typ:  # bool is not int, int is not str
-            raise TypeError(f"expected {typ.__name__}, got {type(value).__name__} {value!r}")
-        return value
-
-    return hook
-
-
 def _make_converter() -> cattrs.Converter:
-    conv = cattrs.Converter(forbid_extra_keys=True)
-    for typ in (str, int, bool):
-        conv.register_structure_hook(typ, _strict(typ))
+    conv = strict_converter()
     for cls in (StateFile, FileRecord, DirRecord, LinkRecord):
         conv.register_structure_hook(cls, make_dict_structure_fn(cls, conv, _cattrs_forbid_extra_keys=True))
     overrides = {k: override(rename=v) for k, v in _CAMEL.items()}

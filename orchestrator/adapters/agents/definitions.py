@@ -18,6 +18,7 @@ import cattrs
 import yaml
 from cattrs.gen import make_dict_structure_fn
 
+from ...kernel.convert import strict_converter
 from ...kernel.errors import ManifestError
 
 __all__ = ["AgentSpec", "StateFileSpec", "agent_names", "load_agent", "load_agent_file", "DEFAULT_AGENT"]
@@ -43,18 +44,8 @@ class AgentSpec:
     version_command: str | None = None
 
 
-def _strict(typ: type) -> Any:
-    def hook(value: Any, _: Any) -> Any:
-        if type(value) is not typ:
-            raise TypeError(f"expected {typ.__name__}, got {type(value).__name__} {value!r}")
-        return value
-
-    return hook
-
-
 def _make_converter() -> cattrs.Converter:
-    conv = cattrs.Converter(forbid_extra_keys=True)
-    conv.register_structure_hook(str, _strict(str))
+    conv = strict_converter()
     for cls in (StateFileSpec, AgentSpec):
         conv.register_structure_hook(cls, make_dict_structure_fn(cls, conv, _cattrs_forbid_extra_keys=True))
     return conv

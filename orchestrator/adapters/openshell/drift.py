@@ -10,7 +10,6 @@ fails open and the RPC-result check fails closed.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,10 +20,19 @@ import attrs
 from .binary import gateway_bin_version, resolve_gateway_bin, served_version
 from .cli import PROBE_TIMEOUT, CaptureResult, installed_openshell_version, require_openshell, strip_ansi
 from .cluster import ClusterInfo, cluster_container_name, inspect_cluster, is_cluster_active
-from .health import DEFAULT_GATEWAY, GatewayProbes, probe_gateway, reported_gateway_name, status_server, status_version
+from .health import (
+    DEFAULT_GATEWAY,
+    GatewayProbes,
+    probe_gateway,
+    reported_gateway_name,
+    status_connected,
+    status_server,
+    status_version,
+)
 from .grpc_health import grpc_health
 from .marker import RuntimeMarker, find_health_port, is_live_gateway, read_marker
 from .registration import resolve_target
+from .rpc_errors import is_protobuf_mismatch
 
 IMAGE_DRIFT = "image_drift"
 HOST_PROCESS_DRIFT = "host_process_drift"
@@ -97,7 +105,7 @@ class Observation:
 def _served_from_status(probes: GatewayProbes) -> tuple[str | None, str | None]:
     """`openshell status` `Version:` is the gateway's own Health reply, when it's ours and connected."""
     status = strip_ansi(probes.status)
-    if reported_gateway_name(status) != probes.gateway or not re.search(r"^\s*Status:\s*Connected\b", status, re.M):
+    if reported_gateway_name(status) != probes.gateway or not status_connected(status):
         return None, None
     return status_version(status), status_server(status)
 
@@ -204,18 +212,6 @@ def detect_preflight_issue(
     gateway: str = DEFAULT_GATEWAY, *, state_dir: Path, env: Mapping[str, str] | None = None
 ) -> StateRpcIssue | None:
     return decide(observe(gateway, state_dir=state_dir, env=env))
-
-
-_PROTOBUF = (
-    re.compile(r"invalid wire type", re.I),
-    re.compile(r"proto(?:buf)?(?: decode| schema| wire)", re.I),
-    re.compile(r"failed to decode Protobuf message", re.I),  # prost's DecodeError, e.g. 0.0.x CLI vs 0.1.x gateway
-)
-
-
-def is_protobuf_mismatch(output: str) -> bool:
-    clean = strip_ansi(output)
-    return any(p.search(clean) for p in _PROTOBUF)
 
 
 def result_issue(result: CaptureResult, *, phases: list[str] | None = None) -> str | None:

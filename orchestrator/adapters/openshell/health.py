@@ -38,6 +38,11 @@ RECOVERABLE_STATES = (MISSING_NAMED, NAMED_UNHEALTHY, NAMED_UNREACHABLE)
 """The states backup-all/upgrade-sandboxes let recovery act on (§5.1 step 3)."""
 
 
+def status_connected(status: str) -> bool:
+    """`openshell status` has a `Status: Connected` line (upstream's `/^\s*Status:\s*Connected\b/im`)."""
+    return _CONNECTED_LINE.search(strip_ansi(status)) is not None
+
+
 def reported_gateway_name(text: str) -> str | None:
     m = _REPORTED_NAME.search(strip_ansi(text))
     return m.group(1) if m else None
@@ -77,7 +82,7 @@ def lifecycle_state(status: str, named_info: str, gateway: str = DEFAULT_GATEWAY
     s, info = strip_ansi(status), strip_ansi(named_info)
     m = _ACTIVE_NAME.search(s)
     active = m.group(1) if m else None
-    connected = bool(_CONNECTED_LINE.search(s))
+    connected = status_connected(s)
     named = f"Gateway: {gateway}" in info
     refusing = bool(_REFUSING.search(s))
     if connected and active == gateway and named:
@@ -163,7 +168,7 @@ class GatewayProbes:
         """Stricter than upstream's `healthy` (whose `Server Status` header alone counts as
         connected, even when the status call then failed): `Status: Connected` to this gateway
         AND its endpoint accepts a TCP connection right now. What a doctor may call healthy."""
-        connected = re.search(r"^\s*Status:\s*Connected\b", strip_ansi(self.status), re.MULTILINE) is not None
+        connected = status_connected(self.status)
         if not (connected and reported_gateway_name(self.status) == self.gateway):
             return False
         return accepts_connections(status_server(self.status) or self.endpoint)

@@ -34,7 +34,7 @@ from .cli import (
     require_openshell,
     strip_ansi,
 )
-from .drift import is_protobuf_mismatch
+from .rpc_errors import is_protobuf_mismatch
 from .health import (
     DEFAULT_GATEWAY,
     endpoint_port,
@@ -44,6 +44,7 @@ from .health import (
     lifecycle_probe,
     probe_gateway,
     reported_gateway_name,
+    status_connected,
 )
 from .marker import LOG_FILE_NAME, PID_FILE_NAME, RuntimeMarker, is_live_gateway, read_marker, write_marker
 
@@ -152,7 +153,7 @@ def _free_port() -> int:
 def _connected_to(gateway: str, binary: str, env: Mapping[str, str] | None) -> bool:
     probes = probe_gateway(gateway, binary=binary, env=env)
     status = strip_ansi(probes.status)
-    connected = bool(re.search(r"^\s*Status:\s*Connected\b", status, re.M))
+    connected = status_connected(status)
     return connected and reported_gateway_name(status) == gateway and probes.healthy
 
 

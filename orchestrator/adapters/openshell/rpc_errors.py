@@ -13,7 +13,7 @@ import re
 
 from .cli import CaptureResult, strip_ansi
 
-__all__ = ["grpc_cause", "is_transient_failure", "last_line"]
+__all__ = ["failure_gist", "grpc_cause", "is_protobuf_mismatch", "is_transient_failure", "last_line"]
 
 _CAUSE = re.compile(r"(?:status: \w+|code: '[^']*'), message: \"(?:[^\"\\]|\\.)*\"")
 _CODE = re.compile(r"status: (\w+)|code: '([^']*)'")
@@ -25,7 +25,31 @@ _TRANSIENT_DESCRIPTIONS = (
     "The operation was aborted",
 )
 _H2 = re.compile(r"h2 protocol error|connection reset|broken pipe|transport error", re.I)
-_SCHEMA = re.compile(r"failed to decode Protobuf message|invalid wire type", re.I)
+_PROTOBUF = (
+    re.compile(r"invalid wire type", re.I),
+    re.compile(r"proto(?:buf)?(?: decode| schema| wire)", re.I),
+    re.compile(r"failed to decode Protobuf message", re.I),  # prost's DecodeError, e.g. 0.0.x CLI vs 0.1.x gateway
+)
+# tonic's rendering of a gRPC status, as `openshell` prints it: `status: Internal, message: "..."`.
+_GRPC_STATUS = re.compile(r'status:\s*(\w+),\s*message:\s*"((?:[^"\\]|\\.)*)"', re.S)
+
+
+def is_protobuf_mismatch(output: str) -> bool:
+    """The CLI and the gateway disagree on the protobuf schema (a decode error, not a failure
+    a retry or a gateway restart can fix)."""
+    clean = strip_ansi(output)
+    return any(p.search(clean) for p in _PROTOBUF)
+
+
+def failure_gist(output: str) -> str:
+    """The gist of a failed `openshell` call: the gRPC status and message, else its first line."""
+    text = strip_ansi(output)
+    m = _GRPC_STATUS.search(text)
+    if m:
+        message = " ".join(m.group(2).replace('\\"', '"').split())
+        return f"{m.group(1)}: {message}"
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[0] if lines else "no output"
 
 
 def _unwrap(text: str) -> str:
@@ -52,7 +76,7 @@ def is_transient_failure(result: CaptureResult) -> bool:
     if result.status == 0:
         return False
     clean = _unwrap(strip_ansi(result.output))
-    if _SCHEMA.search(clean):
+    if is_protobuf_mismatch(clean):
         return False
     if result.timed_out or _H2.search(clean):
         return True

@@ -13,6 +13,7 @@ import re
 import attrs
 
 from .cli import strip_ansi, version_gte
+from .rpc_errors import is_protobuf_mismatch
 
 JSON_OUTPUT_SINCE = "0.0.44"
 PHASES = frozenset({"Ready", "Running", "NotReady", "Provisioning", "Error"})
@@ -23,11 +24,6 @@ LISTED_PHASES = ALL_PHASES | {"Stopping", "Stopped", "Starting", "Completed"}
 UNKNOWN_PHASE = "unknown"
 """What a phase we do not know becomes: never guessed to be stopped (or running)."""
 _ERROR_LINE = re.compile(r"^Error:", re.I)
-_PROTOBUF = (
-    re.compile(r"invalid wire type", re.I),
-    re.compile(r"proto(?:buf)?(?: decode| schema| wire)", re.I),
-    re.compile(r"failed to decode Protobuf message", re.I),  # prost's DecodeError, e.g. 0.0.x CLI vs 0.1.x gateway
-)
 
 
 def list_args(cli_version: str | None) -> list[str]:
@@ -43,7 +39,7 @@ def _rows(output: str) -> list[list[str]]:
         line = raw.strip()
         if not line or line in ("No sandboxes found", "No sandboxes found."):
             continue
-        if _ERROR_LINE.search(line) or any(p.search(line) for p in _PROTOBUF):
+        if _ERROR_LINE.search(line) or is_protobuf_mismatch(line):
             continue
         cols = line.split()
         if cols[0] == "NAME":
