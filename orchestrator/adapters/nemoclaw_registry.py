@@ -8,13 +8,12 @@ never a traceback and never "no sandboxes". Written only by `update_agent_versio
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import attrs
 
+from ..kernel.atomic import dump_json, write_file_atomic
 from ..kernel.errors import StepError
 
 
@@ -89,20 +88,4 @@ def update_agent_version(path: Path, name: str, version: str) -> None:
             break
     else:
         raise RegistryError(path, f"sandbox {name!r} is not registered")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".sandboxes.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh, indent=2)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    write_file_atomic(path, dump_json(doc), mode=0o600)

@@ -21,6 +21,7 @@ from .groups import GROUPS
 from ..engine.journal import new_run_id
 from ..engine.output import Reporter
 from ..kernel.paths import Paths
+from ..kernel.sizes import human_size
 from ..store import Backup, BackupStore, InvalidBackup, Listing, RestoreError, StoreError, restore_backup
 from ..store.errors import LockHeld
 from ..store.lock import WriterLock
@@ -28,15 +29,6 @@ from ..store.lock import WriterLock
 
 def _store() -> BackupStore:
     return BackupStore(Paths.from_env().backups_root)
-
-
-def _human(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
 
 
 def _scan(store: BackupStore, name: str | None) -> Listing:
@@ -115,7 +107,7 @@ def list_cmd(name: str | None, rehash: bool, as_json: bool) -> None:
             return "sizes ok" if r["ok"] else "DAMAGED"
 
         _table(["SANDBOX", "TIMESTAMP", "VER", "FILES", "SIZE", "CHECK"],
-               [[r["sandbox"], r["timestamp"], r["version"], str(r["files"]), _human(r["bytes"]), check(r)] for r in rows])
+               [[r["sandbox"], r["timestamp"], r["version"], str(r["files"]), human_size(r["bytes"]), check(r)] for r in rows])
         if not rehash:
             click.echo("  (sizes checked only; `nemoclaw backups verify` or `list --verify` re-hashes every file)")
     for i in listing.invalid:

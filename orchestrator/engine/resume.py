@@ -19,7 +19,7 @@ from typing import Any
 import attrs
 
 from ..kernel.paths import Paths
-from ..store.staging import Owner
+from ..kernel.owner import Owner
 from ..workflow.spec import StateSpec, WorkflowSpec
 from .context import RunContext
 from ..kernel.errors import DefinitionError, Refusal, StepError

@@ -26,7 +26,7 @@ import attrs
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from ..kernel.paths import Paths
-from ..store.staging import Owner
+from ..kernel.owner import Owner
 from ..workflow.spec import StateSpec, WorkflowSpec
 from .context import RunContext
 from ..kernel.errors import Refusal, StepError

@@ -19,11 +19,11 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
 from pathlib import Path
 
 import attrs
 
+from ...kernel.clock import utc_now_iso
 from .binary import resolve_gateway_bin
 from .cli import (
     OPERATION_TIMEOUT,
@@ -251,7 +251,7 @@ def start_gateway(
             gateway_bin=os.path.realpath(gateway_bin),
             openshell_version=installed_openshell_version(binary=openshell),
             docker_host=env.get("DOCKER_HOST") or None,
-            created_at=datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            created_at=utc_now_iso(),
             desired_env_hash=hashlib.sha256(json.dumps(argv).encode()).hexdigest(),
             health_port=health_port,
             args=tuple(argv[1:]),
