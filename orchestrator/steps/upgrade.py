@@ -66,7 +66,7 @@ def classify_versions(ctx: "RunContext") -> str:
                 why[entry.name] = str(exc).strip().split(": ", 1)[0] if "Docker engine" in str(exc) else str(exc).strip()
         check = check_version(entry, agent, container)
         if entry.name in ready and container is None:
-            check = VersionCheck(entry.name, True, agent.expected_version, None, "unavailable")
+            check = VersionCheck(entry.name, True, agent.expected_version, None)
         checks.append(check)
     stale = [c for c in checks if c.stale]
     unknown = [c for c in checks if not c.stale and c.unknown]

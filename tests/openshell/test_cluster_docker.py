@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.adapters.openshell import decide, format_diagnosis, inspect_cluster, observe
+from orchestrator.adapters.openshell import decide, format_diagnosis, observe
+from orchestrator.adapters.openshell.cluster import inspect_cluster
 from orchestrator.adapters.openshell.diagnosis import backup_all_wording
 from orchestrator.kernel.paths import Paths
 

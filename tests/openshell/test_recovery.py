@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.kernel.errors import Refusal, StepError
-from orchestrator.adapters.openshell import is_live_gateway, read_marker, start_gateway
+from orchestrator.adapters.openshell.marker import is_live_gateway, read_marker
+from orchestrator.adapters.openshell.recovery import start_gateway
 from orchestrator.kernel.paths import Paths
 
 from .conftest import MIGRATION_ERR, REAL_PYTHON, _write_exec, gateway_script

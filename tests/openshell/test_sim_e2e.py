@@ -17,7 +17,8 @@ from click.testing import CliRunner
 
 from orchestrator.cli.gateway import gateway_group
 from orchestrator.kernel.errors import Refusal
-from orchestrator.adapters.openshell import read_marker, start_gateway
+from orchestrator.adapters.openshell.marker import read_marker
+from orchestrator.adapters.openshell.recovery import start_gateway
 from orchestrator.kernel.paths import Paths
 from nemoclaw_sim import install as sim_install
 

@@ -21,9 +21,8 @@ from cattrs.gen import make_dict_structure_fn
 from ...kernel.convert import strict_converter
 from ...kernel.errors import ManifestError
 
-__all__ = ["AgentSpec", "StateFileSpec", "agent_names", "load_agent", "load_agent_file", "DEFAULT_AGENT"]
+__all__ = ["AgentSpec", "StateFileSpec", "agent_names", "load_agent", "load_agent_file"]
 
-DEFAULT_AGENT = "openclaw"  # NemoClaw: registry `agent`, or openclaw
 STRATEGIES = ("copy", "sqlite_backup")
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 

@@ -23,7 +23,6 @@ class VersionCheck:
     running: bool
     expected: str | None
     current: str | None
-    method: str  # probe | registry | unavailable
 
     @property
     def stale(self) -> bool:
@@ -64,7 +63,7 @@ def check_version(entry: SandboxEntry, agent: AgentSpec, container: Any | None) 
     expected = agent.expected_version
     if container is not None:
         current = probe_version(container, agent)
-        return VersionCheck(entry.name, True, expected, current, "probe" if current else "unavailable")
+        return VersionCheck(entry.name, True, expected, current)
     if entry.agent_version:
-        return VersionCheck(entry.name, False, expected, entry.agent_version, "registry")
-    return VersionCheck(entry.name, False, expected, None, "unavailable")
+        return VersionCheck(entry.name, False, expected, entry.agent_version)
+    return VersionCheck(entry.name, False, expected, None)

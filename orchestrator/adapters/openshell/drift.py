@@ -208,12 +208,6 @@ def decide(obs: Observation) -> StateRpcIssue | None:
     return StateRpcIssue(kind[type(drift)], drift)
 
 
-def detect_preflight_issue(
-    gateway: str = DEFAULT_GATEWAY, *, state_dir: Path, env: Mapping[str, str] | None = None
-) -> StateRpcIssue | None:
-    return decide(observe(gateway, state_dir=state_dir, env=env))
-
-
 def result_issue(result: CaptureResult, *, phases: list[str] | None = None) -> str | None:
     """Which reactive issue kind a `sandbox list` result shows, if any (status is ignored).
 
