@@ -1,4 +1,5 @@
-"""NemoClaw's sandbox registry, `~/.nemoclaw/sandboxes.json` (nemoclaw-behaviour §2.1).
+"""NemoClaw's sandbox registry, `~/.nemoclaw/sandboxes.json`
+(docs/reference/nemoclaw-commands.md, "The registry").
 
 Read strictly: a file that is not the registry's shape is an error naming the file (exit 2),
 never a traceback and never "no sandboxes". Written only by `update_agent_version`, atomically

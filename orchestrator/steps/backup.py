@@ -1,4 +1,4 @@
-"""`snapshot` and `commit_backups`: the backup half of backup-all (nemoclaw-behaviour §2.2).
+"""`snapshot` and `commit_backups`: the backup half of backup-all (docs/reference/nemoclaw-commands.md).
 
 snapshot streams each ready sandbox's agent state out of its container into the run's
 staging area (several sandboxes at once), hashing every file as it is written and refusing

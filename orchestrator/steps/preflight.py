@@ -1,4 +1,5 @@
-"""`preflight`: the gateway schema preflight a guarded workflow starts with (nemoclaw-behaviour §4.4).
+"""`preflight`: the gateway schema preflight a guarded workflow starts with
+(docs/reference/gateway-preflight.md).
 
 Refuses, with the standard diagnosis, when the installed `openshell` CLI and the running
 gateway may speak different schemas. It only observes: it never runs `openshell sandbox

@@ -1,5 +1,5 @@
 """rebuild-sandbox: back up → delete → create from the target image → wait Ready → restore →
-verify → record, with rollback (nemoclaw-behaviour §3.3).
+verify → record, with rollback (docs/reference/nemoclaw-commands.md, "A rebuild").
 
 `rebuild_target` writes the `rebuild_plan` and `backup_targets` facts; the backup itself is the
 `snapshot`/`commit_backups` pair of backup-all, whose `committed` path the restore and the

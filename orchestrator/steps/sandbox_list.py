@@ -1,4 +1,5 @@
-"""`sandbox_list`: which sandboxes OpenShell reports, with gateway recovery (nemoclaw-behaviour §5.1).
+"""`sandbox_list`: which sandboxes OpenShell reports, with gateway recovery
+(docs/reference/gateway-recovery.md).
 
 Writes the `sandbox_list` fact (steps/facts.py: names listed in any phase, the Ready/Running
 ones, phases, ids, the format read and whether the gateway was recovered).

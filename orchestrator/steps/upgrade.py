@@ -1,4 +1,5 @@
-"""upgrade-sandboxes: classify sandboxes by agent version, confirm, report (§3.1).
+"""upgrade-sandboxes: classify sandboxes by agent version, confirm, report
+(docs/reference/nemoclaw-commands.md).
 
 `classify_versions` reads the `registry` and `sandbox_list` facts and writes `version_report`;
 with `--check` it only reports (it changes nothing) and ends `checked` (exit 1) when anything

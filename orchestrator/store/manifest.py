@@ -1,6 +1,6 @@
 """`rebuild-manifest.json`: what one backup holds, in NemoClaw's format plus per-file hashes.
 
-The upstream fields (reference §2.3) keep their camelCase names so NemoClaw's own
+The upstream fields (docs/backups.md) keep their camelCase names so NemoClaw's own
 `listBackups` can read our backups; `files`, `dirs` and `symlinks` are our additions and make a
 backup verifiable (size + SHA-256 of every file) and restorable with its modes. Loading is
 strict: a manifest with a missing field, a wrong type or an unknown key is a `ManifestError`

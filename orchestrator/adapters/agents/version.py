@@ -1,4 +1,4 @@
-"""Which agent version a sandbox runs (nemoclaw-behaviour §3.2).
+"""Which agent version a sandbox runs (docs/reference/nemoclaw-commands.md, "The agent version check").
 
 A running sandbox is always probed inside its container (`openclaw --version` through the
 Docker API exec): a cached registry value may be stale (#4429). A stopped sandbox can only be

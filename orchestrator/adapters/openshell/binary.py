@@ -1,4 +1,5 @@
-"""Which `openshell-gateway` runs, and which version it is / serves (nemoclaw-behaviour §4.3).
+"""Which `openshell-gateway` runs, and which version it is / serves
+(docs/reference/gateway-preflight.md, "Host-process gateway").
 
 Two distinct questions: the *binary* version (`<bin> --version`, upstream's host-process
 check) and the *served* version (`/readyz` of the live process). They differ exactly when a

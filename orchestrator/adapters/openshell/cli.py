@@ -1,4 +1,5 @@
-"""Running the installed `openshell` CLI the way NemoClaw does (nemoclaw-behaviour §1.3–§1.5).
+"""Running the installed `openshell` CLI the way NemoClaw does
+(docs/reference/nemoclaw-commands.md, "Running `openshell`").
 
 NemoClaw's drift checks compare what the *installed* CLI says with what the gateway serves,
 so locating the binary, capturing its output and parsing versions must match upstream exactly:

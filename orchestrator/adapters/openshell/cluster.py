@@ -1,4 +1,5 @@
-"""The legacy k3s-in-Docker gateway container `openshell-cluster-<gateway>` (nemoclaw-behaviour §4.2).
+"""The legacy k3s-in-Docker gateway container `openshell-cluster-<gateway>`
+(docs/reference/gateway-preflight.md).
 
 Read through the Docker Engine API (honours DOCKER_HOST). Upstream runs `docker inspect` with
 ignoreError, so an absent engine, an absent container or any API error all mean "no cluster":
@@ -80,7 +81,7 @@ def inspect_cluster(gateway: str, *, timeout: float = 15.0) -> ClusterInfo | Non
 
 
 def is_cluster_active(cluster: ClusterInfo | None, probes: GatewayProbes) -> bool:
-    """§4.2 active check: healthy gateway, endpoint port known, container running and publishing it."""
+    """The active check (docs/reference/gateway-preflight.md): healthy gateway, endpoint port known, container running and publishing it."""
     if cluster is None or not probes.healthy:
         return False
     port = endpoint_port(probes.endpoint)

@@ -1,4 +1,5 @@
-"""The standard refusal text (nemoclaw-behaviour §4.7), identical on every gateway driver.
+"""The standard refusal text
+(docs/reference/gateway-preflight.md, "The refusal text"), identical on every gateway driver.
 
 Users and scripts grep these lines, so they are reproduced character for character; the
 engine prints them to stderr one per line, unchanged. The served-version and migration
@@ -82,7 +83,7 @@ def _cross_line_lines(drift: object) -> list[str]:
 
 
 def format_diagnosis(issue: StateRpcIssue, wording: Wording | None = None) -> list[str]:
-    """The §4.7 block for `issue`, one string per stderr line ("" = blank line)."""
+    """The refusal block for `issue`, one string per stderr line ("" = blank line)."""
     wording = wording or Wording()
     display = cli_display_name()
     if issue.kind in REACTIVE_KINDS:

@@ -1,4 +1,4 @@
-"""The gateway schema preflight and the RPC-result check (nemoclaw-behaviour §4.1–§4.5).
+"""The gateway schema preflight and the RPC-result check (docs/reference/gateway-preflight.md).
 
 `observe()` gathers every fact once, running the independent probes concurrently; `decide()`
 is a pure function of those facts, so the doctor (`nemoclaw gateway check`) and the

@@ -1,4 +1,5 @@
-"""Reading gateway health from `openshell status` / `gateway info` text (nemoclaw-behaviour §5.2, §5.4).
+"""Reading gateway health from `openshell status` / `gateway info` text
+(docs/reference/gateway-recovery.md).
 
 Upstream decides "is the NemoClaw gateway healthy" and "which recovery state are we in" from
 the CLI's text alone; these are pure functions of that text so they can be tested against the
@@ -35,7 +36,7 @@ NAMED_UNHEALTHY = "named_unhealthy"
 CONNECTED_OTHER = "connected_other"
 MISSING_NAMED = "missing_named"
 RECOVERABLE_STATES = (MISSING_NAMED, NAMED_UNHEALTHY, NAMED_UNREACHABLE)
-"""The states backup-all/upgrade-sandboxes let recovery act on (§5.1 step 3)."""
+"""The states backup-all/upgrade-sandboxes let recovery act on (docs/reference/gateway-recovery.md, "Named-gateway states")."""
 
 
 def status_connected(status: str) -> bool:

@@ -1,8 +1,9 @@
-"""The host-process gateway's runtime marker and live-pid check (nemoclaw-behaviour §4.3).
+"""The host-process gateway's runtime marker and live-pid check
+(docs/reference/gateway-preflight.md, "Host-process gateway").
 
 Onboarding writes `<state dir>/runtime.json` when it launches `openshell-gateway`. The marker
 is only trusted while its pid is still a gateway: a recycled pid or a stale file must never
-make us report a version the gateway no longer runs (§6.4 case 6). A marker that is not
+make us report a version the gateway no longer runs. A marker that is not
 exactly upstream's shape is treated as absent, never as a crash.
 """
 

@@ -1,4 +1,4 @@
-"""`sandbox list` with named-gateway recovery (nemoclaw-behaviour §5.1, §5.4, §5.5).
+"""`sandbox list` with named-gateway recovery (docs/reference/gateway-recovery.md).
 
 Only connectivity failures are recoverable: select the `nemoclaw` gateway, and if it is still
 down start `openshell-gateway` as a host process the way onboarding does. #4430 happened

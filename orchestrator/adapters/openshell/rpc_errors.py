@@ -1,4 +1,4 @@
-"""What a failed `openshell` call says about its gRPC cause (openshell-behaviour §6).
+"""What a failed `openshell` call says about its gRPC cause (docs/reference/grpc-errors.md).
 
 The CLI prints a failed RPC as `Error:   × status: <Code>, message: "<text>", details: [], ...`
 (tonic < 0.14) or `code: '<description>', message: "<text>"` (OpenShell >= 0.0.61, tonic 0.14);

@@ -1,4 +1,5 @@
-"""Parsing `openshell sandbox list` (nemoclaw-behaviour §5.3, openshell-behaviour §3.4).
+"""Parsing `openshell sandbox list`
+(docs/reference/gateway-recovery.md, "Listing lines"; docs/reference/openshell-versions.md).
 
 Which sandboxes are *running* decides what gets backed up, so a misparse silently skips data
 (NemoClaw #3399). The table parser mirrors upstream exactly; `-o json` (CLI ≥ 0.0.44) is used
