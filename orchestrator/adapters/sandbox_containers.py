@@ -129,5 +129,6 @@ def data_root(container: Any) -> str:
 
 
 def agent_at_root(agent: Any, container: Any) -> Any:
-    """`agent` (an AgentSpec) with its directory moved to `container`'s data root."""
-    return attrs.evolve(agent, dir=rebase(agent.dir, data_root(container)))
+    """`agent` (an AgentSpec) with its directory and home moved to `container`'s data root."""
+    root = data_root(container)
+    return attrs.evolve(agent, dir=rebase(agent.dir, root), home=rebase(agent.home_dir, root))

@@ -1,6 +1,7 @@
-"""Records of `--consistent` pauses, so a killed run's frozen sandbox is unpaused next time.
+"""Records of freezes (Docker pause), so a killed run's frozen sandbox is unpaused next time.
 
-`--consistent` pauses a sandbox's container while reading it and unpauses it in a `finally`;
+A backup pauses a sandbox's container while reading it (unless `--no-freeze`) and unpauses
+it on every path of the run (steps/backup.py);
 a run killed outright (SIGKILL, power loss) cannot, and a paused sandbox looks "not running"
 to OpenShell, so every later run would skip it for ever. So a pause is first recorded under
 `rebuild-backups/.paused/` and the record removed after the unpause; the `unpause_leftovers`
@@ -45,7 +46,7 @@ def forget_pause(record: Path | None) -> None:
 
 
 def unpause_leftovers_of_dead_runs(ctx: "RunContext") -> None:
-    """Unpause containers that a dead run paused for --consistent and could not unpause."""
+    """Unpause containers that a dead run froze for a backup and could not unpause."""
     d = paused_dir(ctx)
     try:
         records = sorted(d.glob("*.json"))
@@ -59,7 +60,7 @@ def unpause_leftovers_of_dead_runs(ctx: "RunContext") -> None:
         except (OSError, ValueError, KeyError, TypeError):
             forget_pause(path)  # unreadable: nothing we can safely act on
             continue
-        if owner.run_id == ctx.run_id or owner.is_alive():
+        if owner.is_alive():  # a resumed run has its dead predecessor's run id: its freeze is a leftover too
             continue
         try:
             container = docker_client().containers.get(path.name[: -len(".json")])
@@ -74,3 +75,22 @@ def unpause_leftovers_of_dead_runs(ctx: "RunContext") -> None:
                               f"{owner.run_id}: {exc}. Run: docker unpause {cname}")
                 continue
         forget_pause(path)
+
+
+def frozen_by_dead_runs(ctx: "RunContext") -> dict[str, str]:
+    """Sandbox -> id of the dead run whose freeze record is still there (read-only: for
+    reports, so a sandbox left frozen by a killed backup is not called stopped)."""
+    found: dict[str, str] = {}
+    try:
+        records = sorted(paused_dir(ctx).glob("*.json"))
+    except OSError:
+        return found
+    for path in records:
+        try:
+            doc = json.loads(path.read_bytes())
+            owner = Owner.from_json(doc["owner"])
+            if not owner.is_alive():
+                found[str(doc["sandbox"])] = owner.run_id
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return found

@@ -14,15 +14,19 @@ Resuming: a crash loses the staging area (the next start sweeps it), so an inter
 snapshot is run again and an interrupted commit goes back to the snapshot (`resume:` in the
 workflow files); what a killed commit had already renamed into place is a complete backup.
 
-`--consistent` pause records: _pause_records.py. Test kill points: _kill_points.py.
+Each sandbox is frozen (Docker pause) while its state is read unless `--no-freeze`; pause
+records: _pause_records.py. Stopped sandboxes: _stopped_sandboxes.py. Test kill points: _kill_points.py.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
+import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -43,11 +47,13 @@ from ..store import (
     write_manifest,
 )
 from ..store.errors import StoreError
+from ..store.home_scope import build_home_manifest, capture_home
 
 from ._kill_points import Cancelled as _Cancelled
 from ._kill_points import pause_point as _pause_point
 from ._pause_records import forget_pause as _forget_pause
 from ._pause_records import record_pause as _record_pause
+from . import _stopped_sandboxes as _stopped
 from ._openshell_common import listed_container
 from .facts import BackedUp, BackupReport, NotBackedUp, Snapshot, StagedBackup
 from ._pause_records import unpause_leftovers_of_dead_runs as _unpause_leftovers
@@ -55,6 +61,8 @@ from ._pause_records import unpause_leftovers_of_dead_runs as _unpause_leftovers
 if TYPE_CHECKING:
     from ..engine.context import RunContext
     from ..engine.output import ProgressTask
+
+STRICT_ENV = "NEMOCLAW_REQUIRE_ALL_SANDBOX_BACKUPS"
 
 
 @attrs.define
@@ -66,6 +74,10 @@ class SandboxBackup:
     capture: Capture | None = None
     error: str | None = None
     bytes: int = 0
+    stopped: bool = False  # the container is stopped: start it, back it up, stop it again
+    started: bool = False
+    frozen_seconds: float | None = None
+    scope: str = "agent"
 
     @property
     def ok(self) -> bool:
@@ -78,13 +90,19 @@ class SandboxBackup:
         return ", ".join(self.capture.failures()) or "unsafe entries refused"
 
 
-def _targets(ctx: "RunContext") -> tuple[list[SandboxEntry], list[str]]:
+def _targets(ctx: "RunContext") -> tuple[list[SandboxEntry], list[str], set[str]]:
+    """(entries to back up, names skipped, names whose container is stopped and gets started)."""
     registry: list[SandboxEntry] = ctx.fact("registry")
+    listing = ctx.fact("sandbox_list")
+    ready = set(listing.ready)
     explicit = ctx.fact("backup_targets", None)
+    wanted = [e for e in registry if explicit is None or e.name in explicit]
+    stopped = {e.name for e in wanted if e.name not in ready and e.name in listing.live
+               and _stopped.stopped_container(e.name, listing.ids.get(e.name)) is not None}
     if explicit is not None:
-        return [e for e in registry if e.name in explicit], []
-    ready = set(ctx.fact("sandbox_list").ready)
-    return [e for e in registry if e.name in ready], [e.name for e in registry if e.name not in ready]
+        return wanted, [], stopped
+    targets = [e for e in wanted if e.name in ready or e.name in stopped]
+    return targets, [e.name for e in wanted if e not in targets], stopped
 
 
 # What each staged backup's capture recorded as it wrote (file identities), for the commit in
@@ -102,19 +120,31 @@ def _staged(jobs: list[SandboxBackup], skipped: list[str]) -> Snapshot:
                               None if j.ok else j.failure(), j.bytes,
                               len(j.capture.archive.files) if j.capture else 0,
                               len(j.capture.backed_up_dirs) if j.capture else 0,
-                              bool(j.capture and j.capture.empty)) for j in jobs],
+                              bool(j.capture and j.capture.empty), started=j.started,
+                              frozen_seconds=j.frozen_seconds, scope=j.scope) for j in jobs],
         skipped=[NotBackedUp(n, "not running") for n in skipped],
     )
+
+
+def _scope(ctx: "RunContext") -> str:
+    """`home` (the whole sandbox home, the default) or `agent` (the agent's declared state):
+    store/home_scope.py."""
+    return str(ctx.options.get("scope") or "home")
+
+
+def _freeze(ctx: "RunContext") -> bool:
+    """Point-in-time capture is the default; `--no-freeze` opts out (docs/reference/point-in-time.md)."""
+    return not ctx.options.get("no_freeze")
 
 
 @step("snapshot", reads=("registry", "sandbox_list"), may_read=("backup_targets",), writes=("snapshot",), mutates=True)
 def snapshot(ctx: "RunContext") -> None:
     """Stream each ready sandbox's state into staging, in parallel; refuse hostile entries."""
     out, st = ctx.out, ctx.out.style
-    targets, skipped = _targets(ctx)
+    targets, skipped, stopped = _targets(ctx)
     for entry in ctx.fact("registry"):
         if entry.name in skipped:
-            out.line(f"  {st.D}Skipping '{entry.name}' (not running){st.R}")
+            out.line(f"{st.D}{_stopped.skip_line(entry.name)}{st.R}")
     timestamp = new_timestamp()
     store = BackupStore(ctx.paths.backups_root)
     if targets:
@@ -122,20 +152,20 @@ def snapshot(ctx: "RunContext") -> None:
             ctx.staging  # a symlinked backups folder is the user's to fix: one plain sentence
         except StoreError as exc:
             raise StepError(f"  {exc}", kind="store") from None
-    jobs, targets = _jobs(ctx, store, targets, timestamp)
+    jobs, targets = _jobs(ctx, store, targets, timestamp, stopped, _scope(ctx))
     if not jobs:
         ctx.put("snapshot", _staged(jobs, skipped))
         return
     docker_client()  # fail once, clearly, if there is no engine
+    _unpause_leftovers(ctx)  # a resumed run starts here, not in `unpause`: a dead run's freeze must go first
     parallel = max(1, int(ctx.options.get("parallel") or 1))
-    consistent = bool(ctx.options.get("consistent"))
+    consistent = _freeze(ctx)
     cancel = threading.Event()
     entries = {e.name: e for e in targets}
     with out.progress() as progress:
         tasks = {job.name: progress.task(job.name) for job in jobs if job.error is None}
 
         def work(job: SandboxBackup) -> None:
-            out.line(f"  Backing up '{job.name}'...")
             _capture_one(ctx, job, entries[job.name], tasks[job.name], cancel, consistent)
             tasks[job.name].done()
 
@@ -160,7 +190,7 @@ def snapshot(ctx: "RunContext") -> None:
 
 
 def _jobs(
-    ctx: "RunContext", store: BackupStore, targets: list[SandboxEntry], timestamp: str
+    ctx: "RunContext", store: BackupStore, targets: list[SandboxEntry], timestamp: str, stopped: set[str], scope: str
 ) -> tuple[list[SandboxBackup], list[SandboxEntry]]:
     """One job per sandbox name. A name the store refuses, or one registered twice, fails
     that sandbox alone (with the reason); the others are backed up."""
@@ -177,7 +207,8 @@ def _jobs(
             continue
         try:
             dest = store.dest_for(e.name, timestamp)  # first: its refusal names the sandbox
-            jobs.append(SandboxBackup(e.name, timestamp, ctx.staging.dir_for(e.name), dest))
+            jobs.append(SandboxBackup(e.name, timestamp, ctx.staging.dir_for(e.name), dest,
+                                      stopped=e.name in stopped, scope=scope))
             runnable.append(e)
         except StoreError as exc:
             jobs.append(SandboxBackup(e.name, timestamp, None, None, error=str(exc)))
@@ -203,55 +234,110 @@ def _capture_one(
 
     try:
         agent = load_agent(entry.agent)
-        container = listed_container(ctx, job.name)
+        if job.stopped:
+            listing = ctx.fact("sandbox_list")
+            container = _stopped.stopped_container(job.name, listing.ids.get(job.name))
+            if container is None:
+                raise StepError(f"the stopped container of '{job.name}' is gone")
+        else:
+            container = listed_container(ctx, job.name)
     except (StepError, StoreError) as exc:
         job.error = str(exc).strip()
+        ctx.out.line(f"  Backing up '{job.name}'...")
         return
-    paused = False
-    record: Path | None = None
-    try:
-        if consistent:
-            record = _record_pause(ctx, job.name, container)
-            container.pause()
-            paused = True
-        # The image's WorkingDir may move the data root (0.0.99+); the manifest keeps the agent's
-        # canonical directory, which restores move under the target container's own root.
-        at_root = agent_at_root(agent, container)
-        job.capture = capture_sandbox(container, at_root, job.staged, on_progress=on_progress)
-        manifest = build_manifest(
-            job.capture,
-            agent,
-            sandbox=job.name,
-            timestamp=job.timestamp,
-            backup_path=job.dest,
-            agent_version=entry.agent_version,
-            policy_presets=list(entry.policies),
-            image=container.attrs.get("Config", {}).get("Image") or None,
-        )
-        write_manifest(job.staged, manifest)
-    except _Cancelled:
-        job.error = "interrupted"
-    except StoreError as exc:  # a sentence already: the container is gone, the disk would be full
-        job.error = str(exc)
-    except Exception as exc:  # noqa: BLE001 - one sandbox's failure must not stop the others
-        job.error = f"{type(exc).__name__}: {exc}"
-    finally:
-        if paused:
-            try:
-                container.unpause()
-            except Exception as exc:  # noqa: BLE001
-                ctx.out.error(f"  Could not unpause the container of '{job.name}': {exc}. Run: docker unpause {container.name}")
+    with contextlib.ExitStack() as hold:
+        try:
+            if job.stopped:
+                _hold_started(ctx, job, container, hold)
             else:
-                _forget_pause(record)
-        elif record is not None:
-            _forget_pause(record)  # pause() itself failed
+                adopted = _stopped.adopt(ctx, container)  # a dead run of ours started it: stop it after
+                if adopted is not None:
+                    hold.callback(_return_to_stopped, ctx, job, container, adopted)
+            ctx.out.line(f"  Backing up '{job.name}'...")
+            if consistent:
+                _hold_frozen(ctx, job, container, hold)
+            home = job.scope == "home"
+            # The image's WorkingDir may move the data root (0.0.99+); the manifest keeps the agent's
+            # canonical directories, which restores move under the target container's own root.
+            at_root = agent_at_root(agent, container)
+            job.capture = (capture_home if home else capture_sandbox)(container, at_root, job.staged, on_progress=on_progress)
+            hold.close()  # unfreeze (and stop) as soon as the state is read
+            manifest = (build_home_manifest if home else build_manifest)(
+                job.capture,
+                agent,
+                sandbox=job.name,
+                timestamp=job.timestamp,
+                backup_path=job.dest,
+                agent_version=entry.agent_version,
+                policy_presets=list(entry.policies),
+                image=container.attrs.get("Config", {}).get("Image") or None,
+            )
+            write_manifest(job.staged, manifest)
+        except _Cancelled:
+            job.error = "interrupted"
+        except StepError as exc:
+            job.error = str(exc).strip()
+        except StoreError as exc:  # a sentence already: the container is gone, the disk would be full
+            job.error = str(exc)
+        except Exception as exc:  # noqa: BLE001 - one sandbox's failure must not stop the others
+            job.error = f"{type(exc).__name__}: {exc}"
+
+
+def _hold_started(ctx: "RunContext", job: SandboxBackup, container: Any, hold: contextlib.ExitStack) -> None:
+    """Start a stopped sandbox for its backup; `hold` stops it again on every path (a kill is
+    covered by the start record, written before the start: _stopped_sandboxes.py)."""
+    ctx.out.line(f"  Starting stopped sandbox '{job.name}' to back it up...")
+    record = _stopped.record_start(ctx, job.name, container)
+    hold.callback(_return_to_stopped, ctx, job, container, record)
+    _stopped.start(container, job.name)
+    job.started = True
+    ctx.event("container_started", sandbox=job.name, container=container.name)
+
+
+def _return_to_stopped(ctx: "RunContext", job: SandboxBackup, container: Any, record: Path) -> None:
+    try:
+        _stopped.stop(container)
+    except Exception as exc:  # noqa: BLE001 - say so; the record lets the next run try again
+        ctx.out.error(f"  Could not stop the container of '{job.name}' again: {exc}. Run: docker stop {container.name}")
+        return
+    _stopped.forget_start(record)
+    if job.started:
+        ctx.out.line(f"  Returned '{job.name}' to its stopped state.")
+
+
+def _hold_frozen(ctx: "RunContext", job: SandboxBackup, container: Any, hold: contextlib.ExitStack) -> None:
+    """Freeze (Docker pause) the sandbox while its state is read; `hold` unfreezes it on every
+    path (a kill is covered by the pause record, written before the pause: _pause_records.py)."""
+    record = _record_pause(ctx, job.name, container)
+    try:
+        container.pause()
+    except BaseException:
+        _forget_pause(record)
+        raise
+    began = time.monotonic()
+
+    def unfreeze() -> None:
+        import docker.errors
+
+        try:
+            container.unpause()
+        except docker.errors.NotFound:  # the container is gone (its backup fails): nothing to unfreeze
+            _forget_pause(record)
+        except Exception as exc:  # noqa: BLE001
+            ctx.out.error(f"  Could not unpause the container of '{job.name}': {exc}. Run: docker unpause {container.name}")
+        else:
+            _forget_pause(record)
+        job.frozen_seconds = round(time.monotonic() - began, 3)
+
+    hold.callback(unfreeze)
 
 
 @step("unpause_leftovers", mutates=True)
 def unpause_leftovers(ctx: "RunContext") -> None:
-    """Unpause sandboxes a killed --consistent run left paused (before the list, which would
-    otherwise show them as not running and skip them)."""
+    """Unpause sandboxes a killed run left frozen (before the list, which would otherwise show
+    them as not running and skip them), then stop the ones it had started from stopped."""
     _unpause_leftovers(ctx)
+    _stopped.stop_leftovers(ctx)
 
 
 @step("commit_backups", outcomes=("next", "partial"), commits=True, params={"quiet_summary": bool},
@@ -263,12 +349,18 @@ def commit_backups(ctx: "RunContext") -> str:
     jobs = snap.backups
     good = [j for j in jobs if j.ok]
     failed = [j for j in jobs if not j.ok]
-    if ctx.options.get("strict") and failed:
+    if _strict(ctx) and (failed or snap.skipped):
         ctx.put("committed", {})
-        ctx.put("backup_report", _summary([], failed, snap.skipped))
-        raise StepError(
-            f"  --strict: nothing was committed because {len(failed)} of {len(jobs)} sandbox backup(s) failed."
-        )
+        ctx.put("backup_report", _summary([], failed, snap))
+        lines = []
+        if snap.skipped:
+            lines.append(f"  Strict pre-upgrade backup requires every registered sandbox to be backed up; "
+                         f"{len(snap.skipped)} sandbox(es) were skipped.")
+        if failed:
+            lines.append(f"  --strict: nothing was committed because {len(failed)} of {len(jobs)} sandbox backup(s) failed.")
+        else:
+            lines.append("  --strict: nothing was committed.")
+        raise StepError("\n".join(lines))
     committed: dict[str, str] = {}
     backed: list[StagedBackup] = []
     for job in good:
@@ -297,26 +389,37 @@ def commit_backups(ctx: "RunContext") -> str:
         _pause_point(ctx, "after_commit", job.name)
         ctx.event("backup_committed", sandbox=job.name, path=str(dest), files=len(manifest.files), bytes=job.bytes)
         if job.empty:
-            out.error(f"  {st.YW}⚠{st.R} {job.name}: empty backup: none of the agent's state dirs or files exist "
-                      f"under {manifest.dir} in the sandbox → {dest}")
+            what = (f"the sandbox home {manifest.dir} holds nothing" if manifest.scope == "home"
+                    else f"none of the agent's state dirs or files exist under {manifest.dir} in the sandbox")
+            out.error(f"  {st.YW}⚠{st.R} {job.name}: empty backup: {what} → {dest}")
             ctx.event("backup_empty", sandbox=job.name, path=str(dest))
             continue
-        out.line(f"  {st.G}✓{st.R} {job.name}: {len(manifest.backed_up_dirs)} dirs, {len(manifest.files)} files → {dest}")
+        ndirs = len(manifest.dirs) if manifest.scope == "home" else len(manifest.backed_up_dirs)
+        out.line(f"  {st.G}✓{st.R} {job.name}: {ndirs} dirs, {len(manifest.files)} files → {dest}")
+        if job.frozen_seconds is not None:
+            out.line(f"    {st.D}Frozen for {job.frozen_seconds:.3f} s while its state was read.{st.R}")
     ctx.put("committed", committed)
-    ctx.put("backup_report", _summary(backed, failed, snap.skipped))
+    ctx.put("backup_report", _summary(backed, failed, snap))
     skipped = snap.skipped
     if ctx.params.get("quiet_summary"):
         return "partial" if failed else "next"
     out.line("")
     out.line(f"  Pre-upgrade backup: {len(backed)} backed up, {len(failed)} failed, {len(skipped)} skipped")
     if backed:
-        out.line("  Backups stored in: ~/.nemoclaw/rebuild-backups/")
+        out.line(f"  Backups stored in: {ctx.paths.backups_root.absolute()}")
     return "partial" if failed else "next"
 
 
-def _summary(backed: list[StagedBackup], failed: list[StagedBackup], skipped: list[NotBackedUp]) -> BackupReport:
+def _strict(ctx: "RunContext") -> bool:
+    """`--strict`, or upstream's installer switch NEMOCLAW_REQUIRE_ALL_SANDBOX_BACKUPS=1."""
+    return bool(ctx.options.get("strict")) or os.environ.get(STRICT_ENV, "").strip() == "1"
+
+
+def _summary(backed: list[StagedBackup], failed: list[StagedBackup], snap: Snapshot) -> BackupReport:
     return BackupReport(
-        backed_up=[BackedUp(j.name, j.dest or "", j.timestamp, j.bytes, j.files, j.empty) for j in backed],
+        backed_up=[BackedUp(j.name, j.dest or "", j.timestamp, j.bytes, j.files, j.empty, scope=j.scope,
+                            frozen_seconds=j.frozen_seconds, started_and_returned=j.started) for j in backed],
         failed=[NotBackedUp(j.name, j.error or "failed") for j in failed],
-        skipped=list(skipped),
+        skipped=list(snap.skipped),
+        started_and_returned=[j.name for j in snap.backups if j.started],
     )

@@ -58,6 +58,11 @@ class StagedBackup:
     files: int = 0
     dirs: int = 0
     empty: bool = False  # none of the agent's state dirs or files exist in the sandbox
+    # Started from stopped for this backup and stopped again (upstream #6500).
+    started: bool = False
+    # Seconds the sandbox was frozen (Docker pause) while its state was read; None: not frozen.
+    frozen_seconds: float | None = None
+    scope: str = "agent"
 
     @property
     def ok(self) -> bool:
@@ -86,6 +91,9 @@ class BackedUp:
     bytes: int
     files: int
     empty: bool = False
+    scope: str = "agent"
+    frozen_seconds: float | None = None
+    started_and_returned: bool = False
 
 
 @attrs.frozen
@@ -93,6 +101,8 @@ class BackupReport:
     backed_up: list[BackedUp]
     failed: list[NotBackedUp]
     skipped: list[NotBackedUp]
+    # Sandboxes that were stopped, started for their backup and returned to stopped.
+    started_and_returned: list[str] = attrs.Factory(list)
 
 
 @attrs.frozen

@@ -33,6 +33,7 @@ from ..store.errors import StoreError
 from ..store.restore import read_back, restore_names
 from ._kill_points import pause_point
 from ._openshell_common import listed_container
+from ._stopped_sandboxes import stopped_container
 from .facts import RebuildPlan
 
 if TYPE_CHECKING:
@@ -69,9 +70,11 @@ def rebuild_target(ctx: "RunContext") -> str:
     listing = ctx.fact("sandbox_list")
     if ctx.options.get("from_backup"):
         return _plan_from_backup(ctx, name, entry, agent, listing)
-    if name not in listing.ready:
+    # A stopped sandbox is started for its backup and stopped again (_stopped_sandboxes.py).
+    stopped = None if name in listing.ready or name not in listing.live else stopped_container(name, listing.ids.get(name))
+    if name not in listing.ready and stopped is None:
         raise StepError(f"  Sandbox '{name}' is not running. Cannot back up state.")
-    container = listed_container(ctx, name)
+    container = stopped if stopped is not None else listed_container(ctx, name)
     previous = container.attrs.get("Config", {}).get("Image") or (container.image.tags or [""])[0]
     if not previous:
         raise StepError(f"  Cannot tell which image sandbox '{name}' runs.")
@@ -79,7 +82,8 @@ def rebuild_target(ctx: "RunContext") -> str:
     target = ctx.options.get("image") or (_with_tag(previous, expected) if expected else None)
     if not target:
         raise StepError(f"  No target image for '{name}': agent '{agent.name}' declares no expected version; pass --image.")
-    plan = RebuildPlan(name, agent.name, probe_version(container, agent), expected, previous, target)
+    current = entry.agent_version if stopped is not None else probe_version(container, agent)
+    plan = RebuildPlan(name, agent.name, current, expected, previous, target)
     ctx.put("rebuild_plan", plan)
     ctx.put("backup_targets", [name])
     out.line(f"  {st.B}Rebuild sandbox '{name}'{st.R}")

@@ -180,6 +180,7 @@ class _Extractor:
     only_under: str | None
     reserved: frozenset[str]
     on_progress: ProgressCallback | None
+    skip: Callable[[str], bool] | None = None  # relative paths left out entirely (not written, not recorded)
     result: ArchiveResult = attrs.field(factory=ArchiveResult)
     _root_fd: int | None = None
     _seen: set[tuple[str, ...]] = attrs.field(factory=set)
@@ -221,6 +222,8 @@ class _Extractor:
                 raise _Reject(f"outside the requested path {self.only_under!r}")
             parts = self.prefix + parts
             shown = "/".join(parts)
+            if self.skip is not None and self.skip(shown):
+                return
             if len(parts) == 1 and parts[0] in self.reserved:
                 raise _Reject("reserved name")
             for i in range(1, len(parts)):
@@ -484,12 +487,14 @@ def extract_stream(
     only_under: str | None = None,
     reserved: Sequence[str] = ("rebuild-manifest.json",),
     on_progress: ProgressCallback | None = None,
+    skip: Callable[[str], bool] | None = None,
 ) -> ArchiveResult:
     """Extract a tar stream into the existing directory `dest`, rejecting hostile entries.
 
     `prefix` places the entries below a sub-path of `dest` (e.g. `runtime` for a state file
     fetched as `state.db`); `only_under` refuses entries whose first component is not that name
-    (Docker names them after the basename of the requested path). Raises ArchiveError only
+    (Docker names them after the basename of the requested path); `skip(path)` true leaves an
+    entry (and, for a directory, what is below it) out. Raises ArchiveError only
     when the stream itself is unreadable; refused entries are listed in `result.rejected`,
     skipped special files in `result.skipped`.
     """
@@ -499,6 +504,7 @@ def extract_stream(
         only_under=only_under,
         reserved=frozenset(reserved),
         on_progress=on_progress,
+        skip=skip,
     ).run(chunks)
 
 
@@ -508,6 +514,7 @@ def hash_stream(
     prefix: str = "",
     only_under: str | None = None,
     on_progress: ProgressCallback | None = None,
+    skip: Callable[[str], bool] | None = None,
 ) -> ArchiveResult:
     """Same checks and records as `extract_stream`, writing nothing (to verify a restore)."""
     return _Extractor(
@@ -516,6 +523,7 @@ def hash_stream(
         only_under=only_under,
         reserved=frozenset(),
         on_progress=on_progress,
+        skip=skip,
     ).run(chunks)
 
 

@@ -35,7 +35,7 @@ import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import attrs
 
@@ -166,9 +166,12 @@ def _container_gone(container: Any) -> CaptureError | None:
 
 
 def _fetch(container: Any, path: str, dest: Path, *, prefix: str, want_dir: bool,
-           on_progress: ProgressCallback | None, budget: SpaceBudget) -> ArchiveResult | str | None:
+           on_progress: ProgressCallback | None, budget: SpaceBudget,
+           skip: Callable[[str], bool] | None = None) -> ArchiveResult | str | None:
     """ArchiveResult on success, None if the path is absent, or a reason string on failure.
-    Raises CaptureError when the container is gone or the budget would be exceeded."""
+    A `path` ending in `/.` streams a directory's contents (entries relative to it); `skip`
+    leaves paths out (archive.extract_stream). Raises CaptureError when the container is gone
+    or the budget would be exceeded."""
     import docker.errors  # here, not at import: a command that never captures never loads docker
 
     try:
@@ -201,7 +204,8 @@ def _fetch(container: Any, path: str, dest: Path, *, prefix: str, want_dir: bool
             on_progress(nbytes, files)
 
     try:
-        res = extract_stream(chunks, dest, prefix=prefix, only_under=posixpath.basename(path), on_progress=progress)
+        only = None if path.endswith("/.") else posixpath.basename(path)
+        res = extract_stream(chunks, dest, prefix=prefix, only_under=only, on_progress=progress, skip=skip)
     except ArchiveError as exc:
         gone = _container_gone(container)
         if gone is not None:
@@ -269,6 +273,11 @@ def capture_sandbox(
                 cap.failed_files[sf.path] = _refusal(res)
             else:
                 cap.backed_up_files.append(StateFile(path=sf.path, strategy=sf.strategy))
+    # Docker's archive walk passes over files that vanish under it: a container removed during the
+    # last stream can give a well-formed but partial tar, so it must still exist afterwards.
+    gone = _container_gone(container)
+    if gone is not None:
+        raise gone
     return cap
 
 

@@ -78,6 +78,10 @@ class Manifest:
     name: str | None = None
     # The image the sandbox ran when it was backed up (to recreate it when it is gone).
     sandbox_image: str | None = None
+    # What the backup holds: `agent` (the agent's declared state under `dir`; manifests
+    # without the key) or `home` (the whole sandbox home `dir`, minus `excludes`).
+    scope: str = "agent"
+    excludes: list[str] = attrs.field(factory=list)
 
     def file_modes(self) -> dict[str, int]:
         """Relative path -> permission bits, for restoring with the original modes."""
@@ -113,6 +117,7 @@ def _make_converter() -> cattrs.Converter:
         Manifest,
         make_dict_unstructure_fn(Manifest, conv, name=override(omit_if_default=True),
                                  sandbox_image=override(rename="sandboxImage", omit_if_default=True),
+                                 excludes=override(omit_if_default=True),
                                  **{k: v for k, v in overrides.items() if k != "sandbox_image"}),
     )
     return conv
@@ -124,7 +129,7 @@ _converter = _make_converter()
 _KEY_ORDER = [
     "version", "sandboxName", "timestamp", "agentType", "agentVersion", "expectedVersion", "stateDirs",
     "backedUpDirs", "stateFiles", "dir", "backupPath", "blueprintDigest", "policyPresets", "name",
-    "sandboxImage", "files", "dirs", "symlinks",
+    "sandboxImage", "scope", "excludes", "files", "dirs", "symlinks",
 ]  # fmt: skip
 
 
@@ -154,6 +159,11 @@ def _check_semantics(m: Manifest, source: object) -> None:
         raise ManifestError(source, f"invalid timestamp {m.timestamp!r}")
     if not m.dir.startswith("/") or ".." in m.dir.split("/"):
         raise ManifestError(source, f"dir {m.dir!r} must be an absolute path without '..'")
+    if m.scope not in ("agent", "home"):
+        raise ManifestError(source, f"unknown scope {m.scope!r} (expected agent or home)")
+    for e in m.excludes:
+        if e.startswith("/") or any(p in ("", ".", "..") for p in e.split("/")) or "\x00" in e:
+            raise ManifestError(source, f"invalid excluded path {e!r}")
     for d in [*m.state_dirs, *m.backed_up_dirs]:
         if not d or "/" in d or d in (".", "..") or "\x00" in d:
             raise ManifestError(source, f"invalid state directory name {d!r}")
@@ -188,6 +198,11 @@ def check_against_agent(m: Manifest, agent: Any, source: object = "<manifest>") 
     the agent loader)."""
     if m.agent_type != agent.name:
         raise ManifestError(source, f"agentType {m.agent_type!r} is not {agent.name!r}")
+    if m.scope == "home":
+        _check_home_scope(m, agent, source)
+        return
+    if m.excludes:
+        raise ManifestError(source, "excludes is only valid in a whole-home (scope home) backup")
     if m.dir != agent.dir:
         raise ManifestError(source, f"dir {m.dir!r} is not the {agent.name} agent's directory {agent.dir!r}")
     declared = set(agent.state_dirs)
@@ -224,6 +239,26 @@ def check_against_agent(m: Manifest, agent: Any, source: object = "<manifest>") 
     for sf in m.state_files:
         if sf.path not in listed:
             raise ManifestError(source, f"stateFiles entry {sf.path!r} has no file record")
+
+
+def _check_home_scope(m: Manifest, agent: Any, source: object) -> None:
+    """A whole-home manifest (store/home_scope.py): `dir` is the agent's home, it names no
+    state dirs or files, it excludes only what the agent declares (excluding more would leave
+    target files unrestored and unchecked), and no record lies under an excluded path."""
+    if m.dir != agent.home_dir:
+        raise ManifestError(source, f"dir {m.dir!r} is not the {agent.name} agent's home {agent.home_dir!r}")
+    if m.state_dirs or m.state_files:
+        raise ManifestError(source, "a whole-home backup lists no stateDirs or stateFiles")
+    extra = sorted(set(m.excludes) - set(agent.home_excludes))
+    if extra:
+        raise ManifestError(source, f"excludes {extra[0]!r}, which the {agent.name} agent does not declare")
+    top_dirs = {d.path for d in m.dirs if "/" not in d.path}
+    for d in m.backed_up_dirs:
+        if d not in top_dirs:
+            raise ManifestError(source, f"backedUpDirs entry {d!r} has no directory record")
+    for r in [*m.files, *m.dirs, *m.symlinks]:
+        if any(r.path == e or r.path.startswith(e + "/") for e in m.excludes):
+            raise ManifestError(source, f"{r.path!r} lies under the excluded path it should not hold")
 
 
 def write_manifest(directory: Path, manifest: Manifest) -> Path:

@@ -67,8 +67,13 @@ def _owner_of(container: Any, path: str) -> tuple[int, int]:
 
 
 def restore_names(backup_dir: Path, manifest: Manifest) -> list[str]:
-    """What a restore writes: every backed-up dir and captured state file. One that is missing
-    from the backup is an error, never silently skipped."""
+    """What a restore writes: every backed-up dir and captured state file (for a whole-home
+    backup: the home's top-level entries, home_scope.py). One that is missing from the backup is
+    an error, never silently skipped."""
+    if manifest.scope == "home":
+        from .home_scope import home_restore_names
+
+        return home_restore_names(manifest)
     for d in manifest.backed_up_dirs:
         p = backup_dir / d
         if not p.is_dir() or p.is_symlink():
@@ -103,6 +108,13 @@ def restore_backup(
     manifest = manifest or load_manifest(backup_dir)
     # Untrusted input: `dir` and every name must be the agent's own (docs/backups.md).
     check_against_agent(manifest, load_agent(manifest.agent_type), backup_dir)
+    if manifest.scope == "home":
+        from .home_scope import restore_home
+
+        names, files, nbytes = restore_home(container, backup_dir, manifest, owner=owner, on_progress=on_progress,
+                                            data_root=data_root)
+        mismatch = read_back(container, manifest, names, base=rebase(manifest.dir, data_root)) if verify else None
+        return RestoreResult(restored=names, files=files, bytes=nbytes, mismatch=mismatch)
     names = restore_names(backup_dir, manifest)
     base = rebase(manifest.dir, data_root)
     _exec(container, ["mkdir", "-p", "--", base])
@@ -133,8 +145,12 @@ def restore_backup(
 
 def read_back(container: Any, manifest: Manifest, names: list[str], *, base: str | None = None) -> Mismatch | None:
     """Re-read `names` from the container (hash only, nothing written) and compare them with
-    the manifest, file modes included; `base` is where the agent dir is in this container
-    (default the manifest's own)."""
+    the manifest, file modes included; `base` is where the agent dir (for a whole-home backup:
+    the home) is in this container (default the manifest's own)."""
+    if manifest.scope == "home":
+        from .home_scope import read_back_home
+
+        return read_back_home(container, manifest, base=base)
     base = base or manifest.dir
     import docker.errors
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -37,7 +38,12 @@ pytestmark = pytest.mark.docker
 STATE = "/sandbox/.openclaw"
 OPENCLAW_DIRS = ("agents extensions workspace skills hooks identity devices canvas cron memory telegram wechat "
                  "whatsapp credentials").split()
-SKIP = "  Skipping '{}' (not running)"
+SKIP = ("  Skipping '{}' (not running; start the sandbox/container and rerun 'nemoclaw backup-all' so NemoClaw can "
+        "capture a fresh snapshot)")
+STARTING = "  Starting stopped sandbox '{}' to back it up..."
+RETURNED = "  Returned '{}' to its stopped state."
+STRICT = ("  Strict pre-upgrade backup requires every registered sandbox to be backed up; {} sandbox(es) were "
+          "skipped.")
 SUMMARY = "  Pre-upgrade backup: {} backed up, {} failed, {} skipped"
 SWEPT = "  Removed leftovers of 1 interrupted run"
 EMPTY = "  No sandboxes registered. Nothing to back up."
@@ -52,6 +58,7 @@ class Host:
     c: str
     stopped: str
     hostile: str
+    gone: str  # registered and listed by the gateway, but its container was removed
     outside: Path  # where the hostile sandbox's absolute symlink points on this host
     entries: dict[str, dict[str, Any]]  # registry entries as the stand-in wrote them
 
@@ -88,6 +95,12 @@ class Host:
     def container(self, name: str) -> Any:
         [c] = self.docker.containers.list(all=True, filters={"label": f"openshell.ai/sandbox-name={name}"})
         return c
+
+    def status(self, name: str) -> str:
+        """From the engine's container list, which (unlike an inspect) does not wait for the
+        container's lock: the engine holds it while a backup's archive stream is open."""
+        [row] = self.docker.api.containers(all=True, filters={"label": f"openshell.ai/sandbox-name={name}"})
+        return "paused" if "(Paused)" in row["Status"] else row["State"]
 
     def sh(self, name: str, script: str) -> str:
         rc, out = self.container(name).exec_run(["sh", "-c", script], user="root")
@@ -133,6 +146,16 @@ def tree_sums(root: Path) -> dict[str, str]:
     return out
 
 
+def agent_sums(root: Path) -> dict[str, str]:
+    """tree_sums of the agent's state dirs in a backup, relative to the agent's dir (what
+    `Host.sandbox_sums` computes in the container), whatever the backup's scope."""
+    m = load_manifest(root)
+    sums = tree_sums(root)
+    if m.scope == "home":
+        sums = {k[len(".openclaw/"):]: v for k, v in sums.items() if k.startswith(".openclaw/")}
+    return {k: v for k, v in sums.items() if k.split("/", 1)[0] in OPENCLAW_DIRS}
+
+
 def assert_only_complete_backups(h: Host) -> dict[str, list[Path]]:
     """Every directory under rebuild-backups/<name>/ has a manifest that loads, verifies (every
     byte re-hashed) and lists exactly the files on disk with their hashes."""
@@ -154,13 +177,15 @@ def host(tmp_path_factory, docker_client):
     sim = SimEnv(base / "home")
     sim.home.mkdir()
     tag = uuid.uuid4().hex[:6]
-    names = {k: f"bk{tag}-{k}" for k in ("a", "b", "c", "stopped", "hostile")}
+    names = {k: f"bk{tag}-{k}" for k in ("a", "b", "c", "stopped", "hostile", "gone")}
     outside = base / "outside-target"
     try:
         sim.up(sandboxes=0)
-        for key in ("a", "b", "c", "stopped", "hostile"):
+        for key in ("a", "b", "c", "stopped", "hostile", "gone"):
             sim.add_sandbox(names[key])
         sim.stop_sandbox(names["stopped"])
+        [gone] = docker_client.containers.list(all=True, filters={"label": f"openshell.ai/sandbox-name={names['gone']}"})
+        gone.remove(force=True)
         h = Host(sim=sim, docker=docker_client, outside=outside, entries=sim.registry()["sandboxes"], **names)
         # Links leaving the backup (absolute, and relative through `..`), a device node (mknod as
         # root) and a FIFO: recorded / skipped, never followed. What fails this sandbox is a
@@ -189,6 +214,10 @@ def h(host: Host) -> Host:
         c.reload()
         if c.status == "paused":  # a failed test must not spoil the next one
             c.unpause()
+    stopped = host.container(host.stopped)
+    stopped.reload()
+    if stopped.status != "exited":
+        stopped.stop(timeout=10)
     return host
 
 
@@ -219,28 +248,114 @@ class Paused:
 # --- backup-all --------------------------------------------------------------------------------
 
 
-def test_three_ready_one_stopped_commits_three_backups_equal_to_the_containers(h):
+def test_three_ready_one_stopped_commits_four_backups_equal_to_the_containers(h):
     res = h.nemoclaw("backup-all")
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
-    assert SKIP.format(h.stopped) in lines
-    assert SUMMARY.format(3, 0, 1) in lines
-    assert "  Backups stored in: ~/.nemoclaw/rebuild-backups/" in lines
+    # NemoClaw #6500: the stopped sandbox is started, backed up and returned to its stopped state.
+    assert lines.index(STARTING.format(h.stopped)) < lines.index(RETURNED.format(h.stopped))
+    assert h.status(h.stopped) == "exited"
+    assert not any(line.startswith("  Skipping") for line in lines), res.stdout
+    assert SUMMARY.format(4, 0, 0) in lines
+    assert f"  Backups stored in: {h.backups}" in lines  # absolute, as upstream prints it now
     assert "Backup complete" not in res.stdout  # upstream asserts its absence
     found = assert_only_complete_backups(h)
-    assert sorted(found) == sorted([h.a, h.b, h.c])
+    assert sorted(found) == sorted([h.a, h.b, h.c, h.stopped])
     for name in (h.a, h.b, h.c):
         [d] = found[name]
         assert f"  ✓ {name}: " in res.stdout and f"→ {d}" in res.stdout
         sums = h.sandbox_sums(name)
         assert len(sums) > 10
-        assert tree_sums(d) == sums  # the files on disk hash equal to the container's files
-    assert not (h.backups / h.stopped).exists()
+        assert agent_sums(d) == sums  # the files on disk hash equal to the container's files
+    # The stopped sandbox holds the same image tree as c; its backup hashes equal to c's.
+    assert tree_sums(found[h.stopped][0]) == tree_sums(found[h.c][0])
     assert h.staged_runs() == []  # staging is gone after a finished run
 
     listed = json.loads(h.nemoclaw("backups", "list", "--verify", "--json").stdout)
-    assert sorted(r["sandbox"] for r in listed["backups"]) == sorted([h.a, h.b, h.c])
+    assert sorted(r["sandbox"] for r in listed["backups"]) == sorted([h.a, h.b, h.c, h.stopped])
     assert all(r["verified"] for r in listed["backups"]) and listed["invalid"] == []
+
+
+def test_sandbox_without_container_is_skipped_with_upstreams_line(h):
+    h.register(h.a, h.gone)
+    res = h.nemoclaw("backup-all")
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert SKIP.format(h.gone) in lines
+    assert SUMMARY.format(1, 0, 1) in lines
+    assert sorted(assert_only_complete_backups(h)) == [h.a]
+
+
+def test_stopped_sandbox_is_returned_to_stopped_when_its_backup_fails(h):
+    # What fails it: its state is larger than the per-sandbox limit (the others' is not).
+    c = h.container(h.stopped)
+    c.start()
+    h.sh(h.stopped, f"head -c 30000000 /dev/zero > {STATE}/workspace/big")
+    c.stop(timeout=10)
+    try:
+        h.register(h.a, h.stopped)
+        res = h.nemoclaw("backup-all", env={"NEMOCLAW_BACKUP_MAX_BYTES": "20000000"})
+        assert res.returncode == 1, res.stdout + res.stderr
+        assert STARTING.format(h.stopped) in res.stdout.splitlines()
+        assert RETURNED.format(h.stopped) in res.stdout.splitlines()
+        assert any(line.startswith(f"  ✗ {h.stopped}: backup failed (") and "per-sandbox limit" in line
+                   for line in res.stderr.splitlines()), res.stderr
+        assert h.status(h.stopped) == "exited"
+        assert sorted(assert_only_complete_backups(h)) == [h.a]
+    finally:
+        c.start()
+        h.sh(h.stopped, f"rm -f {STATE}/workspace/big")
+        c.stop(timeout=10)
+
+
+def test_stopped_sandbox_is_returned_to_stopped_on_sigterm(h):
+    h.register(h.stopped)
+    run = Paused(h, "archive", h.stopped, "--parallel", "1")
+    assert h.status(h.stopped) in ("running", "paused")  # started for the backup
+    code, out, _err = run.kill(signal.SIGTERM)
+    assert code == 128 + signal.SIGTERM
+    assert RETURNED.format(h.stopped) in out.splitlines()
+    assert h.status(h.stopped) == "exited"
+    assert assert_only_complete_backups(h) == {}
+    assert list((h.backups / ".started").glob("*.json")) == []
+
+
+def test_stopped_sandbox_started_by_a_killed_run_is_stopped_by_the_next_run(h):
+    h.register(h.stopped)
+    run = Paused(h, "archive", h.stopped, "--parallel", "1")
+    code, _out, _err = run.kill(signal.SIGKILL)  # no finally runs: the container keeps running
+    assert code == -signal.SIGKILL
+    c = h.container(h.stopped)
+    assert h.status(h.stopped) in ("running", "paused")
+    [record] = (h.backups / ".started").glob("*.json")
+    assert record.name == f"{c.id}.json"  # recorded before it was started
+
+    res = h.nemoclaw("backup-all")
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert (f"  Returned '{h.stopped}' to its stopped state (container {c.name}): interrupted run {run.run_id} had "
+            "started it to back it up.") in lines
+    # ... and then this run starts it again for its own backup and returns it once more.
+    assert STARTING.format(h.stopped) in lines and RETURNED.format(h.stopped) in lines
+    assert h.status(h.stopped) == "exited"
+    assert sorted(assert_only_complete_backups(h)) == [h.stopped]
+    assert list((h.backups / ".started").glob("*.json")) == []
+
+
+def test_strict_through_the_installer_variable_exits_1_on_a_skip_and_commits_nothing(h):
+    strict = {"NEMOCLAW_REQUIRE_ALL_SANDBOX_BACKUPS": "1"}
+    h.register(h.a, h.gone)
+    res = h.nemoclaw("backup-all", env=strict)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert STRICT.format(1) in res.stderr.splitlines()
+    assert SKIP.format(h.gone) in res.stdout.splitlines()
+    assert assert_only_complete_backups(h) == {}
+    # NemoClaw #6500: a stopped sandbox no longer fails a strict pre-upgrade backup.
+    h.register(h.a, h.stopped)
+    res = h.nemoclaw("backup-all", env=strict)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert sorted(assert_only_complete_backups(h)) == sorted([h.a, h.stopped])
+    assert h.status(h.stopped) == "exited"
 
 
 def test_backup_change_restore_gives_back_the_backed_up_tree(h):
@@ -248,7 +363,7 @@ def test_backup_change_restore_gives_back_the_backed_up_tree(h):
     assert h.nemoclaw("backup-all").returncode == 0
     [backup] = h.committed(h.a)
     before = h.sandbox_sums(h.a)
-    assert tree_sums(backup) == before
+    assert agent_sums(backup) == before
     h.sh(h.a, f"cd {STATE} && echo changed > workspace/SOUL.md && rm -rf skills && echo extra > workspace/extra.txt "
               "&& head -c 3000 /dev/urandom > agents/main/sessions/sessions.json")
     assert h.sandbox_sums(h.a) != before
@@ -256,16 +371,19 @@ def test_backup_change_restore_gives_back_the_backed_up_tree(h):
     res = h.nemoclaw("backups", "restore", h.a)
     assert res.returncode == 0, res.stderr
     assert f"  ✓ Restored '{h.a}' from {backup.name};" in res.stdout
-    assert h.sandbox_sums(h.a) == tree_sums(backup)  # the sandbox tree hashes equal to the backup
+    assert h.sandbox_sums(h.a) == agent_sums(backup)  # the sandbox tree hashes equal to the backup
     assert "extra.txt" not in h.sh(h.a, f"ls {STATE}/workspace")
 
 
-@pytest.mark.parametrize("consistent", [False, True], ids=["plain", "consistent"])
-def test_hostile_sandbox_fails_alone_and_nothing_leaves_staging(h, consistent):
+@pytest.mark.parametrize("freeze", [True, False], ids=["frozen", "no-freeze"])
+def test_hostile_sandbox_fails_alone_and_nothing_leaves_staging(h, freeze):
     h.register(h.a, h.hostile, h.b)
     listing = h.sh(h.hostile, f"ls -l {STATE}/workspace {STATE}/memory")
     assert "crw" in listing and "prw" in listing and "escape-abs ->" in listing  # what the sandbox serves
-    res = h.nemoclaw("backup-all", *(["--consistent"] if consistent else []))
+    # The agent scope: its declared state dir `memory` is a plain file, which fails it. (A whole
+    # home has no declared dirs; what Docker serves from a real sandbox is recorded or skipped,
+    # test_links_hard_links_setuid_and_special_files_back_up_and_restore.)
+    res = h.nemoclaw("backup-all", "--scope", "agent", *([] if freeze else ["--no-freeze"]))
     assert res.returncode == 1, res.stdout + res.stderr
     [failed] = [line for line in res.stderr.splitlines() if line.startswith(f"  ✗ {h.hostile}: backup failed (")]
     # The reason the capture computed reaches the user: the path and why it failed.
@@ -294,13 +412,15 @@ def test_links_hard_links_setuid_and_special_files_back_up_and_restore(h):
     assert res.returncode == 0, res.stdout + res.stderr
     [backup] = h.committed(h.c)
     m = load_manifest(backup)
+    assert m.scope == "home"  # the default: paths are relative to the home, /sandbox
+    w = ".openclaw/workspace"
     links = {s.path: s.target for s in m.symlinks}
-    assert links["workspace/venv/bin/python"] == "/usr/bin/python3" and links["workspace/out"] == str(h.outside)
+    assert links[f"{w}/venv/bin/python"] == "/usr/bin/python3" and links[f"{w}/out"] == str(h.outside)
     files = {f.path: f for f in m.files}
-    assert files["workspace/soul-hard"].sha256 == files["workspace/SOUL.md"].sha256
-    assert files["workspace/tool"].mode == 0o4755
-    assert "workspace/fifo" not in files and "workspace/dev" not in files
-    assert os.readlink(backup / "workspace/venv/bin/python") == "/usr/bin/python3"
+    assert files[f"{w}/soul-hard"].sha256 == files[f"{w}/SOUL.md"].sha256
+    assert files[f"{w}/tool"].mode == 0o4755
+    assert f"{w}/fifo" not in files and f"{w}/dev" not in files
+    assert os.readlink(backup / w / "venv/bin/python") == "/usr/bin/python3"
     assert not os.path.lexists(h.outside)
     h.sh(h.c, f"rm -rf {STATE}/workspace")
     res = h.nemoclaw("backups", "restore", h.c)
@@ -335,30 +455,33 @@ def test_missing_registry_nothing_to_back_up(h):
 
 def test_strict_commits_nothing_when_one_sandbox_fails(h):
     h.register(h.a, h.b, h.hostile)
-    res = h.nemoclaw("backup-all", "--strict")
+    res = h.nemoclaw("backup-all", "--strict", "--scope", "agent")  # agent scope: the hostile one fails
     assert res.returncode == 1
     assert f"  ✗ {h.hostile}: backup failed" in res.stderr
     assert "--strict: nothing was committed" in res.stderr
     assert assert_only_complete_backups(h) == {}
     assert h.staged_runs() == []
     # The same sandboxes without --strict: the two good ones are committed (so --strict made the difference).
-    assert h.nemoclaw("backup-all").returncode == 1
+    assert h.nemoclaw("backup-all", "--scope", "agent").returncode == 1
     assert sorted(assert_only_complete_backups(h)) == sorted([h.a, h.b])
 
 
 def test_json_prints_a_machine_readable_summary_on_stdout(h):
-    h.register(h.a, h.stopped, h.hostile)
-    res = h.nemoclaw("backup-all", "--json")
+    h.register(h.a, h.stopped, h.hostile, h.gone)
+    res = h.nemoclaw("backup-all", "--json", "--scope", "agent")  # agent scope: the hostile one fails
     assert res.returncode == 1
     doc = json.loads(res.stdout)  # stdout is the JSON document and nothing else
     assert doc["workflow"] == "backup-all" and doc["exit_code"] == 1
     s = doc["summary"]
-    [backed] = s["backed_up"]
+    backed, started = s["backed_up"]
     assert backed["sandbox"] == h.a and Path(backed["path"]) == h.committed(h.a)[0]
     assert backed["files"] == len(load_manifest(Path(backed["path"])).files) > 0
-    assert s["skipped"] == [{"sandbox": h.stopped, "reason": "not running"}]
+    assert backed["started_and_returned"] is False
+    assert started["sandbox"] == h.stopped and started["started_and_returned"] is True
+    assert s["started_and_returned"] == [h.stopped]
+    assert s["skipped"] == [{"sandbox": h.gone, "reason": "not running"}]
     assert [f["sandbox"] for f in s["failed"]] == [h.hostile]
-    assert SUMMARY.format(1, 1, 1) not in res.stdout
+    assert SUMMARY.format(2, 1, 1) not in res.stdout
 
 
 # --- interrupted runs ----------------------------------------------------------------------------
@@ -409,13 +532,11 @@ def test_second_run_is_refused_by_the_lock_and_sigterm_discards_staging(h):
     assert not (h.nemoclaw_dir / "orchestrator.lock").exists()
 
 
-def test_consistent_pauses_while_reading_and_unpauses_when_interrupted(h):
+def test_backup_freezes_while_reading_and_unfreezes_when_interrupted(h):
     h.register(h.a, h.b)
-    run = Paused(h, "archive", h.a, "--consistent", "--parallel", "1")
-    c = h.container(h.a)
+    run = Paused(h, "archive", h.a, "--parallel", "1")
     try:
-        c.reload()
-        assert c.attrs["State"]["Paused"], "--consistent did not pause the container while reading it"
+        assert h.status(h.a) == "paused", "the backup did not freeze the container while reading it"
     finally:
         code, _out, _err = run.kill(signal.SIGTERM)
     assert code == 128 + signal.SIGTERM
@@ -424,6 +545,200 @@ def test_consistent_pauses_while_reading_and_unpauses_when_interrupted(h):
         c.reload()
         assert c.status == "running" and not c.attrs["State"]["Paused"], name
     assert assert_only_complete_backups(h) == {}
+
+
+def test_no_freeze_reads_the_sandbox_live(h):
+    h.register(h.a)
+    run = Paused(h, "archive", h.a, "--no-freeze", "--parallel", "1")
+    try:
+        assert h.status(h.a) == "running"
+    finally:
+        code, _out, _err = run.kill(signal.SIGTERM)
+    assert code == 128 + signal.SIGTERM
+
+
+WRITER = """
+cd {d} && touch {d}/.writing && i=0
+while [ -e {d}/.writing ]; do
+  i=$((i+1))
+  echo $i > aaa-first.tmp && mv aaa-first.tmp aaa-first
+  echo $i > zzz-second.tmp && mv zzz-second.tmp zzz-second
+done
+"""
+
+
+def test_every_frozen_backup_is_one_instant_of_a_live_writer(h):
+    """A writer updates two files in a fixed order (first, then second) in a loop; at any one
+    instant first == second or first == second + 1. The two files are far apart in the
+    archive (the 2.5 MB of `workspace/projects` between them), so a live read is allowed not
+    to see one instant; a frozen backup must, every time."""
+    d = f"{STATE}/workspace"
+    h.register(h.c)
+    c = h.container(h.c)
+    c.exec_run(["sh", "-c", WRITER.format(d=d)], user="root", detach=True)
+    try:
+        deadline = time.monotonic() + 30
+        while "zzz-second" not in h.sh(h.c, f"ls {d}") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        pairs = []
+        for _ in range(3):
+            res = h.nemoclaw("backup-all", "--json")
+            assert res.returncode == 0, res.stderr
+            [backed] = json.loads(res.stdout)["summary"]["backed_up"]
+            assert backed["frozen_seconds"] is not None and backed["frozen_seconds"] > 0
+            root = Path(backed["path"])
+            m = load_manifest(root)
+            prefix = ".openclaw/workspace" if m.scope == "home" else "workspace"
+            first = int((root / prefix / "aaa-first").read_text())
+            second = int((root / prefix / "zzz-second").read_text())
+            pairs.append((first, second))
+        assert all(f - s in (0, 1) for f, s in pairs), pairs
+        assert len({f for f, _ in pairs}) == 3, pairs  # the writer ran on between the backups
+        plain = h.nemoclaw("backup-all")
+        assert plain.returncode == 0, plain.stderr
+        assert any(re.fullmatch(r"    Frozen for \d+\.\d{3} s while its state was read\.", line)
+                   for line in plain.stdout.splitlines()), plain.stdout
+    finally:
+        h.sh(h.c, f"rm -f {d}/.writing")
+        time.sleep(0.3)
+        h.sh(h.c, f"rm -f {d}/aaa-first* {d}/zzz-second*")
+
+
+def _host_sqlite3_tar() -> bytes:
+    """The host's sqlite3 program and the shared libraries it loads, as a tar for put_archive
+    at / (the busybox sandbox image has no SQLite of its own)."""
+    import io
+    import tarfile
+
+    exe = shutil.which("sqlite3")
+    assert exe, "the sqlite3 program (Debian package sqlite3) is needed for this test"
+    out = subprocess.run(["ldd", exe], capture_output=True, text=True, check=True).stdout
+    paths = {exe}
+    for line in out.splitlines():
+        parts = line.split()
+        if "=>" in parts and len(parts) > parts.index("=>") + 1 and parts[parts.index("=>") + 1].startswith("/"):
+            paths.add(parts[parts.index("=>") + 1])
+        elif parts and parts[0].startswith("/"):
+            paths.add(parts[0])
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for p in sorted(paths):
+            data = Path(p).read_bytes()  # follows the soname symlink: a regular file in the sandbox
+            info = tarfile.TarInfo(p.lstrip("/"))
+            info.size, info.mode = len(data), 0o755
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+SQLITE_WRITER = """
+cd {d} && touch .writing
+sqlite3 db.sqlite "PRAGMA journal_mode=WAL; CREATE TABLE IF NOT EXISTS t(k INTEGER PRIMARY KEY, a INT, b INT, pad BLOB);
+  INSERT OR IGNORE INTO t VALUES (1, 0, 0, zeroblob(0));" > /dev/null
+i=0
+while [ -e .writing ]; do
+  i=$((i+1))
+  echo "BEGIN; UPDATE t SET a = a + 1 WHERE k = 1; INSERT INTO t(a, b, pad) VALUES ($i, $i, randomblob(500));"
+  echo "UPDATE t SET b = b + 1 WHERE k = 1; COMMIT;"
+done | sqlite3 db.sqlite > /dev/null
+"""
+
+
+def test_frozen_backup_of_a_live_sqlite_wal_database_opens_consistent(h, tmp_path):
+    """A real SQLite writer in WAL mode inside the sandbox, committing a two-update transaction
+    in a loop (its WAL checkpointed as it grows). Each frozen backup holds db, -wal and -shm of
+    one instant: the copy passes SQLite's integrity check and shows both updates of every
+    committed transaction."""
+    import sqlite3
+
+    d = f"{STATE}/memory"
+    h.register(h.c)
+    c = h.container(h.c)
+    assert c.put_archive("/", _host_sqlite3_tar())
+    c.exec_run(["sh", "-c", SQLITE_WRITER.format(d=d)], user="root", detach=True)
+    try:
+        deadline = time.monotonic() + 30
+        while "db.sqlite-wal" not in h.sh(h.c, f"ls {d}") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "db.sqlite-wal" in h.sh(h.c, f"ls {d}"), "the writer did not start in WAL mode"
+        seen = []
+        for i in range(3):
+            res = h.nemoclaw("backup-all", "--json")
+            assert res.returncode == 0, res.stderr
+            [backed] = json.loads(res.stdout)["summary"]["backed_up"]
+            assert backed["frozen_seconds"] is not None
+            src = Path(backed["path"]) / ".openclaw" / "memory"
+            copy = tmp_path / f"copy{i}"
+            copy.mkdir()
+            for name in ("db.sqlite", "db.sqlite-wal", "db.sqlite-shm"):
+                if (src / name).exists():
+                    shutil.copy(src / name, copy / name)
+            con = sqlite3.connect(copy / "db.sqlite")  # recovers the WAL like after a power cut
+            try:
+                assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+                a, b = con.execute("SELECT a, b FROM t WHERE k = 1").fetchone()
+                rows = con.execute("SELECT count(*) FROM t").fetchone()[0]
+            finally:
+                con.close()
+            assert a == b == rows - 1, (a, b, rows)
+            seen.append(a)
+        assert len(set(seen)) == 3, seen  # the writer went on between the backups
+    finally:
+        h.sh(h.c, f"rm -f {d}/.writing")
+        time.sleep(0.5)
+        h.sh(h.c, f"rm -f {d}/db.sqlite*")
+
+
+# --- whole-home and agent scope --------------------------------------------------------------
+
+
+def test_whole_home_is_the_default_scope_minus_runtime_files_and_restores_whole(h):
+    """NemoClaw #11767/#2882: files outside the agent's declared dirs (here /sandbox/user-data)
+    are backed up; NemoClaw's per-install config (.nemoclaw/config.json) is not, and a restore
+    leaves the sandbox's own copy alone."""
+    h.register(h.b)
+    h.sh(h.b, "set -e; mkdir -p /sandbox/user-data/notes /sandbox/.nemoclaw/blueprints; "
+              "head -c 70000 /dev/urandom > /sandbox/user-data/notes/big.bin; echo hello > /sandbox/user-data/a.txt; "
+              "ln -s notes/big.bin /sandbox/user-data/link; echo '{\"install\": 1}' > /sandbox/.nemoclaw/config.json; "
+              "echo bp > /sandbox/.nemoclaw/blueprints/x.yaml; echo keep > /sandbox/.nemoclaw/state.json")
+    try:
+        want = h.sh(h.b, "sha256sum /sandbox/user-data/notes/big.bin /sandbox/user-data/a.txt")
+        res = h.nemoclaw("backup-all", "--json")
+        assert res.returncode == 0, res.stderr
+        [backed] = json.loads(res.stdout)["summary"]["backed_up"]
+        assert backed["scope"] == "home"
+        d = Path(backed["path"])
+        m = load_manifest(d)
+        assert (m.scope, m.dir) == ("home", "/sandbox")
+        assert ".nemoclaw/config.json" in m.excludes and ".nemoclaw/blueprints" in m.excludes
+        got = {p: hashlib.sha256((d / p).read_bytes()).hexdigest() for p in ("user-data/notes/big.bin", "user-data/a.txt")}
+        assert got == {line.split()[1][len("/sandbox/"):]: line.split()[0] for line in want.splitlines()}
+        assert os.readlink(d / "user-data" / "link") == "notes/big.bin"
+        assert (d / ".nemoclaw" / "state.json").read_text() == "keep\n"
+        assert not (d / ".nemoclaw" / "config.json").exists() and not (d / ".nemoclaw" / "blueprints").exists()
+        assert agent_sums(d) == h.sandbox_sums(h.b)  # the agent's state is in it as well
+
+        # Restore: the home becomes the backup again; the sandbox's own config stays as it is.
+        h.sh(h.b, "set -e; rm -rf /sandbox/user-data/notes; echo changed > /sandbox/user-data/a.txt; "
+                  "echo extra > /sandbox/extra.txt; echo '{\"install\": 2}' > /sandbox/.nemoclaw/config.json")
+        res = h.nemoclaw("backups", "restore", h.b)
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert h.sh(h.b, "sha256sum /sandbox/user-data/notes/big.bin /sandbox/user-data/a.txt") == want
+        assert h.sh(h.b, "ls -A /sandbox").split() == [".nemoclaw", ".openclaw", "user-data"]
+        assert h.sh(h.b, "cat /sandbox/.nemoclaw/config.json") == '{"install": 2}\n'
+        assert h.sh(h.b, "cat /sandbox/.nemoclaw/blueprints/x.yaml") == "bp\n"
+
+        # --scope agent: only the agent's declared state, relative to its dir, as before.
+        res = h.nemoclaw("backup-all", "--scope", "agent", "--json")
+        assert res.returncode == 0, res.stderr
+        [backed] = json.loads(res.stdout)["summary"]["backed_up"]
+        d = Path(backed["path"])
+        m = load_manifest(d)
+        assert (backed["scope"], m.scope, m.dir) == ("agent", "agent", STATE)
+        assert not (d / "user-data").exists() and (d / "workspace" / "SOUL.md").is_file()
+        assert tree_sums(d) == h.sandbox_sums(h.b)
+        assert h.nemoclaw("backups", "verify", h.b, "--all").returncode == 0
+    finally:
+        h.sh(h.b, "rm -rf /sandbox/user-data /sandbox/.nemoclaw /sandbox/extra.txt")
 
 
 # --- backups verify / prune -------------------------------------------------------------------
@@ -436,21 +751,22 @@ def test_verify_finds_a_flipped_byte_and_a_missing_file(h):
     ok = h.nemoclaw("backups", "verify", h.a)
     assert ok.returncode == 0 and f"  ✓ {h.a} {d.name}:" in ok.stdout
 
-    victim = d / "workspace" / "projects" / "demo" / "data" / "blob.bin"
+    rel = ".openclaw/" if load_manifest(d).scope == "home" else ""
+    victim = d / f"{rel}workspace" / "projects" / "demo" / "data" / "blob.bin"
     original = victim.read_bytes()
     flipped = bytearray(original)
     flipped[len(flipped) // 2] ^= 0x01
     victim.write_bytes(bytes(flipped))
     res = h.nemoclaw("backups", "verify", h.a)
     assert res.returncode == 1
-    assert res.stderr.startswith(f"  ✗ {h.a} {d.name}: workspace/projects/demo/data/blob.bin"), res.stderr
+    assert res.stderr.startswith(f"  ✗ {h.a} {d.name}: {rel}workspace/projects/demo/data/blob.bin"), res.stderr
 
     victim.write_bytes(original)
     assert h.nemoclaw("backups", "verify", h.a).returncode == 0
-    (d / "identity" / "device.json").unlink()
+    (d / f"{rel}identity" / "device.json").unlink()
     res = h.nemoclaw("backups", "verify", h.a)
     assert res.returncode == 1
-    assert res.stderr.startswith(f"  ✗ {h.a} {d.name}: identity/device.json"), res.stderr
+    assert res.stderr.startswith(f"  ✗ {h.a} {d.name}: {rel}identity/device.json"), res.stderr
 
 
 def test_prune_keeps_the_newest_verified_backup(h):
@@ -459,7 +775,7 @@ def test_prune_keeps_the_newest_verified_backup(h):
         assert h.nemoclaw("backup-all").returncode == 0
     oldest, middle, newest = h.committed(h.a)  # timestamps sort by name
     # Damage the newest: the newest *verified* backup is now the middle one.
-    (newest / "workspace" / "one-byte.txt").write_bytes(b"X")
+    (newest / ".openclaw" / "workspace" / "one-byte.txt").write_bytes(b"X")  # whole-home backups
 
     res = h.nemoclaw("backups", "prune", "--keep", "1", h.a)
     assert res.returncode == 0, res.stderr
@@ -473,9 +789,9 @@ def test_prune_keeps_the_newest_verified_backup(h):
     assert h.nemoclaw("backups", "verify", h.a).returncode == 0
 
 
-def test_sandbox_left_paused_by_a_killed_consistent_run_is_unpaused_by_the_next_run(h):
+def test_sandbox_left_frozen_by_a_killed_run_is_unpaused_by_the_next_run(h):
     h.register(h.a, h.b)
-    run = Paused(h, "archive", h.a, "--consistent", "--parallel", "1")
+    run = Paused(h, "archive", h.a, "--parallel", "1")
     code, _out, _err = run.kill(signal.SIGKILL)  # no finally runs: the container stays paused
     assert code == -signal.SIGKILL
     c = h.container(h.a)
@@ -500,9 +816,9 @@ def test_sandbox_left_paused_by_a_killed_consistent_run_is_unpaused_by_the_next_
 
 @pytest.fixture(scope="module")
 def extra(host: Host) -> dict[str, str]:
-    """Two more sandboxes for tests that empty or remove them: `empty` and `gone`."""
+    """Two more sandboxes for tests that empty or remove them: `empty` and `removed`."""
     tag = host.a.split("-")[0]
-    names = {"empty": f"{tag}-empty", "gone": f"{tag}-gone"}
+    names = {"empty": f"{tag}-empty", "removed": f"{tag}-removed"}
     for name in names.values():
         host.sim.add_sandbox(name)
     host.entries.update(host.sim.registry()["sandboxes"])
@@ -510,7 +826,7 @@ def extra(host: Host) -> dict[str, str]:
 
 
 def test_a_container_removed_during_the_backup_fails_that_sandbox_and_commits_nothing_of_it(h, extra):
-    gone = extra["gone"]
+    gone = extra["removed"]
     h.register(h.a, gone)
     run = Paused(h, "archive", gone, "--parallel", "1")
     remove_container(h.container(gone))  # mid-stream: the first file is staged, the rest is not
@@ -528,7 +844,7 @@ def test_an_empty_capture_is_committed_with_a_warning_not_a_check_mark(h, extra)
     empty = extra["empty"]
     h.sh(empty, f"rm -rf {STATE} && mkdir -p {STATE}")
     h.register(h.a, empty)
-    res = h.nemoclaw("backup-all")
+    res = h.nemoclaw("backup-all", "--scope", "agent")  # the agent's state: none of it exists
     assert res.returncode == 0, res.stderr
     assert f"  ✓ {empty}:" not in res.stdout
     [warning] = [line for line in res.stderr.splitlines() if line.startswith(f"  ⚠ {empty}: empty backup:")]
@@ -567,7 +883,7 @@ def test_a_sandbox_name_the_store_refuses_fails_that_sandbox_alone(h):
     try:
         names = ["a b", "../evil", ".hidden", "x" * 300, "Ünï", h.a]
         entries = [SandboxEntry(n, "openclaw", None) for n in names]
-        jobs, runnable = _jobs(Ctx(), BackupStore(h.backups), entries, "2026-05-01T00-00-00-000Z")
+        jobs, runnable = _jobs(Ctx(), BackupStore(h.backups), entries, "2026-05-01T00-00-00-000Z", set(), "home")
         assert [e.name for e in runnable] == [h.a]
         assert [j.name for j in jobs if j.error] == names[:-1]
         assert all("invalid sandbox name" in j.error for j in jobs if j.error)

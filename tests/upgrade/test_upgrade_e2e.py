@@ -414,12 +414,13 @@ def test_failed_backup_aborts_rebuild_and_changes_nothing(sim, docker_client, na
 
     assert res.returncode == 1, res.stdout + res.stderr
     assert "  Aborting rebuild to prevent data loss." in res.stderr.splitlines()
-    assert f"{a}: backup failed (workspace" in res.stderr
+    assert f"{a}: backup failed (.openclaw/workspace" in res.stderr  # whole-home backup: the dir holding the FIFO
     assert "Deleting sandbox" not in res.stdout
     after = world(sim, docker_client, [a])
     # Only the (empty) staging area may have appeared: no backup was committed.
     backups = sim.home / ".nemoclaw" / "rebuild-backups"
-    assert [p.name for p in backups.iterdir()] == [".staging"] and not any((backups / ".staging").iterdir())
+    assert sorted(p.name for p in backups.iterdir() if p.name != ".paused") == [".staging"]
+    assert not any((backups / ".staging").iterdir()) and not any((backups / ".paused").iterdir())  # unfrozen again
     after["files"] = {k: v for k, v in after["files"].items() if not k.startswith(".nemoclaw/rebuild-backups")}
     assert_same_world(before, after)  # sandbox, registry and everything else as they were
     assert finished(run_events(sim))["terminal"] == "failed"
@@ -503,18 +504,23 @@ def test_failed_rollback_prints_commands_that_restore_by_hand_and_stops(sim, doc
 
 
 @pytest.mark.parametrize("sim", [FLEET], indirect=True)
-def test_rebuild_sandbox_refuses_a_stopped_or_unknown_sandbox(sim, docker_client, names, new_image):
+def test_rebuild_sandbox_refuses_an_unknown_sandbox_and_backs_up_a_stopped_one_first(sim, docker_client, names, new_image):
     a, ghost = names("a", "g")
     sim.add_sandbox(a, agent_version=OLD, stopped=True)
     before = world(sim, docker_client, [a])
 
-    stopped = nemoclaw(sim, "rebuild-sandbox", a)
     unknown = nemoclaw(sim, "rebuild-sandbox", ghost)
-
-    assert stopped.returncode == 1 and unknown.returncode == 1
-    assert f"  Sandbox '{a}' is not running. Cannot back up state." in stopped.stderr.splitlines()
+    assert unknown.returncode == 1
     assert f"  Sandbox '{ghost}' is not registered in {sim.paths.registry_file}." in unknown.stderr.splitlines()
     assert_same_world(before, world(sim, docker_client, [a]))
+
+    # NemoClaw #6500: the rebuild's backup starts the stopped sandbox, backs it up and stops it again.
+    stopped = nemoclaw(sim, "rebuild-sandbox", a)
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    lines = stopped.stdout.splitlines()
+    assert lines.index(f"  Starting stopped sandbox '{a}' to back it up...") < lines.index(
+        f"  Returned '{a}' to its stopped state.") < lines.index("  Creating new sandbox with current image...")
+    assert agent_version_in(docker_client, a) == f"OpenClaw {NEW}"
 
 
 @pytest.mark.parametrize("sim", [FLEET], indirect=True)
@@ -557,3 +563,34 @@ def test_nothing_to_rebuild_exits_0_with_upstream_lines(sim, docker_client, name
     empty = nemoclaw(sim, "upgrade-sandboxes")
     assert (empty.returncode, empty.stdout) == (0, "  No sandboxes found in the registry.\n")
     assert states_entered(run_events(sim)) == ["registry"]  # no OpenShell call at all
+
+
+def home_file_sums(docker_client, name: str) -> str:
+    return sh(docker_client, name, "cd /sandbox && find user-data -type f | sort | xargs sha256sum")
+
+
+@pytest.mark.parametrize("sim", [FLEET], indirect=True)
+def test_files_in_user_data_survive_a_rebuild_byte_identical(sim, docker_client, names, new_image):
+    """NemoClaw #11767/#2882: upstream's selective recreate warns that /sandbox/user-data is NOT
+    preserved. A whole-home backup (the default) keeps it, with the agent's state."""
+    a, b = names("a", "b")
+    for n in (a, b):
+        sim.add_sandbox(n, agent_version=OLD)
+        personalise(docker_client, n)
+        sh(docker_client, n, "set -e; mkdir -p /sandbox/user-data/deep/er; head -c 300000 /dev/urandom > "
+                             "/sandbox/user-data/deep/er/data.bin; printf 'x\\0y' > /sandbox/user-data/nul.txt; "
+                             "chmod 640 /sandbox/user-data/nul.txt")
+    want = {n: (home_file_sums(docker_client, n), state_tree(docker_client, n)) for n in (a, b)}
+    mode = sh(docker_client, a, "stat -c %a /sandbox/user-data/nul.txt")
+
+    res = nemoclaw(sim, "rebuild-sandbox", a)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert agent_version_in(docker_client, a) == f"OpenClaw {NEW}"
+    assert (home_file_sums(docker_client, a), state_tree(docker_client, a)) == want[a]
+    assert sh(docker_client, a, "stat -c %a /sandbox/user-data/nul.txt") == mode
+
+    # The agent-declared scope restores the agent's state only: user-data is gone, as upstream warns.
+    res = nemoclaw(sim, "rebuild-sandbox", b, "--scope", "agent")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert state_tree(docker_client, b) == want[b][1]
+    assert "user-data" not in sh(docker_client, b, "ls -A /sandbox")

@@ -41,6 +41,14 @@ class AgentSpec:
     state_files: tuple[StateFileSpec, ...] = ()
     expected_version: str | None = None
     version_command: str | None = None
+    # The whole-home scope: the sandbox home and the paths below it a backup leaves out
+    # (runtime and per-install files that must not be restored). Default: the parent of `dir`.
+    home: str | None = None
+    home_excludes: tuple[str, ...] = ()
+
+    @property
+    def home_dir(self) -> str:
+        return self.home or (str(PurePosixPath(self.dir).parent))
 
 
 def _make_converter() -> cattrs.Converter:
@@ -118,5 +126,11 @@ def _check(spec: AgentSpec, source: str, expect_name: str) -> None:
             raise ManifestError(source, f"state_files path {f.path!r} must be relative, without '..'")
         if f.strategy not in STRATEGIES:
             raise ManifestError(source, f"state_files strategy {f.strategy!r} must be one of {', '.join(STRATEGIES)}")
+    if spec.home is not None and (not spec.home.startswith("/") or ".." in PurePosixPath(spec.home).parts
+                                  or str(PurePosixPath(spec.home)) != spec.home or spec.home == "/"):
+        raise ManifestError(source, f"home {spec.home!r} must be an absolute path without '..' (and not /)")
+    for e in spec.home_excludes:
+        if not _safe_rel(e) or any(ch in e for ch in "*?[]\\'\"\n"):
+            raise ManifestError(source, f"home_excludes entry {e!r} must be a plain relative path, without '..' or wildcards")
     if len(set(spec.state_dirs)) != len(spec.state_dirs):
         raise ManifestError(source, "state_dirs has duplicates")
