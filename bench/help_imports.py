@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import machine, median
+from _common import machine, median, top_level_import_seconds
 
 HERE = Path(__file__).resolve().parents[1]
 MAIN = "import sys; sys.argv = ['nemoclaw', *sys.argv[1:]]; from orchestrator.cli import main; main()"
@@ -25,21 +25,12 @@ def import_seconds(tree: Path, args: list[str], home: str) -> float:
     # cwd: the scratch home, since `-c` puts the working directory first on sys.path.
     out = subprocess.run([sys.executable, "-X", "importtime", "-c", MAIN, *args], env=env, cwd=home,
                          capture_output=True, text=True)
-    total = 0
-    for line in out.stderr.splitlines():
-        if not line.startswith("import time:") or "|" not in line:
-            continue
-        _, cumulative, name = line.split("|")
-        if cumulative.strip().isdigit() and not name.startswith("  "):  # top level only
-            total += int(cumulative)
-    return total / 1e6
+    return top_level_import_seconds(out.stderr)
 
 
 def interpreter_seconds() -> float:
     out = subprocess.run([sys.executable, "-X", "importtime", "-c", "pass"], capture_output=True, text=True)
-    return sum(int(ln.split("|")[1]) for ln in out.stderr.splitlines()
-               if ln.startswith("import time:") and ln.split("|")[1].strip().isdigit()
-               and not ln.split("|")[2].startswith("  ")) / 1e6
+    return top_level_import_seconds(out.stderr)
 
 
 def main() -> None:
