@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from nemoclaw_sim import deploy  # noqa: E402
 
+HOME = "/sandbox"  # the sandbox home: what a whole-home backup (the default) holds
 STATE = "/sandbox/.openclaw"
 MiB = 1024 * 1024
 

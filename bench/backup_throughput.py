@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import STATE, check_ok, docker, host, machine, median, run_measured
+from _common import HOME, STATE, check_ok, docker, host, machine, median, run_measured
 
 SETS = {
     # name: [(files, size, subdir)]
@@ -32,10 +32,10 @@ STATE_DIRS = ("agents", "extensions", "workspace", "skills", "hooks", "canvas", 
               "wechat", "whatsapp", "credentials")
 
 
-def raw_stream(container, dirs) -> float:
+def raw_stream(container, paths) -> float:
     t0 = time.perf_counter()
-    for d in dirs:
-        chunks, _ = container.get_archive(f"{STATE}/{d}")
+    for path in paths:
+        chunks, _ = container.get_archive(path)
         for _ in chunks:
             pass
     return time.perf_counter() - t0
@@ -45,7 +45,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--sets", default="small,large")
+    ap.add_argument("--scope", choices=("home", "agent"), default="home",
+                    help="backup-all's --scope (default home, its default); the baselines read the same tree")
+    ap.add_argument("--no-freeze", action="store_true", help="pass --no-freeze (default: frozen, backup-all's default)")
     args = ap.parse_args()
+    root = HOME if args.scope == "home" else STATE  # what docker cp copies: the tree backup-all reads
     results = {}
     print(f"machine: {machine()}", flush=True)
     for set_name in args.sets.split(","):
@@ -60,17 +64,19 @@ def main() -> None:
             b.register(name)
             c = b.container(name)
             present = [d for d in STATE_DIRS if b.sh(name, f"[ -d {STATE}/{d} ] && echo y || true").strip()]
+            streams = [f"{HOME}/."] if args.scope == "home" else [f"{STATE}/{d}" for d in present]
+            ours = [b.exe, "backup-all", "--scope", args.scope, *(["--no-freeze"] if args.no_freeze else [])]
             env = b.env
             docker_cli = shutil.which("docker", path=env["PATH"]) or "docker"
             cp_t, raw_t, nc_t, st_t, rss = [], [], [], [], []
             for i in range(args.runs):
                 with tempfile.TemporaryDirectory(dir=b.home) as dest:
-                    m = run_measured([docker_cli, "cp", f"{c.name}:{STATE}", str(Path(dest) / "state")], env)
+                    m = run_measured([docker_cli, "cp", f"{c.name}:{root}", str(Path(dest) / "state")], env)
                     check_ok(m, "docker cp")
                     cp_t.append(m.seconds)
-                raw_t.append(raw_stream(c, present))
+                raw_t.append(raw_stream(c, streams))
                 b.clear_backups()
-                m = run_measured([b.exe, "backup-all"], env)
+                m = run_measured(ours, env)
                 check_ok(m, "nemoclaw backup-all")
                 nc_t.append(m.seconds)
                 rss.append(m.peak_rss)
@@ -82,7 +88,8 @@ def main() -> None:
             results[set_name] = (data, files, cp, raw, nc, st, median(rss))
     print()
     print(f"machine: {machine()}")
-    print(f"medians of {args.runs} runs; docker cp copies the whole state root {STATE} (a superset of the state dirs) in one command")
+    print(f"medians of {args.runs} runs; backup-all --scope {args.scope}{' --no-freeze' if args.no_freeze else ' (frozen)'}; "
+          f"docker cp copies {root} in one command" + (" (a superset of the state dirs)" if args.scope == "agent" else ""))
     for set_name, (data, files, cp, raw, nc, st, peak) in results.items():
         mb = data / 1e6
         print(f"[{set_name}] {mb:.0f} MB in {files} files")

@@ -77,10 +77,10 @@ def unpause_leftovers_of_dead_runs(ctx: "RunContext") -> None:
         forget_pause(path)
 
 
-def frozen_by_dead_runs(ctx: "RunContext") -> dict[str, str]:
-    """Sandbox -> id of the dead run whose freeze record is still there (read-only: for
-    reports, so a sandbox left frozen by a killed backup is not called stopped)."""
-    found: dict[str, str] = {}
+def frozen_by_runs(ctx: "RunContext") -> dict[str, tuple[str, bool]]:
+    """Sandbox -> (run id, whether that run is alive) for every freeze record still there
+    (read-only: for reports, so a frozen sandbox is not called stopped)."""
+    found: dict[str, tuple[str, bool]] = {}
     try:
         records = sorted(paused_dir(ctx).glob("*.json"))
     except OSError:
@@ -89,8 +89,7 @@ def frozen_by_dead_runs(ctx: "RunContext") -> dict[str, str]:
         try:
             doc = json.loads(path.read_bytes())
             owner = Owner.from_json(doc["owner"])
-            if not owner.is_alive():
-                found[str(doc["sandbox"])] = owner.run_id
+            found[str(doc["sandbox"])] = (owner.run_id, owner.is_alive())
         except (OSError, ValueError, KeyError, TypeError):
             continue
     return found

@@ -27,7 +27,7 @@ from ..adapters.agents.definitions import load_agent
 from ..store.errors import StoreError
 from ..store.lock import read_lock
 from ._openshell_common import listed_container
-from ._pause_records import frozen_by_dead_runs
+from ._pause_records import frozen_by_runs
 from .facts import MissingSandbox, RebuildSummary, VersionReport, VersionRow
 from .rebuild import latest_verified_backup
 
@@ -35,8 +35,13 @@ if TYPE_CHECKING:
     from ..engine.context import RunContext
 
 
-def _not_running(frozen: dict[str, str], name: str) -> str:
-    return f"frozen by interrupted run {frozen[name]}" if name in frozen else "stopped"
+def _not_running(frozen: dict[str, tuple[str, bool]], name: str, lock_note: str | None) -> str:
+    """Why a sandbox does not count as running: frozen by a backup (a live one, or a killed one
+    that left it so), held by the run that holds the lock, or stopped."""
+    if name in frozen:
+        run_id, alive = frozen[name]
+        return f"frozen by run {run_id} while it is backed up" if alive else f"frozen by interrupted run {run_id}"
+    return lock_note or "stopped"
 
 
 @step("classify_versions", outcomes=("next", "current", "checked", "attention"), reads=("registry", "sandbox_list"),
@@ -89,18 +94,18 @@ def classify_versions(ctx: "RunContext") -> str:
         out.line("  All sandboxes are up to date.")
         return "current"
     lock_note = f"not running; run {holder.run_id} (pid {holder.pid}) holds the lock and may be rebuilding it" if holder else None
-    frozen = frozen_by_dead_runs(ctx)  # left frozen by a killed backup: not "stopped"
+    frozen = frozen_by_runs(ctx)  # frozen by a backup: not "stopped"
     if stale:
         out.line("")
         out.line(f"  {st.B}Stale sandboxes:{st.R}")
         for c in stale:
-            status = f"{st.G}running{st.R}" if c.running else f"{st.D}{lock_note or _not_running(frozen, c.name)}{st.R}"
+            status = f"{st.G}running{st.R}" if c.running else f"{st.D}{_not_running(frozen, c.name, lock_note)}{st.R}"
             out.line(f"    {c.name}  v{c.current or '?'} → v{c.expected}  ({status})")
     if unknown:
         out.line("")
         out.line(f"  {st.YW}Unknown version:{st.R}")
         for c in unknown:
-            status = "running" if c.running else (lock_note or _not_running(frozen, c.name))
+            status = "running" if c.running else _not_running(frozen, c.name, lock_note)
             if c.name in why:
                 status += f"; could not probe: {why[c.name]}"
             out.line(f"    {c.name}  v? → v{c.expected}  ({status})")

@@ -124,12 +124,13 @@ def test_backup_all_backs_up_the_workload_files_only(dep, docker_client):
     assert "Pre-upgrade backup: 2 backed up, 0 failed, 0 skipped" in res.stdout
     [backup] = [p for p in (dep.home / ".nemoclaw" / "rebuild-backups" / "alpha").iterdir() if not p.name.startswith(".")]
     files = {str(p.relative_to(backup)) for p in backup.rglob("*") if p.is_file() and p.name != "rebuild-manifest.json"}
-    assert "workspace/only-in-the-workload.txt" in files and "workspace/AGENTS.md" in files
+    # The whole home (the default scope), read from the workload's data root.
+    assert ".openclaw/workspace/only-in-the-workload.txt" in files and ".openclaw/workspace/AGENTS.md" in files
     assert not any("decoy" in f for f in files)
     manifest = json.loads((backup / "rebuild-manifest.json").read_text())
-    # The agent's canonical directory (what `backups` checks against the agent); the data root
-    # it was read from is the container's own, and a restore moves it under the target's root.
-    assert manifest["dir"] == "/sandbox/.openclaw"
+    # The agent's canonical home (what `backups` checks against the agent); the data root it
+    # was read from is the container's own, and a restore moves it under the target's root.
+    assert (manifest["scope"], manifest["dir"]) == ("home", "/sandbox")
 
 
 def test_rebuild_keeps_the_files_at_the_data_root(dep, docker_client):

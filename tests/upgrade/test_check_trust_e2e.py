@@ -66,7 +66,8 @@ def test_check_during_another_run_says_that_run_holds_the_lock(sim, names, tmp_p
         assert f"    {a}  v{OLD} → v{NEW}  ({held})" in res.stdout.splitlines()
         assert (f"  Another run ({run_id}, pid {pid}) holds the lock: sandboxes it is rebuilding may show as not "
                 "running. Rerun --check when it has finished.") in res.stdout.splitlines()
-        assert f"    {b}  v{OLD} → v{NEW}  (running)" in res.stdout.splitlines()
+        # b is frozen (Docker pause) by that backup while its state is read: said so, not "stopped".
+        assert f"    {b}  v{OLD} → v{NEW}  (frozen by run {run_id} while it is backed up)" in res.stdout.splitlines()
     finally:
         other.send_signal(signal.SIGTERM)
         other.communicate(timeout=120)

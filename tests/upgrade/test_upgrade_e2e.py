@@ -39,11 +39,12 @@ AGENT = load_agent("openclaw")
 
 # --- helpers ---------------------------------------------------------------------------------------
 
-def nemoclaw(sim, *args: str, stdin: str | None = None, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+def nemoclaw(sim, *args: str, stdin: str | None = None, timeout: float = 240,
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """The real `nemoclaw` program in the simulated host's environment; stdin is closed unless given."""
     exe = shutil.which("nemoclaw", path=sim.env["PATH"])
     assert exe, "the nemoclaw entry point is not installed next to this interpreter"
-    return subprocess.run([exe, *args], env=sim.env, capture_output=True, text=True, timeout=timeout,
+    return subprocess.run([exe, *args], env={**sim.env, **(env or {})}, capture_output=True, text=True, timeout=timeout,
                           input=stdin if stdin is not None else "")
 
 
@@ -406,15 +407,14 @@ def test_check_with_gateway_down_starts_none_and_selects_none(sim, docker_client
 def test_failed_backup_aborts_rebuild_and_changes_nothing(sim, docker_client, names, new_image):
     (a,) = names("a")
     sim.add_sandbox(a, agent_version=OLD)
-    # A state dir that is not a directory fails the backup (special files are only skipped).
-    sh(docker_client, a, f"rm -rf {AGENT.dir}/workspace && echo x > {AGENT.dir}/workspace")
+    # The backup fails: its state is over the per-sandbox limit (NEMOCLAW_BACKUP_MAX_BYTES).
     before = world(sim, docker_client, [a])
 
-    res = nemoclaw(sim, "rebuild-sandbox", a)
+    res = nemoclaw(sim, "rebuild-sandbox", a, env={"NEMOCLAW_BACKUP_MAX_BYTES": "1000"})
 
     assert res.returncode == 1, res.stdout + res.stderr
     assert "  Aborting rebuild to prevent data loss." in res.stderr.splitlines()
-    assert f"{a}: backup failed (.openclaw/workspace" in res.stderr  # whole-home backup: the dir holding the FIFO
+    assert f"{a}: backup failed (its state is larger than the per-sandbox limit" in res.stderr, res.stderr
     assert "Deleting sandbox" not in res.stdout
     after = world(sim, docker_client, [a])
     # Only the (empty) staging area may have appeared: no backup was committed.
