@@ -50,3 +50,19 @@ def test_a_wrong_way_import_breaks_the_contract(tmp_path: Path, module: str, imp
     assert res.returncode != 0
     importer = module.removeprefix("sim/").removesuffix(".py").replace("/", ".")
     assert f"{importer} -> {imported}" in res.stdout, res.stdout
+
+
+def test_help_loads_neither_the_step_library_nor_the_store(tmp_path: Path) -> None:
+    """`nemoclaw --help` imports the CLI, the workflow finder and YAML, nothing below them."""
+    code = ("import sys\nsys.argv = ['nemoclaw', '--help']\nfrom orchestrator.cli import main\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "print('\\n'.join(sorted(sys.modules)), file=sys.stderr)\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                         env={**os.environ, "HOME": str(tmp_path)})
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "backup-all" in res.stdout and "workflows" in res.stdout
+    loaded = set(res.stderr.split())
+    assert "orchestrator.cli.root" in loaded and "orchestrator.workflow.discover" in loaded
+    heavy = ("orchestrator.steps", "orchestrator.engine", "orchestrator.store", "orchestrator.adapters",
+             "orchestrator.cli.backups", "attrs", "cattrs", "docker", "rich", "transitions", "tenacity")
+    assert sorted(m for m in loaded if any(m == h or m.startswith(h + ".") for h in heavy)) == []
