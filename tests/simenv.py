@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 import pytest
 
-from orchestrator.sim import deploy
+from nemoclaw_sim import deploy
 
 
 @dataclass

@@ -1,9 +1,11 @@
 """The built-in workflows ship inside the wheel: an installed `nemoclaw` finds them without a
-checkout. Builds the wheel, installs it into a fresh venv, runs the CLI from a scratch dir."""
+checkout. Builds the wheel, installs it into a fresh venv, runs the CLI from a scratch dir.
+The OpenShell stand-in is its own distribution (sim/): the product wheel carries none of it."""
 
 import subprocess
 import sys
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -11,13 +13,47 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory) -> Path:
-    tmp = tmp_path_factory.mktemp("wheel")
-    dist = tmp / "dist"
-    subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(ROOT)],
+def _build(src: Path, dist: Path) -> Path:
+    subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(src)],
                    check=True, capture_output=True, text=True, timeout=600)
     [wheel] = dist.glob("*.whl")
+    return wheel
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    return _build(ROOT, tmp_path_factory.mktemp("wheel") / "dist")
+
+
+def _entry_points(z: zipfile.ZipFile) -> str:
+    [name] = [n for n in z.namelist() if n.endswith(".dist-info/entry_points.txt")]
+    return z.read(name).decode()
+
+
+def test_the_product_wheel_has_no_stand_in(wheel):
+    with zipfile.ZipFile(wheel) as z:
+        names = z.namelist()
+        entry_points = _entry_points(z)
+    assert "orchestrator/cli/__init__.py" in names and "orchestrator/adapters/agents/openclaw.yaml" in names
+    assert [n for n in names if "sim" in n.split("/")[0] or n.startswith("orchestrator/sim/")] == []
+    assert "nemoclaw = orchestrator.cli:main" in entry_points
+    assert "nemoclaw-sim" not in entry_points and "nemoclaw_sim" not in entry_points
+
+
+def test_the_stand_in_wheel_builds_apart(tmp_path):
+    sim_wheel = _build(ROOT / "sim", tmp_path / "dist")
+    with zipfile.ZipFile(sim_wheel) as z:
+        names = z.namelist()
+        entry_points = _entry_points(z)
+    assert sim_wheel.name.startswith("nemoclaw_sim-")
+    assert "nemoclaw_sim/cli.py" in names and "nemoclaw_sim/gateway.py" in names
+    assert [n for n in names if n.startswith("orchestrator/")] == []
+    assert "nemoclaw-sim = nemoclaw_sim.cli:main" in entry_points
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory, wheel) -> Path:
+    tmp = tmp_path_factory.mktemp("venv")
     env_dir = tmp / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     # Dependencies come from this environment's site-packages (already installed, offline).

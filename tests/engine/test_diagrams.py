@@ -2,7 +2,8 @@
 
 from pathlib import Path
 
-from orchestrator.workflow.discover import builtin_dir, load_workflow
+from orchestrator.engine.loader import load_workflow
+from orchestrator.workflow.discover import builtin_dir
 from orchestrator.workflow.graph import diagram_markdown, mermaid
 
 ROOT = Path(__file__).resolve().parents[2]

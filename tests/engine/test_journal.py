@@ -20,8 +20,8 @@ import engine_steps  # noqa: E402,F401 - registers the engine's test steps
 from orchestrator.engine.journal import Journal, read_journal, replay, summarize  # noqa: E402
 from orchestrator.engine.output import Reporter  # noqa: E402
 from orchestrator.engine.run import run_workflow  # noqa: E402
-from orchestrator.paths import Paths  # noqa: E402
-from orchestrator.workflow.discover import load_workflow  # noqa: E402
+from orchestrator.kernel.paths import Paths  # noqa: E402
+from orchestrator.engine.loader import load_workflow  # noqa: E402
 
 
 def spec_of(tmp_path: Path, name: str, body: str):

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from diagnosis_text import cross_line_block
-from orchestrator.openshell.cli import strip_ansi
-from orchestrator.sim.install import install_program
+from orchestrator.adapters.openshell.cli import strip_ansi
+from nemoclaw_sim.install import install_program
 from tests.acceptance.test_gateway_drift import calls, recording_openshell, tree_digest
 from tests.simenv import SimEnv
 
