@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from orchestrator.sim import deploy  # noqa: E402
+from nemoclaw_sim import deploy  # noqa: E402
 
 HOME = "/sandbox"  # the sandbox home: what a whole-home backup (the default) holds
 STATE = "/sandbox/.openclaw"
@@ -207,3 +207,15 @@ def median(xs: Sequence[float]) -> float:
 def check_ok(m: Measured, what: str) -> None:
     if m.returncode != 0:
         raise SystemExit(f"{what} failed (exit {m.returncode}):\n{m.stdout}\n{m.stderr}")
+
+
+def top_level_import_seconds(importtime_stderr: str) -> float:
+    """The sum of the top-level imports' cumulative times in `python -X importtime` output."""
+    total = 0
+    for line in importtime_stderr.splitlines():
+        if not line.startswith("import time:") or "|" not in line:
+            continue
+        _, cumulative, name = line.split("|")
+        if cumulative.strip().isdigit() and not name.startswith("  "):  # top level only
+            total += int(cumulative)
+    return total / 1e6

@@ -23,9 +23,9 @@ sys.path.insert(0, str(ROOT))
 import orchestrator.engine.run as run_mod  # noqa: E402
 from orchestrator.engine.journal import Journal  # noqa: E402
 from orchestrator.engine.output import Reporter  # noqa: E402
-from orchestrator.engine.steps import step  # noqa: E402
-from orchestrator.paths import Paths  # noqa: E402
-from orchestrator.workflow.discover import load_workflow  # noqa: E402
+from orchestrator.engine.registry import step  # noqa: E402
+from orchestrator.kernel.paths import Paths  # noqa: E402
+from orchestrator.engine.loader import load_workflow  # noqa: E402
 
 
 @step("bench_noop")

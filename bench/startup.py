@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 
-from _common import deploy, host, machine, median
+from _common import deploy, host, machine, median, top_level_import_seconds
 
 
 def wall(argv, env=None) -> float:
@@ -24,14 +24,7 @@ def wall(argv, env=None) -> float:
 
 def import_seconds(exe: str, env) -> float:
     out = subprocess.run([sys.executable, "-X", "importtime", exe, "--help"], env=env, capture_output=True, text=True)
-    total = 0
-    for line in out.stderr.splitlines():
-        if not line.startswith("import time:") or "|" not in line:
-            continue
-        _, cumulative, name = line.split("|")
-        if cumulative.strip().isdigit() and not name.startswith("  "):  # top level only
-            total += int(cumulative)
-    return total / 1e6
+    return top_level_import_seconds(out.stderr)
 
 
 def main() -> None:

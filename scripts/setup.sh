@@ -1,5 +1,6 @@
 # Sourced by scripts/test and scripts/demo: everything a fresh machine needs.
-#  - .venv with the package (and its test extras when SETUP_EXTRAS=test)
+#  - .venv with the package (and its test extras when SETUP_EXTRAS=test) and the OpenShell
+#    stand-in, its own distribution in sim/ (the `nemoclaw-sim` command)
 #  - a Docker engine (scripts/docker-engine.sh): DOCKER_HOST exported; ENGINE_STARTED_HERE=1
 #    when a private engine was started for this run (stop it with `stop_engine_if_ours`).
 set -euo pipefail
@@ -13,7 +14,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 extras="${SETUP_EXTRAS:+[$SETUP_EXTRAS]}"
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".$extras"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".$extras" -e ./sim
 
 eval "$(scripts/docker-engine.sh start)"
 export DOCKER_HOST

@@ -35,7 +35,7 @@ def docker_client():
 
 @pytest.fixture(scope="session")
 def base_image(docker_client) -> str:
-    from orchestrator.sim.images import ensure_base_image
+    from nemoclaw_sim.images import ensure_base_image
 
     return ensure_base_image(docker_client)
 

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ..paths import Paths
-from .errors import StepError
+from ..kernel.paths import Paths
+from ..kernel.errors import StepError
 from .facts import check_value
 from .output import Reporter
 

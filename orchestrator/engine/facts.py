@@ -19,7 +19,7 @@ from typing import Any
 import attrs
 import cattrs
 
-from .errors import StepError
+from ..kernel.errors import StepError
 
 
 @attrs.frozen

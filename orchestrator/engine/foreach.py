@@ -13,12 +13,14 @@ events, and the items after it run as usual.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import attrs
 
-from ..workflow.spec import ForEach
+from ..workflow.spec import ForEach, WorkflowSpec
 from .context import RunContext
+from .loader import load_by_name
 
 
 @attrs.frozen
@@ -29,11 +31,18 @@ class ItemResult:
     message: str | None = None
 
 
-def run_foreach(ctx: RunContext, state: str, fe: ForEach) -> str:
-    from ..workflow.discover import load_by_name
-    from .run import drive, new_context
-    from .resume import continue_child
+@attrs.frozen
+class ChildRunner:
+    """What a foreach state needs of the run loop (engine/run.py passes its own functions, so
+    this module imports neither run.py nor resume.py)."""
 
+    new_context: Callable[..., RunContext]
+    drive: Callable[[RunContext], tuple[str, str | None]]
+    continue_child: Callable[[RunContext, WorkflowSpec, str], tuple[str, int, str | None, str | None]]
+
+
+def run_foreach(ctx: RunContext, state: str, fe: ForEach, runner: ChildRunner) -> str:
+    new_context, drive, continue_child = runner.new_context, runner.drive, runner.continue_child
     items = list(ctx.facts.get(fe.items) or [])
     child_spec = load_by_name(fe.workflow, ctx.paths)
     prior = ctx.prior_items or {}

@@ -24,7 +24,8 @@ from typing import Any
 
 import attrs
 
-from ..store.staging import Owner
+from ..kernel.clock import utc_now_iso
+from ..kernel.owner import Owner
 
 # Events that are made durable (fsync) before the run goes on.
 DURABLE = frozenset({"run_started", "run_resumed", "state_entered", "state_left", "item_started",
@@ -35,10 +36,6 @@ def new_run_id() -> str:
     """Sortable by start time (ms), unique enough for concurrent runs: 20261129T214500123Z-3f9a1c."""
     now = datetime.now(timezone.utc)
     return now.strftime("%Y%m%dT%H%M%S") + f"{now.microsecond // 1000:03d}Z-" + secrets.token_hex(3)
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 class Journal:
@@ -61,7 +58,7 @@ class Journal:
         """Append one event (durably for the DURABLE ones); False when it could not be written."""
         if self._fd is None:
             return self.path is None
-        record = {"ts": now_iso(), "run": run or self.run_id, "event": event}
+        record = {"ts": utc_now_iso(), "run": run or self.run_id, "event": event}
         record.update(fields)
         data = (json.dumps(record, default=str, ensure_ascii=False) + "\n").encode("utf-8")
         try:

@@ -138,9 +138,9 @@ class ProgressTask:
         self.bytes += nbytes
         self.files += files
         if self._rp is not None:
-            from rich.filesize import decimal
+            from ..kernel.sizes import human_size
 
-            self._rp.update(self._tid, completed=self.bytes, files=self.files, size=decimal(self.bytes))
+            self._rp.update(self._tid, completed=self.bytes, files=self.files, size=human_size(self.bytes))
 
     def done(self) -> None:
         if self._rp is not None:

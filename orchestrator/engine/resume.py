@@ -18,11 +18,11 @@ from typing import Any
 
 import attrs
 
-from ..paths import Paths
-from ..store.staging import Owner
+from ..kernel.paths import Paths
+from ..kernel.owner import Owner
 from ..workflow.spec import StateSpec, WorkflowSpec
 from .context import RunContext
-from .errors import DefinitionError, Refusal, StepError
+from ..kernel.errors import DefinitionError, Refusal, StepError
 from .facts import load as load_fact
 from .journal import Journal, Replay, ended, read_journal, replay, run_logs, status_of
 from .output import Reporter
@@ -123,7 +123,7 @@ def resume_all(paths: Paths, out: Reporter, *, debug: bool, by: str, rerun_of: s
 
 
 def _load_spec(r: Replay, paths: Paths) -> WorkflowSpec:
-    from ..workflow.discover import load_by_name
+    from .loader import load_by_name
 
     return load_by_name(str(r.workflow), paths)
 
@@ -227,7 +227,7 @@ def _past_preflight(spec: WorkflowSpec, start: str) -> bool:
 def _preflight_again(ctx: RunContext, spec: WorkflowSpec) -> bool:
     """Run the workflow's preflight step once more; False (diagnosis printed) when it refuses."""
     from .run import run_step
-    from .steps import get_step
+    from .registry import get_step
 
     name = next(n for n, s in spec.states.items() if s.do == "preflight")
     step = get_step("preflight")
@@ -252,7 +252,7 @@ def _preflight_again(ctx: RunContext, spec: WorkflowSpec) -> bool:
 
 def abandon_advice(i: InterruptedRun, paths: Paths) -> list[str]:
     """What the step of the interrupted state says a person must do by hand."""
-    from .steps import get_step
+    from .registry import get_step
 
     r = i.child or i.replay
     try:

@@ -25,15 +25,15 @@ from typing import Any
 import attrs
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from ..paths import Paths
-from ..store.staging import Owner
+from ..kernel.paths import Paths
+from ..kernel.owner import Owner
 from ..workflow.spec import StateSpec, WorkflowSpec
 from .context import RunContext
-from .errors import Refusal, StepError
+from ..kernel.errors import Refusal, StepError
 from .journal import Journal, new_run_id
 from .machine import build_machine
 from .output import Reporter
-from .steps import Outcome, get_step
+from .registry import Outcome, get_step
 
 EXIT_LOCKED = 75
 EXIT_INTERRUPTED = 130
@@ -264,9 +264,10 @@ def _report_failure(ctx: RunContext, state: str, sspec: StateSpec, exc: BaseExce
 
 def _run_state(ctx: RunContext, name: str, sspec: StateSpec) -> str:
     if sspec.foreach is not None:
-        from .foreach import run_foreach
+        from .foreach import ChildRunner, run_foreach
+        from .resume import continue_child
 
-        return run_foreach(ctx, name, sspec.foreach)
+        return run_foreach(ctx, name, sspec.foreach, ChildRunner(new_context, drive, continue_child))
     step = get_step(sspec.do or "")
     if step is None:  # validated at load time; kept for workflows built in code
         raise StepError(f"unknown step '{sspec.do}'")

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..engine.errors import StepError
-from ..openshell.diagnosis import Wording
-from ..sandbox_containers import find_sandbox_container
+from ..kernel.errors import StepError
+from ..adapters.openshell.diagnosis import Wording
+from ..adapters.sandbox_containers import find_sandbox_container
 
 if TYPE_CHECKING:
     from ..engine.context import RunContext

@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..sandbox_containers import docker_client
+from ..adapters.sandbox_containers import docker_client
 from ..store import _fsutil
 from ..store.staging import Owner
 

@@ -20,10 +20,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..engine.errors import StepError
-from ..sandbox_containers import SANDBOX_ID_LABEL, SANDBOX_LABEL, docker_client
+from ..adapters.sandbox_containers import SANDBOX_ID_LABEL, SANDBOX_LABEL, docker_client
+from ..kernel.errors import StepError
+from ..kernel.owner import Owner
 from ..store import _fsutil
-from ..store.staging import Owner
 
 if TYPE_CHECKING:
     from ..engine.context import RunContext

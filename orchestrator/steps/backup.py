@@ -1,4 +1,4 @@
-"""`snapshot` and `commit_backups`: the backup half of backup-all (nemoclaw-behaviour §2.2).
+"""`snapshot` and `commit_backups`: the backup half of backup-all (docs/reference/nemoclaw-commands.md).
 
 snapshot streams each ready sandbox's agent state out of its container into the run's
 staging area (several sandboxes at once), hashing every file as it is written and refusing
@@ -30,17 +30,17 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ..engine.errors import StepError
-from ..engine.steps import step
-from ..registry import SandboxEntry, duplicate_names
-from ..sandbox_containers import agent_at_root, docker_client
+from ..kernel.errors import StepError
+from ..engine.registry import step
+from ..adapters.nemoclaw_registry import SandboxEntry, duplicate_names
+from ..adapters.sandbox_containers import agent_at_root, docker_client
+from ..adapters.agents.definitions import load_agent
 from ..store import (
     BackupStore,
     Capture,
     build_manifest,
     capture_sandbox,
     check_staged,
-    load_agent,
     load_manifest,
     new_timestamp,
     verify,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..engine.errors import StepError
-from ..engine.steps import step
+from ..kernel.errors import StepError
+from ..engine.registry import step
 
 if TYPE_CHECKING:
     from ..engine.context import RunContext

@@ -29,7 +29,7 @@ import attrs
 
 from ..engine.facts import declare
 from ..engine.foreach import ItemResult
-from ..registry import SandboxEntry
+from ..adapters.nemoclaw_registry import SandboxEntry
 
 
 @attrs.frozen

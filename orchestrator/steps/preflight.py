@@ -1,4 +1,5 @@
-"""`preflight`: the gateway schema preflight a guarded workflow starts with (nemoclaw-behaviour §4.4).
+"""`preflight`: the gateway schema preflight a guarded workflow starts with
+(docs/reference/gateway-preflight.md).
 
 Refuses, with the standard diagnosis, when the installed `openshell` CLI and the running
 gateway may speak different schemas. It only observes: it never runs `openshell sandbox
@@ -9,10 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..engine.errors import Refusal
-from ..engine.steps import step
-from ..openshell import OpenShellNotFound, decide, format_diagnosis, observe
-from ..openshell.version import cross_line
+from ..kernel.errors import Refusal
+from ..engine.registry import step
+from ..adapters.openshell import OpenShellNotFound, decide, format_diagnosis, observe
+from ..adapters.openshell.version import cross_line
 from ._openshell_common import guard_wording, report_exactly
 
 if TYPE_CHECKING:

@@ -1,5 +1,5 @@
 """rebuild-sandbox: back up → delete → create from the target image → wait Ready → restore →
-verify → record, with rollback (nemoclaw-behaviour §3.3).
+verify → record, with rollback (docs/reference/nemoclaw-commands.md, "A rebuild").
 
 `rebuild_target` writes the `rebuild_plan` and `backup_targets` facts; the backup itself is the
 `snapshot`/`commit_backups` pair of backup-all, whose `committed` path the restore and the
@@ -14,20 +14,21 @@ from a backup: create, wait, restore, verify, record.
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..agent_version import probe_version
-from ..engine.errors import StepError
-from ..engine.steps import step
-from ..openshell import capture_openshell, list_args, parse_listing
-from ..openshell.cli import installed_openshell_version, strip_ansi, version_gte
-from ..registry import SandboxEntry, update_agent_version
-from ..paths import rebase
-from ..sandbox_containers import data_root, find_sandbox_container
-from ..store import BackupStore, load_agent, load_manifest, restore_backup
+from ..adapters.agents.version import probe_version
+from ..kernel.errors import StepError
+from ..engine.registry import step
+from ..adapters.openshell import capture_openshell, list_args, parse_listing
+from ..adapters.openshell.cli import installed_openshell_version, version_gte
+from ..adapters.openshell.rpc_errors import failure_gist
+from ..adapters.nemoclaw_registry import SandboxEntry, update_agent_version
+from ..kernel.paths import rebase
+from ..adapters.sandbox_containers import data_root, find_sandbox_container
+from ..adapters.agents.definitions import load_agent
+from ..store import BackupStore, load_manifest, restore_backup
 from ..store.errors import StoreError
 from ..store.restore import read_back, restore_names
 from ._kill_points import pause_point
@@ -39,8 +40,6 @@ if TYPE_CHECKING:
     from ..engine.context import RunContext
 
 OPERATION_TIMEOUT = 120.0
-# tonic's rendering of a gRPC status, as `openshell` prints it: `status: Internal, message: "..."`.
-_GRPC_STATUS = re.compile(r'status:\s*(\w+),\s*message:\s*"((?:[^"\\]|\\.)*)"', re.S)
 
 
 def _plan(ctx: "RunContext") -> RebuildPlan:
@@ -147,20 +146,9 @@ def latest_verified_backup(root: Path, name: str) -> Path | None:
         return None
 
 
-def openshell_error(output: str) -> str:
-    """The gist of a failed `openshell` call: the gRPC status and message, else its first line."""
-    text = strip_ansi(output)
-    m = _GRPC_STATUS.search(text)
-    if m:
-        message = " ".join(m.group(2).replace('\\"', '"').split())
-        return f"{m.group(1)}: {message}"
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return lines[0] if lines else "no output"
-
-
 class OpenShellFailed(StepError):
     def __init__(self, what: str, status: int, output: str) -> None:
-        self.gist = openshell_error(output)
+        self.gist = failure_gist(output)
         super().__init__(f"  {what} failed: {self.gist} (openshell exit {status})")
 
 

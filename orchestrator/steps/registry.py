@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..engine.steps import step
-from ..registry import read_registry as _read
+from ..engine.registry import step
+from ..adapters.nemoclaw_registry import read_registry as _read
 
 if TYPE_CHECKING:
     from ..engine.context import RunContext

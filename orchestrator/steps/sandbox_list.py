@@ -1,4 +1,5 @@
-"""`sandbox_list`: which sandboxes OpenShell reports, with gateway recovery (nemoclaw-behaviour §5.1).
+"""`sandbox_list`: which sandboxes OpenShell reports, with gateway recovery
+(docs/reference/gateway-recovery.md).
 
 Writes the `sandbox_list` fact (steps/facts.py: names listed in any phase, the Ready/Running
 ones, phases, ids, the format read and whether the gateway was recovered).
@@ -18,9 +19,9 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from ..engine.errors import Refusal, StepError
-from ..engine.steps import step
-from ..openshell import (
+from ..kernel.errors import Refusal, StepError
+from ..engine.registry import step
+from ..adapters.openshell import (
     GATEWAY_MIGRATION,
     OpenShellNotFound,
     StateRpcIssue,
@@ -35,7 +36,7 @@ from ..openshell import (
     parse_listing,
     result_issue,
 )
-from ..openshell.rpc_errors import grpc_cause, is_transient_failure, last_line
+from ..adapters.openshell.rpc_errors import grpc_cause, is_transient_failure, last_line
 from ._openshell_common import guard_wording, report_exactly
 from .facts import SandboxList
 

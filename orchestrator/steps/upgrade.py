@@ -1,4 +1,5 @@
-"""upgrade-sandboxes: classify sandboxes by agent version, confirm, report (§3.1).
+"""upgrade-sandboxes: classify sandboxes by agent version, confirm, report
+(docs/reference/nemoclaw-commands.md).
 
 `classify_versions` reads the `registry` and `sandbox_list` facts and writes `version_report`;
 with `--check` it only reports (it changes nothing) and ends `checked` (exit 1) when anything
@@ -18,11 +19,11 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
-from ..agent_version import VersionCheck, check_version
-from ..engine.errors import StepError
-from ..engine.steps import step
-from ..registry import SandboxEntry
-from ..store import load_agent
+from ..adapters.agents.version import VersionCheck, check_version
+from ..kernel.errors import StepError
+from ..engine.registry import step
+from ..adapters.nemoclaw_registry import SandboxEntry
+from ..adapters.agents.definitions import load_agent
 from ..store.errors import StoreError
 from ..store.lock import read_lock
 from ._openshell_common import listed_container
@@ -76,7 +77,7 @@ def classify_versions(ctx: "RunContext") -> str:
                 why[entry.name] = str(exc).strip().split(": ", 1)[0] if "Docker engine" in str(exc) else str(exc).strip()
         check = check_version(entry, agent, container)
         if entry.name in ready and container is None:
-            check = VersionCheck(entry.name, True, agent.expected_version, None, "unavailable")
+            check = VersionCheck(entry.name, True, agent.expected_version, None)
         checks.append(check)
     stale = [c for c in checks if c.stale]
     unknown = [c for c in checks if not c.stale and c.unknown]

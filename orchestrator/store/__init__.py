@@ -14,7 +14,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
-    "agents": ('DEFAULT_AGENT', 'AgentSpec', 'StateFileSpec', 'agent_names', 'load_agent', 'load_agent_file'),
     "archive": ('ArchiveResult', 'ProgressCallback', 'extract_stream', 'hash_stream', 'pack_directory'),
     "backups": ('Backup', 'BackupStore', 'InvalidBackup', 'Listing', 'PruneResult', 'check_sandbox_name', 'refuse_symlink'),
     "capture": ('Capture', 'SpaceBudget', 'build_manifest', 'capture_sandbox', 'check_staged'),
@@ -46,7 +45,6 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from .agents import DEFAULT_AGENT, AgentSpec, StateFileSpec, agent_names, load_agent, load_agent_file
     from .archive import ArchiveResult, ProgressCallback, extract_stream, hash_stream, pack_directory
     from .backups import Backup, BackupStore, InvalidBackup, Listing, PruneResult, check_sandbox_name, refuse_symlink
     from .capture import Capture, SpaceBudget, build_manifest, capture_sandbox, check_staged

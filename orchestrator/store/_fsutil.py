@@ -9,15 +9,17 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
-import json
 import os
-import socket
 import stat
 import shutil
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
+
+# The durable write and the process identity live in the kernel (the journal, the lock and the
+# registry file use them too); re-exported for the store modules.
+from ..kernel.atomic import dump_json, fsync_dir, write_file_atomic  # noqa: F401
+from ..kernel.owner import boot_id, hostname, pid_alive, process_start_ticks  # noqa: F401
 
 
 def makedirs_private(path: Path, mode: int = 0o700) -> None:
@@ -59,14 +61,6 @@ def remove_tree(path: Path) -> None:
         return
     shutil.rmtree(trash)  # fd-based on Linux: never follows symlinks
     fsync_dir(path.parent)
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _syncfs(path: Path) -> bool:
@@ -113,30 +107,6 @@ def fsync_tree(root: Path) -> None:
         fsync_dir(Path(dirpath))
 
 
-def write_file_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write via a temp file in the same directory + fsync + rename + fsync of the directory."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.rename(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    fsync_dir(path.parent)
-
-
-def dump_json(obj: Any) -> bytes:
-    """Pretty JSON with 2-space indent, as JavaScript's JSON.stringify(x, null, 2) writes it."""
-    return (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode()
-
-
 _RENAME_NOREPLACE = 1
 _libc: Any = None
 
@@ -160,58 +130,3 @@ def rename_noreplace(src: Path, dst: Path) -> None:
     if os.path.lexists(dst):
         raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(dst))
     os.rename(src, dst)
-
-
-# --- process identity -------------------------------------------------------------------------
-
-
-def hostname() -> str:
-    return socket.gethostname()
-
-
-def boot_id() -> str | None:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip() or None
-    except OSError:
-        return None
-
-
-def process_start_ticks(pid: int) -> int | None:
-    """Start time of `pid` in clock ticks since boot (/proc/<pid>/stat field 22), or None.
-
-    Recorded next to a pid so that a recycled pid is not mistaken for the original process."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # comm (field 2) may contain spaces and parentheses: split after the last ')'.
-    rest = raw[raw.rfind(")") + 2 :].split()
-    try:
-        return int(rest[19])  # field 22 overall; rest starts at field 3
-    except (IndexError, ValueError):
-        return None
-
-
-def pid_alive(pid: int, start_ticks: int | None = None, boot: str | None = None) -> bool:
-    """True if `pid` runs on this host and is the same process that recorded (start_ticks, boot)."""
-    if pid <= 0:
-        return False
-    if boot is not None and boot_id() not in (None, boot):
-        return False  # recorded before a reboot: every pid of that boot is gone
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # exists, owned by someone else
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True  # no /proc: kill(0) is all we can know
-    fields = raw[raw.rfind(")") + 2 :].split()
-    if fields and fields[0] == "Z":
-        return False  # a zombie answers kill(pid, 0) but runs nothing
-    if start_ticks is not None and len(fields) > 19 and fields[19].isdigit():
-        if int(fields[19]) != start_ticks:
-            return False  # pid recycled by another process
-    return True

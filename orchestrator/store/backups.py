@@ -27,7 +27,7 @@ from pathlib import Path
 import attrs
 
 from . import _fsutil
-from .agents import load_agent
+from ..adapters.agents.definitions import load_agent
 from .errors import ManifestError, StoreError
 from .manifest import MANIFEST_NAME, Manifest, Mismatch, check_against_agent, load_manifest, parse_timestamp, verify
 

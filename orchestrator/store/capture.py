@@ -39,7 +39,8 @@ from typing import Any, Callable
 
 import attrs
 
-from .agents import AgentSpec
+from ..adapters.agents.definitions import AgentSpec
+from ..kernel.sizes import human_size
 from .archive import ArchiveResult, ProgressCallback, check_written, describe_entries, extract_stream
 from .errors import ArchiveError, CaptureError
 from .manifest import MANIFEST_VERSION, Manifest, Mismatch, StateFile, load_manifest
@@ -63,15 +64,6 @@ def parse_size(text: str, what: str) -> int:
         raise CaptureError(f"{what}={text!r} is not a size: use bytes or a number with K, M, G or T (e.g. 20G)")
     unit = (m[2] or "").upper()[:1]
     return int(m[1]) * _UNITS[unit]
-
-
-def _human(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
 
 
 @attrs.define
@@ -104,15 +96,15 @@ class SpaceBudget:
         """Raise CaptureError if `incoming` more bytes would pass the limit or the reserve."""
         if self.limit is not None and self.used + incoming > self.limit:
             raise CaptureError(
-                f"its state is larger than the per-sandbox limit of {_human(self.limit)} ({LIMIT_ENV}); "
+                f"its state is larger than the per-sandbox limit of {human_size(self.limit)} ({LIMIT_ENV}); "
                 "nothing of it was committed. Raise the limit or free the sandbox's state, then rerun"
             )
         st = os.statvfs(dest)
         free = st.f_bavail * st.f_frsize
         if free - incoming < self.reserve:
             raise CaptureError(
-                f"not enough free space for its backup on the filesystem of {dest}: {_human(free)} free, "
-                f"{_human(self.reserve)} must stay free ({RESERVE_ENV}); nothing of it was committed. "
+                f"not enough free space for its backup on the filesystem of {dest}: {human_size(free)} free, "
+                f"{human_size(self.reserve)} must stay free ({RESERVE_ENV}); nothing of it was committed. "
                 "Free some space (e.g. `nemoclaw backups prune`), then rerun"
             )
 

@@ -1,15 +1,16 @@
-"""Errors of the backup store.
+"""Errors of the backup store (their base `StoreError` and `ManifestError`, which the agent
+definitions raise too, live in kernel/errors.py).
 
-They do not derive from the engine's StepError on purpose: the store is an adapter below the
-engine. Steps translate them (e.g. `StepError(str(exc), exit_code=...)`); the CLI maps
+They do not derive from the engine's StepError on purpose: the store is below the engine.
+Steps translate them (e.g. `StepError(str(exc), exit_code=...)`); the CLI maps
 `LockHeld.exit_code` (75, EX_TEMPFAIL: "try again later") directly.
 """
 
 from __future__ import annotations
 
+from ..kernel.errors import ManifestError, StoreError
 
-class StoreError(Exception):
-    """Base of every error the store raises; `str(exc)` is a complete, user-facing sentence."""
+__all__ = ["StoreError", "StagingError", "LockHeld", "CaptureError", "ArchiveError", "ManifestError", "RestoreError"]
 
 
 class StagingError(StoreError):
@@ -33,15 +34,6 @@ class CaptureError(StoreError):
 
 class ArchiveError(StoreError):
     """The archive stream itself is unreadable (truncated, not a tar)."""
-
-
-class ManifestError(StoreError):
-    """A manifest (or agent definition) file is missing, not JSON/YAML, or has the wrong shape."""
-
-    def __init__(self, path: object, problem: str) -> None:
-        super().__init__(f"{path}: {problem}")
-        self.path = path
-        self.problem = problem
 
 
 class RestoreError(StoreError):

@@ -26,8 +26,8 @@ from pathlib import Path
 from collections.abc import Iterator
 from typing import Any, Callable
 
-from ..paths import rebase
-from .agents import AgentSpec
+from ..adapters.agents.definitions import AgentSpec
+from ..kernel.paths import rebase
 from .archive import ArchiveResult, ProgressCallback, hash_stream, pack_directory
 from .capture import Capture, SpaceBudget, _container_gone, _fetch
 from .errors import ArchiveError, RestoreError

@@ -1,6 +1,6 @@
 """`rebuild-manifest.json`: what one backup holds, in NemoClaw's format plus per-file hashes.
 
-The upstream fields (reference §2.3) keep their camelCase names so NemoClaw's own
+The upstream fields (docs/backups.md) keep their camelCase names so NemoClaw's own
 `listBackups` can read our backups; `files`, `dirs` and `symlinks` are our additions and make a
 backup verifiable (size + SHA-256 of every file) and restorable with its modes. Loading is
 strict: a manifest with a missing field, a wrong type or an unknown key is a `ManifestError`
@@ -24,6 +24,7 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
+from ..kernel.convert import strict_converter
 from . import _fsutil
 from .errors import ManifestError
 from .records import DirRecord, FileRecord, LinkRecord
@@ -104,19 +105,8 @@ _CAMEL = {
 }
 
 
-def _strict(typ: type) -> Any:
-    def hook(value: Any, _: Any) -> Any:
-        if type(value) is not typ:  # bool is not int, int is not str
-            raise TypeError(f"expected {typ.__name__}, got {type(value).__name__} {value!r}")
-        return value
-
-    return hook
-
-
 def _make_converter() -> cattrs.Converter:
-    conv = cattrs.Converter(forbid_extra_keys=True)
-    for typ in (str, int, bool):
-        conv.register_structure_hook(typ, _strict(typ))
+    conv = strict_converter()
     for cls in (StateFile, FileRecord, DirRecord, LinkRecord):
         conv.register_structure_hook(cls, make_dict_structure_fn(cls, conv, _cattrs_forbid_extra_keys=True))
     overrides = {k: override(rename=v) for k, v in _CAMEL.items()}

@@ -25,10 +25,10 @@ from typing import Any
 
 import attrs
 
-from ..paths import rebase
+from ..kernel.paths import rebase
 from .archive import ArchiveResult, ProgressCallback, hash_stream, pack_directory
 from .errors import ArchiveError, RestoreError
-from .agents import load_agent
+from ..adapters.agents.definitions import load_agent
 from .manifest import Manifest, Mismatch, check_against_agent, diff_records, load_manifest
 
 __all__ = ["RestoreResult", "restore_backup", "read_back"]

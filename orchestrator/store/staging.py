@@ -14,11 +14,11 @@ import os
 import re
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 
 import attrs
 
+from ..kernel.owner import Owner
 from . import _fsutil
 from .errors import StagingError
 
@@ -27,62 +27,6 @@ _TRASH_PREFIX = _fsutil.TRASH_PREFIX
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 #: How old an area without a readable owner file must be before sweep() takes it for dead.
 DEFAULT_GRACE_SECONDS = 3600.0
-
-
-@attrs.frozen
-class Owner:
-    """Who created a staging area (or holds a lock); enough to tell if it is still alive."""
-
-    pid: int
-    host: str
-    run_id: str
-    started_at: str
-    proc_start: int | None = None
-    boot_id: str | None = None
-
-    @classmethod
-    def current(cls, run_id: str) -> "Owner":
-        pid = os.getpid()
-        return cls(
-            pid=pid,
-            host=_fsutil.hostname(),
-            run_id=run_id,
-            started_at=datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            proc_start=_fsutil.process_start_ticks(pid),
-            boot_id=_fsutil.boot_id(),
-        )
-
-    def to_json(self) -> dict:
-        return attrs.asdict(self)
-
-    @classmethod
-    def from_json(cls, data: object) -> "Owner":
-        """Strict parse; raises ValueError on any wrong shape."""
-        if not isinstance(data, dict):
-            raise ValueError("not a JSON object")
-        want = {"pid": int, "host": str, "run_id": str, "started_at": str}
-        for key, typ in want.items():
-            if not isinstance(data.get(key), typ) or isinstance(data.get(key), bool):
-                raise ValueError(f"field {key!r} missing or not {typ.__name__}")
-        for key in ("proc_start",):
-            if data.get(key) is not None and (not isinstance(data[key], int) or isinstance(data[key], bool)):
-                raise ValueError(f"field {key!r} is not an integer")
-        if data.get("boot_id") is not None and not isinstance(data["boot_id"], str):
-            raise ValueError("field 'boot_id' is not a string")
-        return cls(
-            pid=data["pid"],
-            host=data["host"],
-            run_id=data["run_id"],
-            started_at=data["started_at"],
-            proc_start=data.get("proc_start"),
-            boot_id=data.get("boot_id"),
-        )
-
-    def is_alive(self) -> bool:
-        """Alive on this host. A process on another host cannot be checked: counted alive."""
-        if self.host != _fsutil.hostname():
-            return True
-        return _fsutil.pid_alive(self.pid, self.proc_start, self.boot_id)
 
 
 def _check_name(name: str, what: str) -> str:

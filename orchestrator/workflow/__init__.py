@@ -1,7 +1,4 @@
-"""The workflow language: the typed spec, the YAML loader, step signatures, validation,
-discovery and diagrams. It knows steps only by their signatures (signature.py); the engine's
-registry supplies them when a file is loaded (discover.py asks for them lazily)."""
-
-from .spec import ArgumentSpec, Backoff, ForEach, Guard, OptionSpec, Retry, StateSpec, WorkflowSpec
-
-__all__ = ["ArgumentSpec", "Backoff", "ForEach", "Guard", "OptionSpec", "Retry", "StateSpec", "WorkflowSpec"]
+"""The workflow language: the typed spec (spec.py), the YAML loader (load.py), step signatures
+(signature.py), routes including the implicit ones, validation, discovery and diagrams. It knows
+steps only by their signatures: whoever loads a file for a run passes them in (the engine's
+engine/loader.py). Nothing is imported here, so finding files stays cheap (`nemoclaw --help`)."""

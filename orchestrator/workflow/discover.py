@@ -7,25 +7,25 @@ built-in workflow; `nemoclaw workflows list` shows what is shadowed.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from importlib import resources
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
-import attrs
+from ..kernel.errors import DefinitionError
+from ..kernel.paths import Paths
 
-from ..engine.errors import DefinitionError
-from ..paths import Paths
-from .load import load_file
-from .spec import WorkflowSpec
-from .validate import validate
+if TYPE_CHECKING:
+    from .signature import StepSignature
+    from .spec import WorkflowSpec
 
 
 def builtin_dir() -> Path:
     """workflows/ of a checkout (editable install) or the copy packed into the wheel."""
-    packed = Path(str(resources.files("orchestrator"))) / "_workflows"
+    here = Path(__file__).resolve().parents[1]  # the orchestrator package (a directory, never a zip)
+    packed = here / "_workflows"
     if packed.is_dir():
         return packed
-    return Path(__file__).resolve().parents[2] / "workflows"
+    return here.parent / "workflows"
 
 
 def search_path(paths: Paths | None = None) -> list[Path]:
@@ -35,8 +35,7 @@ def search_path(paths: Paths | None = None) -> list[Path]:
     return dirs
 
 
-@attrs.frozen
-class Found:
+class Found(NamedTuple):
     name: str
     path: Path
     builtin: bool
@@ -50,7 +49,7 @@ def find_all(paths: Paths | None = None) -> dict[str, Found]:
             name = f.stem
             if name in found:
                 prev = found[name]
-                found[name] = attrs.evolve(prev, shadowed=prev.shadowed + (f,))
+                found[name] = prev._replace(shadowed=prev.shadowed + (f,))
             else:
                 found[name] = Found(name, f, builtin=(i == 0))
     return found
@@ -62,20 +61,34 @@ def _yaml_files(d: Path) -> Iterator[Path]:
     return iter(sorted(p for p in d.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()))
 
 
-def load_workflow(path: Path, known: set[str] | None = None) -> WorkflowSpec:
-    """Load and validate one file; raises DefinitionError with every problem."""
-    spec, loc = load_file(path)
-    names = known if known is not None else set(find_all())
-    from ..engine.facts import declared
-    from ..engine.steps import signatures
+def summary_of(path: Path) -> str | None:
+    """A workflow file's `summary:` for a command list, read with YAML alone (nothing checked,
+    the step library not loaded); None when the file cannot be read or is not a YAML mapping
+    with a string summary. Running or validating the file checks everything."""
+    import yaml
 
-    sigs = signatures()  # imports the step library, which declares the built-in facts
-    validate(spec, loc, sigs, workflow_exists=lambda n: n in names, facts=set(declared()))
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    summary = data.get("summary") if isinstance(data, dict) else None
+    return summary if isinstance(summary, str) else None
+
+
+def load_checked(path: Path, known: set[str], steps: Mapping[str, StepSignature], facts: set[str]) -> WorkflowSpec:
+    """Load and validate one file against the given step signatures and declared facts (the
+    engine's registry supplies them: engine/loader.py); raises DefinitionError with every problem."""
+    from .load import load_file
+    from .validate import validate
+
+    spec, loc = load_file(path)
+    validate(spec, loc, steps, workflow_exists=lambda n: n in known, facts=facts)
     return spec
 
 
-def load_by_name(name: str, paths: Paths | None = None) -> WorkflowSpec:
+def find_one(name: str, paths: Paths | None = None) -> tuple[Found, set[str]]:
+    """The file of workflow `name` and the names of all workflows; DefinitionError if unknown."""
     found = find_all(paths)
     if name not in found:
         raise DefinitionError([f"unknown workflow '{name}'; known: {', '.join(sorted(found)) or 'none'}"])
-    return load_workflow(found[name].path, set(found))
+    return found[name], set(found)

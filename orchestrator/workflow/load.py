@@ -17,7 +17,8 @@ import yaml
 from cattrs.errors import ForbiddenExtraKeysError
 from cattrs.gen import make_dict_structure_fn, override
 
-from ..engine.errors import DefinitionError
+from ..kernel.convert import strict_converter
+from ..kernel.errors import DefinitionError
 from .spec import StateSpec, WorkflowSpec
 
 PathItem = str | int
@@ -65,33 +66,7 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _constr
 
 
 def _strict_converter() -> cattrs.Converter:
-    conv = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
-
-    def _str(v: Any, _: type) -> str:
-        if not isinstance(v, str):
-            raise TypeError(f"expected a string, got {_describe(v)}")
-        return v
-
-    def _int(v: Any, _: type) -> int:
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise TypeError(f"expected an integer, got {_describe(v)}")
-        return v
-
-    def _float(v: Any, _: type) -> float:
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise TypeError(f"expected a number, got {_describe(v)}")
-        return float(v)
-
-    def _bool(v: Any, _: type) -> bool:
-        if not isinstance(v, bool):
-            raise TypeError(f"expected true or false, got {_describe(v)}")
-        return v
-
-    conv.register_structure_hook(str, _str)
-    conv.register_structure_hook(int, _int)
-    conv.register_structure_hook(float, _float)
-    conv.register_structure_hook(bool, _bool)
-    conv.register_structure_hook(Any, lambda v, _: v)
+    conv = strict_converter()
     conv.register_structure_hook(
         StateSpec, make_dict_structure_fn(StateSpec, conv, _cattrs_forbid_extra_keys=True, with_=override(rename="with"))
     )
@@ -99,16 +74,6 @@ def _strict_converter() -> cattrs.Converter:
 
 
 _CONVERTER = _strict_converter()
-
-
-def _describe(v: Any) -> str:
-    if v is None:
-        return "nothing (null)"
-    if isinstance(v, dict):
-        return "a mapping"
-    if isinstance(v, list):
-        return "a list"
-    return f"{type(v).__name__} {v!r}"
 
 
 @attrs.frozen

@@ -1,5 +1,5 @@
 """What the workflow language knows of a step: its signature, which validation checks a state
-against. The callable itself lives in the engine's registry (engine/steps.py).
+against. The callable itself lives in the engine's registry (engine/registry.py).
 
 A signature says which outcomes the step can end with, which `with:` parameters it takes and
 their types, which facts it reads (must have been written by an earlier state on every path),

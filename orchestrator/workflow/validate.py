@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Collection, Mapping
 
-from ..engine.errors import DefinitionError
+from ..kernel.errors import DefinitionError
 from .load import Located
 from .signature import StepSignature, param_type_error
 from .spec import RESUME_RETRY, TERMINAL_DEFAULTS, WorkflowSpec

@@ -6,8 +6,8 @@ import json
 
 from click.testing import CliRunner
 
-from orchestrator.cli_gateway import gateway_group
-from orchestrator.paths import Paths
+from orchestrator.cli.gateway import gateway_group
+from orchestrator.kernel.paths import Paths
 
 from tests.support.fakes import gateway_script
 

@@ -871,7 +871,7 @@ def test_a_sandbox_name_the_store_refuses_fails_that_sandbox_alone(h):
     explicitly. A name that cannot be a directory must fail that sandbox, not the run."""
     from orchestrator.steps.backup import _jobs
     from orchestrator.store import BackupStore, Staging
-    from orchestrator.registry import SandboxEntry
+    from orchestrator.adapters.nemoclaw_registry import SandboxEntry
 
     class Ctx:  # the two things _jobs reads
         staging = Staging.create(h.backups / ".staging", "run-names")

@@ -74,7 +74,7 @@ def test_bug_report_swapped_gateway_binary_is_refused_and_nothing_changes(sim, t
 def test_cluster_container_image_drift_names_the_image(sim, tmp_path, docker_client):
     """Legacy driver: a running `openshell-cluster-nemoclaw` at 0.0.36 published on the active
     gateway's port, with CLI 0.0.37: the image drift variant of the diagnosis."""
-    from orchestrator.sim import cluster
+    from nemoclaw_sim import cluster
 
     cluster.up(docker_client, "0.0.36", sim.port, deployment=sim.deployment.deployment_id)
     try:
@@ -103,7 +103,7 @@ def test_cluster_container_image_drift_names_the_image(sim, tmp_path, docker_cli
 def test_old_gateway_process_with_new_binary_on_disk_is_caught_by_served_version(sim, tmp_path):
     """The gap upstream calls unresolvable: the process still serves 0.0.43 while the binary on
     disk (and the CLI) are 0.0.44. The served-version probe (gRPC Health) sees it before any sandbox call."""
-    from orchestrator.sim.install import install_program
+    from nemoclaw_sim.install import install_program
 
     sim.stop_gateway()
     install_program(sim.bin, "openshell-gateway", "0.0.43")

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.diagnosis_text import cross_line_block
-from orchestrator.openshell.cli import strip_ansi
-from orchestrator.sim.install import install_program
+from orchestrator.adapters.openshell.cli import strip_ansi
+from nemoclaw_sim.install import install_program
 from tests.e2e.test_gateway_drift_e2e import calls, recording_openshell, tree_digest
 from tests.support.simenv import SimEnv
 

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.sim.images import ensure_agent_image
-from orchestrator.store import load_agent
+from nemoclaw_sim.images import ensure_agent_image
+from orchestrator.adapters.agents.definitions import load_agent
 from tests.support.sandbox_tree import state_tree_script
 from tests.support.simenv import SimEnv
 

@@ -1,4 +1,4 @@
-"""End to end against the OpenShell stand-in (orchestrator/sim): real `openshell` / `openshell-gateway`
+"""End to end against the OpenShell stand-in (sim/nemoclaw_sim): real `openshell` / `openshell-gateway`
 programs at chosen versions, a real gateway process with SQLite migrations, a real Docker engine.
 
 The gateway is started by the adapters' own `start_gateway` (as onboarding/recovery does), so
@@ -15,11 +15,12 @@ import subprocess
 import pytest
 from click.testing import CliRunner
 
-from orchestrator.cli_gateway import gateway_group
-from orchestrator.engine.errors import Refusal
-from orchestrator.openshell import read_marker, start_gateway
-from orchestrator.paths import Paths
-from orchestrator.sim import install as sim_install
+from orchestrator.cli.gateway import gateway_group
+from orchestrator.kernel.errors import Refusal
+from orchestrator.adapters.openshell.marker import read_marker
+from orchestrator.adapters.openshell.recovery import start_gateway
+from orchestrator.kernel.paths import Paths
+from nemoclaw_sim import install as sim_install
 
 from tests.support.steputil import make_ctx, run_step
 

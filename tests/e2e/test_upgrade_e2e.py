@@ -26,13 +26,13 @@ import pytest
 
 from tests.support.diagnosis_text import host_process_drift_block
 
-from orchestrator.sim.images import ensure_agent_image
-from orchestrator.store import load_agent
+from nemoclaw_sim.images import ensure_agent_image
+from orchestrator.adapters.agents.definitions import load_agent
 from tests.support.sandbox_tree import state_tree_script
 
 pytestmark = pytest.mark.docker
 
-OLD, NEW = "2026.3.11", "2026.5.22"  # NEW is orchestrator/agents/openclaw.yaml's expected_version
+OLD, NEW = "2026.3.11", "2026.5.22"  # NEW is orchestrator/adapters/agents/openclaw.yaml's expected_version
 NAME_LABEL = "openshell.ai/sandbox-name"
 AGENT = load_agent("openclaw")
 

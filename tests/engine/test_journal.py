@@ -12,8 +12,8 @@ import pytest
 from orchestrator.engine.journal import Journal, read_journal, replay, summarize
 from orchestrator.engine.output import Reporter
 from orchestrator.engine.run import run_workflow
-from orchestrator.paths import Paths
-from orchestrator.workflow.discover import load_workflow
+from orchestrator.kernel.paths import Paths
+from orchestrator.engine.loader import load_workflow
 
 import tests.support.engine  # noqa: F401 - registers the engine's test steps
 from tests.support.cli import invoke

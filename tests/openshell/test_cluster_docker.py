@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.openshell import decide, format_diagnosis, inspect_cluster, observe
-from orchestrator.openshell.diagnosis import backup_all_wording
-from orchestrator.paths import Paths
+from orchestrator.adapters.openshell import decide, format_diagnosis, observe
+from orchestrator.adapters.openshell.cluster import inspect_cluster
+from orchestrator.adapters.openshell.diagnosis import backup_all_wording
+from orchestrator.kernel.paths import Paths
 
 from tests.support.fakes import INFO, STATUS_CONNECTED, gateway_script
 

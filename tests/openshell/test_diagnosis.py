@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.openshell import (
-    HostProcessDrift,
-    ImageDrift,
-    ServedVersionDrift,
-    StateRpcIssue,
+from orchestrator.adapters.openshell.diagnosis import (
+    Wording,
     backup_all_wording,
     format_diagnosis,
     rebuild_wording,
     upgrade_sandboxes_wording,
 )
-from orchestrator.openshell.diagnosis import Wording
+from orchestrator.adapters.openshell.drift import HostProcessDrift, ImageDrift, ServedVersionDrift, StateRpcIssue
 
 RECOVERY_BACKUP = [
     "",

@@ -8,7 +8,7 @@ reached `exec -a` yet): a helper that returned then made the preflight see no li
 
 from __future__ import annotations
 
-from orchestrator.openshell import is_live_gateway
+from orchestrator.adapters.openshell.marker import is_live_gateway
 
 from tests.support.fakes import gateway_script
 

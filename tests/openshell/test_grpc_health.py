@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.openshell.grpc_health import grpc_health
-from orchestrator.openshell.registration import resolve_target
+from orchestrator.adapters.openshell.grpc_health import grpc_health
+from orchestrator.adapters.openshell.registration import resolve_target
 
 grpc = pytest.importorskip("grpc")  # a declared dependency; absent only in a broken install
 from openshell._proto import openshell_pb2, openshell_pb2_grpc  # noqa: E402

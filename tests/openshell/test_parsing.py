@@ -4,23 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.openshell import (
-    CaptureResult,
-    is_gateway_healthy,
-    is_protobuf_mismatch,
-    lifecycle_state,
-    list_args,
-    parse_cluster_image_version,
-    parse_listing,
-    parse_live_sandbox_names,
-    parse_ready_sandbox_names,
-    parse_version,
-    result_issue,
-    strip_ansi,
-    version_gte,
-)
-from orchestrator.openshell.health import endpoint_port, endpoint_url, status_version
-from orchestrator.openshell.recovery import classify_gateway_failure, fatal_error_text, is_recoverable_list_failure
+from orchestrator.adapters.openshell.cli import CaptureResult, parse_version, strip_ansi, version_gte
+from orchestrator.adapters.openshell.cluster import parse_cluster_image_version
+from orchestrator.adapters.openshell.drift import result_issue
+from orchestrator.adapters.openshell.health import endpoint_port, endpoint_url, is_gateway_healthy, lifecycle_state, status_version
+from orchestrator.adapters.openshell.rpc_errors import is_protobuf_mismatch
+from orchestrator.adapters.openshell.sandboxes import list_args, parse_listing, parse_live_sandbox_names, parse_ready_sandbox_names
+from orchestrator.adapters.openshell.recovery import classify_gateway_failure, fatal_error_text, is_recoverable_list_failure
 
 STATUS = "Server Status\n\n  Gateway: nemoclaw\n  Server: http://127.0.0.1:8080\n  Status: Connected\n  Version: 0.0.44"
 STATUS_E2E = "Server Status\n\n  Gateway: nemoclaw\n  Gateway endpoint: http://127.0.0.1:8080\n  Status: Connected"
@@ -179,8 +169,8 @@ def test_migration_failure_classification_handles_miette_wrapping():
 
 
 def test_prost_decode_error_of_a_mixed_line_pair_is_a_protobuf_mismatch():
-    from orchestrator.openshell import is_protobuf_mismatch
-    from orchestrator.openshell.sandboxes import parse_live_sandbox_names
+    from orchestrator.adapters.openshell.rpc_errors import is_protobuf_mismatch
+    from orchestrator.adapters.openshell.sandboxes import parse_live_sandbox_names
 
     text = ('Error:   × status: Internal, message: "failed to decode Protobuf message:'
             ' ListSandboxesRequest.workspace_scope: unexpected end group tag", details: [], metadata: MetadataMap { headers: {} }')
@@ -211,7 +201,7 @@ def test_table_listing_unknown_phase_is_unknown():
 
 
 def test_endpoint_from_offline_and_live_gateway_info():
-    from orchestrator.openshell.health import endpoint_url
+    from orchestrator.adapters.openshell.health import endpoint_url
 
     assert endpoint_url("Gateway Info\n\n  Gateway: nemoclaw\n  Gateway endpoint: http://127.0.0.1:8080\n") == \
         "http://127.0.0.1:8080"

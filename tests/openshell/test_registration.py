@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from orchestrator.openshell.registration import GatewayTarget, TlsFiles, resolve_target
+from orchestrator.adapters.openshell.registration import GatewayTarget, TlsFiles, resolve_target
 
 
 def _register(root: Path, name: str, endpoint: str, auth_mode: str | None = "plaintext") -> Path:

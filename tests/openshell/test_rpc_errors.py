@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.openshell.cli import CaptureResult
-from orchestrator.openshell.rpc_errors import grpc_cause, is_transient_failure, last_line
+from orchestrator.adapters.openshell.cli import CaptureResult
+from orchestrator.adapters.openshell.rpc_errors import grpc_cause, is_transient_failure, last_line
 
 
 def _result(output: str, status: int = 1, timed_out: bool = False) -> CaptureResult:

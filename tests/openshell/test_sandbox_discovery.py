@@ -6,15 +6,15 @@ import uuid
 
 import pytest
 
-from orchestrator.engine.errors import StepError
-from orchestrator.sandbox_containers import (
+from orchestrator.kernel.errors import StepError
+from orchestrator.adapters.sandbox_containers import (
     agent_at_root,
     data_root,
     find_sandbox_container,
     root_from_workdir,
 )
-from orchestrator.paths import rebase
-from orchestrator.store import load_agent
+from orchestrator.kernel.paths import rebase
+from orchestrator.adapters.agents.definitions import load_agent
 
 pytestmark = pytest.mark.docker
 IDLE = ["/bin/sh", "-c", "trap 'exit 0' TERM; sleep 2147483647 & wait"]
@@ -75,7 +75,7 @@ def test_a_01x_pair_yields_the_workload_never_the_supervisor(make, unique):
 
 
 def test_data_root_from_the_image_workdir(make, unique, docker_client):
-    from orchestrator.sim.images import ensure_agent_image
+    from nemoclaw_sim.images import ensure_agent_image
 
     image = ensure_agent_image(docker_client, "2026.5.22", "/work")
     sid = str(uuid.uuid4())

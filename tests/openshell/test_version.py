@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.openshell.version import (
+from orchestrator.adapters.openshell.version import (
     OpenShellVersion,
     cross_line,
     cross_line_message,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.sim.driver import LABEL_DEPLOYMENT
+from nemoclaw_sim.driver import LABEL_DEPLOYMENT
 
 from tests.support.sim_helpers import listening, pid_gone, run, strip, wait_for
 

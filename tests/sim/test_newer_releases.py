@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.sim import db
-from orchestrator.sim.gateway import AUTH_REQUIRED
-from orchestrator.sim.install import install
+from nemoclaw_sim import db
+from nemoclaw_sim.gateway import AUTH_REQUIRED
+from nemoclaw_sim.install import install
 
 from tests.support.sim_helpers import env_for, free_port, listening, run, strip, wait_for
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.sim import db
-from orchestrator.sim.install import install
+from nemoclaw_sim import db
+from nemoclaw_sim.install import install
 
 from tests.support.sim_helpers import env_for, free_port, listening, pid_gone, run, strip, wait_for
 

@@ -10,11 +10,11 @@ import re
 import attrs
 import pytest
 
-from orchestrator.engine.errors import Refusal, StepError
+from orchestrator.kernel.errors import Refusal, StepError
 from orchestrator.engine.output import Reporter
 from orchestrator.engine.run import run_workflow
-from orchestrator.paths import Paths
-from orchestrator.workflow.discover import load_by_name
+from orchestrator.kernel.paths import Paths
+from orchestrator.engine.loader import load_by_name
 
 from tests.support.fakes import PROTOBUF_ERR, gateway_script
 from tests.support.steputil import UPGRADE, make_ctx, run_step, stderr
@@ -142,7 +142,7 @@ def test_openshell_not_found_exact_message(home):
 
 
 def test_nemoclaw_openshell_bin_must_be_absolute_and_executable(fake_openshell, home, tmp_path, monkeypatch):
-    from orchestrator.openshell import find_openshell
+    from orchestrator.adapters.openshell.cli import find_openshell
 
     monkeypatch.setenv("NEMOCLAW_OPENSHELL_BIN", "openshell")  # relative: ignored
     assert find_openshell() == str(fake_openshell.path)

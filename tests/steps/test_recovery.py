@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.engine.errors import Refusal, StepError
-from orchestrator.openshell import is_live_gateway, read_marker, start_gateway
-from orchestrator.paths import Paths
+from orchestrator.kernel.errors import Refusal, StepError
+from orchestrator.adapters.openshell.marker import is_live_gateway, read_marker
+from orchestrator.adapters.openshell.recovery import start_gateway
+from orchestrator.kernel.paths import Paths
 
 from tests.support.fakes import MIGRATION_ERR, REAL_PYTHON, write_exec, gateway_script
 from tests.support.steputil import make_ctx, run_step, stderr, stdout

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.store import ManifestError, extract_stream, load_agent, load_agent_file
+from orchestrator.adapters.agents.definitions import load_agent, load_agent_file
+from orchestrator.store import ManifestError, extract_stream
 from orchestrator.store.home_scope import _clear_script, excluded, home_restore_names
 from orchestrator.store.manifest import manifest_from_dict, manifest_to_dict
 from orchestrator.store.records import DirRecord, FileRecord, LinkRecord

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.adapters.agents.definitions import agent_names, load_agent, load_agent_file
 from orchestrator.store import (
     MANIFEST_NAME,
     BackupStore,
@@ -17,10 +18,7 @@ from orchestrator.store import (
     Manifest,
     ManifestError,
     StateFile,
-    agent_names,
     extract_stream,
-    load_agent,
-    load_agent_file,
     load_manifest,
     new_timestamp,
     parse_timestamp,

@@ -7,13 +7,13 @@ import os
 
 import pytest
 
-from orchestrator.paths import Paths
+from orchestrator.kernel.paths import Paths
+from orchestrator.adapters.agents.definitions import load_agent
 from orchestrator.store import (
     BackupStore,
     Staging,
     build_manifest,
     capture_sandbox,
-    load_agent,
     load_manifest,
     new_timestamp,
     read_back,

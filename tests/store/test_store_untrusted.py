@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.store import MANIFEST_NAME, BackupStore, InvalidBackup, extract_stream, load_agent, new_timestamp
+from orchestrator.adapters.agents.definitions import load_agent
+from orchestrator.store import MANIFEST_NAME, BackupStore, InvalidBackup, extract_stream, new_timestamp
 from orchestrator.store.archive import pack_directory
 from orchestrator.store.capture import Capture, build_manifest
 from orchestrator.store.manifest import write_manifest

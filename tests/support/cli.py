@@ -28,7 +28,7 @@ class Invoked:
 
 def invoke(*args: str, env: Mapping[str, str] | None = None) -> Invoked:
     """Run `nemoclaw ARGS` in process; `env` is laid over os.environ for the call."""
-    from orchestrator.cli import cli
+    from orchestrator.cli.root import cli
 
     result = CliRunner().invoke(cli, list(args), env=dict(env or {}), prog_name="nemoclaw")
     if result.exception is not None and not isinstance(result.exception, SystemExit):

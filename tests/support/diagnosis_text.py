@@ -30,7 +30,7 @@ def host_process_drift_block(action: str, command: str, gateway_bin: str, instal
 def cross_line_block(action: str, command: str, running_line: str, installed: str, running: str) -> list[str]:
     """The block for a drift across release lines: the standard block plus one line after the
     `Running gateway …` line (`running_line`, e.g. `  Running gateway binary: /x (0.1.5)`)."""
-    from orchestrator.openshell.version import cross_line_message
+    from orchestrator.adapters.openshell.version import cross_line_message
 
     return [
         "",

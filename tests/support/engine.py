@@ -23,8 +23,8 @@ import attrs
 
 from orchestrator.engine.output import Reporter
 from orchestrator.engine.run import KILL_ENV, RunResult, run_workflow
-from orchestrator.paths import Paths
-from orchestrator.workflow.discover import load_by_name
+from orchestrator.kernel.paths import Paths
+from orchestrator.engine.loader import load_by_name
 
 import tests.support.engine_steps  # noqa: F401 - registers the engine's test steps in this process
 

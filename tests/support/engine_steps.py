@@ -9,9 +9,9 @@ import os
 import time
 from pathlib import Path
 
-from orchestrator.engine.errors import Refusal, StepError, TransientError
+from orchestrator.kernel.errors import Refusal, StepError, TransientError
 from orchestrator.engine.facts import declare
-from orchestrator.engine.steps import Outcome, step
+from orchestrator.engine.registry import Outcome, step
 
 declare("items", list[str], "Items for the engine tests' foreach.")
 

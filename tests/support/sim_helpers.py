@@ -29,7 +29,7 @@ def listening(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def env_for(home: Path) -> dict[str, str]:
-    from orchestrator.sim.deploy import sim_env
+    from nemoclaw_sim.deploy import sim_env
 
     return sim_env(home)
 

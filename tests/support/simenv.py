@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from orchestrator.sim import deploy
+from nemoclaw_sim import deploy
 
 
 @dataclass

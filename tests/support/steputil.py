@@ -8,8 +8,8 @@ from types import SimpleNamespace
 from orchestrator.engine.context import RunContext
 from orchestrator.engine.journal import Journal
 from orchestrator.engine.output import Reporter
-from orchestrator.engine.steps import get_step
-from orchestrator.paths import Paths
+from orchestrator.engine.registry import get_step
+from orchestrator.kernel.paths import Paths
 
 BACKUP_ALL = SimpleNamespace(action="backing up registered sandboxes", command="nemoclaw backup-all")
 UPGRADE = SimpleNamespace(action="checking sandbox upgrade state", command="nemoclaw upgrade-sandboxes")

@@ -2,7 +2,8 @@
 
 from pathlib import Path
 
-from orchestrator.workflow.discover import builtin_dir, load_workflow
+from orchestrator.engine.loader import load_workflow
+from orchestrator.workflow.discover import builtin_dir
 from orchestrator.workflow.graph import diagram_markdown, mermaid
 
 from tests.support.cli import invoke

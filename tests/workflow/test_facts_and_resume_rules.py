@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.engine.errors import DefinitionError
-from orchestrator.workflow.discover import load_workflow
+from orchestrator.kernel.errors import DefinitionError
+from orchestrator.engine.loader import load_workflow
 
 KNOWN = {"backup-all", "rebuild-sandbox", "upgrade-sandboxes"}
 
@@ -201,7 +201,7 @@ def test_option_bounds_are_checked(tmp_path):
 
 
 def test_the_built_in_workflows_declare_resume_on_every_world_changing_state():
-    from orchestrator.engine.steps import registered_steps
+    from orchestrator.engine.registry import registered_steps
     from orchestrator.workflow.discover import builtin_dir
 
     steps = registered_steps()

@@ -6,8 +6,8 @@ validate` command's own output in process too (tests/cli/ has the program's exit
 
 import pytest
 
-from orchestrator.engine.errors import DefinitionError
-from orchestrator.workflow.discover import load_workflow
+from orchestrator.kernel.errors import DefinitionError
+from orchestrator.engine.loader import load_workflow
 
 from tests.support.engine import GOOD_WORKFLOW  # (importing it registers the engine's test steps)
 from tests.support.cli import invoke

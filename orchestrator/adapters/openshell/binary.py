@@ -1,0 +1,82 @@
+"""Which `openshell-gateway` runs, and which version it is / serves
+(docs/reference/gateway-preflight.md, "Host-process gateway").
+
+Two distinct questions: the *binary* version (`<bin> --version`, upstream's host-process
+check) and the *served* version (`/readyz` of the live process). They differ exactly when a
+gateway process kept running an old build after the file on disk was replaced, the gap
+upstream documents as invisible; asking the process closes it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+
+
+from .cli import PROBE_TIMEOUT, parse_version
+from .marker import RuntimeMarker, is_live_gateway
+
+GATEWAY_BIN_NAME = "openshell-gateway"
+
+
+def resolve_gateway_bin(
+    marker: RuntimeMarker | None,
+    openshell_bin: str | None,
+    env: Mapping[str, str] | None = None,
+) -> str | None:
+    """upstream resolveHostProcessGatewayBin: live marker → env override → well-known places."""
+    env = os.environ if env is None else env
+    if marker is not None and marker.gateway_bin and is_live_gateway(marker.pid, marker.gateway_bin):
+        return marker.gateway_bin
+    override = (env.get("NEMOCLAW_OPENSHELL_GATEWAY_BIN") or "").strip()
+    if override:
+        return os.path.abspath(override)
+    home = env.get("HOME") or os.path.expanduser("~")
+    candidates = []
+    if openshell_bin:
+        candidates.append(Path(openshell_bin).parent / GATEWAY_BIN_NAME)
+    candidates += [
+        Path(home) / ".local/bin" / GATEWAY_BIN_NAME,
+        Path("/usr/local/bin") / GATEWAY_BIN_NAME,
+        Path("/usr/bin") / GATEWAY_BIN_NAME,
+    ]
+    for cand in candidates:
+        if cand.exists():
+            return str(cand)
+    return None
+
+
+def gateway_bin_version(gateway_bin: str | None, timeout: float = PROBE_TIMEOUT) -> str | None:
+    """`<bin> --version` (stdout + stderr); any spawn failure or timeout → None."""
+    if not gateway_bin:
+        return None
+    try:
+        proc = subprocess.run(
+            [gateway_bin, "--version"], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout
+        )
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+    return parse_version((proc.stdout or "") + (proc.stderr or ""))
+
+
+def readyz_url(port: int, host: str = "127.0.0.1") -> str:
+    return f"http://{host}:{port}/readyz"
+
+
+def served_version(port: int | None, timeout: float = 2.0) -> str | None:
+    """The version the running gateway reports on its health listener's /readyz, or None."""
+    import httpx  # here, not at import: every command's start-up time
+
+    if not port:
+        return None
+    try:
+        resp = httpx.get(readyz_url(port), timeout=timeout)
+        if resp.status_code != 200:
+            return None
+        doc = resp.json()
+    except (httpx.HTTPError, ValueError):
+        return None
+    version = doc.get("version") if isinstance(doc, dict) else None
+    return parse_version(version) if isinstance(version, str) else None

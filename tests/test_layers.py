@@ -1,0 +1,68 @@
+"""The import layers of the design (pyproject's [tool.importlinter]) hold, and the check really
+fails when a module imports the wrong way."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+LINT = str(Path(sys.executable).with_name("lint-imports"))
+
+
+def _lint(root: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{root / 'sim'}"}
+    return subprocess.run([LINT, "--config", str(root / "pyproject.toml"), "--no-cache"], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def _copy_tree(dest: Path) -> Path:
+    ignore = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(ROOT / "orchestrator", dest / "orchestrator", ignore=ignore)
+    shutil.copytree(ROOT / "sim" / "nemoclaw_sim", dest / "sim" / "nemoclaw_sim", ignore=ignore)
+    shutil.copy(ROOT / "pyproject.toml", dest / "pyproject.toml")
+    return dest
+
+
+def test_the_import_contracts_hold() -> None:
+    res = _lint(ROOT)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "0 broken" in res.stdout
+
+
+@pytest.mark.parametrize(("module", "imported"), [
+    ("orchestrator/store/lock.py", "orchestrator.engine.run"),  # the store imports the engine
+    ("orchestrator/adapters/nemoclaw_registry.py", "orchestrator.steps.facts"),  # an adapter imports a step
+    ("orchestrator/engine/run.py", "orchestrator.adapters.openshell.cli"),  # the engine imports an adapter
+    ("orchestrator/kernel/paths.py", "orchestrator.workflow.spec"),  # the kernel imports the language
+    ("sim/nemoclaw_sim/term.py", "orchestrator.kernel.paths"),  # the stand-in imports the orchestrator
+])
+def test_a_wrong_way_import_breaks_the_contract(tmp_path: Path, module: str, imported: str) -> None:
+    root = _copy_tree(tmp_path)
+    path = root / module
+    path.write_text(path.read_text() + f"\nimport {imported}  # the wrong way\n")
+    res = _lint(root)
+    assert res.returncode != 0
+    importer = module.removeprefix("sim/").removesuffix(".py").replace("/", ".")
+    assert f"{importer} -> {imported}" in res.stdout, res.stdout
+
+
+def test_help_loads_neither_the_step_library_nor_the_store(tmp_path: Path) -> None:
+    """`nemoclaw --help` imports the CLI, the workflow finder and YAML, nothing below them."""
+    code = ("import sys\nsys.argv = ['nemoclaw', '--help']\nfrom orchestrator.cli import main\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "print('\\n'.join(sorted(sys.modules)), file=sys.stderr)\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                         env={**os.environ, "HOME": str(tmp_path)})
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "backup-all" in res.stdout and "workflows" in res.stdout
+    loaded = set(res.stderr.split())
+    assert "orchestrator.cli.root" in loaded and "orchestrator.workflow.discover" in loaded
+    heavy = ("orchestrator.steps", "orchestrator.engine", "orchestrator.store", "orchestrator.adapters",
+             "orchestrator.cli.backups", "attrs", "cattrs", "docker", "rich", "transitions", "tenacity")
+    assert sorted(m for m in loaded if any(m == h or m.startswith(h + ".") for h in heavy)) == []
