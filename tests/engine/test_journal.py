@@ -1,27 +1,22 @@
-"""The journal and resume, in process where possible (the kill itself needs a process)."""
+"""The run journal: what a run writes, how it is read back, and what a damaged or unwritable one does."""
 
 from __future__ import annotations
 
 import io
 import json
-import os
-import signal
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-import engine_steps  # noqa: E402,F401 - registers the engine's test steps
+from orchestrator.engine.journal import Journal, read_journal, replay, summarize
+from orchestrator.engine.output import Reporter
+from orchestrator.engine.run import run_workflow
+from orchestrator.kernel.paths import Paths
+from orchestrator.engine.loader import load_workflow
 
-from orchestrator.engine.journal import Journal, read_journal, replay, summarize  # noqa: E402
-from orchestrator.engine.output import Reporter  # noqa: E402
-from orchestrator.engine.run import run_workflow  # noqa: E402
-from orchestrator.kernel.paths import Paths  # noqa: E402
-from orchestrator.engine.loader import load_workflow  # noqa: E402
+import tests.support.engine  # noqa: F401 - registers the engine's test steps
+from tests.support.cli import invoke
 
 
 def spec_of(tmp_path: Path, name: str, body: str):
@@ -90,13 +85,13 @@ def test_damaged_lines_are_shown_as_damaged_and_other_runs_still_list(home):
     rows = {r["run"]: r for r in (summarize(good), summarize(bad))}
     assert rows[good.stem]["status"] == "finished"
     assert [d["line"] for d in rows[bad.stem]["damaged_lines"]][:3] == [1, 2, 4]
-    listed = subprocess.run([str(Path(sys.executable).with_name("nemoclaw")), "runs", "list"], env={**os.environ, "HOME": str(home)},
-                            capture_output=True, text=True, timeout=60)
+    listed = invoke("runs", "list", env={"HOME": str(home)})
     assert listed.returncode == 0, listed.stderr
-    assert good.stem in listed.stdout and bad.stem in listed.stdout and "damaged journal lines: 1, 2, 4" in listed.stdout
-    shown = subprocess.run([str(Path(sys.executable).with_name("nemoclaw")), "runs", "show", bad.stem[:22]],
-                           env={**os.environ, "HOME": str(home)}, capture_output=True, text=True, timeout=60)
-    assert shown.returncode == 0 and "(line 1: damaged, not UTF-8)" in shown.stdout
+    assert good.stem in listed.stdout and bad.stem in listed.stdout
+    assert "damaged journal lines: 1, 2, 4" in listed.stdout
+    shown = invoke("runs", "show", bad.stem[:22], env={"HOME": str(home)})
+    assert shown.returncode == 0
+    assert "(line 1: damaged, not UTF-8)" in shown.stdout
 
 
 def test_a_full_disk_degrades_the_journal_to_a_warning_and_stops_before_changing_anything(tmp_path, home):
@@ -127,33 +122,6 @@ def test_a_full_disk_degrades_the_journal_to_a_warning_and_stops_before_changing
     assert "ok in t-full" in out.stdout.getvalue()  # the read-only state ran
     assert "Stopping before state 'change': it changes sandboxes or backups, and the run journal cannot be written" in out.stderr.getvalue()
     assert not (home / "marks").exists()
-
-
-NEMOCLAW = str(Path(sys.executable).with_name("nemoclaw"))
-
-
-def _env(home: Path, **extra: str) -> dict[str, str]:
-    return {"HOME": str(home), "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "NEMOCLAW_STEP_MODULES": "engine_steps",
-            "PYTHONPATH": str(HERE), "NEMOCLAW_WORKFLOWS_PATH": str(HERE / "workflows"), "ENGINE_TEST_DIR": str(home),
-            "NO_COLOR": "1", **extra}
-
-
-def test_a_foreach_killed_in_its_second_item_resumes_that_item_then_runs_the_third(home):
-    killed = subprocess.run([NEMOCLAW, "t-marks"], env=_env(home, NEMOCLAW_TEST_KILL_AT="t-mark-item:mark:enter:2"),
-                            capture_output=True, text=True, timeout=60)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
-    assert (home / "marks").read_text().split() == ["one"]
-
-    listed = json.loads(subprocess.run([NEMOCLAW, "runs", "list", "--json"], env=_env(home), capture_output=True,
-                                       text=True, timeout=60).stdout)
-    assert listed[0]["status"] == "interrupted" and listed[0]["stopped_in"] == "each"
-
-    again = subprocess.run([NEMOCLAW, "t-commit"], env=_env(home), capture_output=True, text=True, timeout=60)
-    assert again.returncode == 0, again.stderr
-    assert f"  Resuming interrupted run {listed[0]['run']} (t-mark-item 'two', stopped in state 'mark' at " in again.stdout
-    assert (home / "marks").read_text().split() == ["one", "two", "three"]  # 'one' is not done twice
-    events, _ = read_journal(home / ".nemoclaw" / "runs" / f"{listed[0]['run']}.jsonl")
-    assert replay(events, listed[0]["run"]).finished["exit_code"] == 0
 
 
 def test_ended_reads_only_the_tail_and_says_false_when_it_cannot_tell(tmp_path, home):

@@ -13,7 +13,7 @@ from orchestrator.adapters.openshell.cluster import inspect_cluster
 from orchestrator.adapters.openshell.diagnosis import backup_all_wording
 from orchestrator.kernel.paths import Paths
 
-from .conftest import INFO, STATUS_CONNECTED, gateway_script
+from tests.support.fakes import INFO, STATUS_CONNECTED, gateway_script
 
 pytestmark = pytest.mark.docker
 

@@ -12,7 +12,7 @@ import pytest
 
 from nemoclaw_sim.driver import LABEL_DEPLOYMENT
 
-from .helpers import listening, pid_gone, run, strip, wait_for
+from tests.support.sim_helpers import listening, pid_gone, run, strip, wait_for
 
 pytestmark = pytest.mark.docker
 

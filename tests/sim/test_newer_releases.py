@@ -14,7 +14,7 @@ from nemoclaw_sim import db
 from nemoclaw_sim.gateway import AUTH_REQUIRED
 from nemoclaw_sim.install import install
 
-from .helpers import env_for, free_port, listening, run, strip, wait_for
+from tests.support.sim_helpers import env_for, free_port, listening, run, strip, wait_for
 
 pytestmark = pytest.mark.docker
 

@@ -26,6 +26,7 @@ from orchestrator.store import (
     write_manifest,
 )
 from orchestrator.store.archive import pack_directory
+from orchestrator.store.errors import StoreError
 
 
 def _manifest(**kw) -> Manifest:
@@ -158,8 +159,12 @@ def test_listing_is_newest_first_and_ignores_non_backups(tmp_path):
     assert store.latest("alpha").timestamp == "2026-05-03T00-00-00-000Z"
     assert store.sandboxes() == ["alpha", "beta"]
     assert store.dest_for("alpha", "2026-06-01T00-00-00-000Z") == root / "alpha" / "2026-06-01T00-00-00-000Z"
-    with pytest.raises(Exception):
+    with pytest.raises(StoreError) as info:
         store.dest_for("../x", "2026-06-01T00-00-00-000Z")
+    assert type(info.value) is StoreError
+    assert str(info.value) == ("invalid sandbox name '../x': a backup directory name may use only letters, digits, "
+                               "'.', '_' or '-', must not start with '.' and must be at most 201 characters")
+    assert not (root.parent / "x").exists()
 
 
 def test_prune_keeps_newest_verified_backup(tmp_path):

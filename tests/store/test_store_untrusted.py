@@ -2,8 +2,8 @@
 clocks are reported as invalid backups, never used, never followed and never silently replaced
 by an older backup (docs/backups.md, "What a valid backup is").
 
-The commands run as the real `nemoclaw` program with HOME pointing at a scratch directory;
-restore fails before it needs a sandbox, so no Docker engine is involved here.
+The `nemoclaw backups` commands run in process (click's runner) with HOME pointing at a scratch
+directory; restore fails before it needs a sandbox, so no Docker engine is involved here.
 """
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -23,6 +21,8 @@ from orchestrator.store import MANIFEST_NAME, BackupStore, InvalidBackup, extrac
 from orchestrator.store.archive import pack_directory
 from orchestrator.store.capture import Capture, build_manifest
 from orchestrator.store.manifest import write_manifest
+
+from tests.support.cli import Invoked, invoke
 
 OLD, MID, NEW = "2026-05-01T00-00-00-000Z", "2026-05-02T00-00-00-000Z", "2026-05-03T00-00-00-000Z"
 FILES = {"agents/main/s.jsonl": b"session\n", "workspace/SOUL.md": b"soul\n", "credentials/token": b"secret\n"}
@@ -52,11 +52,8 @@ def edit_manifest(backup: Path, edit) -> None:
     path.write_text(new if isinstance(new, str) else json.dumps(new, indent=2))
 
 
-def nemoclaw(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    exe = Path(sys.executable).parent / "nemoclaw"
-    env = {k: v for k, v in os.environ.items() if k not in ("HOME",)}
-    env["HOME"] = str(home)
-    return subprocess.run([str(exe), *args], env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+def nemoclaw(home: Path, *args: str) -> Invoked:
+    return invoke(*args, env={"HOME": str(home)})
 
 
 @pytest.fixture

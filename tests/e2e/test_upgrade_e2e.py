@@ -24,11 +24,11 @@ from pathlib import Path
 
 import pytest
 
-from diagnosis_text import host_process_drift_block
+from tests.support.diagnosis_text import host_process_drift_block
 
 from nemoclaw_sim.images import ensure_agent_image
 from orchestrator.adapters.agents.definitions import load_agent
-from tests.sandbox_tree import state_tree_script
+from tests.support.sandbox_tree import state_tree_script
 
 pytestmark = pytest.mark.docker
 

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from diagnosis_text import cross_line_block
+from tests.support.diagnosis_text import cross_line_block
 from orchestrator.adapters.openshell.cli import strip_ansi
 from nemoclaw_sim.install import install_program
-from tests.acceptance.test_gateway_drift import calls, recording_openshell, tree_digest
-from tests.simenv import SimEnv
+from tests.e2e.test_gateway_drift_e2e import calls, recording_openshell, tree_digest
+from tests.support.simenv import SimEnv
 
 pytestmark = pytest.mark.docker
 

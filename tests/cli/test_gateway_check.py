@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from orchestrator.cli.gateway import gateway_group
 from orchestrator.kernel.paths import Paths
 
-from .conftest import gateway_script
+from tests.support.fakes import gateway_script
 
 
 def _tree(root):
@@ -33,7 +33,7 @@ def test_check_json_reports_host_drift_and_writes_nothing(fake_openshell, home):
 
 def test_check_table_without_docker_or_a_live_gateway_could_not_check(fake_openshell, home):
     """Matching versions on disk are not enough for `ok`: here no Docker engine answers and
-    nothing accepts on the gateway's port, so the doctor could not look (tests/openshell/
+    nothing accepts on the gateway's port, so the doctor could not look (tests/e2e/
     test_gateway_check_e2e.py has the `ok` against a running stand-in)."""
     gateway_script(home / "bin" / "openshell-gateway", "0.0.37")
     result = CliRunner().invoke(gateway_group, ["check"])

@@ -26,8 +26,8 @@ import pytest
 
 from nemoclaw_sim.images import ensure_agent_image
 from orchestrator.adapters.agents.definitions import load_agent
-from tests.sandbox_tree import state_tree_script
-from tests.simenv import SimEnv
+from tests.support.sandbox_tree import state_tree_script
+from tests.support.simenv import SimEnv
 
 pytestmark = pytest.mark.docker
 

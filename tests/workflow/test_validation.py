@@ -1,22 +1,18 @@
-"""Every kind of bad workflow file is rejected before anything runs, naming file, line and key."""
+"""Every kind of bad workflow file is rejected before anything runs, naming file, line and key.
 
+The loader in process (`load_workflow`, against the engine's test steps); the `workflows
+validate` command's own output in process too (tests/cli/ has the program's exit codes).
+"""
 
 import pytest
 
-GOOD = """\
-name: {name}
-summary: A valid workflow.
-initial: first
-states:
-  first:
-    do: t_branch
-    next: second
-    branches:
-      empty: done
-  second:
-    do: t_ok
-    next: done
-"""
+from orchestrator.kernel.errors import DefinitionError
+from orchestrator.engine.loader import load_workflow
+
+from tests.support.engine import GOOD_WORKFLOW  # (importing it registers the engine's test steps)
+from tests.support.cli import invoke
+
+GOOD = GOOD_WORKFLOW
 
 CASES = {
     "unknown-key": (GOOD.replace("    do: t_ok\n", "    do: t_ok\n    colour: blue\n"), 12, "states.second.colour: unknown key 'colour'; valid keys: do,"),
@@ -42,40 +38,43 @@ CASES = {
 }
 
 
+def _problems(path) -> str:
+    with pytest.raises(DefinitionError) as info:
+        load_workflow(path, {path.stem})
+    return "\n".join(info.value.problems)
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_invalid_workflow_is_rejected_with_file_line_and_key(nemoclaw, tmp_path, case):
+def test_invalid_workflow_is_rejected_with_file_line_and_key(tmp_path, case):
     text, line, message = CASES[case]
     path = tmp_path / f"{case}.yaml"
     path.write_text(text.replace("{name}", case).replace("{{", "{").replace("}}", "}"))
-    r = nemoclaw.run("workflows", "validate", str(path))
-    assert r.returncode == 2, r.stdout
-    assert f"{path}:{line}: " in r.stderr, r.stderr
-    assert message in r.stderr, r.stderr
+    problems = _problems(path)
+    assert f"{path}:{line}: " in problems, problems
+    assert message in problems, problems
 
 
-def test_valid_file_passes(nemoclaw, tmp_path):
+def test_valid_file_passes(tmp_path):
     path = tmp_path / "fine.yaml"
     path.write_text(GOOD.format(name="fine"))
-    r = nemoclaw.run("workflows", "validate", str(path))
-    assert r.returncode == 0, r.stderr
-    assert f"✓ {path}" in r.stdout
+    spec = load_workflow(path, {"fine"})
+    assert (spec.name, spec.initial, sorted(spec.all_states)) == ("fine", "first", ["done", "failed", "first", "refused", "second"])
 
 
-def test_invalid_user_workflow_does_not_run_and_exits_2(nemoclaw):
-    wf = nemoclaw.home / ".nemoclaw" / "workflows"
-    wf.mkdir(parents=True)
-    (wf / "broken.yaml").write_text(GOOD.format(name="broken").replace("do: t_ok", "do: t_missing"))
-    r = nemoclaw.run("broken")
+def test_validate_command_prints_a_tick_or_every_problem_and_exits_2(engine, tmp_path):
+    good, bad = tmp_path / "fine.yaml", tmp_path / "broken.yaml"
+    good.write_text(GOOD.format(name="fine"))
+    bad.write_text(GOOD.format(name="broken").replace("do: t_ok", "do: t_missing"))
+    r = invoke("workflows", "validate", str(good))
+    assert (r.returncode, r.stdout, r.stderr) == (0, f"  ✓ {good}\n", "")
+    r = invoke("workflows", "validate", str(good), str(bad))
     assert r.returncode == 2
-    assert "broken.yaml:11: states.second.do: unknown step 't_missing'" in r.stderr
-    assert not (nemoclaw.home / ".nemoclaw" / "runs").exists()
-    # Other commands keep working with a broken file on the path.
-    assert nemoclaw.run("--help").returncode == 0
+    assert r.stdout == f"  ✓ {good}\n"
+    assert r.stderr.splitlines()[0].startswith(f"{bad}:11: states.second.do: unknown step 't_missing'")
+    assert r.stderr.splitlines()[-1] == "  1 of 2 workflow file(s) invalid."
 
 
-def test_unknown_with_parameter_is_rejected(nemoclaw, tmp_path):
+def test_unknown_with_parameter_is_rejected(tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text(GOOD.format(name="params").replace("    do: t_ok\n", "    do: t_ok\n    with: {colour: blue}\n"))
-    r = nemoclaw.run("workflows", "validate", str(path))
-    assert r.returncode == 2
-    assert f"{path}:12: states.second.with.colour: step 't_ok' takes no parameter 'colour'; it takes: none" in r.stderr
+    assert f"{path}:12: states.second.with.colour: step 't_ok' takes no parameter 'colour'; it takes: none" in _problems(path)

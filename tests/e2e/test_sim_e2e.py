@@ -22,15 +22,16 @@ from orchestrator.adapters.openshell.recovery import start_gateway
 from orchestrator.kernel.paths import Paths
 from nemoclaw_sim import install as sim_install
 
-from .steputil import make_ctx, run_step
+from tests.support.steputil import make_ctx, run_step
 
 pytestmark = pytest.mark.docker
 
 
 @pytest.fixture
-def sim(home, docker_client, monkeypatch, unique):
-    """CLI and gateway launchers in ~/bin, gateway `nemoclaw` registered on a free port."""
-    from .conftest import free_port
+def sim_programs(home, docker_client, monkeypatch, unique):
+    """The stand-in's programs only: CLI and gateway launchers in ~/bin, gateway `nemoclaw` on a free
+    port, started by the adapters' own start_gateway. (The `sim` fixture is a whole deployed host.)"""
+    from tests.support.fakes import free_port
 
     port = free_port()
     monkeypatch.setenv("NEMOCLAW_GATEWAY_PORT", str(port))
@@ -89,31 +90,31 @@ def _kill(pid: int, sig: int) -> None:
         time.sleep(0.05)
 
 
-def test_swapped_gateway_binary_is_host_process_drift(sim):
-    sim.install(cli="0.0.44", gateway="0.0.43")
-    sim.register()
-    res, lines = sim.start()
+def test_swapped_gateway_binary_is_host_process_drift(sim_programs):
+    sim_programs.install(cli="0.0.44", gateway="0.0.43")
+    sim_programs.register()
+    res, lines = sim_programs.start()
     assert res.healthy, lines
     ctx = make_ctx()
     with pytest.raises(Refusal) as info:
         run_step("preflight", ctx)
     assert info.value.reason == "host_process_drift"
-    gw = os.path.realpath(sim.bin / "openshell-gateway")
+    gw = os.path.realpath(sim_programs.bin / "openshell-gateway")
     assert f"  Running gateway binary: {gw} (0.0.43)" in info.value.diagnosis
     assert "  Installed OpenShell: 0.0.44" in info.value.diagnosis
 
 
-def test_old_gateway_process_with_new_binary_on_disk_is_served_version_drift(sim):
-    sim.install(cli="0.0.44", gateway="0.0.43")
-    sim.register()
-    res, lines = sim.start()
+def test_old_gateway_process_with_new_binary_on_disk_is_served_version_drift(sim_programs):
+    sim_programs.install(cli="0.0.44", gateway="0.0.43")
+    sim_programs.register()
+    res, lines = sim_programs.start()
     assert res.healthy, lines
-    sim.install(gateway="0.0.44")  # in-place upgrade of the file; the process keeps running 0.0.43
+    sim_programs.install(gateway="0.0.44")  # in-place upgrade of the file; the process keeps running 0.0.43
     ctx = make_ctx()
     with pytest.raises(Refusal) as info:
         run_step("preflight", ctx)
     assert info.value.reason == "served_version_drift"
-    assert f"  Running gateway version: http://127.0.0.1:{sim.port} (0.0.43)" in info.value.diagnosis
+    assert f"  Running gateway version: http://127.0.0.1:{sim_programs.port} (0.0.43)" in info.value.diagnosis
 
     result = CliRunner().invoke(gateway_group, ["check", "--json"])
     assert result.exit_code == 1
@@ -124,10 +125,10 @@ def test_old_gateway_process_with_new_binary_on_disk_is_served_version_drift(sim
     assert doc["marker"]["alive"] is True
 
 
-def test_matching_versions_pass_and_list_works(sim):
-    sim.install(cli="0.0.44", gateway="0.0.44")
-    sim.register()
-    res, lines = sim.start()
+def test_matching_versions_pass_and_list_works(sim_programs):
+    sim_programs.install(cli="0.0.44", gateway="0.0.44")
+    sim_programs.register()
+    res, lines = sim_programs.start()
     assert res.healthy, lines
     ctx = make_ctx()
     run_step("preflight", ctx)
@@ -136,13 +137,13 @@ def test_matching_versions_pass_and_list_works(sim):
     assert CliRunner().invoke(gateway_group, ["check", "--json"]).exit_code == 0
 
 
-def test_downgraded_gateway_crashing_on_migration_refuses_with_cause(sim):
-    sim.install(cli="0.0.44", gateway="0.0.44")
-    sim.register()
-    res, lines = sim.start()  # migrates the DB to version 5
+def test_downgraded_gateway_crashing_on_migration_refuses_with_cause(sim_programs):
+    sim_programs.install(cli="0.0.44", gateway="0.0.44")
+    sim_programs.register()
+    res, lines = sim_programs.start()  # migrates the DB to version 5
     assert res.healthy, lines
-    sim.stop()
-    sim.install(cli="0.0.43", gateway="0.0.43")  # a downgrade: same versions, so no preflight drift
+    sim_programs.stop()
+    sim_programs.install(cli="0.0.43", gateway="0.0.43")  # a downgrade: same versions, so no preflight drift
     ctx = make_ctx()
     run_step("preflight", ctx)
     with pytest.raises(Refusal) as info:

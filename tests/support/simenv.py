@@ -1,4 +1,4 @@
-"""A simulated NemoClaw host for end-to-end tests: `SimEnv` and the `sim` fixture.
+"""A simulated NemoClaw host for end-to-end tests: `SimEnv` (the `sim` fixture of tests/conftest.py).
 
     def test_backup(sim):                      # sim = SimEnv, already `up` (2 sandboxes: alpha, beta)
         res = sim.run(["nemoclaw", "backup-all"])   # subprocess that sees only sim.home
@@ -20,8 +20,6 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
-
-import pytest
 
 from nemoclaw_sim import deploy
 
@@ -117,17 +115,3 @@ class SimEnv:
 
     def registry(self) -> dict[str, Any]:
         return json.loads(self.paths.registry_file.read_text())
-
-
-@pytest.fixture
-def sim(request, tmp_path, docker_client):
-    """A running simulated host in a fresh tmp home; torn down whatever the test did."""
-    options = dict(getattr(request, "param", None) or {})
-    env = SimEnv((tmp_path / "home").resolve())
-    env.home.mkdir()
-    try:
-        env.up(**options)
-        yield env
-    finally:
-        if env.paths.deployment_file.exists():
-            env.down()

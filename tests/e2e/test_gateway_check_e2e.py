@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from tests.openshell.conftest import free_port
+from tests.support.fakes import free_port
 
 pytestmark = pytest.mark.docker
 

@@ -16,7 +16,7 @@ import uuid
 import pytest
 
 from orchestrator.steps._kill_points import PAUSE_ENV, PAUSE_MARKER_ENV
-from tests.upgrade.test_upgrade_e2e import FLEET, NEW, OLD, names, nemoclaw  # noqa: F401 - names is a fixture
+from tests.e2e.test_upgrade_e2e import FLEET, NEW, OLD, names, nemoclaw  # noqa: F401 - names is a fixture
 
 pytestmark = pytest.mark.docker
 

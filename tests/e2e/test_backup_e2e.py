@@ -31,7 +31,7 @@ import pytest
 
 from orchestrator.steps._kill_points import PAUSE_ENV, PAUSE_MARKER_ENV
 from orchestrator.store import MANIFEST_NAME, load_manifest, verify
-from tests.simenv import SimEnv
+from tests.support.simenv import SimEnv
 
 pytestmark = pytest.mark.docker
 

@@ -14,8 +14,8 @@ from orchestrator.adapters.openshell.marker import is_live_gateway, read_marker
 from orchestrator.adapters.openshell.recovery import start_gateway
 from orchestrator.kernel.paths import Paths
 
-from .conftest import MIGRATION_ERR, REAL_PYTHON, _write_exec, gateway_script
-from .steputil import make_ctx, run_step, stderr, stdout
+from tests.support.fakes import MIGRATION_ERR, REAL_PYTHON, write_exec, gateway_script
+from tests.support.steputil import make_ctx, run_step, stderr, stdout
 
 
 def _adopt_started(procs) -> None:
@@ -56,7 +56,7 @@ def test_gateway_dying_on_migration_is_never_healthy_and_refuses(fake_openshell,
 def test_dead_gateway_is_unhealthy_even_if_its_port_still_accepts(fake_openshell, home, procs, tmp_path):
     """The #4430 shape: something still answers on the port, but the gateway process itself exited."""
     child_pid = tmp_path / "listener.pid"
-    _write_exec(home / "bin" / "openshell-gateway", f"""#!/bin/bash
+    write_exec(home / "bin" / "openshell-gateway", f"""#!/bin/bash
 if [ "$1" = --version ]; then echo "openshell-gateway 0.0.37"; exit 0; fi
 PORT=8080; while [ $# -gt 0 ]; do [ "$1" = --port ] && PORT=$2; shift; done
 {REAL_PYTHON} -c "import socket,sys

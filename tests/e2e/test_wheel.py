@@ -2,6 +2,7 @@
 checkout. Builds the wheel, installs it into a fresh venv, runs the CLI from a scratch dir.
 The OpenShell stand-in is its own distribution (sim/): the product wheel carries none of it."""
 
+import os
 import subprocess
 import sys
 import venv
@@ -10,14 +11,21 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _build(src: Path, dist: Path) -> Path:
-    subprocess.run([sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(src)],
-                   check=True, capture_output=True, text=True, timeout=600)
-    [wheel] = dist.glob("*.whl")
-    return wheel
+    """The project's build backend (PEP 517 `build_wheel`, what `python -m build --wheel` calls),
+    in this process: the test extras carry hatchling, so no isolated build environment."""
+    from hatchling.build import build_wheel
+
+    dist.mkdir(parents=True, exist_ok=True)
+    here = os.getcwd()
+    os.chdir(src)
+    try:
+        return dist / build_wheel(str(dist))
+    finally:
+        os.chdir(here)
 
 
 @pytest.fixture(scope="module")
@@ -55,13 +63,16 @@ def test_the_stand_in_wheel_builds_apart(tmp_path):
 def installed(tmp_path_factory, wheel) -> Path:
     tmp = tmp_path_factory.mktemp("venv")
     env_dir = tmp / "venv"
-    venv.EnvBuilder(with_pip=True).create(env_dir)
-    # Dependencies come from this environment's site-packages (already installed, offline).
+    venv.EnvBuilder(with_pip=False).create(env_dir)
+    # Dependencies (and pip) come from this environment's site-packages (already installed, offline);
+    # the new venv's own interpreter runs pip, so the package and its `nemoclaw` script land there.
     site = next(Path(p) for p in sys.path if p.endswith("site-packages") and Path(p).is_dir())
     (next((env_dir / "lib").glob("python3*")) / "site-packages" / "deps.pth").write_text(str(site) + "\n")
-    subprocess.run([str(env_dir / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps", str(wheel)],
-                   check=True, capture_output=True, text=True, timeout=600)
-    return env_dir / "bin" / "nemoclaw"
+    subprocess.run([str(env_dir / "bin" / "python"), "-m", "pip", "install", "-q", "--no-index", "--no-deps",
+                    "--no-compile", str(wheel)], check=True, capture_output=True, text=True, timeout=600)
+    exe = env_dir / "bin" / "nemoclaw"
+    assert exe.read_text().splitlines()[0] == f"#!{env_dir / 'bin' / 'python'}"
+    return exe
 
 
 def _run(exe: Path, *args: str, tmp: Path) -> subprocess.CompletedProcess[str]:

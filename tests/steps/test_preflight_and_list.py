@@ -1,20 +1,23 @@
-"""upstream's e2e cases (nemoclaw-behaviour §6.4) with real small programs on PATH, through the steps."""
+"""upstream's e2e cases (nemoclaw-behaviour §6.4) with real small programs on PATH, through the steps
+(`preflight`, `sandbox_list`) and, where what matters is what the workflow does next, through backup-all."""
 
 from __future__ import annotations
 
+import io
 import json
-
-import attrs
-
 import re
 
+import attrs
 import pytest
 
 from orchestrator.kernel.errors import Refusal, StepError
+from orchestrator.engine.output import Reporter
+from orchestrator.engine.run import run_workflow
 from orchestrator.kernel.paths import Paths
+from orchestrator.engine.loader import load_by_name
 
-from .conftest import PROTOBUF_ERR, gateway_script
-from .steputil import UPGRADE, make_ctx, run_step, stderr
+from tests.support.fakes import PROTOBUF_ERR, gateway_script
+from tests.support.steputil import UPGRADE, make_ctx, run_step, stderr
 
 
 def write_marker(pid: int, gateway_bin: str, port: int, **extra) -> None:
@@ -43,9 +46,30 @@ def test_case1_protobuf_mismatch_fails_closed(fake_openshell):
     assert re.search(r"protobuf|schema mismatch|invalid wire type", text, re.I)
     assert re.search(r"No sandbox data was changed|Refusing to trust OpenShell sandbox state", text)
     assert "  OpenShell output: " + PROTOBUF_ERR.strip() in info.value.diagnosis
-    assert not re.search(r"Skipping '?alpha'? \(not running\)", text + stderr(ctx))
     assert "sandbox_list" not in ctx.facts
     assert not fake_openshell.called("gateway select")  # a protobuf error is never "recovered"
+
+
+def test_case1_backup_all_refuses_on_a_protobuf_mismatch_instead_of_skipping_the_sandbox(fake_openshell, home):
+    """Upstream's bug: the undecodable list read as "no sandbox running", so backup-all skipped
+    alpha as "not running" and reported success. The whole workflow, in process: it must stop
+    at the listing, before the snapshot step (the one that prints "Skipping 'alpha' (not running; ...")."""
+    fake_openshell.set_list(out="", err=PROTOBUF_ERR, rc=1)
+    (home / ".nemoclaw").mkdir()
+    (home / ".nemoclaw" / "sandboxes.json").write_text(json.dumps({"sandboxes": {"alpha": {"name": "alpha", "agent": "openclaw"}}}))
+    spec = load_by_name("backup-all", Paths(home))
+    out = Reporter(stdout=io.StringIO(), stderr=io.StringIO())
+    result = run_workflow(spec, {n: o.default for n, o in spec.options.items()}, paths=Paths(home), out=out)
+    printed, diagnosis = out.stdout.getvalue(), out.stderr.getvalue()
+    assert (result.terminal, result.exit_code, result.reason) == ("refused", 1, "protobuf_mismatch"), diagnosis
+    assert "  OpenShell output: " + PROTOBUF_ERR.strip() in diagnosis.splitlines()
+    assert "No sandbox data was changed" in diagnosis
+    events = [json.loads(line) for line in (home / ".nemoclaw" / "runs" / f"{result.run_id}.jsonl").read_text().splitlines()]
+    assert [e["state"] for e in events if e["event"] == "state_entered"] == ["registry", "preflight", "unpause", "enumerate"]
+    assert not [line for line in (printed + diagnosis).splitlines() if line.startswith("  Skipping 'alpha'")]
+    assert not (home / ".nemoclaw" / "rebuild-backups" / "alpha").exists()
+    assert fake_openshell.called("sandbox list")
+    assert not fake_openshell.called("gateway select")
 
 
 def test_case3_live_marker_host_process_drift(fake_openshell, home, tmp_path, procs):

@@ -14,7 +14,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from diagnosis_text import host_process_drift_block
+from tests.support.diagnosis_text import host_process_drift_block
 
 pytestmark = pytest.mark.docker
 

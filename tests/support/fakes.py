@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import textwrap
 import time
 from pathlib import Path
 
-import pytest
+from .sim_helpers import free_port  # noqa: F401 - part of this module's toolkit
 
 STATUS_CONNECTED = "Server Status\n\n  Gateway: {gw}\n  Gateway endpoint: http://127.0.0.1:{port}\n  Status: Connected\n"
 STATUS_DOWN = (
@@ -37,16 +36,10 @@ MIGRATION_ERR = (
 REAL_PYTHON = os.path.realpath(sys.executable)
 
 
-def _write_exec(path: Path, text: str) -> Path:
+def write_exec(path: Path, text: str) -> Path:
     path.write_text(text)
     path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class FakeOpenShell:
@@ -61,7 +54,7 @@ class FakeOpenShell:
         self.path = bin_dir / "openshell"
         self.set(version=f"openshell {version}\n", status=STATUS_CONNECTED, info=INFO)
         self.set_list(out="NAME   CREATED              PHASE\nalpha  2026-03-24 10:00:00  Ready\n")
-        _write_exec(self.path, textwrap.dedent(f"""\
+        write_exec(self.path, textwrap.dedent(f"""\
             #!/bin/bash
             D={root}
             echo "$*" >> "$D/calls.log"
@@ -122,7 +115,7 @@ def gateway_script(path: Path, version: str, mode: str = "sleep") -> Path:
             f"printf '%s' '{MIGRATION_ERR}' >&2\nexit 1"
         ),
     }[mode]
-    return _write_exec(path, f'#!/bin/bash\nif [ "$1" = --version ]; then echo "openshell-gateway {version}"; exit 0; fi\n{body}\n')
+    return write_exec(path, f'#!/bin/bash\nif [ "$1" = --version ]; then echo "openshell-gateway {version}"; exit 0; fi\n{body}\n')
 
 
 class Procs:
@@ -132,20 +125,27 @@ class Procs:
         self.pids: list[int] = []
         self.popens: list[subprocess.Popen] = []
 
-    def start(self, argv: list[str]) -> subprocess.Popen:
-        """Start a fake gateway and wait (bounded) until it has `exec -a`'d itself, so /proc
-        shows the gateway path as argv0, or has exited: until then argv0 is still bash."""
+    def start(self, argv: list[str], timeout: float = 30) -> subprocess.Popen:
+        """Start a fake gateway and return once /proc shows `argv[0]` as its argv0 (it has
+        `exec -a`'d itself: what `is_live_gateway` reads) or it has exited.
+
+        Not before: right after Popen the cmdline can still be empty (exec not finished) or
+        bash's (the script has not reached `exec -a` yet), and a preflight probing then sees
+        no live gateway at all. A gateway that shows neither in `timeout` fails the test."""
         p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.popens.append(p)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and p.poll() is None:
+        deadline = time.monotonic() + timeout
+        argv0 = None
+        while p.poll() is None:
             try:
                 argv0 = Path(f"/proc/{p.pid}/cmdline").read_bytes().split(b"\0")[0].decode()
             except OSError:
-                break
-            if os.path.basename(argv0) not in ("bash", "sh"):
-                break
-            time.sleep(0.01)
+                argv0 = None
+            if argv0 == argv[0]:
+                return p
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{argv[0]} (pid {p.pid}) did not show itself as argv0 within {timeout}s; argv0 {argv0!r}")
+            time.sleep(0.005)
         return p
 
     def adopt(self, pid: int | None) -> None:
@@ -162,43 +162,3 @@ class Procs:
                 os.killpg(pid, signal.SIGKILL)
             except OSError:
                 pass
-
-
-@pytest.fixture
-def procs():
-    p = Procs()
-    yield p
-    p.stop_all()
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch, request) -> Path:
-    """A scratch HOME with an empty bin dir first on PATH.
-
-    Tests not marked `docker` get no Docker engine at all (= no cluster container), so a
-    parallel test's `openshell-cluster-*` can never leak into them.
-    """
-    h = tmp_path / "home"
-    (h / "bin").mkdir(parents=True)
-    monkeypatch.setenv("HOME", str(h))
-    monkeypatch.setenv("PATH", f"{h / 'bin'}:/usr/bin:/bin")
-    if request.node.get_closest_marker("docker") is None:
-        monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
-    monkeypatch.setenv("NEMOCLAW_HEALTH_POLL_COUNT", "10")
-    monkeypatch.setenv("NEMOCLAW_HEALTH_POLL_INTERVAL", "0.3")
-    for var in (
-        "NEMOCLAW_OPENSHELL_BIN", "NEMOCLAW_OPENSHELL_GATEWAY_BIN", "NEMOCLAW_OPENSHELL_GATEWAY_STATE_DIR",
-        "NEMOCLAW_GATEWAY_PORT", "OPENSHELL_GATEWAY", "NEMOCLAW_INVOKED_AS", "NEMOCLAW_AGENT", "NO_COLOR",
-    ):  # fmt: skip
-        monkeypatch.delenv(var, raising=False)
-    return h
-
-
-@pytest.fixture
-def fake_openshell(home, tmp_path, unique, monkeypatch):
-    """`openshell 0.0.37` on PATH for gateway `nemoclaw`, on a free port."""
-    port = free_port()
-    monkeypatch.setenv("NEMOCLAW_GATEWAY_PORT", str(port))
-    root = tmp_path / "fake"
-    root.mkdir()
-    return FakeOpenShell(root, home / "bin", "nemoclaw", port, "0.0.37")

@@ -6,6 +6,8 @@ from orchestrator.engine.loader import load_workflow
 from orchestrator.workflow.discover import builtin_dir
 from orchestrator.workflow.graph import diagram_markdown, mermaid
 
+from tests.support.cli import invoke
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -22,8 +24,8 @@ def test_every_builtin_workflow_has_a_current_diagram():
     assert {p.name for p in (ROOT / "diagrams").glob("*.md")} == {f"{p.stem}.md" for p in workflows}
 
 
-def test_graph_command_prints_mermaid_for_a_workflow(nemoclaw):
-    r = nemoclaw.run("workflows", "graph", "t-route")
+def test_graph_command_prints_mermaid_for_a_workflow(engine):
+    r = invoke("workflows", "graph", "t-route")
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines()[:4] == ["---", "title: t-route", "---", "stateDiagram-v2"]
     for edge in ("gate --> branch: next", "gate --> refused: refuse", "branch --> done: empty", "work --> failed: error"):
