@@ -27,9 +27,9 @@ def paused_dir(ctx: "RunContext") -> Path:
     return ctx.paths.backups_root / ".paused"
 
 
-def record_pause(ctx: "RunContext", name: str, container: Any) -> Path:
-    """Write (durably) that this run is about to pause `container`, before pausing it."""
-    d = paused_dir(ctx)
+def write_intent(d: Path, ctx: "RunContext", name: str, container: Any) -> Path:
+    """Write (durably, in `d`) that this run is about to change `container`'s state (pause it,
+    start it), before it does: the record lets the next run undo it if this one dies."""
     _fsutil.makedirs_private(d)
     path = d / f"{container.id}.json"
     doc = {"sandbox": name, "container": container.name, "owner": Owner.current(ctx.run_id).to_json()}
@@ -37,12 +37,20 @@ def record_pause(ctx: "RunContext", name: str, container: Any) -> Path:
     return path
 
 
-def forget_pause(record: Path | None) -> None:
+def forget_record(record: Path | None) -> None:
     if record is not None:
         try:
             record.unlink()
         except FileNotFoundError:
             pass
+
+
+def record_pause(ctx: "RunContext", name: str, container: Any) -> Path:
+    """Write (durably) that this run is about to pause `container`, before pausing it."""
+    return write_intent(paused_dir(ctx), ctx, name, container)
+
+
+forget_pause = forget_record
 
 
 def unpause_leftovers_of_dead_runs(ctx: "RunContext") -> None:

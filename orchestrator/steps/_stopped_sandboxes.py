@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ..adapters.sandbox_containers import SANDBOX_ID_LABEL, SANDBOX_LABEL, docker_client
 from ..kernel.errors import StepError
 from ..kernel.owner import Owner
-from ..store import _fsutil
+from ._pause_records import forget_record, write_intent
 
 if TYPE_CHECKING:
     from ..engine.context import RunContext
@@ -61,20 +61,10 @@ def started_dir(ctx: "RunContext") -> Path:
 
 def record_start(ctx: "RunContext", name: str, container: Any) -> Path:
     """Write (durably) that this run is about to start `container`, before starting it."""
-    d = started_dir(ctx)
-    _fsutil.makedirs_private(d)
-    path = d / f"{container.id}.json"
-    doc = {"sandbox": name, "container": container.name, "owner": Owner.current(ctx.run_id).to_json()}
-    _fsutil.write_file_atomic(path, _fsutil.dump_json(doc))
-    return path
+    return write_intent(started_dir(ctx), ctx, name, container)
 
 
-def forget_start(record: Path | None) -> None:
-    if record is not None:
-        try:
-            record.unlink()
-        except FileNotFoundError:
-            pass
+forget_start = forget_record
 
 
 def start(container: Any, name: str) -> None:

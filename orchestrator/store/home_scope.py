@@ -28,7 +28,8 @@ from typing import Any, Callable
 
 from ..adapters.agents.definitions import AgentSpec
 from ..kernel.paths import rebase
-from .archive import ArchiveResult, ProgressCallback, hash_stream, pack_directory
+from .archive import ArchiveResult, ProgressCallback, hash_stream
+from .container_write import exec_root, owner_of, stream_in
 from .capture import Capture, SpaceBudget, _container_gone, _fetch
 from .errors import ArchiveError, RestoreError
 from .manifest import MANIFEST_VERSION, Manifest, Mismatch, diff_records
@@ -203,15 +204,6 @@ def _clear_script(home: str, excludes: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _exec(container: Any, argv: list[str]) -> str:
-    # uid 0, not the name `root`: an image without /etc/passwd cannot resolve the name.
-    rc, out = container.exec_run(argv, user="0")
-    text = (out or b"").decode(errors="replace").strip()
-    if rc != 0:
-        raise RestoreError(f"`{shlex.join(argv[:2])} ...` failed in sandbox container {container.name} (exit {rc}): {text}")
-    return text
-
-
 def restore_home(
     container: Any,
     backup_dir: Path,
@@ -224,8 +216,6 @@ def restore_home(
     """Make the container's home (the manifest's, moved under `data_root`) equal to the backup
     (excluded paths left as they are); returns (top-level names written, files, bytes). Read
     back separately (`read_back_home`)."""
-    import docker.errors
-
     home = rebase(manifest.dir, data_root)
     skip = excluded(manifest.excludes)
     for r in [*manifest.files, *manifest.dirs, *manifest.symlinks]:
@@ -234,33 +224,13 @@ def restore_home(
     why = _check_home(container, home)
     if why is not None and not why.endswith("does not exist"):
         raise RestoreError(f"cannot restore into {container.name}: {why}")
-    _exec(container, ["mkdir", "-p", "--", home])
+    exec_root(container, ["mkdir", "-p", "--", home])
     if owner is None:
-        out = _exec(container, ["stat", "-c", "%u %g", home])
-        try:
-            uid, gid = (int(x) for x in out.split())
-        except ValueError:
-            raise RestoreError(f"cannot tell the owner of {home} in {container.name}: {out!r}") from None
-        owner = (uid, gid)
-    _exec(container, ["sh", "-c", _clear_script(home, list(manifest.excludes))])
+        owner = owner_of(container, home)
+    exec_root(container, ["sh", "-c", _clear_script(home, list(manifest.excludes))], shown=2)
     names = home_restore_names(manifest)
-    progress = {"bytes": 0, "files": 0}
-
-    def track(b: int, f: int) -> None:
-        progress["bytes"], progress["files"] = b, f
-        if on_progress is not None:
-            on_progress(b, f)
-
-    if names:
-        # Extracted at `/` with names under the home, as restore.py does: Docker refuses a
-        # relative symlink that leaves the directory put_archive extracts into.
-        stream = pack_directory(backup_dir, names, modes=manifest.file_modes(), owner=owner,
-                                under=home.strip("/"), on_progress=track)
-        try:
-            container.put_archive("/", stream)
-        except docker.errors.APIError as exc:
-            raise RestoreError(f"writing the backup into {container.name}:{home} failed: {exc}") from exc
-    return names, progress["files"], progress["bytes"]
+    files, nbytes = stream_in(container, backup_dir, manifest, names, home, owner=owner, on_progress=on_progress)
+    return names, files, nbytes
 
 
 def read_back_home(container: Any, manifest: Manifest, *, base: str | None = None) -> Mismatch | None:

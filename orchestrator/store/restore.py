@@ -18,7 +18,6 @@ sandbox user can keep writing its state.
 from __future__ import annotations
 
 import posixpath
-import shlex
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,8 @@ from typing import Any
 import attrs
 
 from ..kernel.paths import rebase
-from .archive import ArchiveResult, ProgressCallback, hash_stream, pack_directory
+from .archive import ArchiveResult, ProgressCallback, hash_stream
+from .container_write import exec_root, owner_of, stream_in
 from .errors import ArchiveError, RestoreError
 from ..adapters.agents.definitions import load_agent
 from .manifest import Manifest, Mismatch, check_against_agent, diff_records, load_manifest
@@ -46,24 +46,6 @@ class RestoreResult:
     @property
     def ok(self) -> bool:
         return self.mismatch is None
-
-
-def _exec(container: Any, argv: list[str]) -> str:
-    # uid 0, not the name `root`: an image without /etc/passwd cannot resolve the name.
-    rc, out = container.exec_run(argv, user="0")
-    text = (out or b"").decode(errors="replace").strip()
-    if rc != 0:
-        raise RestoreError(f"`{shlex.join(argv)}` failed in sandbox container {container.name} (exit {rc}): {text}")
-    return text
-
-
-def _owner_of(container: Any, path: str) -> tuple[int, int]:
-    out = _exec(container, ["stat", "-c", "%u %g", path])
-    try:
-        uid, gid = (int(x) for x in out.split())
-    except ValueError:
-        raise RestoreError(f"cannot tell the owner of {path} in {container.name}: {out!r}") from None
-    return uid, gid
 
 
 def restore_names(backup_dir: Path, manifest: Manifest) -> list[str]:
@@ -102,8 +84,6 @@ def restore_backup(
     Raises RestoreError if the container refuses a step; returns the read-back check's first
     mismatch in `result.mismatch` (None when everything hashes to the manifest).
     """
-    import docker.errors  # here, not at import: commands that never restore never load docker
-
     backup_dir = Path(backup_dir)
     manifest = manifest or load_manifest(backup_dir)
     # Untrusted input: `dir` and every name must be the agent's own (docs/backups.md).
@@ -117,30 +97,14 @@ def restore_backup(
         return RestoreResult(restored=names, files=files, bytes=nbytes, mismatch=mismatch)
     names = restore_names(backup_dir, manifest)
     base = rebase(manifest.dir, data_root)
-    _exec(container, ["mkdir", "-p", "--", base])
+    exec_root(container, ["mkdir", "-p", "--", base])
     if owner is None:
-        owner = _owner_of(container, base)
+        owner = owner_of(container, base)
     if names:
-        _exec(container, ["rm", "-rf", "--", *(posixpath.join(base, n) for n in names)])
-    progress = {"bytes": 0, "files": 0}
-
-    def track(b: int, f: int) -> None:
-        progress["bytes"], progress["files"] = b, f
-        if on_progress is not None:
-            on_progress(b, f)
-
-    if names:
-        # Extracted at `/` with names under `base`: Docker refuses a relative symlink that leaves
-        # the directory put_archive extracts into, and a sandbox may hold such links
-        # (docs/reference/archive-policy.md); `/` contains every one of them.
-        stream = pack_directory(backup_dir, names, modes=manifest.file_modes(), owner=owner,
-                                under=base.strip("/"), on_progress=track)
-        try:
-            container.put_archive("/", stream)
-        except docker.errors.APIError as exc:
-            raise RestoreError(f"writing the backup into {container.name}:{base} failed: {exc}") from exc
+        exec_root(container, ["rm", "-rf", "--", *(posixpath.join(base, n) for n in names)])
+    files, nbytes = stream_in(container, backup_dir, manifest, names, base, owner=owner, on_progress=on_progress)
     mismatch = read_back(container, manifest, names, base=base) if verify else None
-    return RestoreResult(restored=names, files=progress["files"], bytes=progress["bytes"], mismatch=mismatch)
+    return RestoreResult(restored=names, files=files, bytes=nbytes, mismatch=mismatch)
 
 
 def read_back(container: Any, manifest: Manifest, names: list[str], *, base: str | None = None) -> Mismatch | None:
