@@ -41,6 +41,7 @@ def test_the_import_contracts_hold() -> None:
     ("orchestrator/engine/run.py", "orchestrator.adapters.openshell.cli"),  # the engine imports an adapter
     ("orchestrator/kernel/paths.py", "orchestrator.workflow.spec"),  # the kernel imports the language
     ("sim/nemoclaw_sim/term.py", "orchestrator.kernel.paths"),  # the stand-in imports the orchestrator
+    ("orchestrator/store/restore.py", "orchestrator.adapters.agents.definitions"),  # the store imports an adapter
 ])
 def test_a_wrong_way_import_breaks_the_contract(tmp_path: Path, module: str, imported: str) -> None:
     root = _copy_tree(tmp_path)

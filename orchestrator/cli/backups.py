@@ -22,13 +22,14 @@ from ..engine.journal import new_run_id
 from ..engine.output import Reporter
 from ..kernel.paths import Paths
 from ..kernel.sizes import human_size
+from ..adapters.agents.definitions import load_agent
 from ..store import Backup, BackupStore, InvalidBackup, Listing, RestoreError, StoreError, restore_backup
 from ..store.errors import LockHeld
 from ..store.lock import WriterLock
 
 
 def _store() -> BackupStore:
-    return BackupStore(Paths.from_env().backups_root)
+    return BackupStore(Paths.from_env().backups_root, load_agent)
 
 
 def _scan(store: BackupStore, name: str | None) -> Listing:
@@ -209,7 +210,8 @@ def restore_cmd(name: str, timestamp: str | None, dry_run: bool) -> None:
         out = Reporter()
         out.line(f"  Restoring {chosen.timestamp} into '{name}' ({len(chosen.manifest.files)} files)...")
         try:
-            result = restore_backup(container, chosen.path, chosen.manifest, data_root=data_root(container))
+            result = restore_backup(container, chosen.path, chosen.manifest, data_root=data_root(container),
+                                    agents=load_agent)
         except (RestoreError, StoreError) as exc:
             fail(f"  ✗ Restore of '{name}' failed: {exc}")
         if not result.ok:

@@ -146,7 +146,7 @@ def snapshot(ctx: "RunContext") -> None:
         if entry.name in skipped:
             out.line(f"{st.D}{_stopped.skip_line(entry.name)}{st.R}")
     timestamp = new_timestamp()
-    store = BackupStore(ctx.paths.backups_root)
+    store = BackupStore(ctx.paths.backups_root, load_agent)
     if targets:
         try:
             ctx.staging  # a symlinked backups folder is the user's to fix: one plain sentence

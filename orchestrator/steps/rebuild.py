@@ -117,7 +117,7 @@ def _plan_from_backup(ctx: "RunContext", name: str, entry: SandboxEntry, agent: 
 def select_backup(root: Path, name: str, which: str) -> Any:
     """`latest` (the newest backup that verifies) or a backup's timestamp; a clear StepError
     when there is none (never a silent other choice)."""
-    store = BackupStore(root)
+    store = BackupStore(root, load_agent)
     try:
         backups = store.list(name)
     except StoreError as exc:
@@ -240,7 +240,7 @@ def _restore(ctx: "RunContext", name: str) -> Any:
 
     try:
         result = restore_backup(container, backup, load_manifest(backup), on_progress=on_progress,
-                                data_root=data_root(container))
+                                data_root=data_root(container), agents=load_agent)
     except StoreError as exc:
         raise StepError(f"  Restoring '{name}' from {backup} failed: {exc}") from None
     if not result.ok:

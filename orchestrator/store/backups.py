@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import attrs
 
 from . import _fsutil
-from ..adapters.agents.definitions import load_agent
 from .errors import ManifestError, StoreError
 from .manifest import MANIFEST_NAME, Manifest, Mismatch, check_against_agent, load_manifest, parse_timestamp, verify
 
@@ -114,6 +114,9 @@ class PruneResult:
 @attrs.define
 class BackupStore:
     root: Path
+    # agent type -> its definition (an AgentSpec, adapters/agents): every manifest is checked
+    # against it. Passed in, so the store imports no adapter.
+    agents: Callable[[str], Any]
 
     def dest_for(self, sandbox: str, timestamp: str) -> Path:
         """Where a new backup of `sandbox` taken at `timestamp` is committed."""
@@ -170,7 +173,7 @@ class BackupStore:
                         raise ManifestError(path / MANIFEST_NAME, f"manifest names sandbox {m.sandbox_name!r}, not {name!r}")
                     if m.timestamp != entry.name:
                         raise ManifestError(path / MANIFEST_NAME, f"manifest timestamp {m.timestamp} is not the directory's name")
-                    check_against_agent(m, load_agent(m.agent_type), path / MANIFEST_NAME)
+                    check_against_agent(m, self.agents(m.agent_type), path / MANIFEST_NAME)
                 except ManifestError as exc:
                     bad(str(exc))
                     continue

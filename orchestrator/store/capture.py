@@ -35,15 +35,17 @@ import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import attrs
 
-from ..adapters.agents.definitions import AgentSpec
 from ..kernel.sizes import human_size
 from .archive import ArchiveResult, ProgressCallback, check_written, describe_entries, extract_stream
 from .errors import ArchiveError, CaptureError
 from .manifest import MANIFEST_VERSION, Manifest, Mismatch, StateFile, load_manifest
+
+if TYPE_CHECKING:  # the definitions are an adapter: the store only reads their fields
+    from ..adapters.agents.definitions import AgentSpec
 
 __all__ = ["Capture", "SpaceBudget", "capture_sandbox", "build_manifest", "check_staged", "parse_size"]
 

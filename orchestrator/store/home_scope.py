@@ -24,15 +24,17 @@ import posixpath
 import shlex
 from pathlib import Path
 from collections.abc import Iterator
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from ..adapters.agents.definitions import AgentSpec
 from ..kernel.paths import rebase
 from .archive import ArchiveResult, ProgressCallback, hash_stream
 from .container_write import exec_root, owner_of, stream_in
 from .capture import Capture, SpaceBudget, _container_gone, _fetch
 from .errors import ArchiveError, RestoreError
 from .manifest import MANIFEST_VERSION, Manifest, Mismatch, diff_records
+
+if TYPE_CHECKING:  # the definitions are an adapter: the store only reads their fields
+    from ..adapters.agents.definitions import AgentSpec
 
 __all__ = ["capture_home", "build_home_manifest", "home_restore_names", "restore_home", "read_back_home"]
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import posixpath
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -28,7 +29,6 @@ from ..kernel.paths import rebase
 from .archive import ArchiveResult, ProgressCallback, hash_stream
 from .container_write import exec_root, owner_of, stream_in
 from .errors import ArchiveError, RestoreError
-from ..adapters.agents.definitions import load_agent
 from .manifest import Manifest, Mismatch, check_against_agent, diff_records, load_manifest
 
 __all__ = ["RestoreResult", "restore_backup", "read_back"]
@@ -76,10 +76,12 @@ def restore_backup(
     on_progress: ProgressCallback | None = None,
     verify: bool = True,
     data_root: str | None = None,
+    agents: Callable[[str], Any],
 ) -> RestoreResult:
     """Restore `backup_dir` into `container` (a docker SDK Container) at `manifest.dir`, moved
     under the container's `data_root` (OpenShell >= 0.0.99; the manifest keeps the agent's
-    canonical `/sandbox/...` directory, which is what is checked against the agent).
+    canonical `/sandbox/...` directory, which is what is checked against the agent that
+    `agents(manifest.agent_type)` gives: the backup is untrusted input).
 
     Raises RestoreError if the container refuses a step; returns the read-back check's first
     mismatch in `result.mismatch` (None when everything hashes to the manifest).
@@ -87,7 +89,7 @@ def restore_backup(
     backup_dir = Path(backup_dir)
     manifest = manifest or load_manifest(backup_dir)
     # Untrusted input: `dir` and every name must be the agent's own (docs/backups.md).
-    check_against_agent(manifest, load_agent(manifest.agent_type), backup_dir)
+    check_against_agent(manifest, agents(manifest.agent_type), backup_dir)
     if manifest.scope == "home":
         from .home_scope import restore_home
 

@@ -29,6 +29,7 @@ from typing import Any
 
 import pytest
 
+from orchestrator.adapters.agents.definitions import load_agent
 from orchestrator.steps._kill_points import PAUSE_ENV, PAUSE_MARKER_ENV
 from orchestrator.store import MANIFEST_NAME, load_manifest, verify
 from tests.support.simenv import SimEnv
@@ -883,7 +884,7 @@ def test_a_sandbox_name_the_store_refuses_fails_that_sandbox_alone(h):
     try:
         names = ["a b", "../evil", ".hidden", "x" * 300, "Ünï", h.a]
         entries = [SandboxEntry(n, "openclaw", None) for n in names]
-        jobs, runnable = _jobs(Ctx(), BackupStore(h.backups), entries, "2026-05-01T00-00-00-000Z", set(), "home")
+        jobs, runnable = _jobs(Ctx(), BackupStore(h.backups, load_agent), entries, "2026-05-01T00-00-00-000Z", set(), "home")
         assert [e.name for e in runnable] == [h.a]
         assert [j.name for j in jobs if j.error] == names[:-1]
         assert all("invalid sandbox name" in j.error for j in jobs if j.error)

@@ -148,7 +148,7 @@ def test_listing_is_newest_first_and_ignores_non_backups(tmp_path):
     (root / "alpha" / "2026-05-05T00-00-00-000Z").mkdir()
     (root / "alpha" / "2026-05-05T00-00-00-000Z" / MANIFEST_NAME).write_text("{")
     (root / ".staging" / "run" / "x").mkdir(parents=True)
-    store = BackupStore(root)
+    store = BackupStore(root, load_agent)
     listing = store.scan()
     assert [(b.sandbox, b.timestamp, b.label) for b in listing.backups] == [
         ("alpha", "2026-05-03T00-00-00-000Z", "v2"),
@@ -176,7 +176,7 @@ def test_prune_keeps_newest_verified_backup(tmp_path):
     # The two newest alpha backups are damaged: the newest verified one is ts[2].
     for t in ts[3:]:
         (root / "alpha" / t / "agents" / "a").write_bytes(b"X" * 200)
-    store = BackupStore(root)
+    store = BackupStore(root, load_agent)
 
     plan = store.prune(keep=1, dry_run=True)
     assert [b.timestamp for b in plan.removed if b.sandbox == "alpha"] == [ts[3], ts[1], ts[0]]

@@ -60,7 +60,7 @@ def _sums(c, *dirs: str) -> dict[str, str]:
 def test_backup_commit_restore_round_trip(sandbox, tmp_path):
     paths = Paths(home=tmp_path)
     agent = load_agent("openclaw")
-    store = BackupStore(paths.backups_root)
+    store = BackupStore(paths.backups_root, load_agent)
     staging = Staging.create(paths.staging_root, "run-1")
     ts = new_timestamp()
     dest = store.dest_for("alpha", ts)
@@ -90,7 +90,7 @@ def test_backup_commit_restore_round_trip(sandbox, tmp_path):
     assert rc == 0
     assert _sums(sandbox, "agents", "workspace", "memory") != original
 
-    result = restore_backup(sandbox, dest)
+    result = restore_backup(sandbox, dest, agents=load_agent)
     assert result.ok, result.mismatch
     assert result.restored == ["agents", "workspace", "memory"] and result.files == len(m.files)
     assert _sums(sandbox, "agents", "workspace", "memory") == original  # extra files are gone too
@@ -122,7 +122,7 @@ def test_hermes_state_files_round_trip(sandbox, tmp_path):
     m = build_manifest(cap, agent, sandbox="h", timestamp=new_timestamp(), backup_path=dest)
     write_manifest(dest, m)
     sandbox.exec_run(["sh", "-c", "rm -rf /sandbox/.hermes/runtime /sandbox/.hermes/SOUL.md"])
-    result = restore_backup(sandbox, dest)
+    result = restore_backup(sandbox, dest, agents=load_agent)
     assert result.ok, result.mismatch
     rc, out = sandbox.exec_run(["stat", "-c", "%u", "/sandbox/.hermes/runtime/state.db"])
     assert out.decode().strip() == "1000"
@@ -165,7 +165,7 @@ def test_capture_records_links_and_modes_and_skips_special_files(sandbox, tmp_pa
     write_manifest(dest, m)
     assert load_manifest(dest) == m
     sandbox.exec_run(["sh", "-c", "rm -rf /sandbox/.openclaw/agents"])
-    result = restore_backup(sandbox, dest)
+    result = restore_backup(sandbox, dest, agents=load_agent)
     assert result.ok, result.mismatch
     rc, out = sandbox.exec_run(["sh", "-c", "cd /sandbox/.openclaw/agents && readlink venv/bin/python && readlink pw && "
                                              "stat -c '%a %F' suid shared hard && ls"])
@@ -180,7 +180,7 @@ def _backup(sandbox, tmp_path):
     agent = load_agent("openclaw")
     staging = Staging.create(paths.staging_root, "run-x")
     ts = new_timestamp()
-    dest = BackupStore(paths.backups_root).dest_for("alpha", ts)
+    dest = BackupStore(paths.backups_root, load_agent).dest_for("alpha", ts)
     cap = capture_sandbox(sandbox, agent, staging.dir_for("alpha"))
     write_manifest(staging.dir_for("alpha"), build_manifest(cap, agent, sandbox="alpha", timestamp=ts, backup_path=dest))
     staging.commit("alpha", dest)
@@ -192,7 +192,7 @@ def test_restore_runs_as_uid_0_in_an_image_without_etc_passwd(sandbox, tmp_path)
     dest = _backup(sandbox, tmp_path)
     rc, out = sandbox.exec_run(["sh", "-c", "rm /etc/passwd && echo x > /sandbox/.openclaw/workspace/notes/n.md"])
     assert rc == 0, out.decode()
-    result = restore_backup(sandbox, dest)
+    result = restore_backup(sandbox, dest, agents=load_agent)
     assert result.ok, result.mismatch
 
 
@@ -208,5 +208,5 @@ def test_restore_refuses_a_manifest_whose_dir_is_not_the_agents(sandbox, tmp_pat
     (dest / MANIFEST_NAME).write_text(json.dumps(doc))
     rc, before = sandbox.exec_run(["ls", "/usr/local/bin", "/bin/sh"])
     with pytest.raises(ManifestError, match="is not the openclaw agent's directory"):
-        restore_backup(sandbox, dest)
+        restore_backup(sandbox, dest, agents=load_agent)
     assert sandbox.exec_run(["ls", "/usr/local/bin", "/bin/sh"]) == (rc, before)  # nothing was wiped

@@ -90,7 +90,7 @@ def test_a_corrupt_newest_manifest_is_invalid_and_never_replaced_by_an_older_one
     newest = make_backup(root, "alpha", NEW)
     edit_manifest(newest, CORRUPTIONS[corruption])
 
-    listing = BackupStore(root).scan("alpha")
+    listing = BackupStore(root, load_agent).scan("alpha")
     assert [b.timestamp for b in listing.backups] == [OLD]
     slot = listing.newest_slot("alpha")
     assert isinstance(slot, InvalidBackup) and slot.timestamp == NEW and slot.path == newest
@@ -121,13 +121,13 @@ def test_symlink_targets_may_point_anywhere_but_links_must_lie_under_a_backed_up
     os.symlink("../../../outside", good / "workspace" / "up")
     edit_manifest(good, lambda d: d | {"symlinks": [{"path": "workspace/python", "target": "/usr/bin/python3"},
                                                     {"path": "workspace/up", "target": "../../../outside"}]})
-    [b] = BackupStore(root).list("alpha")
-    assert BackupStore(root).verify(b) is None
+    [b] = BackupStore(root, load_agent).list("alpha")
+    assert BackupStore(root, load_agent).verify(b) is None
 
     bad = make_backup(root, "alpha", NEW)
     os.symlink("/etc", bad / "elsewhere")
     edit_manifest(bad, lambda d: d | {"symlinks": [{"path": "elsewhere", "target": "/etc"}]})
-    slot = BackupStore(root).scan("alpha").newest_slot("alpha")
+    slot = BackupStore(root, load_agent).scan("alpha").newest_slot("alpha")
     assert isinstance(slot, InvalidBackup) and "symlink 'elsewhere' lies under none of the backed-up dirs" in slot.error
 
 
@@ -158,7 +158,7 @@ def test_symlinked_backup_slot_and_backups_root_are_not_followed(home, tmp_path)
     make_backup(root, "alpha", OLD)
     elsewhere = make_backup(tmp_path / "other", "alpha", NEW)
     os.symlink(elsewhere, root / "alpha" / NEW)
-    listing = BackupStore(root).scan("alpha")
+    listing = BackupStore(root, load_agent).scan("alpha")
     assert [b.timestamp for b in listing.backups] == [OLD]
     slot = listing.newest_slot("alpha")
     assert isinstance(slot, InvalidBackup) and "is a symbolic link" in slot.error
@@ -183,7 +183,7 @@ def test_a_future_dated_backup_is_not_newest_and_prune_keeps_the_fresh_ones(home
     edited = make_backup(root, "alpha", OLD)
     edit_manifest(edited, lambda d: d | {"timestamp": future})  # a hand-edited timestamp
 
-    listing = BackupStore(root).scan("alpha")
+    listing = BackupStore(root, load_agent).scan("alpha")
     assert [b.timestamp for b in listing.backups] == [fresh[1], fresh[0]]
     invalid = {i.timestamp: i.error for i in listing.invalid}
     assert "dated in the future" in invalid[future]
