@@ -1,7 +1,7 @@
 """A whole simulated NemoClaw-on-OpenShell host inside one home directory.
 
-`up` does what NemoClaw onboarding does on the host-process driver (nemoclaw-behaviour §4.3,
-§5.5): install `openshell`/`openshell-gateway` into `<home>/.local/bin`, start the gateway as a
+`up` does what NemoClaw onboarding does on the host-process driver (docs/reference/gateway-preflight.md,
+"Host-process gateway"; docs/reference/gateway-recovery.md): install `openshell`/`openshell-gateway` into `<home>/.local/bin`, start the gateway as a
 detached host process with its pid file, log and `runtime.json` marker in
 `<home>/.local/state/nemoclaw/openshell-docker-gateway/`, register and select gateway
 `nemoclaw`, create sandboxes, and write `<home>/.nemoclaw/sandboxes.json`.

@@ -1,7 +1,7 @@
 """Release-dependent behaviour of OpenShell, in one place.
 
 Every switch the stand-in makes on its version lives here, so a reader can check it against
-the release timeline (reference/openshell-behaviour.md §7) without hunting through modules.
+the release timeline (docs/reference/openshell-versions.md) without hunting through modules.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The legacy cluster-container path against a real container (nemoclaw-behaviour §4.2, §6.2, §6.4 case 2).
+"""The legacy cluster-container path against a real container (docs/reference/gateway-preflight.md, "Legacy cluster container").
 
 Each test uses its own gateway name `nemoclaw-<unique>` so its `openshell-cluster-<gateway>`
 container can't clash with a parallel test.

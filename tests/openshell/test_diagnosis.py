@@ -1,4 +1,4 @@
-"""The §4.7 block, line by line, for every variant and wording (nemoclaw-behaviour §4.7, §6.2)."""
+"""The refusal block, line by line, for every variant and wording (docs/reference/gateway-preflight.md, "The refusal text")."""
 
 from __future__ import annotations
 

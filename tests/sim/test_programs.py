@@ -1,5 +1,5 @@
 """The installed `openshell` / `openshell-gateway` programs on their own: versions, offline CLI
-formats, usage errors, gateway flags, and sqlx migration behaviour (reference §1-§4)."""
+formats, usage errors, gateway flags, and sqlx migration behaviour (docs/reference/openshell-versions.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""upstream's e2e cases (nemoclaw-behaviour §6.4) with real small programs on PATH, through the steps
+"""upstream's end-to-end drift cases (docs/reference/gateway-preflight.md) with real small programs on PATH, through the steps
 (`preflight`, `sandbox_list`) and, where what matters is what the workflow does next, through backup-all."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Gateway recovery and health with real processes (nemoclaw-behaviour §5.1, §5.4, §5.5; design §3 item 4).
+"""Gateway recovery and health with real processes (docs/reference/gateway-recovery.md).
 
 A gateway is healthy only if, after the probes, it is alive, `openshell status` is Connected,
 its port accepts and its log has no fatal error. Polling is bounded by

@@ -1,4 +1,4 @@
-"""The standard refusal block (nemoclaw-behaviour §4.7) as end-to-end tests expect it on stderr.
+"""The standard refusal block (docs/reference/gateway-preflight.md, "The refusal text") as end-to-end tests expect it on stderr.
 
 One copy for every end-to-end test; the formatter's own unit tests (tests/openshell/
 test_diagnosis.py) keep their literal text, so a change here cannot hide a change there.
