@@ -40,7 +40,7 @@ RECOVERABLE_STATES = (MISSING_NAMED, NAMED_UNHEALTHY, NAMED_UNREACHABLE)
 
 
 def status_connected(status: str) -> bool:
-    """`openshell status` has a `Status: Connected` line (upstream's `/^\s*Status:\s*Connected\b/im`)."""
+    r"""`openshell status` has a `Status: Connected` line (upstream's `/^\s*Status:\s*Connected\b/im`)."""
     return _CONNECTED_LINE.search(strip_ansi(status)) is not None
 
 
