@@ -130,9 +130,12 @@ class Capture:
 
     @property
     def empty(self) -> bool:
-        """None of the agent's state dirs or files exists in the sandbox: worth a warning, since
-        a backup with nothing in it must not look like a good one."""
-        return not self.backed_up_dirs and not self.backed_up_files
+        """The capture holds no entry at all (no state dir or file of the agent, or an empty
+        home): worth a warning, since a backup with nothing in it must not look like a good one.
+        Read from the records, so it holds for both scopes (a whole-home capture lists only
+        top-level directories as backed-up dirs, yet may hold files alone)."""
+        a = self.archive
+        return not a.files and not a.dirs and not a.symlinks
 
     def failures(self) -> list[str]:
         """`workspace (3 unsafe entries refused: ...)`, one item per failed path, as upstream's

@@ -139,3 +139,16 @@ def test_a_whole_home_manifest_is_checked_against_the_agents_home_and_excludes()
     # An agent-scope manifest may not carry excludes (they would hide target files from a restore).
     with pytest.raises(ManifestError, match="excludes is only valid in a whole-home"):
         check_against_agent(_manifest(excludes=[".nemoclaw/config.json"]), oc)
+
+
+def test_a_home_holding_only_top_level_files_is_not_an_empty_backup():
+    """A whole-home capture lists only top-level *directories* as backed-up dirs; a home whose
+    content is files alone still holds something and must not get the empty-backup warning."""
+    from orchestrator.store.archive import ArchiveResult
+    from orchestrator.store.capture import Capture
+
+    assert Capture(state_dirs=[]).empty
+    only_files = Capture(state_dirs=[], archive=ArchiveResult(files=[FileRecord("notes.txt", 1, "0" * 64, 0o644)]))
+    assert not only_files.empty
+    only_link = Capture(state_dirs=[], archive=ArchiveResult(symlinks=[LinkRecord("ln", "notes.txt")]))
+    assert not only_link.empty
