@@ -61,13 +61,22 @@ def _path_stat(container: Any, path: str) -> dict[str, Any] | None:
     return json.loads(base64.b64decode(raw)) if raw else None
 
 
+def _archive_response(container: Any, path: str) -> Any:
+    """The streamed response of `GET /containers/<id>/archive?path=...`, uncompressed: requests
+    asks for `gzip, deflate` by default, and the engine would then gzip a stream that never
+    leaves the machine (CPU on both sides; the SDK's `get_archive` asks for `identity` too)."""
+    api = container.client.api
+    return api._get(api._url("/containers/{0}/archive", container.id), params={"path": path}, stream=True,
+                    headers={"Accept-Encoding": "identity"})
+
+
 @contextlib.contextmanager
 def _archive(container: Any, path: str) -> Iterator[Iterator[bytes]]:
     """The chunks of `get_archive(path)`, whose response is closed on leaving, however the
     reader stops. The engine holds the container's lock until the archive stream is closed:
     an abandoned stream would block the unpause (and stop) that must follow a cancelled read."""
     api = container.client.api
-    res = api._get(api._url("/containers/{0}/archive", container.id), params={"path": path}, stream=True)
+    res = _archive_response(container, path)
     try:
         api._raise_for_status(res)
         yield api._stream_raw_result(res, _CHUNK, False)

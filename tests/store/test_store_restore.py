@@ -210,3 +210,18 @@ def test_restore_refuses_a_manifest_whose_dir_is_not_the_agents(sandbox, tmp_pat
     with pytest.raises(ManifestError, match="is not the openclaw agent's directory"):
         restore_backup(sandbox, dest, agents=load_agent)
     assert sandbox.exec_run(["ls", "/usr/local/bin", "/bin/sh"]) == (rc, before)  # nothing was wiped
+
+
+def test_the_home_read_back_asks_the_engine_for_an_uncompressed_stream(sandbox):
+    # requests asks for `gzip, deflate` by default, and the engine then compresses the archive
+    # it streams: CPU on both sides for a stream that never leaves the machine (a fifth of a
+    # whole-home restore's time was gzip). The read-back must ask for the plain tar.
+    from orchestrator.store.home_scope import _archive_response
+
+    res = _archive_response(sandbox, "/sandbox/.")
+    try:
+        assert res.status_code == 200
+        assert res.headers.get("Content-Encoding", "identity") == "identity"
+        assert res.raw.read(262)[257:262] == b"ustar"  # the first header, as sent: a plain tar
+    finally:
+        res.close()
