@@ -1,5 +1,6 @@
-"""gRPC `Health` through NVIDIA's SDK against real grpcio servers: plaintext and mTLS, and the
-guarantee that the CLI's start-up never imports grpc."""
+"""gRPC `Health` against real grpcio servers built from NVIDIA's SDK (plaintext and mTLS), the
+reply decoder against the SDK's own messages, and the guarantees that the CLI's start-up never
+imports grpc and the probe never imports the SDK."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.adapters.openshell.grpc_health import grpc_health
+from orchestrator.adapters.openshell.grpc_health import decode_health, grpc_health
 from orchestrator.adapters.openshell.registration import resolve_target
 
 grpc = pytest.importorskip("grpc")  # a declared dependency; absent only in a broken install
@@ -105,3 +106,72 @@ def test_cli_start_up_does_not_import_grpc():
             "assert not bad, bad\n")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+@pytest.mark.parametrize("fields", [
+    {"status": 1, "version": "0.0.116"},
+    {"version": "0.1.5"},
+    {"status": 2},
+    {},
+    {"status": 1, "version": "0.1.0-pre.3+" + "x" * 300},  # a length over one varint byte
+])
+def test_the_reply_decoder_reads_what_the_sdk_serializes(fields):
+    raw = openshell_pb2.HealthResponse(**fields).SerializeToString()
+    assert decode_health(raw) == (fields.get("status") or None, fields.get("version") or None)
+
+
+def test_the_reply_decoder_skips_unknown_fields_and_keeps_the_last_value():
+    unknown = b"\x18\x07" + b"\x21" + b"\0" * 8 + b"\x2d" + b"\0" * 4 + b"\x32\x03abc"  # fields 3-6, every wire type
+    raw = b"\x12\x050.0.1" + unknown + openshell_pb2.HealthResponse(status=1, version="0.0.116").SerializeToString()
+    assert decode_health(raw) == (1, "0.0.116")
+
+
+@pytest.mark.parametrize("raw, why", [
+    (b"\x12\x09short", "runs past the end"),
+    (b"\x12", "truncated"),
+    (b"\x08" + b"\xff" * 11, "overlong"),
+    (b"\x12\x02\xff\xfe", "utf-8"),
+    (b"\x0b", "wire type 3"),
+    (b"\x10\x01", "field 2 has wire type 0"),
+    (b"\x0a\x00", "field 1 has wire type 2"),
+    (b"\x00\x00", "field number 0"),
+    (b"\x21\0\0", "runs past the end"),
+])
+def test_a_malformed_reply_is_an_error_never_a_version(raw, why):
+    with pytest.raises(ValueError, match=why):
+        decode_health(raw)
+
+
+def test_a_reply_that_is_not_a_health_response_gives_no_version(tmp_path):
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    handler = grpc.method_handlers_generic_handler("openshell.v1.OpenShell", {
+        "Health": grpc.unary_unary_rpc_method_handler(lambda req, ctx: b"\x12\x02\xff\xfe",
+                                                      request_deserializer=lambda b: b,
+                                                      response_serializer=lambda b: b)})
+    server.add_generic_rpc_handlers((handler,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        _register(tmp_path, "nemoclaw", f"http://127.0.0.1:{port}", "plaintext")
+        reply = grpc_health(resolve_target(_env(tmp_path)))
+        assert reply.version is None and "unreadable Health reply" in reply.error
+    finally:
+        server.stop(0)
+
+
+def test_the_probe_imports_grpc_alone_not_the_sdk(tmp_path):
+    # The SDK pulls protobuf, httpx and rich: about 0.4 s of every guarded run's preflight.
+    server, port = _server("0.0.116")
+    try:
+        _register(tmp_path, "nemoclaw", f"http://127.0.0.1:{port}", "plaintext")
+        code = ("import json, sys\n"
+                "from orchestrator.adapters.openshell.grpc_health import grpc_health\n"
+                "from orchestrator.adapters.openshell.registration import resolve_target\n"
+                f"reply = grpc_health(resolve_target({_env(tmp_path)!r}))\n"
+                "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'openshell', 'google', 'httpx', 'rich'})\n"
+                "print(json.dumps([reply.version, reply.error, heavy]))\n")
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, res.stderr
+        assert json.loads(res.stdout) == ["0.0.116", None, []]
+    finally:
+        server.stop(0)

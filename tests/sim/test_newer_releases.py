@@ -110,9 +110,12 @@ def test_grpc_health_and_gateway_info_on_the_main_port(host, docker_client, vers
             assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
         channel.close()
         # The same port still answers plain HTTP the way the real multiplexer does.
-        import httpx
+        import urllib.error
+        import urllib.request
 
-        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 404
+        with pytest.raises(urllib.error.HTTPError) as http_error:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5)
+        assert http_error.value.code == 404
     finally:
         proc.terminate()
         proc.communicate(timeout=60)

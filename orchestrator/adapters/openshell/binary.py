@@ -61,22 +61,24 @@ def gateway_bin_version(gateway_bin: str | None, timeout: float = PROBE_TIMEOUT)
     return parse_version((proc.stdout or "") + (proc.stderr or ""))
 
 
-def readyz_url(port: int, host: str = "127.0.0.1") -> str:
-    return f"http://{host}:{port}/readyz"
-
-
 def served_version(port: int | None, timeout: float = 2.0) -> str | None:
-    """The version the running gateway reports on its health listener's /readyz, or None."""
-    import httpx  # here, not at import: every command's start-up time
-
+    """The version the running gateway reports on its health listener's /readyz, or None. A
+    plain HTTP GET on loopback: no proxy settings apply, and no HTTP library is imported."""
     if not port:
         return None
+    import http.client
+    import json
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        resp = httpx.get(readyz_url(port), timeout=timeout)
-        if resp.status_code != 200:
+        conn.request("GET", "/readyz")
+        resp = conn.getresponse()
+        if resp.status != 200:
             return None
-        doc = resp.json()
-    except (httpx.HTTPError, ValueError):
+        doc = json.loads(resp.read(1 << 16))
+    except (OSError, http.client.HTTPException, ValueError):
         return None
+    finally:
+        conn.close()
     version = doc.get("version") if isinstance(doc, dict) else None
     return parse_version(version) if isinstance(version, str) else None

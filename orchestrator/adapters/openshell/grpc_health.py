@@ -1,4 +1,4 @@
-"""The running gateway's version from its gRPC `Health` reply, through NVIDIA's Python SDK.
+"""The running gateway's version from its gRPC `Health` reply.
 
 `Health` is unauthenticated and has kept the same two fields in every release (status = 1,
 version = 2), so it is the one probe that works across any CLI/gateway pair, including a
@@ -7,10 +7,12 @@ version = 2), so it is the one probe that works across any CLI/gateway pair, inc
 
 The SDK's `SandboxClient.from_active_cluster()` does not honour `OPENSHELL_GATEWAY_ENDPOINT`,
 `-g` or the system registry, so it could ask another gateway than the CLI's. We therefore
-resolve the registration ourselves (`registration.resolve_target`) and construct the SDK's
-`SandboxClient(endpoint, tls=TlsConfig(...))` directly, then call its `health()`.
+resolve the registration ourselves (`registration.resolve_target`) and open the channel to it.
 
-The SDK (and grpc) is imported only when a probe runs: `nemoclaw --help` must stay light.
+The call is made with grpcio alone, and the reply's two fields are read by `decode_health`:
+importing NVIDIA's SDK for one RPC would load protobuf, httpx and rich too (about 0.4 s of every
+guarded run's preflight on a 2-core machine). The SDK's own messages are the tests' oracle
+(tests/openshell/test_grpc_health.py). grpc is imported only when a probe runs.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from .cli import parse_version
 from .registration import GatewayTarget
 
 HEALTH_TIMEOUT = 3.0
+HEALTH_METHOD = "/openshell.v1.OpenShell/Health"  # service openshell.v1.OpenShell, rpc Health
 
 
 @attrs.frozen
@@ -32,7 +35,53 @@ class HealthReply:
     error: str | None = None
 
 
-def _sdk_error(exc: BaseException) -> str:
+def _varint(data: bytes, at: int) -> tuple[int, int]:
+    value, shift = 0, 0
+    while True:
+        if at >= len(data) or shift > 63:
+            raise ValueError("truncated or overlong varint")
+        b = data[at]
+        at += 1
+        value |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return value, at
+        shift += 7
+
+
+def decode_health(data: bytes) -> tuple[int | None, str | None]:
+    """(status, version) of a serialized `HealthResponse`; other fields are skipped, as a
+    protobuf decoder does, and a repeated field keeps its last value. ValueError when malformed."""
+    status: int | None = None
+    version: str | None = None
+    at = 0
+    while at < len(data):
+        key, at = _varint(data, at)
+        field, wire = key >> 3, key & 7
+        if field == 0:
+            raise ValueError("field number 0")
+        if wire == 0:
+            value, at = _varint(data, at)
+            if field == 1:
+                status = value
+        elif wire == 2:
+            size, at = _varint(data, at)
+            if at + size > len(data):
+                raise ValueError(f"field {field} runs past the end of the reply")
+            if field == 2:
+                version = data[at:at + size].decode("utf-8")  # UnicodeDecodeError is a ValueError
+            at += size
+        elif wire in (1, 5):
+            at += 8 if wire == 1 else 4
+            if at > len(data):
+                raise ValueError(f"field {field} runs past the end of the reply")
+        else:
+            raise ValueError(f"unsupported wire type {wire} in field {field}")
+        if field in (1, 2) and wire != (0 if field == 1 else 2):
+            raise ValueError(f"field {field} has wire type {wire}")
+    return status, version
+
+
+def _rpc_error(exc: BaseException) -> str:
     code = getattr(exc, "code", None)
     code = code() if callable(code) else code
     details = getattr(exc, "details", None)
@@ -42,23 +91,35 @@ def _sdk_error(exc: BaseException) -> str:
 
 
 def grpc_health(target: GatewayTarget, timeout: float = HEALTH_TIMEOUT) -> HealthReply:
-    """Call `Health` on `target` with the official SDK; never raises."""
+    """Call `Health` on `target` (plaintext, or TLS with the registration's files); never raises."""
     try:
-        from openshell import SandboxClient, TlsConfig
+        import grpc
     except ImportError as exc:  # a broken install: report, do not crash the preflight
-        return HealthReply(target, None, f"the OpenShell Python SDK is not importable: {exc}")
-    tls = None
-    if target.tls is not None:
-        tls = TlsConfig(ca_path=target.tls.ca, cert_path=target.tls.cert, key_path=target.tls.key)
+        return HealthReply(target, None, f"grpcio is not importable: {exc}")
     try:
-        client = SandboxClient(target.authority, tls=tls, timeout=timeout, cluster_name=target.name)
+        if target.tls is None:
+            channel = grpc.insecure_channel(target.authority)
+        else:
+            t = target.tls
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=t.ca.read_bytes() if t.ca else None,  # None: the system roots
+                private_key=t.key.read_bytes() if t.key else None,
+                certificate_chain=t.cert.read_bytes() if t.cert else None,
+            )
+            channel = grpc.secure_channel(target.authority, credentials)
     except Exception as exc:  # noqa: BLE001 - unreadable cert files and the like
         return HealthReply(target, None, f"cannot build a client for {target.url}: {exc}")
     try:
-        reply = client.health()
-    except Exception as exc:  # noqa: BLE001 - grpc.RpcError or the SDK's GatewayError
-        return HealthReply(target, None, _sdk_error(exc))
+        call = channel.unary_unary(HEALTH_METHOD, request_serializer=lambda _request: b"",  # HealthRequest{}
+                                   response_deserializer=lambda raw: raw)
+        raw = call(b"", timeout=timeout)
+    except Exception as exc:  # noqa: BLE001 - grpc.RpcError and whatever a broken channel raises
+        return HealthReply(target, None, _rpc_error(exc))
     finally:
-        client.close()
-    version = parse_version(getattr(reply, "version", "") or "")
+        channel.close()
+    try:
+        _status, text = decode_health(raw)
+    except ValueError as exc:
+        return HealthReply(target, None, f"unreadable Health reply from {target.url}: {exc}")
+    version = parse_version(text or "")
     return HealthReply(target, version, None if version else "Health reply carries no version")

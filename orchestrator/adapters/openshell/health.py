@@ -178,12 +178,17 @@ class GatewayProbes:
 def probe_gateway(
     gateway: str = DEFAULT_GATEWAY, *, binary: str | None = None, env: Mapping[str, str] | None = None
 ) -> GatewayProbes:
-    """`openshell status`, `gateway info -g <gw>`, `gateway info` (stdout only, 15 s each)."""
+    """`openshell status`, `gateway info -g <gw>`, `gateway info` (stdout only, 15 s each, run at once)."""
 
     def run(*args: str) -> str:
         return capture_openshell(list(args), ignore_error=True, timeout=PROBE_TIMEOUT, binary=binary, env=env).output
 
-    return GatewayProbes(run("status"), run("gateway", "info", "-g", gateway), run("gateway", "info"), gateway)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=3, thread_name_prefix="gateway-probe") as pool:  # read-only: any order
+        status, named, active = pool.map(lambda argv: run(*argv), [("status",), ("gateway", "info", "-g", gateway),
+                                                                    ("gateway", "info")])
+    return GatewayProbes(status, named, active, gateway)
 
 
 def lifecycle_probe(
