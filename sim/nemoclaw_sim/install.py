@@ -3,7 +3,9 @@
 `exec -a "$0"` keeps the launcher's path as argv0, which is what NemoClaw reads from
 /proc/<pid>/cmdline to decide that a pid is a live `openshell-gateway`. Because CPython then
 derives its prefix from that argv0, it no longer finds the venv: the launcher sets PYTHONPATH
-to the import roots of this interpreter, computed at install time.
+to the import roots of this interpreter, computed at install time. With every root on
+PYTHONPATH, the interpreter runs with `-S` (no `site`): processing the installation's `.pth`
+files cost as much as the rest of a CLI call's start-up, and the CLI runs many times a run.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ def launcher_text(program: str, version: str) -> str:
         f"{VERSION_ENV}={shlex.quote(version)}\n"
         f"PYTHONPATH={shlex.quote(_python_path())}\n"
         f"export {VERSION_ENV} PYTHONPATH\n"
-        f'exec -a "$0" {shlex.quote(_interpreter())} -m {module} "$@"\n'
+        f'exec -a "$0" {shlex.quote(_interpreter())} -S -m {module} "$@"\n'
     )
 
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import http.client
 import json
-from dataclasses import dataclass
+import socket
 from typing import Any
 from urllib.parse import urlparse
 
@@ -16,14 +15,13 @@ _HTTP_TO_GRPC = {400: "Internal", 401: "Unauthenticated", 403: "PermissionDenied
                  429: "Unavailable", 502: "Unavailable", 503: "Unavailable", 504: "Unavailable"}
 
 
-@dataclass
 class RpcStatus(Exception):
-    """A gRPC status as the CLI received it; `str()` is tonic's Display of it."""
+    """A gRPC status as the CLI received it; `str()` is tonic's Display of it. (A plain class:
+    `dataclasses` imports `inspect`, a sixth of the CLI's start-up.)"""
 
-    code: str
-    message: str
-    headers: dict[str, str]
-    cli_version: Version
+    def __init__(self, code: str, message: str, headers: dict[str, str], cli_version: Version) -> None:
+        super().__init__(code, message)
+        self.code, self.message, self.headers, self.cli_version = code, message, headers, cli_version
 
     def __str__(self) -> str:
         return term.tonic_status(self.code, self.message, self.headers, tonic14=tonic_014(self.cli_version))
@@ -46,29 +44,58 @@ class TransportError(Exception):
         return str(e) or type(e).__name__
 
 
-def _conn(endpoint: str, timeout: float) -> http.client.HTTPConnection:
+def _http(endpoint: str, method: str, path: str, timeout: float, body: bytes = b"",
+          headers: dict[str, str] | None = None) -> tuple[int, str, dict[str, str], bytes]:
+    """One HTTP/1.1 exchange on a fresh connection, `Connection: close`: (status, reason, headers
+    lower-cased, body). A plain socket, not http.client: importing http.client (and the email
+    package under it) is most of this program's start-up, and the CLI is run many times a run.
+    Raises OSError (ConnectionResetError when the server closes without an answer)."""
     u = urlparse(endpoint)
-    return http.client.HTTPConnection(u.hostname or "127.0.0.1", u.port or 80, timeout=timeout)
+    host, port = u.hostname or "127.0.0.1", u.port or 80
+    lines = [f"{method} {path} HTTP/1.1", f"host: {host}:{port}", "connection: close",
+             f"content-length: {len(body)}", *(f"{k}: {v}" for k, v in (headers or {}).items())]
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        parts = []
+        while chunk := sock.recv(1 << 16):
+            parts.append(chunk)
+    raw = b"".join(parts)
+    head, sep, rest = raw.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    words = status_line.split(" ", 2)
+    if not sep or len(words) < 2 or not words[0].startswith("HTTP/") or not words[1].isdigit():
+        raise ConnectionResetError("Remote end closed connection without response")
+    got: dict[str, str] = {}
+    for line in header_lines:
+        k, _, v = line.partition(":")
+        got[k.strip().lower()] = v.strip()
+    if got.get("transfer-encoding", "").lower() == "chunked":
+        data, rest = bytearray(), memoryview(rest)
+        while True:
+            size_line, _, after = bytes(rest).partition(b"\r\n")
+            size = int(size_line.split(b";")[0] or b"0", 16)
+            if size == 0:
+                break
+            data += after[:size]
+            rest = memoryview(after[size + 2:])
+        rest = bytes(data)
+    elif "content-length" in got:
+        rest = rest[:int(got["content-length"])]
+    return int(words[1]), words[2] if len(words) > 2 else "", got, rest
 
 
 def call(endpoint: str, rpc: str, message: dict[str, Any], cli_version: Version, timeout: float = 120.0) -> dict[str, Any]:
     """One unary RPC. Raises TransportError (connect failed) or RpcStatus."""
     body = json.dumps({"message": message}).encode()
-    conn = _conn(endpoint, timeout)
     try:
-        conn.request("POST", f"/openshell.v1.OpenShell/{rpc}", body=body, headers={
+        status, _reason, headers, raw = _http(endpoint, "POST", f"/openshell.v1.OpenShell/{rpc}", timeout, body, {
             "content-type": "application/grpc+json", "te": "trailers",
             "x-openshell-client-version": str(cli_version)})
-        resp = conn.getresponse()
-        raw = resp.read()
-        headers = {k.lower(): v for k, v in resp.getheaders()}
     except OSError as e:
         raise TransportError(e) from e
-    finally:
-        conn.close()
-    if resp.status != 200 or not headers.get("content-type", "").startswith("application/grpc"):
-        code = _HTTP_TO_GRPC.get(resp.status, "Unknown")
-        raise RpcStatus(code, f"grpc-status header missing, mapped from HTTP status code {resp.status}", headers, cli_version)
+    if status != 200 or not headers.get("content-type", "").startswith("application/grpc"):
+        code = _HTTP_TO_GRPC.get(status, "Unknown")
+        raise RpcStatus(code, f"grpc-status header missing, mapped from HTTP status code {status}", headers, cli_version)
     data = json.loads(raw or b"{}")
     if "status" in data:
         st = data["status"]
@@ -78,16 +105,11 @@ def call(endpoint: str, rpc: str, message: dict[str, Any], cli_version: Version,
 
 def http_health_status(endpoint: str, timeout: float = 10.0) -> tuple[int, str]:
     """`GET <server>/healthz` on the main port: (code, reason). Raises TransportError."""
-    conn = _conn(endpoint, timeout)
     try:
-        conn.request("GET", "/healthz")
-        resp = conn.getresponse()
-        resp.read()
-        return resp.status, resp.reason
+        status, reason, _headers, _body = _http(endpoint, "GET", "/healthz", timeout)
+        return status, reason
     except OSError as e:
         raise TransportError(e) from e
-    finally:
-        conn.close()
 
 
 def decode_status(message: str, cli_version: Version) -> RpcStatus:
