@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make a Docker engine available for the tests and the demo.
 #
-#   scripts/docker-engine.sh start   -> prints `export DOCKER_HOST=...` for an engine that answers
+#   scripts/docker-engine.sh start   -> prints `export DOCKER_HOST=...` for an engine that answers,
+#                                       and `ENGINE_STARTED_HERE=1` only when this call started it
 #   scripts/docker-engine.sh stop    -> stops the private engine this script started (if any)
 #
 # Uses $DOCKER_HOST or the default socket when an engine answers there. Otherwise, as root,
@@ -33,14 +34,16 @@ ensure_packages() {
 
 start() {
   ensure_packages
+  # An engine that already answers is somebody else's (a system engine, or the private one of
+  # another test run or demo): used, and never stopped by us.
   if [ -n "${DOCKER_HOST:-}" ] && answers "$DOCKER_HOST"; then
-    echo "export DOCKER_HOST=$DOCKER_HOST"; return
+    echo "export DOCKER_HOST=$DOCKER_HOST"; echo "ENGINE_STARTED_HERE=0"; return
   fi
   if answers "unix:///var/run/docker.sock"; then
-    echo "export DOCKER_HOST=unix:///var/run/docker.sock"; return
+    echo "export DOCKER_HOST=unix:///var/run/docker.sock"; echo "ENGINE_STARTED_HERE=0"; return
   fi
   if answers "unix://$SOCK"; then
-    echo "export DOCKER_HOST=unix://$SOCK"; return
+    echo "export DOCKER_HOST=unix://$SOCK"; echo "ENGINE_STARTED_HERE=0"; return
   fi
   if [ "$(id -u)" != 0 ]; then log "no Docker engine answers and starting one needs root"; exit 1; fi
   mkdir -p "$STATE_DIR/data" "$STATE_DIR/exec"
@@ -50,7 +53,7 @@ start() {
     --storage-driver vfs --iptables=false --ip6tables=false --bridge=none \
     -H "unix://$SOCK" --pidfile "$PIDFILE" >"$LOG" 2>&1 < /dev/null &
   for _ in $(seq 1 60); do
-    if answers "unix://$SOCK"; then echo "export DOCKER_HOST=unix://$SOCK"; return; fi
+    if answers "unix://$SOCK"; then echo "export DOCKER_HOST=unix://$SOCK"; echo "ENGINE_STARTED_HERE=1"; return; fi
     sleep 0.5
   done
   log "dockerd did not answer within 30 s; last log lines:"; tail -20 "$LOG" >&2; exit 1

@@ -2,7 +2,8 @@
 #  - .venv with the package (and its test extras when SETUP_EXTRAS=test) and the OpenShell
 #    stand-in, its own distribution in sim/ (the `nemoclaw-sim` command)
 #  - a Docker engine (scripts/docker-engine.sh): DOCKER_HOST exported; ENGINE_STARTED_HERE=1
-#    when a private engine was started for this run (stop it with `stop_engine_if_ours`).
+#    when a private engine was started for this run (stop it with `stop_engine_if_ours`), never
+#    when one already answered (another run's private engine is not ours to stop).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -16,10 +17,9 @@ fi
 extras="${SETUP_EXTRAS:+[$SETUP_EXTRAS]}"
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".$extras" -e ./sim
 
-eval "$(scripts/docker-engine.sh start)"
-export DOCKER_HOST
 ENGINE_STARTED_HERE=0
-case "$DOCKER_HOST" in unix://"${NEMOCLAW_TEST_DOCKER_DIR:-/tmp/nemoclaw-docker}"/docker.sock) ENGINE_STARTED_HERE=1 ;; esac
+eval "$(scripts/docker-engine.sh start)"  # sets ENGINE_STARTED_HERE=1 only when it started one
+export DOCKER_HOST
 if [ -n "${NEMOCLAW_KEEP_DOCKER:-}" ]; then ENGINE_STARTED_HERE=0; fi
 
 stop_engine_if_ours() {
