@@ -92,8 +92,18 @@ class Reporter:
                 SpinnerColumn,
                 TextColumn,
                 TimeElapsedColumn,
-                TransferSpeedColumn,
             )
+
+            from rich.progress import ProgressColumn
+            from rich.text import Text
+
+            from ..kernel.sizes import human_size
+
+            class _Speed(ProgressColumn):
+                """Speed in the binary units of every other size on screen (rich's own is MB/s)."""
+
+                def render(self, task) -> Text:  # type: ignore[no-untyped-def]
+                    return Text("?" if task.speed is None else f"{human_size(int(task.speed))}/s")
 
             console = Console(file=self.stdout)
             # Sizes are not known before a sandbox's archive has been read: a spinner, bytes
@@ -103,7 +113,7 @@ class Reporter:
                 TextColumn("{task.description}"),
                 TextColumn("{task.fields[size]:>9}"),
                 TextColumn("{task.fields[files]:>5} files"),
-                TransferSpeedColumn(),
+                _Speed(),
                 TimeElapsedColumn(),
                 console=console,
                 transient=True,
@@ -124,7 +134,10 @@ class Progress:
         self._rp = rich_progress
 
     def task(self, description: str, total: int | None = None) -> "ProgressTask":
-        tid = self._rp.add_task(description, total=total, files=0, size="0 B") if self._rp else None
+        tid = None
+        if self._rp is not None:
+            tid = self._rp.add_task(description, total=total, files=0, size="0 B")
+            self._rp.refresh()  # on screen now, not at the next tick: a short task is seen too
         return ProgressTask(self._rp, tid)
 
 
@@ -144,4 +157,5 @@ class ProgressTask:
 
     def done(self) -> None:
         if self._rp is not None:
+            self._rp.refresh()  # its final figures on screen once, however short it was
             self._rp.remove_task(self._tid)

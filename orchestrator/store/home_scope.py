@@ -244,7 +244,8 @@ def restore_home(
     return names, files, nbytes
 
 
-def read_back_home(container: Any, manifest: Manifest, *, base: str | None = None) -> Mismatch | None:
+def read_back_home(container: Any, manifest: Manifest, *, base: str | None = None,
+                   on_progress: ProgressCallback | None = None) -> Mismatch | None:
     """Re-read the whole home (hash only, excluded paths left out) and compare it with the
     manifest, file modes included: a file the backup does not have is a mismatch too. `base`
     is where the home is in this container (default the manifest's own)."""
@@ -253,7 +254,7 @@ def read_back_home(container: Any, manifest: Manifest, *, base: str | None = Non
     home = base or manifest.dir
     try:
         with _archive(container, home.rstrip("/") + "/.") as chunks:
-            got: ArchiveResult = hash_stream(chunks, skip=excluded(manifest.excludes))
+            got: ArchiveResult = hash_stream(chunks, skip=excluded(manifest.excludes), on_progress=on_progress)
     except docker.errors.NotFound:
         return Mismatch(".", "missing")
     except (docker.errors.APIError, ArchiveError) as exc:

@@ -18,6 +18,7 @@ sandbox user can keep writing its state.
 from __future__ import annotations
 
 import posixpath
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from collections.abc import Callable
@@ -74,6 +75,7 @@ def restore_backup(
     *,
     owner: tuple[int, int] | None = None,
     on_progress: ProgressCallback | None = None,
+    on_read_back: ProgressCallback | None = None,
     verify: bool = True,
     data_root: str | None = None,
     agents: Callable[[str], Any],
@@ -84,7 +86,8 @@ def restore_backup(
     `agents(manifest.agent_type)` gives: the backup is untrusted input).
 
     Raises RestoreError if the container refuses a step; returns the read-back check's first
-    mismatch in `result.mismatch` (None when everything hashes to the manifest).
+    mismatch in `result.mismatch` (None when everything hashes to the manifest). `on_progress`
+    gets the (bytes, files) written so far, `on_read_back` those read back so far.
     """
     backup_dir = Path(backup_dir)
     manifest = manifest or load_manifest(backup_dir)
@@ -95,7 +98,8 @@ def restore_backup(
 
         names, files, nbytes = restore_home(container, backup_dir, manifest, owner=owner, on_progress=on_progress,
                                             data_root=data_root)
-        mismatch = read_back(container, manifest, names, base=rebase(manifest.dir, data_root)) if verify else None
+        mismatch = (read_back(container, manifest, names, base=rebase(manifest.dir, data_root), on_progress=on_read_back)
+                    if verify else None)
         return RestoreResult(restored=names, files=files, bytes=nbytes, mismatch=mismatch)
     names = restore_names(backup_dir, manifest)
     base = rebase(manifest.dir, data_root)
@@ -105,26 +109,42 @@ def restore_backup(
     if names:
         exec_root(container, ["rm", "-rf", "--", *(posixpath.join(base, n) for n in names)])
     files, nbytes = stream_in(container, backup_dir, manifest, names, base, owner=owner, on_progress=on_progress)
-    mismatch = read_back(container, manifest, names, base=base) if verify else None
+    mismatch = read_back(container, manifest, names, base=base, on_progress=on_read_back) if verify else None
     return RestoreResult(restored=names, files=files, bytes=nbytes, mismatch=mismatch)
 
 
-def read_back(container: Any, manifest: Manifest, names: list[str], *, base: str | None = None) -> Mismatch | None:
+def read_back(container: Any, manifest: Manifest, names: list[str], *, base: str | None = None,
+              on_progress: ProgressCallback | None = None) -> Mismatch | None:
     """Re-read `names` from the container (hash only, nothing written) and compare them with
     the manifest, file modes included; `base` is where the agent dir (for a whole-home backup:
-    the home) is in this container (default the manifest's own)."""
+    the home) is in this container (default the manifest's own). `on_progress` gets the
+    (bytes, files) read so far, over all the concurrent streams."""
     if manifest.scope == "home":
         from .home_scope import read_back_home
 
-        return read_back_home(container, manifest, base=base)
+        return read_back_home(container, manifest, base=base, on_progress=on_progress)
     base = base or manifest.dir
     import docker.errors
+
+    totals: dict[str, tuple[int, int]] = {}
+    lock = threading.Lock()
+
+    def progress_of(name: str) -> ProgressCallback | None:
+        if on_progress is None:
+            return None
+
+        def report(nbytes: int, files: int) -> None:
+            with lock:
+                totals[name] = (nbytes, files)
+                on_progress(sum(b for b, _ in totals.values()), sum(f for _, f in totals.values()))
+
+        return report
 
     def one(name: str) -> ArchiveResult | Mismatch:
         parent, leaf = posixpath.split(name)
         try:
             chunks, _stat = container.get_archive(posixpath.join(base, name))
-            return hash_stream(chunks, prefix=parent, only_under=leaf)
+            return hash_stream(chunks, prefix=parent, only_under=leaf, on_progress=progress_of(name))
         except docker.errors.NotFound:
             return Mismatch(name, "missing")
         except (docker.errors.APIError, ArchiveError) as exc:
