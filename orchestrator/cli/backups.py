@@ -206,7 +206,7 @@ def restore_cmd(name: str, timestamp: str | None, dry_run: bool) -> None:
         try:
             container = find_sandbox_container(name)
         except StepError as exc:
-            fail(f"  Cannot restore '{name}': {str(exc).strip()}")
+            fail(f"  Cannot restore '{name}': {_why_not_running(name) or str(exc).strip()}")
         out = Reporter()
         out.line(f"  Restoring {chosen.timestamp} into '{name}' ({len(chosen.manifest.files)} files)...")
         try:
@@ -231,6 +231,20 @@ def restore_cmd(name: str, timestamp: str | None, dry_run: bool) -> None:
         if not result.ok:
             fail(f"  ✗ Restored files of '{name}' do not match the backup: {result.mismatch}")
         out.line(f"  ✓ Restored '{name}' from {chosen.timestamp}; {result.files} files verified in the sandbox.")
+
+
+def _why_not_running(name: str) -> str | None:
+    """For a sandbox whose container exists but is not running: what it is and what to do (a
+    restore runs commands in the container, which needs it running)."""
+    from ..adapters.sandbox_containers import find_sandbox_container
+    from ..kernel.errors import StepError
+
+    try:
+        c = find_sandbox_container(name, running=False, ask_gateway=False)
+    except StepError:
+        return None
+    return (f"its container {c.name} is {c.status}; start the sandbox, then rerun: "
+            f"nemoclaw backups restore {name}")
 
 
 @backups_group.command("prune")

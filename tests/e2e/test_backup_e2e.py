@@ -376,6 +376,18 @@ def test_backup_change_restore_gives_back_the_backed_up_tree(h):
     assert "extra.txt" not in h.sh(h.a, f"ls {STATE}/workspace")
 
 
+def test_restore_into_a_stopped_sandbox_says_so_and_changes_nothing(h):
+    h.register(h.stopped)
+    assert h.nemoclaw("backup-all").returncode == 0  # started, backed up and stopped again
+    before = h.container(h.stopped).attrs["State"]["FinishedAt"]
+    res = h.nemoclaw("backups", "restore", h.stopped)
+    assert res.returncode == 1
+    c = h.container(h.stopped)
+    assert res.stderr.strip() == (f"Cannot restore '{h.stopped}': its container {c.name} is exited; "
+                                  f"start the sandbox, then rerun: nemoclaw backups restore {h.stopped}")
+    assert c.status == "exited" and c.attrs["State"]["FinishedAt"] == before  # never started
+
+
 @pytest.mark.parametrize("freeze", [True, False], ids=["frozen", "no-freeze"])
 def test_hostile_sandbox_fails_alone_and_nothing_leaves_staging(h, freeze):
     h.register(h.a, h.hostile, h.b)
