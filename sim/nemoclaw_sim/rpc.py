@@ -56,11 +56,20 @@ def _http(endpoint: str, method: str, path: str, timeout: float, body: bytes = b
              f"content-length: {len(body)}", *(f"{k}: {v}" for k, v in (headers or {}).items())]
     with socket.create_connection((host, port), timeout=timeout) as sock:
         sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
-        parts = []
-        while chunk := sock.recv(1 << 16):
-            parts.append(chunk)
-    raw = b"".join(parts)
-    head, sep, rest = raw.partition(b"\r\n\r\n")
+        raw = bytearray()
+        expected = None  # header + body length once the headers are in and carry a length
+        while expected is None or len(raw) < expected:  # a server that keeps the connection open
+            chunk = sock.recv(1 << 16)                  # still ends the read at its content-length
+            if not chunk:
+                break
+            raw += chunk
+            end = raw.find(b"\r\n\r\n")
+            if expected is None and end >= 0:
+                for line in bytes(raw[:end]).split(b"\r\n")[1:]:
+                    k, _, v = line.partition(b":")
+                    if k.strip().lower() == b"content-length" and v.strip().isdigit():
+                        expected = end + 4 + int(v.strip())
+    head, sep, rest = bytes(raw).partition(b"\r\n\r\n")
     status_line, *header_lines = head.decode("latin-1").split("\r\n")
     words = status_line.split(" ", 2)
     if not sep or len(words) < 2 or not words[0].startswith("HTTP/") or not words[1].isdigit():
