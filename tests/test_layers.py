@@ -35,22 +35,30 @@ def test_the_import_contracts_hold() -> None:
     assert "0 broken" in res.stdout
 
 
-@pytest.mark.parametrize(("module", "imported"), [
+WRONG_WAY = [
     ("orchestrator/store/lock.py", "orchestrator.engine.run"),  # the store imports the engine
     ("orchestrator/adapters/nemoclaw_registry.py", "orchestrator.steps.facts"),  # an adapter imports a step
     ("orchestrator/engine/run.py", "orchestrator.adapters.openshell.cli"),  # the engine imports an adapter
     ("orchestrator/kernel/paths.py", "orchestrator.workflow.spec"),  # the kernel imports the language
     ("sim/nemoclaw_sim/term.py", "orchestrator.kernel.paths"),  # the stand-in imports the orchestrator
     ("orchestrator/store/restore.py", "orchestrator.adapters.agents.definitions"),  # the store imports an adapter
-])
-def test_a_wrong_way_import_breaks_the_contract(tmp_path: Path, module: str, imported: str) -> None:
+]
+
+
+def test_every_wrong_way_import_breaks_the_contract(tmp_path: Path) -> None:
+    """One copied tree holding all the wrong-way imports, one lint run: each of them is named
+    as a broken import (lint-imports lists every direct import that breaks a contract), and
+    each of the three contracts is broken by at least one of them."""
     root = _copy_tree(tmp_path)
-    path = root / module
-    path.write_text(path.read_text() + f"\nimport {imported}  # the wrong way\n")
+    for module, imported in WRONG_WAY:
+        path = root / module
+        path.write_text(path.read_text() + f"\nimport {imported}  # the wrong way\n")
     res = _lint(root)
     assert res.returncode != 0
-    importer = module.removeprefix("sim/").removesuffix(".py").replace("/", ".")
-    assert f"{importer} -> {imported}" in res.stdout, res.stdout
+    for module, imported in WRONG_WAY:
+        importer = module.removeprefix("sim/").removesuffix(".py").replace("/", ".")
+        assert f"{importer} -> {imported} (l." in res.stdout, (importer, imported, res.stdout)
+    assert "Contracts: 0 kept, 3 broken." in res.stdout, res.stdout
 
 
 def test_help_loads_neither_the_step_library_nor_the_store(tmp_path: Path) -> None:
