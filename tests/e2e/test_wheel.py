@@ -80,8 +80,59 @@ def _run(exe: Path, *args: str, tmp: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(exe), *args], cwd=tmp, env=env, capture_output=True, text=True, timeout=120)
 
 
+# Several commands of the installed program in one start of its interpreter: each in a forked
+# child of it calling the installed entry point (`orchestrator.cli:main`, what the `nemoclaw`
+# script calls), so every command is its own process with its own exit code and streams. The
+# modules every command needs are imported once, before the children are forked.
+MANY = """
+import json, os, sys
+commands = json.loads(sys.argv[1])
+from orchestrator.cli import main
+import orchestrator.cli.workflows, orchestrator.engine.loader, orchestrator.engine.run  # once, for every child
+for name in ("orchestrator.cli", "orchestrator.engine.run"):
+    assert "/site-packages/orchestrator/" in sys.modules[name].__file__, sys.modules[name].__file__
+results = []
+for argv in commands:
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.dup2(out_w, 1)
+        os.dup2(err_w, 2)
+        sys.stdout = open(1, "w", closefd=False)
+        sys.stderr = open(2, "w", closefd=False)
+        sys.argv = ["nemoclaw", *argv]
+        code = 0
+        try:
+            main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    os.close(out_w)
+    os.close(err_w)
+    with open(out_r) as o, open(err_r) as e:
+        out, err = o.read(), e.read()
+    results.append([os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), out, err])
+print(json.dumps(results))
+"""
+
+
+def _run_many(exe: Path, commands: list[list[str]], tmp: Path) -> list[tuple[int, str, str]]:
+    """`nemoclaw ARGV` for each of `commands`, by the installed wheel's own interpreter."""
+    import json
+
+    python = exe.with_name("python")
+    env = {"HOME": str(tmp), "PATH": "/usr/bin:/bin", "NO_COLOR": "1"}
+    r = subprocess.run([str(python), "-c", MANY, json.dumps(commands)], cwd=tmp, env=env, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return [tuple(x) for x in json.loads(r.stdout)]
+
+
 def test_installed_wheel_finds_builtin_workflows(installed, tmp_path):
-    r = _run(installed, "workflows", "list", "--json", tmp=tmp_path)
+    r = _run(installed, "workflows", "list", "--json", tmp=tmp_path)  # the installed `nemoclaw` script itself
     assert r.returncode == 0, r.stderr
     import json
 
@@ -92,14 +143,13 @@ def test_installed_wheel_finds_builtin_workflows(installed, tmp_path):
 
 
 def test_installed_wheel_help_validate_graph(installed, tmp_path):
-    r = _run(installed, "--help", tmp=tmp_path)
-    assert r.returncode == 0 and "backup-all" in r.stdout and "workflows" in r.stdout
-    r = _run(installed, "backup-all", "--help", tmp=tmp_path)
-    assert r.returncode == 0 and "Back up all sandbox state before upgrade" in r.stdout
-    r = _run(installed, "workflows", "validate", tmp=tmp_path)
-    assert r.returncode == 0, r.stderr
-    r = _run(installed, "workflows", "graph", "backup-all", tmp=tmp_path)
-    assert r.returncode == 0 and "preflight --> refused: refuse" in r.stdout
+    helped, backup_help, validated, graph, ran = _run_many(installed, [
+        ["--help"], ["backup-all", "--help"], ["workflows", "validate"], ["workflows", "graph", "backup-all"],
+        ["backup-all"],
+    ], tmp_path)
+    assert helped[0] == 0 and "backup-all" in helped[1] and "workflows" in helped[1]
+    assert backup_help[0] == 0 and "Back up all sandbox state before upgrade" in backup_help[1]
+    assert validated[0] == 0, validated[2]
+    assert graph[0] == 0 and "preflight --> refused: refuse" in graph[1]
     # The empty-registry path runs end to end from the wheel, with no OpenShell installed.
-    r = _run(installed, "backup-all", tmp=tmp_path)
-    assert (r.returncode, r.stdout) == (0, "  No sandboxes registered. Nothing to back up.\n"), r.stderr
+    assert (ran[0], ran[1]) == (0, "  No sandboxes registered. Nothing to back up.\n"), ran[2]
