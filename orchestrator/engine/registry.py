@@ -64,9 +64,20 @@ _IMPLS: dict[str, tuple[StepFunc, Advice | None]] = {}
 _LOADED = False
 
 
-def _signature(name: str, outcomes: Iterable[str], params: Mapping[str, type] | None, reads: Iterable[str],
-               may_read: Iterable[str], writes: Iterable[str], commits: bool, refuses: bool, local: bool,
-               mutates: bool) -> StepSignature:
+def _signature(
+    name: str,
+    *,
+    outcomes: Iterable[str] = ("next",),
+    params: Mapping[str, type] | None = None,
+    reads: Iterable[str] = (),
+    may_read: Iterable[str] = (),
+    writes: Iterable[str] = (),
+    commits: bool = False,
+    refuses: bool = False,
+    local: bool = False,
+    mutates: bool = False,
+) -> StepSignature:
+    """The keywords `step` and `declare` take: the step's signature (workflow/signature.py)."""
     return StepSignature(
         name=name,
         outcomes=frozenset(outcomes),
@@ -81,22 +92,10 @@ def _signature(name: str, outcomes: Iterable[str], params: Mapping[str, type] | 
     )
 
 
-def step(
-    name: str,
-    *,
-    outcomes: Iterable[str] = ("next",),
-    params: Mapping[str, type] | None = None,
-    reads: Iterable[str] = (),
-    may_read: Iterable[str] = (),
-    writes: Iterable[str] = (),
-    commits: bool = False,
-    refuses: bool = False,
-    local: bool = False,
-    mutates: bool = False,
-    advice: Advice | None = None,
-) -> Callable[[StepFunc], StepFunc]:
-    """Register `func` under `name` with its signature (see workflow/signature.py)."""
-    sig = _signature(name, outcomes, params, reads, may_read, writes, commits, refuses, local, mutates)
+def step(name: str, *, advice: Advice | None = None, **signature: Any) -> Callable[[StepFunc], StepFunc]:
+    """Register `func` under `name` with its signature (the keywords of `_signature`:
+    outcomes, params, reads, may_read, writes, commits, refuses, local, mutates)."""
+    sig = _signature(name, **signature)
 
     def register(func: StepFunc) -> StepFunc:
         _SIGNATURES[name] = sig
@@ -107,23 +106,10 @@ def step(
     return register
 
 
-def declare(
-    name: str,
-    module: str,
-    *,
-    outcomes: Iterable[str] = ("next",),
-    params: Mapping[str, type] | None = None,
-    reads: Iterable[str] = (),
-    may_read: Iterable[str] = (),
-    writes: Iterable[str] = (),
-    commits: bool = False,
-    refuses: bool = False,
-    local: bool = False,
-    mutates: bool = False,
-) -> None:
-    """Declare step `name`'s signature now; its callable is `@implements(name)` in `module`,
-    imported the first time the step is looked up (`get_step`)."""
-    _SIGNATURES[name] = _signature(name, outcomes, params, reads, may_read, writes, commits, refuses, local, mutates)
+def declare(name: str, module: str, **signature: Any) -> None:
+    """Declare step `name`'s signature now (the keywords of `_signature`); its callable is
+    `@implements(name)` in `module`, imported the first time the step is looked up (`get_step`)."""
+    _SIGNATURES[name] = _signature(name, **signature)
     _MODULES[name] = module
     _IMPLS.pop(name, None)
 
