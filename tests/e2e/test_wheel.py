@@ -75,20 +75,14 @@ def installed(tmp_path_factory, wheel) -> Path:
     return exe
 
 
-def _run(exe: Path, *args: str, tmp: Path) -> subprocess.CompletedProcess[str]:
-    env = {"HOME": str(tmp), "PATH": "/usr/bin:/bin", "NO_COLOR": "1"}
-    return subprocess.run([str(exe), *args], cwd=tmp, env=env, capture_output=True, text=True, timeout=120)
-
-
-# Several commands of the installed program in one start of its interpreter: each in a forked
-# child of it calling the installed entry point (`orchestrator.cli:main`, what the `nemoclaw`
-# script calls), so every command is its own process with its own exit code and streams. The
-# modules every command needs are imported once, before the children are forked.
+# The installed `nemoclaw` script, run for several commands in one start of the installed
+# interpreter (its shebang names it, checked above): each command in a forked child running the
+# script file itself, so every command is its own process with its own exit code and streams.
+# The modules the commands need are imported once, before the children are forked.
 MANY = """
-import json, os, sys
-commands = json.loads(sys.argv[1])
-from orchestrator.cli import main
-import orchestrator.cli.workflows, orchestrator.engine.loader, orchestrator.engine.run  # once, for every child
+import json, os, runpy, sys
+exe, commands = sys.argv[1], json.loads(sys.argv[2])
+import orchestrator.cli, orchestrator.cli.workflows, orchestrator.engine.loader, orchestrator.engine.run
 for name in ("orchestrator.cli", "orchestrator.engine.run"):
     assert "/site-packages/orchestrator/" in sys.modules[name].__file__, sys.modules[name].__file__
 results = []
@@ -101,10 +95,10 @@ for argv in commands:
         os.dup2(err_w, 2)
         sys.stdout = open(1, "w", closefd=False)
         sys.stderr = open(2, "w", closefd=False)
-        sys.argv = ["nemoclaw", *argv]
+        sys.argv = [exe, *argv]
         code = 0
         try:
-            main()
+            runpy.run_path(exe, run_name="__main__")
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
         sys.stdout.flush()
@@ -118,38 +112,45 @@ for argv in commands:
 print(json.dumps(results))
 """
 
+COMMANDS = {
+    "list": ["workflows", "list", "--json"],
+    "help": ["--help"],
+    "backup-help": ["backup-all", "--help"],
+    "validate": ["workflows", "validate"],
+    "graph": ["workflows", "graph", "backup-all"],
+    "backup": ["backup-all"],
+}
 
-def _run_many(exe: Path, commands: list[list[str]], tmp: Path) -> list[tuple[int, str, str]]:
-    """`nemoclaw ARGV` for each of `commands`, by the installed wheel's own interpreter."""
+
+@pytest.fixture(scope="module")
+def ran(installed, tmp_path_factory) -> dict[str, tuple[int, str, str]]:
+    """`nemoclaw ARGV` for each of COMMANDS, from a scratch HOME and working directory."""
     import json
 
-    python = exe.with_name("python")
+    tmp = tmp_path_factory.mktemp("run")
     env = {"HOME": str(tmp), "PATH": "/usr/bin:/bin", "NO_COLOR": "1"}
-    r = subprocess.run([str(python), "-c", MANY, json.dumps(commands)], cwd=tmp, env=env, capture_output=True,
-                       text=True, timeout=300)
+    r = subprocess.run([str(installed.with_name("python")), "-c", MANY, str(installed), json.dumps(list(COMMANDS.values()))],
+                       cwd=tmp, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    return [tuple(x) for x in json.loads(r.stdout)]
+    return {name: tuple(res) for name, res in zip(COMMANDS, json.loads(r.stdout))}
 
 
-def test_installed_wheel_finds_builtin_workflows(installed, tmp_path):
-    r = _run(installed, "workflows", "list", "--json", tmp=tmp_path)  # the installed `nemoclaw` script itself
-    assert r.returncode == 0, r.stderr
+def test_installed_wheel_finds_builtin_workflows(ran):
     import json
 
-    rows = {row["name"]: row for row in json.loads(r.stdout)}
+    code, out, err = ran["list"]
+    assert code == 0, err
+    rows = {row["name"]: row for row in json.loads(out)}
     assert "backup-all" in rows and rows["backup-all"]["builtin"] and rows["backup-all"]["valid"]
     assert "/site-packages/orchestrator/_workflows/" in rows["backup-all"]["path"]
     assert str(ROOT) not in rows["backup-all"]["path"]
 
 
-def test_installed_wheel_help_validate_graph(installed, tmp_path):
-    helped, backup_help, validated, graph, ran = _run_many(installed, [
-        ["--help"], ["backup-all", "--help"], ["workflows", "validate"], ["workflows", "graph", "backup-all"],
-        ["backup-all"],
-    ], tmp_path)
+def test_installed_wheel_help_validate_graph(ran):
+    helped, backup_help, validated, graph, backup = (ran[n] for n in ("help", "backup-help", "validate", "graph", "backup"))
     assert helped[0] == 0 and "backup-all" in helped[1] and "workflows" in helped[1]
     assert backup_help[0] == 0 and "Back up all sandbox state before upgrade" in backup_help[1]
     assert validated[0] == 0, validated[2]
     assert graph[0] == 0 and "preflight --> refused: refuse" in graph[1]
     # The empty-registry path runs end to end from the wheel, with no OpenShell installed.
-    assert (ran[0], ran[1]) == (0, "  No sandboxes registered. Nothing to back up.\n"), ran[2]
+    assert (backup[0], backup[1]) == (0, "  No sandboxes registered. Nothing to back up.\n"), backup[2]
