@@ -73,7 +73,7 @@ def cli() -> None:
 
 
 def _on_sigterm(signum: int, _frame: Any) -> None:
-    from ..engine.run import Interrupted
+    from ..engine.drive import Interrupted
 
     raise Interrupted(signum)
 
@@ -86,10 +86,10 @@ def main() -> None:
         click.echo("  Interrupted.", err=True)
         sys.exit(130)
     except BaseException as exc:
-        # engine.run (tenacity, transitions) is imported only by commands that run a workflow
+        # engine.drive (tenacity, transitions) is imported only by commands that run a workflow
         # or by the SIGTERM handler, so an Interrupted can only come from a loaded module.
-        run = sys.modules.get("orchestrator.engine.run")
-        if run is not None and isinstance(exc, run.Interrupted):
+        drive = sys.modules.get("orchestrator.engine.drive")
+        if drive is not None and isinstance(exc, drive.Interrupted):
             sys.exit(128 + exc.signum)
         raise
 
