@@ -8,19 +8,38 @@ Fixtures: `docker_client`, `base_image`, `unique`; `sim` (a deployed stand-in ho
 from __future__ import annotations
 
 import os
+import re
 import uuid
+from pathlib import Path
 
-import docker
 import pytest
 
 from tests.support.fakes import FakeOpenShell, Procs, free_port
 from tests.support.engine import Engine, Program
-from tests.support.simenv import SimEnv
+
+_DOCKER_ONLY = re.compile(r"^pytestmark = pytest\.mark\.docker$", re.MULTILINE)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """With `-m "not docker"`, a test module marked docker as a whole (a module-level
+    `pytestmark = pytest.mark.docker` line) holds only tests that expression deselects: it is
+    not imported at all, rather than imported (and its asserts rewritten) to be deselected."""
+    if (config.option.markexpr or "").strip() != "not docker":
+        return None
+    if not (collection_path.name.startswith("test_") and collection_path.suffix == ".py"):
+        return None
+    try:
+        text = collection_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    return True if _DOCKER_ONLY.search(text) else None
 
 
 
 @pytest.fixture(scope="session")
 def docker_client():
+    import docker
+
     try:
         client = docker.from_env(timeout=60)
         client.ping()
@@ -52,6 +71,8 @@ def sim(request, tmp_path, docker_client):
     Customise with an indirect parameter:
         @pytest.mark.parametrize("sim", [{"cli": "0.0.44", "gateway": "0.0.43", "sandboxes": 1}], indirect=True)
     """
+    from tests.support.simenv import SimEnv
+
     options = dict(getattr(request, "param", None) or {})
     env = SimEnv((tmp_path / "home").resolve())
     env.home.mkdir()

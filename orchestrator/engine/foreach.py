@@ -33,8 +33,8 @@ class ItemResult:
 
 @attrs.frozen
 class ChildRunner:
-    """What a foreach state needs of the run loop (engine/run.py passes its own functions, so
-    this module imports neither run.py nor resume.py)."""
+    """What a foreach state needs of the run loop (engine/drive.py passes its own functions, so
+    this module imports neither drive.py nor resume.py)."""
 
     new_context: Callable[..., RunContext]
     drive: Callable[[RunContext], tuple[str, str | None]]

@@ -9,6 +9,15 @@ signature declares; it raises `Refusal` to refuse and `StepError` (or any except
 The signature (workflow/signature.py) is what the loader checks a workflow against: outcomes,
 typed `with:` parameters, the facts read and written, and whether the step commits, refuses,
 is local or changes the world (then its state must declare `resume:`).
+
+A step library registers its steps one of two ways:
+  * `@step(name, outcomes=..., reads=..., ...)` on the callable: signature and callable at
+    once, when the library's module is imported (a small library, the tests' steps);
+  * `declare(name, module, outcomes=..., ...)` in the library's module, and
+    `@implements(name)` on the callable in `module`: the signatures are known (and every
+    workflow checked) without importing any step's code, and `module` is imported the first
+    time the step is looked up to run (the built-in library, steps/library.py). A refused
+    `backup-all` so imports the registry and preflight steps' modules, not the backup code.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ class Outcome:
 
 
 StepFunc = Callable[["RunContext"], "Outcome | str | None"]
+Advice = Callable[[dict[str, Any], str], list[str]]
 
 
 @attrs.frozen
@@ -42,17 +52,19 @@ class StepDef:
     func: StepFunc
     # For a run abandoned in a state of this step: the lines telling a person what to do by
     # hand, from the run's facts and the state's name (see engine/resume.py).
-    advice: Callable[[dict[str, Any], str], list[str]] | None = None
+    advice: Advice | None = None
 
     def __getattr__(self, item: str) -> Any:  # name, outcomes, commits, ... of the signature
         return getattr(self.signature, item)
 
 
-_REGISTRY: dict[str, StepDef] = {}
+_SIGNATURES: dict[str, StepSignature] = {}
+_MODULES: dict[str, str] = {}  # a declared step -> the module that implements it
+_IMPLS: dict[str, tuple[StepFunc, Advice | None]] = {}
 _LOADED = False
 
 
-def step(
+def _signature(
     name: str,
     *,
     outcomes: Iterable[str] = ("next",),
@@ -64,26 +76,53 @@ def step(
     refuses: bool = False,
     local: bool = False,
     mutates: bool = False,
-    advice: Callable[[dict[str, Any], str], list[str]] | None = None,
-) -> Callable[[StepFunc], StepFunc]:
-    """Register `func` under `name` with its signature (see workflow/signature.py)."""
+) -> StepSignature:
+    """The keywords `step` and `declare` take: the step's signature (workflow/signature.py)."""
+    return StepSignature(
+        name=name,
+        outcomes=frozenset(outcomes),
+        params=dict(params or {}),
+        reads=frozenset(reads),
+        may_read=frozenset(may_read),
+        writes=frozenset(writes),
+        commits=commits,
+        refuses=refuses,
+        local=local,
+        mutates=mutates or commits,
+    )
+
+
+def step(name: str, *, advice: Advice | None = None, **signature: Any) -> Callable[[StepFunc], StepFunc]:
+    """Register `func` under `name` with its signature (the keywords of `_signature`:
+    outcomes, params, reads, may_read, writes, commits, refuses, local, mutates)."""
+    sig = _signature(name, **signature)
 
     def register(func: StepFunc) -> StepFunc:
-        doc = (func.__doc__ or "").strip().splitlines()
-        sig = StepSignature(
-            name=name,
-            outcomes=frozenset(outcomes),
-            params=dict(params or {}),
-            reads=frozenset(reads),
-            may_read=frozenset(may_read),
-            writes=frozenset(writes),
-            commits=commits,
-            refuses=refuses,
-            local=local,
-            mutates=mutates or commits,
-            summary=doc[0] if doc else "",
-        )
-        _REGISTRY[name] = StepDef(sig, func, advice)
+        _SIGNATURES[name] = sig
+        _MODULES.pop(name, None)
+        _IMPLS[name] = (func, advice)
+        return func
+
+    return register
+
+
+def declare(name: str, module: str, **signature: Any) -> None:
+    """Declare step `name`'s signature now (the keywords of `_signature`); its callable is
+    `@implements(name)` in `module`, imported the first time the step is looked up (`get_step`)."""
+    _SIGNATURES[name] = _signature(name, **signature)
+    _MODULES[name] = module
+    _IMPLS.pop(name, None)
+
+
+def implements(name: str, *, advice: Advice | None = None) -> Callable[[StepFunc], StepFunc]:
+    """The callable of step `name`, declared (`declare`) with this module as its module."""
+
+    def register(func: StepFunc) -> StepFunc:
+        module = _MODULES.get(name)
+        if module != func.__module__:
+            where = "is not declared" if module is None else f"is declared in module {module}"
+            raise ValueError(f"step '{name}' {where}, not in {func.__module__}")
+        _IMPLS[name] = (func, advice)
         return func
 
     return register
@@ -115,15 +154,22 @@ def load_step_modules() -> None:
         importlib.import_module(mod)
 
 
-def registered_steps() -> Mapping[str, StepDef]:
-    load_step_modules()
-    return dict(_REGISTRY)
-
-
 def signatures() -> Mapping[str, StepSignature]:
-    """What validation checks workflows against."""
-    return {name: d.signature for name, d in registered_steps().items()}
+    """What validation checks workflows against: every step's signature (no step module of a
+    declared step is imported)."""
+    load_step_modules()
+    return dict(_SIGNATURES)
 
 
 def get_step(name: str) -> StepDef | None:
-    return registered_steps().get(name)
+    """Step `name` ready to run (its module imported if it was only declared), None if unknown."""
+    sig = signatures().get(name)
+    if sig is None:
+        return None
+    if name not in _IMPLS:
+        module = _MODULES[name]
+        importlib.import_module(module)
+        if name not in _IMPLS:
+            raise LookupError(f"step '{name}' is declared with module {module}, which does not implement it")
+    func, advice = _IMPLS[name]
+    return StepDef(sig, func, advice)

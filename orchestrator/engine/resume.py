@@ -22,6 +22,7 @@ from ..kernel.paths import Paths
 from ..kernel.owner import Owner
 from ..workflow.spec import StateSpec, WorkflowSpec
 from .context import RunContext
+from .drive import discard, drive, finish, new_context, run_step
 from ..kernel.errors import DefinitionError, Refusal, StepError
 from .facts import load as load_fact
 from .journal import Journal, Replay, ended, read_journal, replay, run_logs, status_of
@@ -131,8 +132,6 @@ def _load_spec(r: Replay, paths: Paths) -> WorkflowSpec:
 def resume(i: InterruptedRun, paths: Paths, out: Reporter, *, debug: bool, by: str) -> Any:
     """Resume one interrupted top-level run in this process; returns its RunResult, or None
     when it could not be resumed (it stays interrupted, and the reason was printed)."""
-    from .run import _discard, _finish, new_context
-
     r = i.replay
     try:
         spec = _load_spec(r, paths)
@@ -152,8 +151,8 @@ def resume(i: InterruptedRun, paths: Paths, out: Reporter, *, debug: bool, by: s
         if terminal is None:
             return None
         code = ctx.exit_code if ctx.exit_code is not None else spec.exit_code(terminal)
-        _discard(ctx)
-        return _finish(ctx, terminal, code, reason, started)
+        discard(ctx)
+        return finish(ctx, terminal, code, reason, started)
     finally:
         if ctx.has_staging:
             ctx.staging.discard()
@@ -162,8 +161,6 @@ def resume(i: InterruptedRun, paths: Paths, out: Reporter, *, debug: bool, by: s
 
 def continue_child(parent: RunContext, spec: WorkflowSpec, child_id: str) -> tuple[str, int, str | None, str | None]:
     """Resume a foreach child of a resumed parent: (terminal, exit code, reason, message)."""
-    from .run import new_context
-
     events, _ = read_journal(parent.journal.path) if parent.journal.path else ([], [])
     r = replay(events, child_id)
     ctx = new_context(spec, r.options, run_id=child_id, paths=parent.paths, out=parent.out, journal=parent.journal,
@@ -209,15 +206,13 @@ def start_state(spec: WorkflowSpec, r: Replay) -> str:
 
 
 def _continue(ctx: RunContext, spec: WorkflowSpec, r: Replay) -> tuple[str | None, str | None]:
-    from .run import drive
-
     start = start_state(spec, r)
     ctx.resumed_from = r.stopped_in
     if spec.all_states[start].terminal:
         return start, None
     if spec.guard is not None and _past_preflight(spec, start) and not _preflight_again(ctx, spec):
         return None, None
-    return drive(ctx, start=start)
+    return drive(ctx, continue_child, start=start)
 
 
 def _past_preflight(spec: WorkflowSpec, start: str) -> bool:
@@ -226,7 +221,6 @@ def _past_preflight(spec: WorkflowSpec, start: str) -> bool:
 
 def _preflight_again(ctx: RunContext, spec: WorkflowSpec) -> bool:
     """Run the workflow's preflight step once more; False (diagnosis printed) when it refuses."""
-    from .run import run_step
     from .registry import get_step
 
     name = next(n for n, s in spec.states.items() if s.do == "preflight")

@@ -82,6 +82,11 @@ class Paths:
         return self.nemoclaw_dir / "workflows"
 
     @property
+    def summary_cache(self) -> Path:
+        """The workflow files' summaries for `nemoclaw --help` (workflow/summaries.py)."""
+        return self.nemoclaw_dir / "cache" / "workflow-summaries"
+
+    @property
     def gateway_state_dir(self) -> Path:
         """Onboarding's host-process gateway state dir (pid file, log, runtime.json marker)."""
         if self.gateway_state_override is not None:

@@ -1,4 +1,5 @@
-"""The built-in step library; importing a module registers its steps."""
+"""The built-in step library: importing it declares the built-in facts (facts.py) and every
+step's signature (library.py); a step's module is imported when a run first needs that step."""
 
 from . import facts  # noqa: F401  (declares the built-in facts first)
-from . import backup, control, preflight, rebuild, registry, sandbox_list, upgrade  # noqa: F401
+from . import library  # noqa: F401

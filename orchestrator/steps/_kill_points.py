@@ -8,7 +8,7 @@ point, or change something and remove the marker file to let the run go on. Poin
 still open), `before_commit` (its staged copy re-verified, right before the rename into
 place), `after_commit` (right after that rename, before the next sandbox's), `restore` (a
 rebuild's restore upload into the new sandbox is under way, its first file sent). State
-boundaries have their own hook in the engine (NEMOCLAW_TEST_KILL_AT, engine/run.py).
+boundaries have their own hook in the engine (NEMOCLAW_TEST_KILL_AT, engine/drive.py).
 """
 
 from __future__ import annotations

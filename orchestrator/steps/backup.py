@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from ..kernel.errors import StepError
-from ..engine.registry import step
+from ..engine.registry import implements
 from ..adapters.nemoclaw_registry import SandboxEntry, duplicate_names
 from ..adapters.sandbox_containers import agent_at_root, docker_client
 from ..adapters.agents.definitions import load_agent
@@ -137,7 +137,7 @@ def _freeze(ctx: "RunContext") -> bool:
     return not ctx.options.get("no_freeze")
 
 
-@step("snapshot", reads=("registry", "sandbox_list"), may_read=("backup_targets",), writes=("snapshot",), mutates=True)
+@implements("snapshot")
 def snapshot(ctx: "RunContext") -> None:
     """Stream each ready sandbox's state into staging, in parallel; refuse hostile entries."""
     out, st = ctx.out, ctx.out.style
@@ -332,7 +332,7 @@ def _hold_frozen(ctx: "RunContext", job: SandboxBackup, container: Any, hold: co
     hold.callback(unfreeze)
 
 
-@step("unpause_leftovers", mutates=True)
+@implements("unpause_leftovers")
 def unpause_leftovers(ctx: "RunContext") -> None:
     """Unpause sandboxes a killed run left frozen (before the list, which would otherwise show
     them as not running and skip them), then stop the ones it had started from stopped."""
@@ -340,8 +340,7 @@ def unpause_leftovers(ctx: "RunContext") -> None:
     _stopped.stop_leftovers(ctx)
 
 
-@step("commit_backups", outcomes=("next", "partial"), commits=True, params={"quiet_summary": bool},
-      reads=("snapshot",), writes=("committed", "backup_report"))
+@implements("commit_backups")
 def commit_backups(ctx: "RunContext") -> str:
     """Re-verify every staged backup against its manifest, then rename it into place."""
     out, st = ctx.out, ctx.out.style

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..kernel.errors import StepError
-from ..engine.registry import step
+from ..engine.registry import implements
 
 if TYPE_CHECKING:
     from ..engine.context import RunContext
 
 
-@step("fail", outcomes=(), local=True, params={"message": str, "exit_code": int})
+@implements("fail")
 def fail(ctx: "RunContext") -> None:
     """End the run as failed with `with.message` (stderr) and optional `with.exit_code`."""
     message = str(ctx.params.get("message") or "  The workflow ended in a failure state.")

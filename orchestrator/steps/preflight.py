@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..kernel.errors import Refusal
-from ..engine.registry import step
+from ..engine.registry import implements
 from ..adapters.openshell import OpenShellNotFound, decide, format_diagnosis, observe
 from ..adapters.openshell.version import cross_line
 from ._openshell_common import guard_wording, report_exactly
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from ..engine.context import RunContext
 
 
-@step("preflight", outcomes=("next",), refuses=True, writes=("cli_version",))
+@implements("preflight")
 def preflight(ctx: "RunContext") -> None:
     """Refuse when the OpenShell CLI and gateway versions drift (cluster image, host binary, served version)."""
     try:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..adapters.agents.version import probe_version
 from ..kernel.errors import StepError
-from ..engine.registry import step
+from ..engine.registry import implements
 from ..adapters.openshell import capture_openshell, list_args, parse_listing
 from ..adapters.openshell.cli import installed_openshell_version, version_gte
 from ..adapters.openshell.rpc_errors import failure_gist
@@ -53,8 +53,7 @@ def _with_tag(image: str, tag: str) -> str:
     return f"{repo}:{tag}"
 
 
-@step("rebuild_target", outcomes=("next", "from_backup"), reads=("registry", "sandbox_list"),
-      writes=("rebuild_plan", "backup_targets"))
+@implements("rebuild_target")
 def rebuild_target(ctx: "RunContext") -> str:
     """Check the sandbox is registered and running (or, with --from-backup, absent); work out
     the current and target images."""
@@ -165,7 +164,7 @@ def _live(name: str) -> tuple[bool, str | None]:
     return name in listing.live, dict((e.name, e.phase) for e in listing.entries).get(name)
 
 
-@step("delete_sandbox", reads=("rebuild_plan",), writes=("sandbox_deleted",), mutates=True, advice=lambda f, s: rebuild_advice(f, s))
+@implements("delete_sandbox", advice=lambda f, s: rebuild_advice(f, s))
 def delete_sandbox(ctx: "RunContext") -> None:
     """`openshell sandbox delete NAME`; a sandbox already gone counts as deleted (idempotent)."""
     plan = _plan(ctx)
@@ -186,7 +185,7 @@ def _create(ctx: "RunContext", plan: RebuildPlan, image: str) -> None:
     ctx.event("sandbox_created", sandbox=plan.name, image=image)
 
 
-@step("create_sandbox", reads=("rebuild_plan",), mutates=True, advice=lambda f, s: rebuild_advice(f, s))
+@implements("create_sandbox", advice=lambda f, s: rebuild_advice(f, s))
 def create_sandbox(ctx: "RunContext") -> None:
     """`openshell sandbox create --name NAME --from <target image>`; a sandbox that already
     exists on the target image counts as created (idempotent), one on another image fails."""
@@ -216,7 +215,7 @@ def _wait_ready(name: str, timeout: float) -> None:
         time.sleep(0.5)
 
 
-@step("wait_ready", params={"timeout": float}, reads=("rebuild_plan",), advice=lambda f, s: rebuild_advice(f, s))
+@implements("wait_ready", advice=lambda f, s: rebuild_advice(f, s))
 def wait_ready(ctx: "RunContext") -> None:
     """Poll `openshell sandbox list` until the sandbox is Ready (`with.timeout`, default 120 s)."""
     plan = _plan(ctx)
@@ -248,8 +247,7 @@ def _restore(ctx: "RunContext", name: str) -> Any:
     return result
 
 
-@step("restore_sandbox", reads=("rebuild_plan",), may_read=("committed",), mutates=True,
-      advice=lambda f, s: rebuild_advice(f, s))
+@implements("restore_sandbox", advice=lambda f, s: rebuild_advice(f, s))
 def restore_sandbox(ctx: "RunContext") -> None:
     """Write the backup (committed by this run, or the --from-backup one) into the new
     sandbox; restoring again is safe (each restored dir is first made empty)."""
@@ -259,7 +257,7 @@ def restore_sandbox(ctx: "RunContext") -> None:
     ctx.event("sandbox_restored", sandbox=plan.name, files=result.files, bytes=result.bytes)
 
 
-@step("verify_rebuild", reads=("rebuild_plan",), may_read=("committed",), advice=lambda f, s: rebuild_advice(f, s))
+@implements("verify_rebuild", advice=lambda f, s: rebuild_advice(f, s))
 def verify_rebuild(ctx: "RunContext") -> None:
     """The new sandbox runs the expected agent version and its files hash equal to the backup."""
     plan = _plan(ctx)
@@ -275,7 +273,7 @@ def verify_rebuild(ctx: "RunContext") -> None:
         raise StepError(f"  Sandbox '{plan.name}' files differ from the backup after restore: {mismatch}")
 
 
-@step("record_version", reads=("rebuild_plan",), mutates=True)
+@implements("record_version")
 def record_version(ctx: "RunContext") -> None:
     """Update the registry's agentVersion and say the rebuild succeeded (idempotent)."""
     plan = _plan(ctx)
@@ -330,8 +328,7 @@ def rebuild_advice(facts: dict[str, Any], state: str) -> list[str]:
     return lines + manual_commands(plan, backup)
 
 
-@step("rollback_rebuild", outcomes=("unrecovered",), params={"timeout": float}, reads=("rebuild_plan",),
-      may_read=("committed", "sandbox_deleted"), mutates=True, advice=lambda f, s: rebuild_advice(f, s))
+@implements("rollback_rebuild", advice=lambda f, s: rebuild_advice(f, s))
 def rollback_rebuild(ctx: "RunContext") -> None:
     """After a failure past the backup: recreate from the previous image and restore the same
     backup; if that fails too, print the commands that restore it by hand. Always ends failed.

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..engine.registry import step
+from ..engine.registry import implements
 from ..adapters.nemoclaw_registry import read_registry as _read
 
 if TYPE_CHECKING:
     from ..engine.context import RunContext
 
 
-@step("read_registry", outcomes=("next", "empty"), local=True, params={"empty_message": str}, writes=("registry",))
+@implements("read_registry")
 def read_registry(ctx: "RunContext") -> str:
     """Read ~/.nemoclaw/sandboxes.json; end with `empty` (printing `with.empty_message`) if none."""
     entries = _read(ctx.paths.registry_file)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from ..kernel.errors import Refusal, StepError
-from ..engine.registry import step
+from ..engine.registry import implements
 from ..adapters.openshell import (
     GATEWAY_MIGRATION,
     OpenShellNotFound,
@@ -60,8 +60,7 @@ def _recover(ctx: "RunContext") -> bool:
     return bool(ctx.params.get("recover", True))
 
 
-@step("sandbox_list", outcomes=("next",), refuses=True, params={"recover": bool}, may_read=("cli_version",),
-      writes=("sandbox_list",))
+@implements("sandbox_list")
 def sandbox_list(ctx: "RunContext") -> None:
     """List OpenShell sandboxes (recovering the gateway once if unreachable); refuse on schema mismatch."""
     state_dir = ctx.paths.gateway_state_dir

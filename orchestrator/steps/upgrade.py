@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..adapters.agents.version import VersionCheck, check_version
 from ..kernel.errors import StepError
-from ..engine.registry import step
+from ..engine.registry import implements
 from ..adapters.nemoclaw_registry import SandboxEntry
 from ..adapters.agents.definitions import load_agent
 from ..store.errors import StoreError
@@ -44,8 +44,7 @@ def _not_running(frozen: dict[str, tuple[str, bool]], name: str, lock_note: str 
     return lock_note or "stopped"
 
 
-@step("classify_versions", outcomes=("next", "current", "checked", "attention"), reads=("registry", "sandbox_list"),
-      writes=("version_report",))
+@implements("classify_versions")
 def classify_versions(ctx: "RunContext") -> str:
     """Sort sandboxes into stale / unknown / current / missing; print the report (and stop
     there with --check: `checked` when anything needs doing, which exits 1)."""
@@ -164,7 +163,7 @@ def report_missing(ctx: "RunContext", missing: list[MissingSandbox]) -> None:
             out.line(f"    {m.sandbox}: no verified backup was found in {ctx.paths.backups_root / m.sandbox}.")
 
 
-@step("confirm_rebuilds", outcomes=("next", "none"), reads=("version_report",), writes=("to_rebuild",))
+@implements("confirm_rebuilds")
 def confirm_rebuilds(ctx: "RunContext") -> str:
     """Pick the running stale sandboxes, asking per sandbox unless --yes/--auto."""
     out, st = ctx.out, ctx.out.style
@@ -196,8 +195,7 @@ def _ask(ctx: "RunContext", prompt: str) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
-@step("rebuild_report", outcomes=("next", "partial"), reads=("item_results",), may_read=("version_report",),
-      writes=("rebuild_summary",))
+@implements("rebuild_report")
 def rebuild_report(ctx: "RunContext") -> str:
     """Summarize the per-sandbox rebuilds of a foreach state (missing sandboxes count as not done)."""
     out, st = ctx.out, ctx.out.style

@@ -61,20 +61,6 @@ def _yaml_files(d: Path) -> Iterator[Path]:
     return iter(sorted(p for p in d.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()))
 
 
-def summary_of(path: Path) -> str | None:
-    """A workflow file's `summary:` for a command list, read with YAML alone (nothing checked,
-    the step library not loaded); None when the file cannot be read or is not a YAML mapping
-    with a string summary. Running or validating the file checks everything."""
-    import yaml
-
-    try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return None
-    summary = data.get("summary") if isinstance(data, dict) else None
-    return summary if isinstance(summary, str) else None
-
-
 def load_checked(path: Path, known: set[str], steps: Mapping[str, StepSignature], facts: set[str]) -> WorkflowSpec:
     """Load and validate one file against the given step signatures and declared facts (the
     engine's registry supplies them: engine/loader.py); raises DefinitionError with every problem."""

@@ -28,7 +28,6 @@ class StepSignature:
     refuses: bool = False
     local: bool = False
     mutates: bool = False
-    summary: str = ""
 
 
 PARAM_TYPE_NAMES: dict[type, str] = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}

@@ -1,4 +1,5 @@
-"""argparse dressed as clap 4: the same error lines and exit code 2 (reference §2)."""
+"""argparse dressed as clap 4: the same error lines and exit code 2 (docs/reference/openshell-cli-and-gateway.md,
+"CLI conventions")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The legacy k3s "cluster" gateway container (≤0.0.36, reference §5.1), as `docker inspect` sees it.
+"""The legacy k3s "cluster" gateway container (≤0.0.36), as `docker inspect` sees it
+(docs/reference/openshell-cli-and-gateway.md, "Legacy cluster container").
 
 Only the container's outside is reproduced: name, image tag, running state and the 30051/tcp
 port binding NemoClaw's cluster-drift check reads. Nothing inside listens. The port is published

@@ -1,4 +1,5 @@
-"""The CLI's gateway registration files (reference §2), read and written as the real CLI does.
+"""The CLI's gateway registration files (docs/reference/openshell-cli-and-gateway.md,
+"Registration files"), read and written as the real CLI does.
 
 Layout under `$XDG_CONFIG_HOME/openshell` (default `~/.config/openshell`):
 `active_gateway`, `gateways/<name>/metadata.json`, `gateways/<name>/last_sandbox`.

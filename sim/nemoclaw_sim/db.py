@@ -1,4 +1,5 @@
-"""The gateway's SQLite store with sqlx 0.8.6 migration semantics (reference §4.4, §4.5).
+"""The gateway's SQLite store with sqlx 0.8.6 migration semantics 
+(docs/reference/openshell-cli-and-gateway.md, "Storage", "Migrations").
 
 Each migration is a fixed SQL text whose SHA-384 is its checksum, as sqlx computes it from the
 file. `migrate()` follows sqlx's `Migrator::run` order exactly, so an older gateway refuses a

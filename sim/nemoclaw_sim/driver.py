@@ -1,4 +1,5 @@
-"""The gateway's Docker compute driver (reference §5.2), talking to the engine at DOCKER_HOST.
+"""The gateway's Docker compute driver, talking to the engine at DOCKER_HOST
+(docs/reference/openshell-cli-and-gateway.md, "Docker driver").
 
 Containers look like the real driver's (name, labels, restart policy, user 0, no volumes) except
 for two local constraints: network mode `none` (the test engine has no bridge) and an idle

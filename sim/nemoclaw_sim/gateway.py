@@ -1,4 +1,5 @@
-"""`openshell-gateway`: the host-process gateway server (reference §4), at the launcher's version.
+"""`openshell-gateway`: the host-process gateway server at the launcher's version
+(docs/reference/openshell-cli-and-gateway.md, "Gateway server").
 
 Run as `python -m nemoclaw_sim.gateway` from an installed launcher. The main port speaks a
 JSON stand-in for gRPC (`POST /openshell.v1.OpenShell/<Rpc>`, content-type `application/grpc…`);
@@ -54,7 +55,7 @@ class RpcError(Exception):
 
 
 class Logger:
-    """tracing fmt on stdout, ANSI unless NO_COLOR is non-empty (§4.2)."""
+    """tracing fmt on stdout, ANSI unless NO_COLOR is non-empty ("Start-up log")."""
 
     def __init__(self) -> None:
         self.ansi = not os.environ.get("NO_COLOR")
@@ -343,7 +344,7 @@ class Service:
 
     # lifecycle
     def resume_all(self) -> None:
-        """§4.6: `docker start` every stored sandbox not Deleting/Error; missing container ⇒ Error."""
+        """`docker start` every stored sandbox not Deleting/Error; missing container ⇒ Error ("Restart")."""
         resumed = failed = 0
         for obj in self.store.list("sandbox"):
             if obj.payload.get("phase") in ("Deleting", "Error", "Stopped"):
@@ -374,7 +375,7 @@ class Service:
         self.log("INFO", "openshell_server", "Sandbox resume sweep complete", resumed=resumed, failed=failed)
 
     def stop_all(self) -> int:
-        """On shutdown the Docker driver stops every managed container it knows (§4.2)."""
+        """On shutdown the Docker driver stops every managed container it knows ("Start-up log")."""
         names = [n for o in self.store.list("sandbox") for n in (o.payload["container"], o.payload.get("supervisor")) if n]
         running = [n for n in names if self.driver.status(n) == "running"]
         threads = [threading.Thread(target=self.driver.stop, args=(n,)) for n in running]

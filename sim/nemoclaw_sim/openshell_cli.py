@@ -1,4 +1,5 @@
-"""`openshell`: the OpenShell CLI stand-in at the launcher's version (reference §1-§3, §6).
+"""`openshell`: the OpenShell CLI stand-in at the launcher's version 
+(docs/reference/openshell-cli-and-gateway.md: "CLI conventions", "Commands", "Version skew").
 
 Data goes to stdout with unconditional ANSI styling; progress and fatal errors go to stderr;
 fatal errors are miette reports (exit 1) and usage errors clap's (exit 2).
@@ -115,7 +116,7 @@ def build_parser(v: Version) -> ClapParser:
     return top
 
 
-# --- gateway resolution (§2) -----------------------------------------------------------------------
+# --- gateway resolution ("Registration files") --------------------------------------------------------------------
 
 class Ctx:
     def __init__(self, args: argparse.Namespace, v: Version) -> None:

@@ -1,4 +1,5 @@
-"""The CLI's client for the gateway's gRPC stand-in, with tonic's failure shapes (§3.8, §6)."""
+"""The CLI's client for the gateway's gRPC stand-in, with tonic's failure shapes
+(docs/reference/openshell-cli-and-gateway.md, "Unreachable gateway", "Version skew")."""
 
 from __future__ import annotations
 

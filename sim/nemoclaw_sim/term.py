@@ -1,11 +1,12 @@
-"""Terminal text exactly as the Rust crates behind OpenShell print it.
+"""Terminal text exactly as the Rust crates behind OpenShell print it
+(docs/reference/openshell-cli-and-gateway.md).
 
-* owo-colors (no `supports-colors` feature): escapes are emitted unconditionally (§2).
+* owo-colors (no `supports-colors` feature): escapes are emitted unconditionally ("CLI conventions").
 * miette 7.6 graphical report, non-TTY: `  × msg`, `  │ more`, `  ├─▶ cause`, `  ╰─▶ last cause`,
-  wrapped at (80 - 2) = 78 columns (§2).
+  wrapped at (80 - 2) = 78 columns ("CLI conventions").
 * clap 4 usage errors: `error: …`, usage line, exit 2.
-* tonic 0.12 / 0.14 `Status` Display (§3.5, §6.4).
-* tracing-subscriber's default fmt layer, ANSI on unless NO_COLOR is non-empty (§4.2).
+* tonic 0.12 / 0.14 `Status` Display ("sandbox get", "Version skew").
+* tracing-subscriber's default fmt layer, ANSI on unless NO_COLOR is non-empty ("Start-up log").
 """
 
 from __future__ import annotations

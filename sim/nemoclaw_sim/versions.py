@@ -2,6 +2,7 @@
 
 Every switch the stand-in makes on its version lives here, so a reader can check it against
 the release timeline (docs/reference/openshell-versions.md) without hunting through modules.
+A quoted section name in a docstring ("Migrations") is a section of docs/reference/openshell-cli-and-gateway.md.
 """
 
 from __future__ import annotations
@@ -62,17 +63,17 @@ def parse(text: str) -> Version:
 # --- gateway (openshell-gateway) -------------------------------------------------------------
 
 def default_server_port(v: Version) -> int:
-    """§4.1: DEFAULT_SERVER_PORT moved from 8080 to 17670 in 0.0.44 (#1415)."""
+    """("Flags and defaults"): DEFAULT_SERVER_PORT moved from 8080 to 17670 in 0.0.44 (#1415)."""
     return 17670 if v.at_least("0.0.44") else 8080
 
 
 def db_url_required(v: Version) -> bool:
-    """§4.1: up to 0.0.43 `--db-url` has no default."""
+    """("Flags and defaults"): up to 0.0.43 `--db-url` has no default."""
     return not v.at_least("0.0.44")
 
 
 def migration_versions(v: Version) -> list[int]:
-    """§4.5: the sqlx migrations compiled into each release."""
+    """("Migrations"): the sqlx migrations compiled into each release."""
     if not v.at_least("0.0.37"):
         return [1, 2, 3]
     if not v.at_least("0.0.44"):
@@ -92,12 +93,12 @@ def has_gateway_info_rpc(v: Version) -> bool:
 
 
 def legacy_001(v: Version) -> bool:
-    """§4.5: migration 001 of the k3s era (≤0.0.36) has different content."""
+    """("Migrations"): migration 001 of the k3s era (≤0.0.36) has different content."""
     return not v.at_least("0.0.37")
 
 
 def startup_tls_lines(v: Version) -> list[tuple[str, str]]:
-    """§4.2 steps 1-3 for a plaintext gateway without client auth, by release."""
+    """("Start-up log"): the TLS and authentication lines for a plaintext gateway without client auth, by release."""
     if not v.at_least("0.0.43"):
         return [("INFO", "TLS disabled — listening on plaintext HTTP")]
     if not v.at_least("0.0.47"):
@@ -116,7 +117,7 @@ def startup_tls_lines(v: Version) -> list[tuple[str, str]]:
 # --- wire schema (what the CLI and gateway exchange) -------------------------------------------
 
 def schema_generation(v: Version) -> int:
-    """§6: 0 = `Sandbox.id` string (≤0.0.36); 1 = ObjectMeta + top-level phase (0.0.37-0.0.52);
+    """("Version skew"): 0 = `Sandbox.id` string (≤0.0.36); 1 = ObjectMeta + top-level phase (0.0.37-0.0.52);
     2 = phase moved into `SandboxStatus` (0.0.53+, #1565); 3 = the 0.1.x protocol (Timestamp
     times, workspace selectors, names instead of ids: docs/reference/openshell-versions.md)."""
     if not v.at_least("0.0.37"):
@@ -163,27 +164,27 @@ def phases(v: Version) -> list[str]:
 
 
 def has_resource_version(v: Version) -> bool:
-    """§6.1: `ObjectMeta.resource_version` exists from 0.0.44."""
+    """("Version skew"): `ObjectMeta.resource_version` exists from 0.0.44."""
     return v.at_least("0.0.44")
 
 
 def tonic_014(v: Version) -> bool:
-    """§6.4: tonic 0.14 (0.0.61+) prints `code: '<description>', message: "…"`."""
+    """("Version skew"): tonic 0.14 (0.0.61+) prints `code: '<description>', message: "…"`."""
     return v.at_least("0.0.61")
 
 
 # --- CLI (openshell) ---------------------------------------------------------------------------
 
 def sandbox_list_output_flag(v: Version) -> bool:
-    """§3.4: `sandbox list -o table|yaml|json` added in 0.0.44 (#1422)."""
+    """("sandbox list"): `sandbox list -o table|yaml|json` added in 0.0.44 (#1422)."""
     return v.at_least("0.0.44")
 
 
 def gateway_list_output_flag(v: Version) -> bool:
-    """§3.3: `gateway list -o json|yaml` from 0.0.47 (#1500)."""
+    """("gateway select, list, add, remove"): `gateway list -o json|yaml` from 0.0.47 (#1500)."""
     return v.at_least("0.0.47")
 
 
 def has_gateway_lifecycle(v: Version) -> bool:
-    """§3.3: `gateway start|stop|destroy` exist only up to 0.0.36."""
+    """("gateway select, list, add, remove"): `gateway start|stop|destroy` exist only up to 0.0.36."""
     return not v.at_least("0.0.37")

@@ -1,11 +1,12 @@
-"""The stand-in for OpenShell's protobuf messages, and their version skew (reference §6).
+"""The stand-in for OpenShell's protobuf messages, and their version skew
+(docs/reference/openshell-cli-and-gateway.md, "Version skew").
 
 The gateway encodes every `Sandbox` in the layout of *its* release ("schema generation"); the
 CLI decodes with the layout of *its* release, failing or defaulting exactly where prost would:
 
 * gen 0 (≤0.0.36): `Sandbox{id: string (1), name, phase (4)}`.
 * gen 1 (0.0.37-0.0.52): `Sandbox{metadata: ObjectMeta (1), phase (4), current_policy_version (5)}`;
-  `ObjectMeta.resource_version` only from 0.0.44 (absent ⇒ 0, §6.1).
+  `ObjectMeta.resource_version` only from 0.0.44 (absent ⇒ 0).
 * gen 2 (0.0.53+): phase/current_policy_version moved into `status: SandboxStatus` (#1565).
   `ObjectMeta.workspace` from 0.0.88.
 * gen 3 (0.1.x): `ObjectMeta.created_time` is a Timestamp (field 103) instead of

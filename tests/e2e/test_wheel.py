@@ -75,31 +75,82 @@ def installed(tmp_path_factory, wheel) -> Path:
     return exe
 
 
-def _run(exe: Path, *args: str, tmp: Path) -> subprocess.CompletedProcess[str]:
-    env = {"HOME": str(tmp), "PATH": "/usr/bin:/bin", "NO_COLOR": "1"}
-    return subprocess.run([str(exe), *args], cwd=tmp, env=env, capture_output=True, text=True, timeout=120)
+# The installed `nemoclaw` script, run for several commands in one start of the installed
+# interpreter (its shebang names it, checked above): each command in a forked child running the
+# script file itself, so every command is its own process with its own exit code and streams.
+# The modules the commands need are imported once, before the children are forked.
+MANY = """
+import json, os, runpy, sys
+exe, commands = sys.argv[1], json.loads(sys.argv[2])
+import orchestrator.cli, orchestrator.cli.workflows, orchestrator.engine.loader, orchestrator.engine.run
+for name in ("orchestrator.cli", "orchestrator.engine.run"):
+    assert "/site-packages/orchestrator/" in sys.modules[name].__file__, sys.modules[name].__file__
+results = []
+for argv in commands:
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.dup2(out_w, 1)
+        os.dup2(err_w, 2)
+        sys.stdout = open(1, "w", closefd=False)
+        sys.stderr = open(2, "w", closefd=False)
+        sys.argv = [exe, *argv]
+        code = 0
+        try:
+            runpy.run_path(exe, run_name="__main__")
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    os.close(out_w)
+    os.close(err_w)
+    with open(out_r) as o, open(err_r) as e:
+        out, err = o.read(), e.read()
+    results.append([os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), out, err])
+print(json.dumps(results))
+"""
+
+COMMANDS = {
+    "list": ["workflows", "list", "--json"],
+    "help": ["--help"],
+    "backup-help": ["backup-all", "--help"],
+    "validate": ["workflows", "validate"],
+    "graph": ["workflows", "graph", "backup-all"],
+    "backup": ["backup-all"],
+}
 
 
-def test_installed_wheel_finds_builtin_workflows(installed, tmp_path):
-    r = _run(installed, "workflows", "list", "--json", tmp=tmp_path)
-    assert r.returncode == 0, r.stderr
+@pytest.fixture(scope="module")
+def ran(installed, tmp_path_factory) -> dict[str, tuple[int, str, str]]:
+    """`nemoclaw ARGV` for each of COMMANDS, from a scratch HOME and working directory."""
     import json
 
-    rows = {row["name"]: row for row in json.loads(r.stdout)}
+    tmp = tmp_path_factory.mktemp("run")
+    env = {"HOME": str(tmp), "PATH": "/usr/bin:/bin", "NO_COLOR": "1"}
+    r = subprocess.run([str(installed.with_name("python")), "-c", MANY, str(installed), json.dumps(list(COMMANDS.values()))],
+                       cwd=tmp, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    return {name: tuple(res) for name, res in zip(COMMANDS, json.loads(r.stdout))}
+
+
+def test_installed_wheel_finds_builtin_workflows(ran):
+    import json
+
+    code, out, err = ran["list"]
+    assert code == 0, err
+    rows = {row["name"]: row for row in json.loads(out)}
     assert "backup-all" in rows and rows["backup-all"]["builtin"] and rows["backup-all"]["valid"]
     assert "/site-packages/orchestrator/_workflows/" in rows["backup-all"]["path"]
     assert str(ROOT) not in rows["backup-all"]["path"]
 
 
-def test_installed_wheel_help_validate_graph(installed, tmp_path):
-    r = _run(installed, "--help", tmp=tmp_path)
-    assert r.returncode == 0 and "backup-all" in r.stdout and "workflows" in r.stdout
-    r = _run(installed, "backup-all", "--help", tmp=tmp_path)
-    assert r.returncode == 0 and "Back up all sandbox state before upgrade" in r.stdout
-    r = _run(installed, "workflows", "validate", tmp=tmp_path)
-    assert r.returncode == 0, r.stderr
-    r = _run(installed, "workflows", "graph", "backup-all", tmp=tmp_path)
-    assert r.returncode == 0 and "preflight --> refused: refuse" in r.stdout
+def test_installed_wheel_help_validate_graph(ran):
+    helped, backup_help, validated, graph, backup = (ran[n] for n in ("help", "backup-help", "validate", "graph", "backup"))
+    assert helped[0] == 0 and "backup-all" in helped[1] and "workflows" in helped[1]
+    assert backup_help[0] == 0 and "Back up all sandbox state before upgrade" in backup_help[1]
+    assert validated[0] == 0, validated[2]
+    assert graph[0] == 0 and "preflight --> refused: refuse" in graph[1]
     # The empty-registry path runs end to end from the wheel, with no OpenShell installed.
-    r = _run(installed, "backup-all", tmp=tmp_path)
-    assert (r.returncode, r.stdout) == (0, "  No sandboxes registered. Nothing to back up.\n"), r.stderr
+    assert (backup[0], backup[1]) == (0, "  No sandboxes registered. Nothing to back up.\n"), backup[2]

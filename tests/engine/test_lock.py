@@ -1,5 +1,5 @@
-"""One writer at a time. The lock holder is a real `nemoclaw` process (another pid, live or
-killed); the runs that meet its lock run in process."""
+"""One writer at a time. The lock holder is a real `nemoclaw` process (a forked child running the
+program's entry point: another pid, live or killed); the runs that meet its lock run in process."""
 
 import json
 import os
@@ -16,7 +16,7 @@ def _wait_for(path, timeout=30):
 
 
 def test_live_lock_refuses_second_run_with_75(engine, program):
-    first = program.popen("t-wait")
+    first = program.fork("t-wait")
     try:
         _wait_for(engine.home / "staged.path")
         second = engine.run("t-commit")
@@ -45,7 +45,7 @@ def test_dead_lock_is_broken_with_a_message(engine):
 
 
 def test_sweep_of_dead_runs_staging_is_announced(engine, program):
-    first = program.popen("t-wait")
+    first = program.fork("t-wait")
     _wait_for(engine.home / "staged.path")
     staged = engine.home.joinpath("staged.path").read_text()
     os.kill(first.pid, 9)  # no cleanup at all: staging and lock stay behind
@@ -58,7 +58,7 @@ def test_sweep_of_dead_runs_staging_is_announced(engine, program):
 
 
 def test_read_only_run_takes_no_lock_and_may_not_commit(engine, program):
-    first = program.popen("t-wait")
+    first = program.fork("t-wait")
     try:
         _wait_for(engine.home / "staged.path")
         looked = engine.run("t-look", check=True)

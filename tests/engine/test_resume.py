@@ -14,8 +14,9 @@ from tests.support.cli import invoke
 
 def test_a_foreach_killed_in_its_second_item_resumes_that_item_then_runs_the_third(engine, program):
     home = engine.home
-    killed = program.run("t-marks", env={"NEMOCLAW_TEST_KILL_AT": "t-mark-item:mark:enter:2"})
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    killed = program.fork("t-marks", env={"NEMOCLAW_TEST_KILL_AT": "t-mark-item:mark:enter:2"})
+    _, err = killed.communicate(timeout=60)
+    assert killed.returncode == -signal.SIGKILL, err
     assert (home / "marks").read_text().split() == ["one"]
 
     listed = invoke("runs", "list", "--json")

@@ -79,7 +79,7 @@ def test_retry_gives_up_after_attempts(engine):
 
 
 def test_ctrl_c_discards_staging_and_exits_130(engine, program):
-    proc = program.popen("t-wait")
+    proc = program.fork("t-wait")
     marker = program.home / "staged.path"
     deadline = time.monotonic() + 30
     while not marker.exists() and time.monotonic() < deadline:

@@ -1,4 +1,5 @@
-"""Pure parsers against the exact texts in the references (nemoclaw §1.4, §4.2, §5.2–§5.4, §6.3)."""
+"""Pure parsers against the exact upstream texts (docs/reference/nemoclaw-commands.md "Running `openshell`",
+gateway-preflight.md "Legacy cluster container", gateway-recovery.md)."""
 
 from __future__ import annotations
 
@@ -81,7 +82,7 @@ def test_endpoint_and_status_fields():
     assert status_version(STATUS) == "0.0.44" and status_version(STATUS_E2E) is None
 
 
-# §6.3 runtime-recovery checklist
+# The listing lines of upstream's runtime-recovery tests (docs/reference/gateway-recovery.md, "Listing lines")
 TABLE = (
     "\x1b[1mNAME   CREATED              PHASE\x1b[0m\n"
     "alpha  2026-03-24 10:00:00  \x1b[32mReady\x1b[39m\n"

@@ -1,28 +1,23 @@
-"""The single-writer lock, against real second processes."""
+"""The single-writer lock, against real second processes (forked children: tests/support/forked.py)."""
 
 from __future__ import annotations
 
 import json
 import os
 import socket
-import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from orchestrator.store import LockHeld, WriterLock, read_lock
+from tests.support.forked import Forked, fork_call
 
-ROOT = Path(__file__).resolve().parents[2]
 
-HOLDER = textwrap.dedent(
-    """
-    import sys
-    sys.path.insert(0, {root!r})
-    from pathlib import Path
-    from orchestrator.store import LockHeld, WriterLock
-    lock = WriterLock(Path(sys.argv[1]), sys.argv[2])
+def _hold(path: Path, run_id: str) -> None:
+    """In a forked child: take the lock (or say who holds it and exit with its code), hold it
+    until stdin closes or says so."""
+    lock = WriterLock(path, run_id)
     try:
         lock.acquire()
     except LockHeld as exc:
@@ -31,13 +26,10 @@ HOLDER = textwrap.dedent(
     print("won", flush=True)
     sys.stdin.readline()  # hold until the parent says so
     lock.release()
-    """
-).format(root=str(ROOT))
 
 
-def _holder(path: Path, run_id: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", HOLDER, str(path), run_id], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
+def _holder(path: Path, run_id: str) -> Forked:
+    return fork_call(_hold, path, run_id)
 
 
 def test_live_lock_refuses_second_holder_with_exit_75(tmp_path):

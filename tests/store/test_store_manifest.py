@@ -18,15 +18,15 @@ from orchestrator.store import (
     Manifest,
     ManifestError,
     StateFile,
-    extract_stream,
     load_manifest,
     new_timestamp,
     parse_timestamp,
     verify,
     write_manifest,
 )
-from orchestrator.store.archive import pack_directory
 from orchestrator.store.errors import StoreError
+
+from tests.support.backup_tree import extract_backup_files
 
 
 def _manifest(**kw) -> Manifest:
@@ -43,14 +43,7 @@ def _manifest(**kw) -> Manifest:
 
 def _make_backup(root: Path, sandbox: str, ts: str, files: dict[str, bytes]) -> Path:
     """A real backup: files packed and extracted through the archive code, then a manifest."""
-    src = root.parent / "src" / f"{sandbox}-{ts}"
-    for rel, data in files.items():
-        (src / rel).parent.mkdir(parents=True, exist_ok=True)
-        (src / rel).write_bytes(data)
-    dest = root / sandbox / ts
-    dest.mkdir(parents=True)
-    res = extract_stream(pack_directory(src, sorted({r.split("/")[0] for r in files})), dest)
-    tops = sorted({r.split("/")[0] for r in files})
+    dest, tops, res = extract_backup_files(root, sandbox, ts, files)
     write_manifest(dest, _manifest(sandbox_name=sandbox, timestamp=ts, backup_path=str(dest), files=res.files,
                                    dirs=res.dirs, symlinks=res.symlinks, state_dirs=tops, backed_up_dirs=tops,
                                    state_files=[]))

@@ -1,4 +1,5 @@
-"""Staging, atomic commit and sweep, with real files and real SIGKILLed processes."""
+"""Staging, atomic commit and sweep, with real files and real SIGKILLed processes (forked
+children: tests/support/forked.py)."""
 
 from __future__ import annotations
 
@@ -6,17 +7,15 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
 from orchestrator.store import StagingError, Staging, describe_sweep, sweep
+from tests.support.forked import fork_call
 
-ROOT = Path(__file__).resolve().parents[2]
 FILES_PER_ITEM = 20
 
 
@@ -93,17 +92,13 @@ def test_discard_is_idempotent_and_never_follows_symlinks(tmp_path):
 
 # --- crash atomicity ---------------------------------------------------------------------------
 
-CHILD = textwrap.dedent(
-    """
-    import os, signal, sys
-    from pathlib import Path
-    sys.path.insert(0, {root!r})
+def _crash_child(root: Path, kill_at: str, wait_after_a: bool = False) -> None:
+    """In a forked child: stage and commit items `a` and `b`, SIGKILLing itself at `kill_at`
+    (or, with `wait_after_a`, saying "committed a" and waiting for a line on stdin)."""
     from orchestrator.store import _fsutil
     from orchestrator.store.staging import Staging
 
-    root, kill_at = Path(sys.argv[1]), sys.argv[2]
     real_rename = _fsutil.rename_noreplace
-    real_fsync_dir = _fsutil.fsync_dir
     renames = []
 
     def die(point):
@@ -113,27 +108,29 @@ CHILD = textwrap.dedent(
 
     def rename(src, dst):
         renames.append(dst)
-        die(f"before_rename_{{len(renames)}}")
+        die(f"before_rename_{len(renames)}")
         real_rename(src, dst)
-        die(f"after_rename_{{len(renames)}}")
+        die(f"after_rename_{len(renames)}")
 
-    _fsutil.rename_noreplace = rename
+    _fsutil.rename_noreplace = rename  # in the child only
     st = Staging.create(root / ".staging", "run-crash")
     for item in ("a", "b"):
         d = st.dir_for(item)
-        for i in range({n}):
-            sub = d / f"dir{{i % 3}}"
+        for i in range(FILES_PER_ITEM):
+            sub = d / f"dir{i % 3}"
             sub.mkdir(exist_ok=True)
-            (sub / f"f{{i}}").write_bytes(f"{{item}}-{{i}}".encode() * (i + 1))
-            if i == {n} // 2:
-                die(f"writing_{{item}}")
-        die(f"staged_{{item}}")
+            (sub / f"f{i}").write_bytes(f"{item}-{i}".encode() * (i + 1))
+            if i == FILES_PER_ITEM // 2:
+                die(f"writing_{item}")
+        die(f"staged_{item}")
         st.commit(item, root / "sb" / item)
-        die(f"committed_{{item}}")
+        if wait_after_a:
+            print(f"committed {item}", flush=True)
+            if item == "a":
+                sys.stdin.readline()
+        die(f"committed_{item}")
     st.discard()
     print("done")
-    """
-)
 
 
 def _expected_files(item: str) -> dict[str, bytes]:
@@ -162,9 +159,9 @@ def _assert_complete_or_absent(path: Path, item: str) -> bool:
     ],
 )
 def test_sigkill_never_leaves_a_partial_commit_and_sweep_removes_leftovers(tmp_path, kill_at, committed, staged_left):
-    script = CHILD.format(root=str(ROOT), n=FILES_PER_ITEM)
-    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path), kill_at], capture_output=True, text=True)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    proc = fork_call(_crash_child, tmp_path, kill_at)
+    _, err = proc.communicate()
+    assert proc.returncode == -signal.SIGKILL, err
     present = tuple(item for item in ("a", "b") if _assert_complete_or_absent(tmp_path / "sb" / item, item))
     assert present == committed
 
@@ -185,11 +182,7 @@ def test_sigkill_never_leaves_a_partial_commit_and_sweep_removes_leftovers(tmp_p
 def test_external_sigkill_while_staging_leaves_previous_set(tmp_path):
     """The parent SIGKILLs the child right after letting it go on from `a`'s commit to staging
     and committing `b`: wherever the kill lands, `a` is complete and `b` absent or complete."""
-    script = CHILD.format(root=str(ROOT), n=FILES_PER_ITEM).replace(
-        'die(f"committed_{item}")', 'print(f"committed {item}", flush=True)\n    if item == "a": sys.stdin.readline()'
-    )
-    proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path), "never"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
+    proc = fork_call(_crash_child, tmp_path, "never", True)
     assert proc.stdout.readline().strip() == "committed a"
     proc.stdin.write("go\n")
     proc.stdin.flush()
@@ -210,9 +203,15 @@ def test_sweep_removes_dead_runs_and_keeps_live_ones(tmp_path):
     live = Staging.create(root, "live-run")
     (live.dir_for("sb") / "f").write_text("x")
     # A dead run: a real process that created its area and exited without discarding it.
-    code = f"import sys; sys.path.insert(0, {str(ROOT)!r}); from orchestrator.store import Staging; " \
-           f"s = Staging.create(__import__('pathlib').Path({str(root)!r}), 'dead-run'); s.dir_for('x'); s.dir_for('y')"
-    subprocess.run([sys.executable, "-c", code], check=True)
+
+    def dead_run() -> None:
+        s = Staging.create(root, "dead-run")
+        s.dir_for("x")
+        s.dir_for("y")
+
+    child = fork_call(dead_run)
+    child.communicate()
+    assert child.returncode == 0
     assert (root / "dead-run").is_dir()
 
     swept = sweep(root)

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 
 from orchestrator.adapters.agents.definitions import load_agent
-from orchestrator.store import MANIFEST_NAME, BackupStore, InvalidBackup, extract_stream, new_timestamp
-from orchestrator.store.archive import pack_directory
+from orchestrator.store import MANIFEST_NAME, BackupStore, InvalidBackup, new_timestamp
 from orchestrator.store.capture import Capture, build_manifest
 from orchestrator.store.manifest import write_manifest
 
+from tests.support.backup_tree import extract_backup_files
 from tests.support.cli import Invoked, invoke
 
 OLD, MID, NEW = "2026-05-01T00-00-00-000Z", "2026-05-02T00-00-00-000Z", "2026-05-03T00-00-00-000Z"
@@ -31,16 +31,10 @@ FILES = {"agents/main/s.jsonl": b"session\n", "workspace/SOUL.md": b"soul\n", "c
 def make_backup(root: Path, sandbox: str, ts: str, files: dict[str, bytes] = FILES) -> Path:
     """A backup as backup-all writes it: the tree through the archive code, the manifest from
     a Capture of the openclaw agent."""
-    src = root.parent / "src" / f"{sandbox}-{ts}"
-    for rel, data in files.items():
-        (src / rel).parent.mkdir(parents=True, exist_ok=True)
-        (src / rel).write_bytes(data)
-    dest = root / sandbox / ts
-    dest.mkdir(parents=True)
-    tops = sorted({r.split("/")[0] for r in files})
+    dest, tops, extracted = extract_backup_files(root, sandbox, ts, files)
     agent = load_agent("openclaw")
     cap = Capture(state_dirs=list(agent.state_dirs), backed_up_dirs=tops)
-    cap.archive.merge(extract_stream(pack_directory(src, tops), dest))
+    cap.archive.merge(extracted)
     write_manifest(dest, build_manifest(cap, agent, sandbox=sandbox, timestamp=ts, backup_path=dest))
     return dest
 

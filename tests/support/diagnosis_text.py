@@ -14,17 +14,7 @@ def host_process_drift_block(action: str, command: str, gateway_bin: str, instal
         f"  OpenShell gateway schema preflight failed before {action}.",
         f"  Installed OpenShell: {installed}",
         f"  Running gateway binary: {gateway_bin} ({running})",
-        "",
-        "  Refusing to trust OpenShell sandbox state while the host CLI and gateway schema may be out of sync.",
-        "  No sandbox data was changed.",
-        "",
-        "  Recovery:",
-        "    1. Run `nemoclaw onboard --resume` to repair or recreate the NemoClaw gateway with the installed OpenShell version.",
-        f"    2. Rerun `{command}` after `openshell status` reports a healthy NemoClaw gateway.",
-        "",
-        "  If gateway recreation is required, preserve sandbox state first; do not delete sandbox volumes or backups "
-        "until `openshell status` reports a healthy NemoClaw gateway on the installed OpenShell version.",
-    ]
+    ] + _refusal_tail(command)
 
 
 def cross_line_block(action: str, command: str, running_line: str, installed: str, running: str) -> list[str]:
@@ -38,6 +28,12 @@ def cross_line_block(action: str, command: str, running_line: str, installed: st
         f"  Installed OpenShell: {installed}",
         running_line,
         cross_line_message(installed, running),
+    ] + _refusal_tail(command)
+
+
+def _refusal_tail(command: str) -> list[str]:
+    """What every drift block ends with: the refusal, the recovery steps, the warning."""
+    return [
         "",
         "  Refusing to trust OpenShell sandbox state while the host CLI and gateway schema may be out of sync.",
         "  No sandbox data was changed.",

@@ -4,7 +4,10 @@ run in process or as the real `nemoclaw` program.
 `Engine.run("t-route", allow=True)` loads the workflow by name from the workflow path, fills in
 the options' defaults as the command line would, and calls `run_workflow` with a reporter that
 writes to strings: the run, its journal and its files are real, only the process is not.
-`Program` runs the real `nemoclaw` (for signals, kills and the command line itself).
+`Program` runs the real `nemoclaw`: `run`/`popen` as a new interpreter (the command line
+itself: start-up, exit codes, streams), `fork` as a forked child of this one calling the same
+entry point `orchestrator.cli:main` (a real process for signals, kills and a second lock holder,
+without the start-up; tests/support/forked.py).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from orchestrator.engine.run import KILL_ENV, RunResult, run_workflow
 from orchestrator.kernel.paths import Paths
 from orchestrator.engine.loader import load_by_name
 
+from tests.support.forked import Forked, fork_call
 import tests.support.engine_steps  # noqa: F401 - registers the engine's test steps in this process
 
 HERE = Path(__file__).resolve().parent
@@ -125,6 +129,19 @@ class Program:
         return subprocess.Popen([NEMOCLAW, *args], env={**self.env, **(env or {})}, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
                                 preexec_fn=_sigint_as_at_a_terminal)
+
+
+    def fork(self, *args: str, env: dict[str, str] | None = None) -> Forked:
+        """`nemoclaw ARGS` as a forked child: the program's entry point with this argv and exactly
+        the program's environment, its own pid, streams and signal dispositions."""
+        return fork_call(_program_main, ["nemoclaw", *args], env={**self.env, **(env or {})})
+
+
+def _program_main(argv: list[str]) -> None:
+    from orchestrator.cli import main
+
+    sys.argv = argv
+    main()
 
 
 def journal_events(home: Path, workflow: str) -> list[dict]:

@@ -1,4 +1,5 @@
-"""Real small programs standing in for `openshell` / `openshell-gateway` (as upstream's e2e §6.4).
+"""Real small programs standing in for `openshell` / `openshell-gateway` (as upstream NemoClaw's
+`test/e2e/test-gateway-drift-preflight.sh` does).
 
 `FakeOpenShell` writes a bash `openshell` whose answers live in files the test can change
 mid-run; every invocation is appended to `calls.log`. Gateways are real processes: `sleep`

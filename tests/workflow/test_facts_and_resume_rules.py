@@ -201,10 +201,10 @@ def test_option_bounds_are_checked(tmp_path):
 
 
 def test_the_built_in_workflows_declare_resume_on_every_world_changing_state():
-    from orchestrator.engine.registry import registered_steps
+    from orchestrator.engine.registry import signatures
     from orchestrator.workflow.discover import builtin_dir
 
-    steps = registered_steps()
+    steps = signatures()
     for path in sorted(builtin_dir().glob("*.yaml")):
         spec = load_workflow(path, KNOWN)
         for name, state in spec.states.items():

@@ -1,0 +1,45 @@
+"""The built-in steps' signatures, and the module implementing each (engine/registry.py,
+`declare`). The loader checks every workflow against these without importing any step's code;
+a step's module is imported when a run first enters one of its states, so a refusal by the
+preflight never imports the backup, rebuild or upgrade code. Each module's `@implements(name)`
+must match the module named here (a mismatch fails at import). What each fact is:
+steps/facts.py.
+"""
+
+from __future__ import annotations
+
+from ..engine.registry import declare
+
+_PKG = __name__.rpartition(".")[0]
+REGISTRY, PREFLIGHT, SANDBOX_LIST = f"{_PKG}.registry", f"{_PKG}.preflight", f"{_PKG}.sandbox_list"
+BACKUP, REBUILD, UPGRADE, CONTROL = f"{_PKG}.backup", f"{_PKG}.rebuild", f"{_PKG}.upgrade", f"{_PKG}.control"
+
+declare("read_registry", REGISTRY, outcomes=("next", "empty"), local=True, params={"empty_message": str},
+        writes=("registry",))
+declare("preflight", PREFLIGHT, outcomes=("next",), refuses=True, writes=("cli_version",))
+declare("sandbox_list", SANDBOX_LIST, outcomes=("next",), refuses=True, params={"recover": bool},
+        may_read=("cli_version",), writes=("sandbox_list",))
+declare("fail", CONTROL, outcomes=(), local=True, params={"message": str, "exit_code": int})
+
+declare("unpause_leftovers", BACKUP, mutates=True)
+declare("snapshot", BACKUP, reads=("registry", "sandbox_list"), may_read=("backup_targets",), writes=("snapshot",),
+        mutates=True)
+declare("commit_backups", BACKUP, outcomes=("next", "partial"), commits=True, params={"quiet_summary": bool},
+        reads=("snapshot",), writes=("committed", "backup_report"))
+
+declare("rebuild_target", REBUILD, outcomes=("next", "from_backup"), reads=("registry", "sandbox_list"),
+        writes=("rebuild_plan", "backup_targets"))
+declare("delete_sandbox", REBUILD, reads=("rebuild_plan",), writes=("sandbox_deleted",), mutates=True)
+declare("create_sandbox", REBUILD, reads=("rebuild_plan",), mutates=True)
+declare("wait_ready", REBUILD, params={"timeout": float}, reads=("rebuild_plan",))
+declare("restore_sandbox", REBUILD, reads=("rebuild_plan",), may_read=("committed",), mutates=True)
+declare("verify_rebuild", REBUILD, reads=("rebuild_plan",), may_read=("committed",))
+declare("record_version", REBUILD, reads=("rebuild_plan",), mutates=True)
+declare("rollback_rebuild", REBUILD, outcomes=("unrecovered",), params={"timeout": float}, reads=("rebuild_plan",),
+        may_read=("committed", "sandbox_deleted"), mutates=True)
+
+declare("classify_versions", UPGRADE, outcomes=("next", "current", "checked", "attention"),
+        reads=("registry", "sandbox_list"), writes=("version_report",))
+declare("confirm_rebuilds", UPGRADE, outcomes=("next", "none"), reads=("version_report",), writes=("to_rebuild",))
+declare("rebuild_report", UPGRADE, outcomes=("next", "partial"), reads=("item_results",), may_read=("version_report",),
+        writes=("rebuild_summary",))
