@@ -1,6 +1,6 @@
 """Gateway recovery and health with real processes (docs/reference/gateway-recovery.md).
 
-A gateway is healthy only if, after the probes, it is alive, `openshell status` is Connected,
+A gateway is healthy only if, after the probes (and 0.5 s more), it is alive, `openshell status` is Connected,
 its port accepts and its log has no fatal error. Polling is bounded by
 NEMOCLAW_HEALTH_POLL_COUNT × NEMOCLAW_HEALTH_POLL_INTERVAL (set small by the `home` fixture).
 """
@@ -79,6 +79,34 @@ exit 1
     assert result.cause == "the gateway database was written by a newer OpenShell"
     assert "  ✓ Docker-driver gateway is healthy" not in lines
     assert "  Docker-driver gateway failed to start." in lines
+
+
+def test_a_gateway_that_dies_just_after_its_first_good_probe_is_not_healthy(fake_openshell, home, procs, tmp_path):
+    """Found as a flaky test: the probes can all pass in the moment between a gateway binding its
+    port and it logging a fatal error and exiting. It must stay up, its log clean, a moment more."""
+    child_pid = tmp_path / "listener.pid"
+    write_exec(home / "bin" / "openshell-gateway", f"""#!/bin/bash
+if [ "$1" = --version ]; then echo "openshell-gateway 0.0.37"; exit 0; fi
+PORT=8080; while [ $# -gt 0 ]; do [ "$1" = --port ] && PORT=$2; shift; done
+{REAL_PYTHON} -c "import socket,sys
+s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(16)
+open(sys.argv[2], 'w').write(str(__import__('os').getpid()))
+while True: s.accept()[0].close()" "$PORT" {child_pid} </dev/null >/dev/null 2>&1 &
+for i in $(seq 100); do [ -s {child_pid} ] && break; sleep 0.05; done
+sleep 0.1
+printf '%s' '{MIGRATION_ERR}' >&2
+exit 1
+""")
+    fake_openshell.require_listener()
+    lines: list[str] = []
+    try:
+        result = start_gateway(state_dir=Paths.from_env().gateway_state_dir, say=lines.append, warn=lines.append)
+    finally:
+        if child_pid.exists():
+            procs.adopt(int(child_pid.read_text()))
+        _adopt_started(procs)
+    assert "  ✓ Docker-driver gateway is healthy" not in lines
+    assert not result.healthy and result.cause == "the gateway database was written by a newer OpenShell"
 
 
 def test_recovery_starts_gateway_and_retries_list(fake_openshell, home, procs):

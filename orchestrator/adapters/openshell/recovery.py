@@ -59,6 +59,7 @@ _MIGRATION = re.compile(r"is missing in the resolved migrations|has been modifie
 _FATAL = re.compile(r"^\s*Error:|migration error|migration \d+ is partially applied|configuration error", re.I | re.M)
 NEWER_DB_CAUSE = "the gateway database was written by a newer OpenShell"
 LOG_TAIL_LINES = 20
+SETTLE_SECONDS = 0.5  # how long a gateway we started must stay up, its log clean, after good probes
 
 
 def gateway_port(env: Mapping[str, str] | None = None) -> int:
@@ -263,8 +264,13 @@ def start_gateway(
         ok = _connected_to(gateway, openshell, env) and _port_accepts(port)
         log_text = _read_from(log_path, offset)
         if ok and proc.poll() is None and not _FATAL.search(strip_ansi(log_text)):
-            say("  ✓ Docker-driver gateway is healthy")
-            return GatewayStart(healthy=True, log_path=log_path, pid=proc.pid)
+            # All probes can pass in the moment between a failing gateway binding its port and
+            # it logging its fatal error and exiting: it must stay up, its log clean, a while more.
+            time.sleep(SETTLE_SECONDS)
+            if proc.poll() is None and not _FATAL.search(strip_ansi(_read_from(log_path, offset))):
+                say("  ✓ Docker-driver gateway is healthy")
+                return GatewayStart(healthy=True, log_path=log_path, pid=proc.pid)
+            continue  # it exited (the loop's first check ends it) or its log turned fatal
         time.sleep(interval)
     _stop(proc)
     return _failed(log_path, _read_from(log_path, offset), proc.pid, warn)
