@@ -53,9 +53,9 @@ def test_gateway_dying_on_migration_is_never_healthy_and_refuses(fake_openshell,
     assert (state / "openshell-gateway.pid").exists()
 
 
-def test_dead_gateway_is_unhealthy_even_if_its_port_still_accepts(fake_openshell, home, procs, tmp_path):
-    """The #4430 shape: something still answers on the port, but the gateway process itself exited."""
-    child_pid = tmp_path / "listener.pid"
+def _gateway_leaving_a_listener(home, child_pid, *, linger: float = 0.0) -> None:
+    """An `openshell-gateway` that starts a listener on its port (a child that outlives it,
+    its pid in `child_pid`), waits `linger` seconds, then logs a migration error and exits 1."""
     write_exec(home / "bin" / "openshell-gateway", f"""#!/bin/bash
 if [ "$1" = --version ]; then echo "openshell-gateway 0.0.37"; exit 0; fi
 PORT=8080; while [ $# -gt 0 ]; do [ "$1" = --port ] && PORT=$2; shift; done
@@ -64,9 +64,20 @@ s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bi
 open(sys.argv[2], 'w').write(str(__import__('os').getpid()))
 while True: s.accept()[0].close()" "$PORT" {child_pid} </dev/null >/dev/null 2>&1 &
 for i in $(seq 100); do [ -s {child_pid} ] && break; sleep 0.05; done
+sleep {linger}
 printf '%s' '{MIGRATION_ERR}' >&2
 exit 1
 """)
+
+
+@pytest.mark.parametrize("linger", [0.0, 0.1], ids=["exits-at-once", "exits-after-its-first-good-probe"])
+def test_dead_gateway_is_unhealthy_even_if_its_port_still_accepts(fake_openshell, home, procs, tmp_path, linger):
+    """The #4430 shape: something still answers on the port, but the gateway process itself
+    exited. Lingering (found as a flaky test): every probe can pass in the moment between the
+    gateway binding its port and it logging its fatal error and exiting; it must stay up, its log
+    clean, a moment more to count as healthy."""
+    child_pid = tmp_path / "listener.pid"
+    _gateway_leaving_a_listener(home, child_pid, linger=linger)
     fake_openshell.require_listener()
     lines: list[str] = []
     try:
@@ -79,34 +90,6 @@ exit 1
     assert result.cause == "the gateway database was written by a newer OpenShell"
     assert "  ✓ Docker-driver gateway is healthy" not in lines
     assert "  Docker-driver gateway failed to start." in lines
-
-
-def test_a_gateway_that_dies_just_after_its_first_good_probe_is_not_healthy(fake_openshell, home, procs, tmp_path):
-    """Found as a flaky test: the probes can all pass in the moment between a gateway binding its
-    port and it logging a fatal error and exiting. It must stay up, its log clean, a moment more."""
-    child_pid = tmp_path / "listener.pid"
-    write_exec(home / "bin" / "openshell-gateway", f"""#!/bin/bash
-if [ "$1" = --version ]; then echo "openshell-gateway 0.0.37"; exit 0; fi
-PORT=8080; while [ $# -gt 0 ]; do [ "$1" = --port ] && PORT=$2; shift; done
-{REAL_PYTHON} -c "import socket,sys
-s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(16)
-open(sys.argv[2], 'w').write(str(__import__('os').getpid()))
-while True: s.accept()[0].close()" "$PORT" {child_pid} </dev/null >/dev/null 2>&1 &
-for i in $(seq 100); do [ -s {child_pid} ] && break; sleep 0.05; done
-sleep 0.1
-printf '%s' '{MIGRATION_ERR}' >&2
-exit 1
-""")
-    fake_openshell.require_listener()
-    lines: list[str] = []
-    try:
-        result = start_gateway(state_dir=Paths.from_env().gateway_state_dir, say=lines.append, warn=lines.append)
-    finally:
-        if child_pid.exists():
-            procs.adopt(int(child_pid.read_text()))
-        _adopt_started(procs)
-    assert "  ✓ Docker-driver gateway is healthy" not in lines
-    assert not result.healthy and result.cause == "the gateway database was written by a newer OpenShell"
 
 
 def test_recovery_starts_gateway_and_retries_list(fake_openshell, home, procs):
