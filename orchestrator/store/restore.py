@@ -93,22 +93,20 @@ def restore_backup(
     manifest = manifest or load_manifest(backup_dir)
     # Untrusted input: `dir` and every name must be the agent's own (docs/backups.md).
     check_against_agent(manifest, agents(manifest.agent_type), backup_dir)
+    base = rebase(manifest.dir, data_root)
     if manifest.scope == "home":
         from .home_scope import restore_home
 
         names, files, nbytes = restore_home(container, backup_dir, manifest, owner=owner, on_progress=on_progress,
                                             data_root=data_root)
-        mismatch = (read_back(container, manifest, names, base=rebase(manifest.dir, data_root), on_progress=on_read_back)
-                    if verify else None)
-        return RestoreResult(restored=names, files=files, bytes=nbytes, mismatch=mismatch)
-    names = restore_names(backup_dir, manifest)
-    base = rebase(manifest.dir, data_root)
-    exec_root(container, ["mkdir", "-p", "--", base])
-    if owner is None:
-        owner = owner_of(container, base)
-    if names:
-        exec_root(container, ["rm", "-rf", "--", *(posixpath.join(base, n) for n in names)])
-    files, nbytes = stream_in(container, backup_dir, manifest, names, base, owner=owner, on_progress=on_progress)
+    else:
+        names = restore_names(backup_dir, manifest)
+        exec_root(container, ["mkdir", "-p", "--", base])
+        if owner is None:
+            owner = owner_of(container, base)
+        if names:
+            exec_root(container, ["rm", "-rf", "--", *(posixpath.join(base, n) for n in names)])
+        files, nbytes = stream_in(container, backup_dir, manifest, names, base, owner=owner, on_progress=on_progress)
     mismatch = read_back(container, manifest, names, base=base, on_progress=on_read_back) if verify else None
     return RestoreResult(restored=names, files=files, bytes=nbytes, mismatch=mismatch)
 
