@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -211,21 +211,16 @@ def restore_cmd(name: str, timestamp: str | None, dry_run: bool) -> None:
         out.line(f"  Restoring {chosen.timestamp} into '{name}' ({len(chosen.manifest.files)} files)...")
         try:
             with out.progress() as progress:  # on a terminal: what is written, then what is read back
-                tasks: dict[str, Any] = {}
+                rows = [progress.task(f"Writing '{name}'")]
 
-                def shown(label: str, after: str | None = None) -> Callable[[int, int], None]:
-                    def advance(nbytes: int, files: int) -> None:
-                        if label not in tasks:
-                            if after in tasks:
-                                tasks[after].done()  # one row at a time: written, then read back
-                            tasks[label] = progress.task(label)
-                        task = tasks[label]
-                        task.advance(nbytes - task.bytes, files - task.files)
-                    return advance
+                def read_back(nbytes: int, files: int) -> None:
+                    if len(rows) == 1:  # one row at a time
+                        rows[0].done()
+                        rows.append(progress.task(f"Reading back '{name}'"))
+                    rows[1].update(nbytes, files)
 
                 result = restore_backup(container, chosen.path, chosen.manifest, data_root=data_root(container),
-                                        agents=load_agent, on_progress=shown(f"Writing '{name}'"),
-                                        on_read_back=shown(f"Reading back '{name}'", after=f"Writing '{name}'"))
+                                        agents=load_agent, on_progress=rows[0].update, on_read_back=read_back)
         except (RestoreError, StoreError) as exc:
             fail(f"  ✗ Restore of '{name}' failed: {exc}")
         if not result.ok:

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO
 
+from ..kernel.sizes import human_size
+
 _RESET = "\x1b[0m"
 
 
@@ -91,13 +93,10 @@ class Reporter:
                 Progress as RichProgress,
                 SpinnerColumn,
                 TextColumn,
+                ProgressColumn,
                 TimeElapsedColumn,
             )
-
-            from rich.progress import ProgressColumn
             from rich.text import Text
-
-            from ..kernel.sizes import human_size
 
             class _Speed(ProgressColumn):
                 """Speed in the binary units of every other size on screen (rich's own is MB/s)."""
@@ -148,11 +147,13 @@ class ProgressTask:
         self.files = 0
 
     def advance(self, nbytes: int = 0, files: int = 0) -> None:
-        self.bytes += nbytes
-        self.files += files
-        if self._rp is not None:
-            from ..kernel.sizes import human_size
+        """`nbytes` and `files` more."""
+        self.update(self.bytes + nbytes, self.files + files)
 
+    def update(self, nbytes: int, files: int) -> None:
+        """`nbytes` and `files` in all, so far (what the store's progress callbacks report)."""
+        self.bytes, self.files = nbytes, files
+        if self._rp is not None:
             self._rp.update(self._tid, completed=self.bytes, files=self.files, size=human_size(self.bytes))
 
     def done(self) -> None:
