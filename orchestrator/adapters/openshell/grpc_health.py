@@ -24,6 +24,7 @@ from .registration import GatewayTarget
 
 HEALTH_TIMEOUT = 3.0
 HEALTH_METHOD = "/openshell.v1.OpenShell/Health"  # service openshell.v1.OpenShell, rpc Health
+_WIRE_TYPE = {1: 0, 2: 2}  # HealthResponse: status is a varint (enum), version length-delimited
 
 
 @attrs.frozen
@@ -59,6 +60,8 @@ def decode_health(data: bytes) -> tuple[int | None, str | None]:
         field, wire = key >> 3, key & 7
         if field == 0:
             raise ValueError("field number 0")
+        if wire != _WIRE_TYPE.get(field, wire):
+            raise ValueError(f"field {field} has wire type {wire}")
         if wire == 0:
             value, at = _varint(data, at)
             if field == 1:
@@ -76,8 +79,6 @@ def decode_health(data: bytes) -> tuple[int | None, str | None]:
                 raise ValueError(f"field {field} runs past the end of the reply")
         else:
             raise ValueError(f"unsupported wire type {wire} in field {field}")
-        if field in (1, 2) and wire != (0 if field == 1 else 2):
-            raise ValueError(f"field {field} has wire type {wire}")
     return status, version
 
 
