@@ -58,40 +58,39 @@ def _http(endpoint: str, method: str, path: str, timeout: float, body: bytes = b
     with socket.create_connection((host, port), timeout=timeout) as sock:
         sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
         raw = bytearray()
-        expected = None  # header + body length once the headers are in and carry a length
-        while expected is None or len(raw) < expected:  # a server that keeps the connection open
-            chunk = sock.recv(1 << 16)                  # still ends the read at its content-length
+        while (end := raw.find(b"\r\n\r\n")) < 0:
+            chunk = sock.recv(1 << 16)
             if not chunk:
-                break
+                raise ConnectionResetError("Remote end closed connection without response")
             raw += chunk
-            end = raw.find(b"\r\n\r\n")
-            if expected is None and end >= 0:
-                for line in bytes(raw[:end]).split(b"\r\n")[1:]:
-                    k, _, v = line.partition(b":")
-                    if k.strip().lower() == b"content-length" and v.strip().isdigit():
-                        expected = end + 4 + int(v.strip())
-    head, sep, rest = bytes(raw).partition(b"\r\n\r\n")
-    status_line, *header_lines = head.decode("latin-1").split("\r\n")
-    words = status_line.split(" ", 2)
-    if not sep or len(words) < 2 or not words[0].startswith("HTTP/") or not words[1].isdigit():
-        raise ConnectionResetError("Remote end closed connection without response")
-    got: dict[str, str] = {}
-    for line in header_lines:
-        k, _, v = line.partition(":")
-        got[k.strip().lower()] = v.strip()
-    if got.get("transfer-encoding", "").lower() == "chunked":
-        data, rest = bytearray(), memoryview(rest)
-        while True:
-            size_line, _, after = bytes(rest).partition(b"\r\n")
-            size = int(size_line.split(b";")[0] or b"0", 16)
-            if size == 0:
-                break
-            data += after[:size]
-            rest = memoryview(after[size + 2:])
-        rest = bytes(data)
-    elif "content-length" in got:
-        rest = rest[:int(got["content-length"])]
-    return int(words[1]), words[2] if len(words) > 2 else "", got, rest
+        status_line, *header_lines = raw[:end].decode("latin-1").split("\r\n")
+        words = status_line.split(" ", 2)
+        if len(words) < 2 or not words[0].startswith("HTTP/") or not words[1].isdigit():
+            raise ConnectionResetError("Remote end closed connection without response")
+        got: dict[str, str] = {}
+        for line in header_lines:
+            k, _, v = line.partition(":")
+            got[k.strip().lower()] = v.strip()
+        length = int(got["content-length"]) if got.get("content-length", "").isdigit() else None
+        data = raw[end + 4:]
+        # Up to the content-length when there is one: a server that keeps the connection open
+        # despite `Connection: close` must not hold the read until the timeout.
+        while (length is None or len(data) < length) and (chunk := sock.recv(1 << 16)):
+            data += chunk
+    chunked = got.get("transfer-encoding", "").lower() == "chunked"
+    return int(words[1]), words[2] if len(words) > 2 else "", got, _dechunk(bytes(data)) if chunked else bytes(data[:length])
+
+
+def _dechunk(data: bytes) -> bytes:
+    """The body of a chunked transfer encoding (chunk extensions ignored; ends at the 0 chunk)."""
+    out, at = bytearray(), 0
+    while (eol := data.find(b"\r\n", at)) >= 0:
+        size = int(data[at:eol].split(b";")[0] or b"0", 16)
+        if size == 0:
+            break
+        out += data[eol + 2:eol + 2 + size]
+        at = eol + 2 + size + 2
+    return bytes(out)
 
 
 def call(endpoint: str, rpc: str, message: dict[str, Any], cli_version: Version, timeout: float = 120.0) -> dict[str, Any]:
