@@ -57,3 +57,13 @@ def test_json_output_is_one_document_on_stdout(program, broken):
     assert rows["backup-all"]["builtin"] and rows["backup-all"]["valid"]
     assert rows["t-route"]["summary"] == "Routes to done, refused or failed depending on options."
     assert not rows["broken"]["valid"] and not rows["broken"]["builtin"]
+
+
+def test_python_dash_m_orchestrator_is_the_nemoclaw_command(program):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "orchestrator", "--help"], env=program.env, capture_output=True,
+                       text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert (r.returncode, r.stderr) == (0, "")
+    assert r.stdout == program.run("--help").stdout
