@@ -116,3 +116,22 @@ def test_a_signal_waits_for_the_end_of_a_critical_section():
     with handling(), pytest.raises(KeyboardInterrupt):  # outside a critical section: at once
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(1)
+
+
+@pytest.mark.parametrize("signum", SIGNALS, ids=lambda s: signal.Signals(s).name)
+def test_a_signal_in_a_foreach_child_resumes_that_child_then_runs_the_rest(engine, program, signum):
+    """As upgrade-sandboxes runs one rebuild per sandbox: the first item is done, the second
+    is signalled as its state starts; the next run finishes the second (not the first again)
+    and runs the third."""
+    name = signal.Signals(signum).name
+    proc = program.fork("t-hold-each", env={"NEMOCLAW_TEST_KILL_AT": f"t-hold-item:hold:enter:2:{name}"})
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == CODES[signum], out + err
+    run_id = _only_run(engine.home).stem
+    assert f"  Interrupted by {name}: run {run_id} (t-hold-item 'two', stopped in state 'hold' at " in err, err
+    assert (engine.home / "marks").read_text().split() == ["held-one"]
+
+    again = engine.run("t-commit")
+    assert again.returncode == 0, again.stderr
+    assert f"  Resuming interrupted run {run_id} (t-hold-item 'two', stopped in state 'hold' at " in again.stdout
+    assert (engine.home / "marks").read_text().split() == ["held-one", "held-two", "held-three"]
