@@ -28,6 +28,7 @@ from typing import Any
 from ..kernel.owner import Owner
 from ..kernel.paths import Paths
 from ..workflow.spec import WorkflowSpec
+from .context import RunContext
 from .drive import KILL_ENV, Interrupted, RunResult, discard, drive, finish, new_context
 from .journal import JOURNAL_FORMAT, Journal, new_run_id
 from .output import Reporter
@@ -76,7 +77,7 @@ def run_workflow(
             journal.close()
 
 
-def _run(ctx, spec: WorkflowSpec, options: Mapping[str, Any], paths: Paths, out: Reporter,  # type: ignore[no-untyped-def]
+def _run(ctx: RunContext, spec: WorkflowSpec, options: Mapping[str, Any], paths: Paths, out: Reporter,
          debug: bool, resume_interrupted: bool, started: float) -> RunResult:
     run_id, journal = ctx.run_id, ctx.journal
     lock = None
