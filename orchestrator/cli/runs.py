@@ -11,7 +11,7 @@ import click
 from .echo import fail
 from .groups import GROUPS
 
-from ..engine.journal import Journal, read_journal, run_logs, summarize
+from ..engine.journal import Journal, load_run, read_numbered, run_logs, status_of, summarize
 from ..engine.output import Reporter
 from ..kernel.paths import Paths
 
@@ -26,7 +26,10 @@ def runs_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def list_cmd(limit: int, as_json: bool) -> None:
     """List recent runs, newest first; interrupted ones are marked resumable."""
-    rows = [summarize(p) for p in list(run_logs(Paths.from_env().runs_dir))[:limit]]
+    from ..engine.resume import fact_check
+
+    check = fact_check()
+    rows = [summarize(p, check) for p in list(run_logs(Paths.from_env().runs_dir))[:limit]]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -36,8 +39,8 @@ def list_cmd(limit: int, as_json: bool) -> None:
     click.echo(f"  {'RUN':<28}  {'WORKFLOW':<20}  {'RESULT':<24}  {'EXIT':>4}  {'SECONDS':>8}")
     for r in rows:
         result = r["terminal"] or r["status"]
-        if r["status"] == "interrupted":
-            result = f"interrupted in {r['stopped_in'] or '?'}"
+        if r["status"] in ("interrupted", "damaged"):
+            result = f"{r['status']} in {r['stopped_in'] or '?'}"
         code = "" if r["exit_code"] is None else str(r["exit_code"])
         dur = "" if r["duration_s"] is None else f"{r['duration_s']:.1f}"
         click.echo(f"  {r['run']:<28}  {r['workflow']:<20}  {result:<24}  {code:>4}  {dur:>8}")
@@ -47,6 +50,10 @@ def list_cmd(limit: int, as_json: bool) -> None:
     if any(r["resumable"] for r in rows):
         click.echo("  Interrupted runs are resumable: `nemoclaw runs resume ID` (or any backup or upgrade command "
                    "finishes them first); `nemoclaw runs abandon ID` gives one up.")
+    if any(r["status"] == "damaged" for r in rows):
+        click.echo("  Damaged runs are not resumed, and backup and upgrade commands refuse while one is there: "
+                   "`nemoclaw runs show ID` says which line, `nemoclaw runs abandon ID` prints the commands that "
+                   "put its sandbox back by hand and gives it up.")
 
 
 def _find(run_id: str) -> Path:
@@ -64,25 +71,36 @@ def _find(run_id: str) -> Path:
 @click.option("--json", "as_json", is_flag=True, help="Print the raw events as a JSON list.")
 def show_cmd(run_id: str, as_json: bool) -> None:
     """Show the events of run RUN_ID (a unique prefix is enough)."""
-    events, damaged = read_journal(_find(run_id))
+    path = _find(run_id)
+    numbered, damaged = read_numbered(path)
     if as_json:
-        click.echo(json.dumps(events, indent=2))
+        click.echo(json.dumps([e for _, e in numbered], indent=2))
         return
-    for e in events:
+    for _, e in numbered:
         fields = {k: v for k, v in e.items() if k not in ("ts", "run", "event")}
         detail = " ".join(f"{k}={json.dumps(v, default=str)}" for k, v in fields.items())
         click.echo(f"  {e.get('ts', '?')}  {e['event']:<14} {detail}")
-    for d in damaged:
-        click.echo(f"  (line {d.line}: damaged, {d.problem})")
+    from ..engine.resume import fact_check
+
+    _, r = load_run(path, check_fact=fact_check())
+    for d in sorted(damaged + [d for d in r.damaged if d not in damaged], key=lambda d: d.line):
+        if d.torn:
+            click.echo(f"  (line {d.line}: {d.problem}; the run resumes from the line before it)")
+        else:
+            click.echo(f"  (line {d.line}: damaged, {d.problem})")
+    if status_of(r) == "damaged":
+        click.echo(f"  Run {path.stem} is damaged: its journal cannot be read whole, so it is not resumed and backup "
+                   f"and upgrade commands refuse; `nemoclaw runs abandon {path.stem}` prints the commands that put its "
+                   "sandbox back by hand and gives it up.")
 
 
 def _interrupted(run_id: str):  # type: ignore[no-untyped-def]
-    from ..engine.resume import find_interrupted
+    from ..engine.resume import fact_check, find_interrupted
 
     path = _find(run_id)
     found = {i.run_id: i for i in find_interrupted(Paths.from_env())}
     if path.stem not in found:
-        status = summarize(path)["status"]
+        status = summarize(path, fact_check())["status"]
         raise click.UsageError(f"run {path.stem} is {status}, not interrupted; nothing to resume or abandon")
     return found[path.stem]
 
@@ -98,13 +116,20 @@ def resume_cmd(run_id: str, debug: bool) -> None:
     from ..store.lock import WriterLock
     from ..store.staging import describe_sweep, sweep
 
+    from ..engine.resume import damaged_line
+    from ..kernel.errors import StoreError
+
     target = _interrupted(run_id)
+    if target.damaged:
+        fail(damaged_line(target), 1)
     paths, out = Paths.from_env(), Reporter()
     me = new_run_id()
     try:
         lock = WriterLock(paths.lock_file, me).acquire()
     except LockHeld as held:
         fail(f"  {held}", 75)
+    except StoreError as exc:
+        fail(f"  {exc}", 1)
     try:
         if lock.broken is not None:
             out.line(lock.broken.message)
@@ -127,7 +152,7 @@ def abandon_cmd(run_id: str) -> None:
 
     target = _interrupted(run_id)
     paths = Paths.from_env()
-    click.echo(f"  Abandoning run {target.run_id} ({target.describe()}).")
+    click.echo(f"  Abandoning {'damaged ' if target.damaged else ''}run {target.run_id} ({target.describe()}).")
     advice = abandon_advice(target, paths)
     for line in advice:
         click.echo(line)

@@ -30,18 +30,14 @@ from .journal import Journal
 from .machine import build_machine
 from .output import Reporter
 from .registry import Outcome, get_step
+from .signals import Interrupted
+
+__all__ = ["KILL_ENV", "Interrupted", "RunResult", "discard", "drive", "finish", "new_context", "run_step"]
 
 KILL_ENV = "NEMOCLAW_TEST_KILL_AT"
-"""Test hook: `<workflow>:<state>:<enter|leave>[:<n>]` SIGKILLs this process right after the
-journal records the n-th (default first) entry into / exit from that state. Set only by tests."""
-
-
-class Interrupted(BaseException):
-    """Raised in the main thread on SIGTERM (SIGINT arrives as KeyboardInterrupt)."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(f"signal {signum}")
-        self.signum = signum
+"""Test hook: `<workflow>:<state>:<enter|leave>[:<n>[:<signal>]]` sends this process SIGKILL
+(or the named signal, e.g. `SIGINT`, `SIGTERM`) right after the journal records the n-th
+(default first) entry into / exit from that state. Set only by tests."""
 
 
 @attrs.frozen
@@ -101,8 +97,9 @@ def _kill_point(ctx: RunContext, state: str, when: str) -> None:
         return
     key = ":".join(parts[:3])
     _kill_counts[key] = _kill_counts.get(key, 0) + 1
-    if _kill_counts[key] == (int(parts[3]) if len(parts) > 3 else 1):
-        os.kill(os.getpid(), signal.SIGKILL)
+    if _kill_counts[key] == (int(parts[3]) if len(parts) > 3 and parts[3] else 1):
+        os.kill(os.getpid(), getattr(signal, parts[4]) if len(parts) > 4 else signal.SIGKILL)
+        time.sleep(0.5)  # a polite signal's handler runs here, in this state's place
 
 
 def drive(ctx: RunContext, resume_child: ResumeChild, start: str | None = None) -> tuple[str, str | None]:
@@ -124,6 +121,8 @@ def drive(ctx: RunContext, resume_child: ResumeChild, start: str | None = None) 
             reason = "journal unwritable"
             model.trigger("error")
             continue
+        if mutates and not ctx.read_only:
+            ctx.journal.changed = True  # an interrupt from here on leaves the run to be finished
         ctx.event("state_entered", state=name, step=step_name)
         _kill_point(ctx, name, "enter")
         t0 = time.monotonic()

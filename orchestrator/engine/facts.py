@@ -7,7 +7,9 @@ by an earlier state on every path; at run time `ctx.put` checks the value's type
 `ctx.fact` refuses undeclared reads, so the declarations cannot drift from the code.
 
 Facts are (un)structured with one cattrs converter, so the journal can record them as JSON and
-a new process can rebuild a run's facts from the journal alone.
+a new process can rebuild a run's facts from the journal alone. It is the strict converter of
+kernel/convert.py: nothing is coerced (`"no"` is not a bool, `null` not a string, `[1]` not
+true), so a fact that does not fit its type makes the journal damaged instead of being guessed.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 import attrs
 import cattrs
 
+from ..kernel.convert import describe, strict_converter
 from ..kernel.errors import StepError
 
 
@@ -49,10 +52,28 @@ def declared() -> Mapping[str, FactDef]:
 
 
 def _converter() -> cattrs.Converter:
-    conv = cattrs.Converter()
+    conv = strict_converter()
+
+    def _path(v: Any, _: type) -> Path:
+        if not isinstance(v, str):
+            raise TypeError(f"expected a path (a string), got {describe(v)}")
+        return Path(v)
+
     conv.register_unstructure_hook(Path, str)
-    conv.register_structure_hook(Path, lambda v, _: Path(v))
+    conv.register_structure_hook(Path, _path)
     return conv
+
+
+def _why(exc: Exception) -> str:
+    """One line for why a value does not fit (our hooks' own words where they said it)."""
+    from cattrs.v import format_exception
+
+    def fmt(e: BaseException, t: Any) -> str:
+        return str(e) if isinstance(e, TypeError) and str(e).startswith("expected ") else format_exception(e, t)
+
+    if isinstance(exc, cattrs.BaseValidationError):
+        return "; ".join(cattrs.transform_error(exc, format_exception=fmt))
+    return str(exc)
 
 
 CONVERTER = _converter()
@@ -72,7 +93,7 @@ def load(name: str, raw: Any) -> Any:
     try:
         return CONVERTER.structure(raw, fd.type)
     except Exception as exc:  # noqa: BLE001 - cattrs raises many types; all mean "does not fit"
-        raise ValueError(f"fact '{name}' does not fit its type: {exc}") from None
+        raise ValueError(f"fact '{name}' does not fit its type: {_why(exc)}") from None
 
 
 def check_value(name: str, value: Any) -> None:
@@ -84,4 +105,4 @@ def check_value(name: str, value: Any) -> None:
         raw = CONVERTER.unstructure(value, fd.type)
         CONVERTER.structure(raw, fd.type)
     except Exception as exc:  # noqa: BLE001
-        raise StepError(f"  internal error: a value for fact '{name}' does not fit its type: {exc}") from None
+        raise StepError(f"  internal error: a value for fact '{name}' does not fit its type: {_why(exc)}") from None

@@ -1,7 +1,10 @@
 """Finishing interrupted runs: find them in the journals, resume them, report or abandon them.
 
 A run is *interrupted* when its journal has no `run_finished` (nor `run_abandoned`) and the
-process that owns it is dead. Resuming it rebuilds its context from the journal alone (options,
+process that owns it is dead (killed, or stopped by SIGINT/SIGTERM in a state that changes the
+world: engine/run.py). One whose journal has a line that cannot be read, or a fact that does
+not fit its type, is *damaged*: it is never resumed (what the unreadable line said is not
+known), and a mutating command refuses until it is abandoned. Resuming it rebuilds its context from the journal alone (options,
 facts, the last failure) and continues where it stopped: in the interrupted state (or the one it was
 about to enter), run again (`resume: retry`, the default) or in the state its `resume:` names. A guarded workflow first runs its preflight again: a gateway
 that drifted since must not be trusted with the rest of the job (a refused resume changes
@@ -11,6 +14,7 @@ nothing and stays resumable).
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import time
 from pathlib import Path
@@ -25,8 +29,9 @@ from .context import RunContext
 from .drive import discard, drive, finish, new_context, run_step
 from ..kernel.errors import DefinitionError, Refusal, StepError
 from .facts import load as load_fact
-from .journal import Journal, Replay, ended, read_journal, replay, run_logs, status_of
+from .journal import Damaged, Journal, Replay, ended, load_run, read_journal, replay, run_logs, status_of
 from .output import Reporter
+from .signals import Interrupted, handling
 
 
 @attrs.frozen
@@ -37,13 +42,27 @@ class InterruptedRun:
     path: Path
     replay: Replay
     child: Replay | None  # the foreach child it was in, if any
+    # Why its journal cannot be trusted whole (empty: it can be resumed).
+    damage: tuple[Damaged, ...] = ()
+
+    @property
+    def damaged(self) -> bool:
+        return bool(self.damage)
+
+    @property
+    def damage_text(self) -> str:
+        """`line 9: not JSON (Expecting value)` (the first damaged lines)."""
+        parts = [f"line {d.line}: {d.problem}" if d.line else d.problem for d in self.damage[:3]]
+        more = len(self.damage) - 3
+        return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
 
     @property
     def subject(self) -> str:
         """`rebuild-sandbox 'alpha'`, or `upgrade-sandboxes` (the workflow and its `name`)."""
         r = self.child or self.replay
         name = r.options.get("name")
-        return f"{r.workflow} '{name}'" if name else str(r.workflow)
+        workflow = r.workflow or "a workflow whose start cannot be read"
+        return f"{workflow} '{name}'" if name else workflow
 
     @property
     def sandbox(self) -> str | None:
@@ -69,34 +88,63 @@ def _short_time(ts: str) -> str:
     return ts.replace("T", " ")[:19] + (" UTC" if ts[:4].isdigit() else "")
 
 
+def fact_check() -> Any:
+    """engine/facts.py `load`, with every step library's facts declared (for load_run)."""
+    from .registry import load_step_modules
+
+    load_step_modules()
+    return load_fact
+
+
+def describe_run(path: Path) -> InterruptedRun | None:
+    """A journal as an InterruptedRun (whatever its status), None when it has no readable start."""
+    check = fact_check()
+    events, top = load_run(path, check_fact=check)
+    if top.workflow is None and not top.damaged:
+        return None
+    child = None
+    if top.in_state is not None:
+        open_items = [slot for slot in top.items.values() if slot.get("result") is None and slot.get("child")]
+        if open_items:
+            _, child = load_run(path, str(open_items[-1]["child"]), check)
+    damage = tuple(top.damaged) + tuple(d for d in (child.damaged if child else []) if d not in top.damaged)
+    return InterruptedRun(path.stem, path, top, child, damage)
+
+
 def find_interrupted(paths: Paths) -> list[InterruptedRun]:
-    """Interrupted runs that change things (read-only runs have nothing to finish), oldest first."""
+    """Interrupted (and damaged) runs that change things (read-only runs have nothing to
+    finish), oldest first."""
     found: list[InterruptedRun] = []
     for path in run_logs(paths.runs_dir):
         if ended(path):
             continue
         events, _ = read_journal(path)
-        top = replay(events, path.stem)
-        if top.workflow is None or status_of(top) != "interrupted":
+        i = describe_run(path)
+        if i is None or status_of(i.replay) not in ("interrupted", "damaged"):
             continue
         started = next((e for e in events if e.get("event") == "run_started" and e.get("run") == path.stem), {})
-        if started.get("read_only") or started.get("workflow") is None:
+        if started.get("read_only") or (started.get("workflow") is None and not i.damaged):
             continue
-        child = None
-        if top.in_state is not None:
-            open_items = [slot for slot in top.items.values() if slot.get("result") is None and slot.get("child")]
-            if open_items:
-                child = replay(events, str(open_items[-1]["child"]))
-        found.append(InterruptedRun(path.stem, path, top, child))
+        found.append(i)
     return sorted(found, key=lambda i: i.run_id)
 
 
+def damaged_line(i: InterruptedRun) -> str:
+    """The sentence that names a damaged run and what to do about it."""
+    return (f"  Run {i.run_id} ({i.describe()}) has a damaged journal ({i.damage_text}), so it is not resumed: "
+            f"see `nemoclaw runs show {i.run_id}`, then `nemoclaw runs abandon {i.run_id}` prints the commands "
+            f"that put its sandbox back by hand and gives it up.")
+
+
 def report_interrupted(paths: Paths, out: Reporter) -> list[InterruptedRun]:
-    """For read-only runs: one line per interrupted run; they make the run end non-zero."""
+    """For read-only runs: one line per interrupted or damaged run; they make the run end non-zero."""
     found = find_interrupted(paths)
     for i in found:
-        out.line(f"  Interrupted run {i.run_id} ({i.describe()}) has not finished.")
-    if found:
+        if i.damaged:
+            out.line(damaged_line(i))
+        else:
+            out.line(f"  Interrupted run {i.run_id} ({i.describe()}) has not finished.")
+    if any(not i.damaged for i in found):
         out.line("  Run `nemoclaw runs resume <id>` (or any backup or upgrade command) to finish it, "
                  "or `nemoclaw runs abandon <id>` to give it up.")
     return found
@@ -108,6 +156,10 @@ def resume_all(paths: Paths, out: Reporter, *, debug: bool, by: str, rerun_of: s
     `interrupted: rerun`, being run again now) are marked superseded instead."""
     ok = True
     for i in find_interrupted(paths):
+        if i.damaged:  # the caller refused already (engine/run.py); never resumed on a guess
+            out.error(damaged_line(i))
+            ok = False
+            continue
         if rerun_of is not None and i.replay.workflow == rerun_of:
             journal = Journal(i.path, i.run_id, warn=out.error)
             try:
@@ -133,6 +185,9 @@ def resume(i: InterruptedRun, paths: Paths, out: Reporter, *, debug: bool, by: s
     """Resume one interrupted top-level run in this process; returns its RunResult, or None
     when it could not be resumed (it stays interrupted, and the reason was printed)."""
     r = i.replay
+    if i.damaged:
+        out.error(damaged_line(i))
+        return None
     try:
         spec = _load_spec(r, paths)
     except DefinitionError as exc:
@@ -142,6 +197,13 @@ def resume(i: InterruptedRun, paths: Paths, out: Reporter, *, debug: bool, by: s
     journal = Journal(i.path, i.run_id, warn=out.error)
     ctx = new_context(spec, r.options, run_id=i.run_id, paths=paths, out=out, journal=journal, debug=debug)
     started = time.monotonic()
+    with handling():
+        return _resume(i, ctx, spec, r, out, by, started)
+
+
+def _resume(i: InterruptedRun, ctx: RunContext, spec: WorkflowSpec, r: Replay, out: Reporter, by: str,
+            started: float) -> Any:
+    journal = ctx.journal
     try:
         if not _restore(ctx, r, out):
             return None
@@ -153,6 +215,12 @@ def resume(i: InterruptedRun, paths: Paths, out: Reporter, *, debug: bool, by: s
         code = ctx.exit_code if ctx.exit_code is not None else spec.exit_code(terminal)
         discard(ctx)
         return finish(ctx, terminal, code, reason, started)
+    except (KeyboardInterrupt, Interrupted) as exc:
+        name = "SIGINT" if isinstance(exc, KeyboardInterrupt) else signal.Signals(exc.signum).name
+        ctx.event("run_interrupted", signal=name)  # not an end: it stays to be finished
+        out.error(f"  Interrupted by {name}: run {i.run_id} stays interrupted; the next backup or upgrade command "
+                  "finishes it.")
+        raise
     finally:
         if ctx.has_staging:
             ctx.staging.discard()
@@ -249,10 +317,14 @@ def abandon_advice(i: InterruptedRun, paths: Paths) -> list[str]:
     from .registry import get_step
 
     r = i.child or i.replay
+    header = []
+    if i.damaged:
+        header = [f"  Its journal is damaged ({i.damage_text}): what follows uses only the lines that could be read, "
+                  "so check each command against what you see before running it."]
     try:
         spec = _load_spec(r, paths)
     except DefinitionError:
-        return []
+        return header
     state = r.stopped_in or spec.initial
     facts: dict[str, Any] = {}
     for name, raw in r.facts.items():
@@ -263,4 +335,4 @@ def abandon_advice(i: InterruptedRun, paths: Paths) -> list[str]:
     sspec = spec.states.get(state)
     step = get_step(sspec.do) if sspec is not None and sspec.do else None
     advice = getattr(step, "advice", None) if step is not None else None
-    return advice(facts, state) if advice is not None else []
+    return header + (advice(facts, state) if advice is not None else [])

@@ -3,7 +3,9 @@ wrote (workflow YAML, agent definitions, backup manifests).
 
 Strict means: an unknown key is an error, and nothing is coerced: a `str` field takes only a
 string, an `int` only an integer (never a bool), a `float` an integer or a number (never a
-bool), a `bool` only true/false. Each module registers its own class hooks (renames) on top.
+bool), a `bool` only true/false, a `list[...]` only a list (never a string or a mapping, whose
+characters or keys it would otherwise take), a `dict[...]` only a mapping. Each module
+registers its own class hooks (renames) on top.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import cattrs
+from cattrs.cols import is_mapping, is_mutable_sequence, list_structure_factory, mapping_structure_factory
 
 
 def describe(v: Any) -> str:
@@ -52,4 +55,27 @@ def strict_converter() -> cattrs.Converter:
     conv.register_structure_hook(float, _float)
     conv.register_structure_hook(bool, _bool)
     conv.register_structure_hook(Any, lambda v, _: v)
+
+    def _list_factory(t: Any, c: cattrs.Converter) -> Any:
+        base = list_structure_factory(t, c)
+
+        def _list(v: Any, _: Any) -> Any:
+            if not isinstance(v, list):
+                raise TypeError(f"expected a list, got {describe(v)}")
+            return base(v, t)
+
+        return _list
+
+    def _dict_factory(t: Any, c: cattrs.Converter) -> Any:
+        base = mapping_structure_factory(t, c)
+
+        def _dict(v: Any, _: Any) -> Any:
+            if not isinstance(v, dict):
+                raise TypeError(f"expected a mapping, got {describe(v)}")
+            return base(v, t)
+
+        return _dict
+
+    conv.register_structure_hook_factory(is_mutable_sequence, _list_factory)
+    conv.register_structure_hook_factory(is_mapping, _dict_factory)
     return conv

@@ -238,7 +238,11 @@ def _restore(ctx: "RunContext", name: str) -> Any:
             pause_point(ctx, "restore", name)  # test hook: the upload is under way
 
     try:
-        result = restore_backup(container, backup, load_manifest(backup), on_progress=on_progress,
+        manifest = load_manifest(backup)
+        if manifest.sandbox_name != name:  # a journal may name any directory: never restore another's
+            raise StepError(f"  Refusing to restore {backup} into sandbox '{name}': it is a backup of sandbox "
+                            f"'{manifest.sandbox_name}'.")
+        result = restore_backup(container, backup, manifest, on_progress=on_progress,
                                 data_root=data_root(container), agents=load_agent)
     except StoreError as exc:
         raise StepError(f"  Restoring '{name}' from {backup} failed: {exc}") from None

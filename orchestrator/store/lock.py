@@ -6,6 +6,10 @@ win) and stays flock'ed while held. A holder is live if it still holds the flock
 recorded process (pid + start time + boot id, so a recycled pid does not count) still runs.
 A dead holder's lock is broken, under the old file's own flock so that two breakers cannot
 both replace it. Release removes the file only if it is still ours.
+
+A lock path that exists and is not a regular file (a symbolic link, a directory) is never
+used, followed or removed: `check_lock_path` says so in one sentence, and a run checks it
+before it writes anything (engine/run.py).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import errno
 import fcntl
 import json
 import os
+import stat
 import uuid
 from pathlib import Path
 from types import TracebackType
@@ -24,9 +29,39 @@ from . import _fsutil
 from .errors import LockHeld, StoreError
 from .staging import Owner
 
-__all__ = ["WriterLock", "BrokenLock", "LockHeld"]
+__all__ = ["WriterLock", "BrokenLock", "LockHeld", "LockUnusable", "check_lock_path"]
 
 _MAX_ATTEMPTS = 20
+
+
+class LockUnusable(StoreError):
+    """The lock path exists and is not a regular file (a person's mistake, never ours)."""
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    return "not a regular file"
+
+
+def check_lock_path(path: Path) -> None:
+    """Raise LockUnusable when `path` exists and is not a regular file (absent is fine)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise LockUnusable(f"Cannot use the lock path {path} ({exc.strerror or exc}); "
+                           "fix its directory's permissions and run the command again.") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise _unusable(path, st.st_mode)
+
+
+def _unusable(path: Path, mode: int) -> LockUnusable:
+    return LockUnusable(f"The lock path {path} is {_kind(mode)}, not a regular file; "
+                        "move it out of the way and run the command again.")
 
 
 @attrs.frozen
@@ -76,6 +111,7 @@ class WriterLock:
         if self._fd is not None:
             raise StoreError(f"lock {self.path} is already held by this run")
         _fsutil.makedirs_private(self.path.parent)
+        check_lock_path(self.path)
         owner = Owner.current(self.run_id)
         tmp = self.path.parent / f".{self.path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
@@ -109,9 +145,12 @@ class WriterLock:
             return  # released meanwhile: try again
         except OSError as exc:
             if exc.errno == errno.ELOOP:
-                raise StoreError(f"lock path {self.path} is a symbolic link; refusing to use it") from None
+                raise _unusable(self.path, stat.S_IFLNK) from None  # replaced by a link meanwhile
             raise
         try:
+            mode = os.fstat(fd).st_mode
+            if not stat.S_ISREG(mode):
+                raise _unusable(self.path, mode)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

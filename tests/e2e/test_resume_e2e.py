@@ -397,3 +397,227 @@ def test_a_resume_after_the_gateway_drifted_is_refused_and_stays_resumable(env, 
     up = nemoclaw(env, "upgrade-sandboxes", "--yes")
     assert up.returncode == 0, up.stdout + up.stderr
     assert_finished(env, fleet, [name], trees)
+
+
+# --- SIGINT and SIGTERM: interruptions, not endings (issue 20) ------------------------------------
+
+CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
+POLITE = [signal.SIGINT, signal.SIGTERM]
+
+
+def signame(signum: int) -> str:
+    return signal.Signals(signum).name
+
+
+def journals(sim: SimEnv) -> list[str]:
+    return sorted(p.name for p in (sim.home / ".nemoclaw" / "runs").glob("*.jsonl"))
+
+
+def signalled_at_pause(sim: SimEnv, point: str, signum: int, *args: str) -> tuple[str, subprocess.CompletedProcess[str]]:
+    """Run nemoclaw until the test pause point `point`, send it `signum` there, return its run
+    id and how it ended."""
+    marker = sim.home / f"pause.{uuid.uuid4().hex[:6]}"
+    exe = shutil.which("nemoclaw", path=sim.env["PATH"])
+    proc = subprocess.Popen([exe, *args], env={**sim.env, "NEMOCLAW_TEST_PAUSE_AT": point,
+                                               "NEMOCLAW_TEST_PAUSE_MARKER": str(marker)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 240
+    while not marker.exists():
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            pytest.fail(f"nemoclaw ended ({proc.returncode}) before pause point {point}:\n{out}\n{err}")
+        assert time.monotonic() < deadline, f"pause point {point} not reached"
+        time.sleep(0.05)
+    pid, run_id, _where = marker.read_text().split()
+    os.kill(int(pid), signum)
+    out, err = proc.communicate(timeout=120)
+    return run_id, subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def assert_left_interrupted(res: subprocess.CompletedProcess[str], signum: int, run_id: str, name: str) -> None:
+    assert res.returncode == CODES[signum], res.stdout + res.stderr
+    assert (f"  Interrupted by {signame(signum)}: run {run_id} (rebuild-sandbox '{name}', stopped in state '"
+            in res.stderr), res.stderr
+    assert "is left interrupted, not finished" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def newest_backup_files(sim: SimEnv, name: str) -> dict[str, str]:
+    newest = sorted((sim.home / ".nemoclaw" / "rebuild-backups" / name).iterdir())[-1]
+    return {p.relative_to(newest).as_posix(): p.read_text(errors="replace") for p in newest.rglob("notes.txt")}
+
+
+@pytest.mark.parametrize("signum", POLITE, ids=signame)
+@pytest.mark.parametrize("pause", ["archive", "restore"])
+def test_a_signal_mid_stream_leaves_the_rebuild_to_be_finished_by_the_next_backup_all(env, fleet, pause, signum):
+    """The probe's reproducer: Ctrl-C or SIGTERM during the backup stream or the restore upload
+    (the old sandbox already gone) exits 130/143, is reported by --check (which writes no journal),
+    and the next backup-all finishes the rebuild before it backs anything up: the sandbox is not
+    left empty, and no emptied sandbox becomes the newest backup."""
+    (name,) = fleet.add()
+    trees = {name: fleet.tree(name)}
+
+    run_id, res = signalled_at_pause(env, f"{pause}:{name}", signum, "rebuild-sandbox", name)
+    assert_left_interrupted(res, signum, run_id, name)
+    before = journals(env)
+    assert_noticed(env, fleet, run_id, name)
+    assert journals(env) == before  # --check writes nothing, not even its own journal
+
+    backed = nemoclaw(env, "backup-all")
+    assert backed.returncode == 0, backed.stdout + backed.stderr
+    out = backed.stdout
+    resumed_at = out.index(f"  Resuming interrupted run {run_id} (rebuild-sandbox '{name}', stopped in state ")
+    assert resumed_at < out.index(f"✓ {name}"), out  # finished before anything is backed up
+    assert f"  ✓ Sandbox '{name}' rebuilt successfully" in out
+    assert_finished(env, fleet, [name], trees)
+    assert any(text == f"notes of {name}\n" for text in newest_backup_files(env, name).values())
+
+
+# The world-changing states of rebuild-sandbox; the signal arrives as each starts.
+CHANGING = ["unpause", "backup", "commit", "delete", "create", "restore", "record"]
+
+
+@pytest.mark.parametrize("signum", POLITE, ids=signame)
+@pytest.mark.parametrize("state", CHANGING)
+def test_a_signal_in_each_world_changing_state_leaves_the_rebuild_to_be_finished(env, fleet, state, signum):
+    (name,) = fleet.add()
+    trees = {name: fleet.tree(name)}
+    res = nemoclaw(env, "rebuild-sandbox", name, env={KILL_ENV: f"rebuild-sandbox:{state}:enter::{signame(signum)}"})
+    run_id = newest_run(env)
+    assert_left_interrupted(res, signum, run_id, name)
+    assert f"stopped in state '{state}' at " in res.stderr
+    row = next(r for r in json.loads(nemoclaw(env, "runs", "list", "--json").stdout) if r["run"] == run_id)
+    assert (row["status"], row["stopped_in"]) == ("interrupted", state)
+
+    up = nemoclaw(env, "upgrade-sandboxes", "--yes")
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert f"  Resuming interrupted run {run_id} (rebuild-sandbox '{name}', stopped in state '{state}' at " in up.stdout
+    assert_finished(env, fleet, [name], trees)
+
+
+@pytest.mark.parametrize("signum", POLITE, ids=signame)
+def test_a_signal_in_the_rollback_leaves_it_to_be_finished(env, fleet, signum):
+    """The create fails (no such image), the rollback starts and is signalled: the next upgrade
+    finishes the rollback (the sandbox is back with its files), then rebuilds it."""
+    (name,) = fleet.add()
+    trees = {name: fleet.tree(name)}
+    res = nemoclaw(env, "rebuild-sandbox", name, "--image", "no-such-image:0",
+                   env={KILL_ENV: f"rebuild-sandbox:rollback:enter::{signame(signum)}"})
+    run_id = newest_run(env)
+    assert_left_interrupted(res, signum, run_id, name)
+    assert not fleet.listed(name) or fleet.container(name).attrs["Config"]["Image"] != "no-such-image:0"
+
+    up = nemoclaw(env, "upgrade-sandboxes", "--yes")
+    assert up.returncode == 1, up.stdout + up.stderr  # the resumed rebuild ends failed (rolled back)
+    assert f"  Resuming interrupted run {run_id} (rebuild-sandbox '{name}', stopped in state 'rollback' at " in up.stdout
+    assert f"  Rolled back '{name}'" in up.stderr
+    assert f"  ✓ Sandbox '{name}' rebuilt successfully" in up.stdout
+    assert_finished(env, fleet, [name], trees)
+
+
+# --- a damaged journal, another sandbox's backup, an unusable lock path (issue 20) -----------------
+
+
+def _journal(sim: SimEnv, run_id: str) -> Path:
+    return sim.home / ".nemoclaw" / "runs" / f"{run_id}.jsonl"
+
+
+def _commit_line(path: Path) -> int:
+    for no, line in enumerate(path.read_text().splitlines(), 1):
+        e = json.loads(line)
+        if e["event"] == "state_left" and e["state"] == "commit":
+            return no
+    raise AssertionError("no commit line")
+
+
+def test_a_damaged_commit_line_is_never_resumed_on_a_guess(env, fleet):
+    """The probe's reproducer: the commit's `state_left` (which holds `committed`) is damaged
+    after the delete. The run is damaged: --check and runs show name the line, backup-all refuses
+    and commits nothing, abandon prints the commands, and the backup restores by hand."""
+    (name,) = fleet.add()
+    trees = {name: fleet.tree(name)}
+    old_image = fleet.container(name).attrs["Config"]["Image"]
+    res = nemoclaw(env, "rebuild-sandbox", name, env={KILL_ENV: "rebuild-sandbox:create:enter"})
+    assert res.returncode == -signal.SIGKILL
+    run_id = newest_run(env)
+    path = _journal(env, run_id)
+    no = _commit_line(path)
+    lines = path.read_text().splitlines(keepends=True)
+    lines[no - 1] = lines[no - 1][:40] + "\n"
+    path.write_text("".join(lines))
+    backups = sorted((env.home / ".nemoclaw" / "rebuild-backups" / name).iterdir())
+
+    check = nemoclaw(env, "upgrade-sandboxes", "--check")
+    assert check.returncode == 1
+    assert f"  Run {run_id} (rebuild-sandbox '{name}', stopped in state 'create' at " in check.stdout
+    assert f"has a damaged journal (line {no}: not JSON" in check.stdout
+    assert "All sandboxes are up to date." not in check.stdout
+    shown = nemoclaw(env, "runs", "show", run_id)
+    assert f"  (line {no}: damaged, not JSON" in shown.stdout
+
+    refused = nemoclaw(env, "backup-all")
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert f"  Run {run_id} (rebuild-sandbox '{name}'" in refused.stderr
+    assert "  Not running backup-all: a damaged run must be given up" in refused.stderr
+    assert "✓" not in refused.stdout and "Resuming" not in refused.stdout
+    assert sorted((env.home / ".nemoclaw" / "rebuild-backups" / name).iterdir()) == backups
+    assert not fleet.listed(name)  # nothing created on a guess
+
+    gone = nemoclaw(env, "runs", "abandon", run_id)
+    assert gone.returncode == 0, gone.stdout + gone.stderr
+    assert f"  Its journal is damaged (line {no}: not JSON" in gone.stdout
+    assert f"    openshell sandbox create --name {name} --from {old_image}" in gone.stdout.splitlines()
+    env.openshell("sandbox", "create", "--name", name, "--from", old_image)
+    deadline = time.monotonic() + 60
+    while not fleet.listed(name) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    restored = nemoclaw(env, "backups", "restore", name, "--from", backups[-1].name)
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert fleet.tree(name) == trees[name]
+
+
+def test_a_journal_naming_another_sandboxs_backup_is_never_restored_into_this_one(env, fleet):
+    alpha, beta = fleet.add(2)
+    backed = nemoclaw(env, "backup-all")
+    assert backed.returncode == 0, backed.stdout + backed.stderr
+    beta_backup = sorted((env.home / ".nemoclaw" / "rebuild-backups" / beta).iterdir())[-1]
+    res = nemoclaw(env, "rebuild-sandbox", alpha, env={KILL_ENV: "rebuild-sandbox:restore:enter"})
+    assert res.returncode == -signal.SIGKILL
+    run_id = newest_run(env)
+    path = _journal(env, run_id)
+    no = _commit_line(path)
+    lines = path.read_text().splitlines(keepends=True)
+    e = json.loads(lines[no - 1])
+    e["facts"]["committed"] = {alpha: str(beta_backup)}
+    lines[no - 1] = json.dumps(e) + "\n"
+    path.write_text("".join(lines))
+
+    resumed = nemoclaw(env, "runs", "resume", run_id)
+    assert resumed.returncode == 1, resumed.stdout + resumed.stderr
+    assert (f"  Refusing to restore {beta_backup} into sandbox '{alpha}': it is a backup of sandbox '{beta}'."
+            in resumed.stderr.splitlines()), resumed.stderr
+    assert "rebuilt successfully" not in resumed.stdout
+    if fleet.listed(alpha):
+        rc, out = fleet.container(alpha).exec_run(["sh", "-c", f"cat {AGENT.dir}/workspace/notes.txt"], user="0")
+        assert f"notes of {beta}" not in (out or b"").decode()
+
+
+def test_a_lock_path_that_is_a_link_fails_the_rebuild_cleanly_and_leaves_nothing_to_carry_out(env, fleet):
+    (name,) = fleet.add()
+    first = fleet.container(name).id
+    lock = env.home / ".nemoclaw" / "orchestrator.lock"
+    lock.symlink_to(env.home / "nowhere")
+    before = journals(env)
+    try:
+        res = nemoclaw(env, "rebuild-sandbox", name)
+        assert res.returncode == 1
+        assert res.stderr.splitlines() == [f"  The lock path {lock} is a symbolic link, not a regular file; "
+                                           "move it out of the way and run the command again."]
+        assert journals(env) == before
+    finally:
+        lock.unlink()
+    backed = nemoclaw(env, "backup-all")
+    assert backed.returncode == 0, backed.stdout + backed.stderr
+    assert "Resuming" not in backed.stdout
+    assert fleet.container(name).id == first  # the failed rebuild was not carried out later

@@ -121,3 +121,16 @@ def t_mark_item(ctx):
     """Appends the item (option `name`) to $ENGINE_TEST_DIR/marks."""
     with open(_dir() / "marks", "a") as fh:
         fh.write(str(ctx.options["name"]) + "\n")
+
+
+@step("t_hold", mutates=True)
+def t_hold(ctx):
+    """A world-changing step that takes a while: writes $ENGINE_TEST_DIR/held.pid, waits while
+    $ENGINE_TEST_DIR/hold exists (at most 120 s), then appends `held` (`held-<name>` for an
+    item) to marks."""
+    (_dir() / "held.pid").write_text(str(os.getpid()))
+    deadline = time.monotonic() + 120
+    while (_dir() / "hold").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    with open(_dir() / "marks", "a") as fh:
+        fh.write("held" + (f"-{ctx.options['name']}" if ctx.options.get("name") else "") + "\n")
