@@ -38,7 +38,7 @@ import os
 import queue
 import stat
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import attrs
@@ -191,6 +191,9 @@ def _prefetch(chunks: Iterable[bytes], depth: int = _PREFETCH_DEPTH) -> Iterator
                 return
     finally:
         stop.set()
+        # A reader still in the middle of a batch stops at its next hand-off; only then may the
+        # caller close the stream under it (the engine keeps the container's lock while it is open).
+        reader.join(timeout=5)
         close = getattr(chunks, "close", None)
         if close is not None and not reader.is_alive():
             close()
@@ -234,13 +237,15 @@ class _Extractor:
     def run(self, chunks: Iterable[bytes]) -> ArchiveResult:
         if self.dest is not None:
             self._root_fd = os.open(self.dest, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        feed = _prefetch(chunks)
         try:
-            reader = TarReader(_prefetch(chunks))
+            reader = TarReader(feed)
             for entry in reader:
                 self._entry(reader, entry)
             self._finish_links()
             self._finish_dirs()
         finally:
+            feed.close()  # now, not when a traceback lets go of it: the read-ahead thread stops
             self._drop_cached_dir()
             if self._root_fd is not None:
                 os.close(self._root_fd)
@@ -709,6 +714,7 @@ def pack_directory(
     owner: tuple[int, int] = (0, 0),
     under: str = "",
     on_progress: ProgressCallback | None = None,
+    empty: Container[str] = (),
 ) -> Iterator[bytearray]:
     """Yield an uncompressed tar of `names` (paths relative to `src`, e.g. `agents` or
     `runtime/state.db`) in blocks of 1 MiB (headers and file data packed together, so the
@@ -719,7 +725,8 @@ def pack_directory(
     overrides the on-disk bits; every entry is owned by `owner` (uid, gid) so the sandbox user
     can use the restored files. Symlinks are packed as symlinks and never followed. `under`
     (e.g. `sandbox/.openclaw`) is put before every name in the archive, with no entries of its
-    own, for an archive extracted at `/` (see restore.py).
+    own, for an archive extracted at `/` (see restore.py). A file named in `empty` is packed
+    with no content (a sparse file whose data extents go separately: container_write.py).
     """
     lead = "/".join(_split_prefix(under))
     lead = f"{lead}/" if lead else ""
@@ -743,6 +750,12 @@ def pack_directory(
                 yield from entry(f"{rel}/{child}")
         elif stat.S_ISLNK(st.st_mode):
             out += header(rel, st, kind=b"2", link=os.readlink(path))
+        elif stat.S_ISREG(st.st_mode) and rel in empty:
+            out += header(rel, st, kind=b"0", size=0)
+            done[0] += st.st_size
+            done[1] += 1
+            if on_progress is not None:
+                on_progress(done[0], done[1])
         elif stat.S_ISREG(st.st_mode):
             out += header(rel, st, kind=b"0", size=st.st_size)
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
@@ -782,6 +795,27 @@ def pack_directory(
         yield from entry("/".join(parts))
     out += b"\0" * (2 * BLOCK)
     yield out
+
+
+def pack_ranges(items: Sequence[tuple[str, Path, int, int]], *, owner: tuple[int, int] = (0, 0)) -> Iterator[bytes]:
+    """A tar of byte ranges of files: each item (archive name, file, offset, length) becomes
+    one regular file `name` holding those bytes (for a sparse file's data extents)."""
+    for name, path, offset, length in items:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            yield _ustar_header(name, b"0", 0o600, owner, 0, length, "")
+            left, at = length, offset
+            while left > 0:
+                chunk = os.pread(fd, min(left, _PACK_CHUNK), at)
+                if not chunk:
+                    raise ArchiveError(f"{path} shrank while being packed")
+                yield chunk
+                left -= len(chunk)
+                at += len(chunk)
+        finally:
+            os.close(fd)
+        yield b"\0" * (-length % BLOCK)
+    yield b"\0" * (2 * BLOCK)
 
 
 def _ustar_header(name: str, kind: bytes, mode: int, owner: tuple[int, int], mtime: int, size: int,

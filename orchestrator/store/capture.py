@@ -202,7 +202,7 @@ def _fetch(container: Any, path: str, dest: Path, *, prefix: str, want_dir: bool
     import docker.errors  # here, not at import: a command that never captures never loads docker
 
     try:
-        chunks, stat = container.get_archive(path)
+        res_http, chunks, stat = _open_archive(container, path)
     except docker.errors.NotFound:
         gone = _container_gone(container)
         if gone is not None:
@@ -213,6 +213,16 @@ def _fetch(container: Any, path: str, dest: Path, *, prefix: str, want_dir: bool
         if gone is not None:
             raise gone from None
         return f"cannot read {path}: {exc.explanation or exc}"
+    try:
+        return _extract(res_http, chunks, stat, container, path, dest, prefix=prefix, want_dir=want_dir,
+                        on_progress=on_progress, budget=budget, skip=skip, limits=limits)
+    finally:
+        res_http.close()  # a read given up (the freeze limit, a cancel) must not hold the engine's container lock
+
+
+def _extract(res_http: Any, chunks: Any, stat: dict[str, Any] | None, container: Any, path: str, dest: Path, *,
+             prefix: str, want_dir: bool, on_progress: ProgressCallback | None, budget: SpaceBudget,
+             skip: Callable[[str], bool] | None, limits: HostLimits | None) -> ArchiveResult | str:
     mode = int((stat or {}).get("mode", 0))
     is_dir = bool(mode & _GO_MODE_DIR)
     is_regular = not (mode & _GO_MODE_TYPE)
@@ -233,6 +243,7 @@ def _fetch(container: Any, path: str, dest: Path, *, prefix: str, want_dir: bool
         res = extract_stream(chunks, dest, prefix=prefix, only_under=only, on_progress=on_progress, skip=skip,
                              limits=limits or HostLimits.below(dest), on_stored=stored)
     except ArchiveError as exc:
+        res_http.close()  # before asking the engine about the container: it holds its lock while the stream is open
         gone = _container_gone(container)
         if gone is not None:
             raise gone from None
@@ -244,6 +255,23 @@ def _fetch(container: Any, path: str, dest: Path, *, prefix: str, want_dir: bool
         raise
     budget.consume(res.stored - counted[0], dest)
     return res
+
+
+def _open_archive(container: Any, path: str) -> tuple[Any, Any, dict[str, Any] | None]:
+    """What the docker SDK's `get_archive` does, keeping the response to close it: (response,
+    its chunks, the path's stat). Raises the SDK's NotFound / APIError like it."""
+    from docker.utils import decode_json_header
+
+    api = container.client.api
+    res = api._get(api._url("/containers/{0}/archive", container.id), params={"path": path}, stream=True,
+                   headers={"Accept-Encoding": "identity"})
+    try:
+        api._raise_for_status(res)
+    except BaseException:
+        res.close()
+        raise
+    raw = res.headers.get("x-docker-container-path-stat")
+    return res, api._stream_raw_result(res, 2 << 20, False), decode_json_header(raw) if raw else None
 
 
 def _refusal(res: ArchiveResult) -> str:
