@@ -266,7 +266,8 @@ def _capture_one(
             at_root = agent_at_root(agent, container)
             deep = probe_deep(container, at_root.home_dir if home else at_root.dir)  # exec: not in a paused container
             unfreeze = _hold_frozen(ctx, job, container, hold) if consistent else None
-            deadline.start()
+            if unfreeze is not None:
+                deadline.start()  # a live read (--no-freeze) has no freeze to bound
             read = capture_home if home else capture_sandbox
             try:
                 job.capture = read(container, at_root, job.staged, on_progress=on_progress, store_at=job.dest)

@@ -130,7 +130,9 @@ def _write_extents(container: Any, backup_dir: Path, plan: dict[str, tuple[int, 
     """Send the data extents of the files packed empty, then put them in place in the sandbox."""
     tmp = f"tmp/.nemoclaw-sparse-{uuid.uuid4().hex[:12]}"
     items: list[tuple[str, Path, int, int]] = []
-    lines = [f"trap 'rm -rf /{tmp}' EXIT", "set -e"]
+    # (what a killed restore left there goes too: restores into one sandbox never overlap, they hold the writer lock)
+    lines = [f"trap 'rm -rf /{tmp}' EXIT", "set -e",
+             f'for d in /tmp/.nemoclaw-sparse-*; do [ "$d" = /{tmp} ] || rm -rf -- "$d"; done']
     for i, (rel, (size, extents)) in enumerate(sorted(plan.items())):
         target = shlex.quote(posixpath.join(base, rel))
         for j, (off, length) in enumerate(extents):

@@ -346,3 +346,11 @@ def test_a_freeze_limit_reached_while_the_archive_streams_unfreezes_at_once(h):
     [d] = h.committed(h.a)
     assert json.loads((d / MANIFEST_NAME).read_text())["pointInTime"] is False
     assert os.stat(d / "sparse.img").st_size == SPARSE
+
+    # A live read (--no-freeze) has no freeze to bound: the same limit changes nothing.
+    shutil.rmtree(d)
+    res = h.nemoclaw("backup-all", "--no-freeze", env={"NEMOCLAW_BACKUP_FREEZE_MAX_SECONDS": "0.2"})
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "freeze limit" not in res.stderr, res.stderr
+    [d] = h.committed(h.a)
+    assert json.loads((d / MANIFEST_NAME).read_text())["pointInTime"] is False
