@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 import uuid
@@ -354,3 +355,31 @@ def test_a_freeze_limit_reached_while_the_archive_streams_unfreezes_at_once(h):
     assert "freeze limit" not in res.stderr, res.stderr
     [d] = h.committed(h.a)
     assert json.loads((d / MANIFEST_NAME).read_text())["pointInTime"] is False
+
+
+def test_a_rebuild_killed_while_it_restores_a_sparse_file_is_finished_sparse_by_the_next_run(h):
+    """SIGKILL with the restore upload under way (the sparse file packed empty, its extents not
+    yet sent): `runs resume` finishes the rebuild, and the file is whole and sparse again."""
+    h.register(h.a)
+    size = 256 << 20
+    h.sh(h.a, f"dd if=/dev/zero of=/sandbox/sparse.img bs=1 count=0 seek={size} 2>/dev/null && "
+              f"dd if=/dev/urandom of=/sandbox/sparse.img bs=4096 count=2 seek=1000 conv=notrunc 2>/dev/null")
+    want = h.sh(h.a, "sha256sum /sandbox/sparse.img").split()[0]
+    marker = h.home / f"pause-{uuid.uuid4().hex[:8]}"
+    proc = subprocess.Popen([h.exe, "rebuild-sandbox", h.a], env={**h.sim.env, PAUSE_ENV: f"restore:{h.a}",
+                                                                  PAUSE_MARKER_ENV: str(marker)},
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not marker.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    pid, run_id, _where = marker.read_text().split()
+    os.kill(int(pid), signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+
+    res = h.nemoclaw("runs", "resume", run_id)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert h.sh(h.a, "sha256sum /sandbox/sparse.img").split()[0] == want
+    assert int(h.sh(h.a, "du -k /sandbox/sparse.img").split()[0]) < 4096
+    assert h.sh(h.a, "ls -A /tmp") == ""
