@@ -111,6 +111,9 @@ def list_cmd(name: str | None, rehash: bool, as_json: bool) -> None:
                [[r["sandbox"], r["timestamp"], r["version"], str(r["files"]), human_size(r["bytes"]), check(r)] for r in rows])
         if not rehash:
             click.echo("  (sizes checked only; `nemoclaw backups verify` or `list --verify` re-hashes every file)")
+    for r in rows:
+        if not r["ok"]:  # one line each, naming it: the others are listed all the same
+            click.echo(f"  Damaged backup {r['sandbox']} {r['timestamp']}: {r['problem']}", err=True)
     for i in listing.invalid:
         click.echo(f"  Invalid backup {i.path}: {i.error}", err=True)
 
@@ -138,8 +141,9 @@ def _invalid_line(i: InvalidBackup) -> str:
 @click.option("--all", "all_", is_flag=True, help="Verify every backup, not only the newest of each sandbox.")
 @click.option("--sample", type=click.FloatRange(0, 100, min_open=True), help="Re-hash only this percentage of files.")
 def verify_cmd(name: str | None, all_: bool, sample: float | None) -> None:
-    """Re-hash backups against their manifests; exit 1 at the first mismatch or invalid backup.
-    Without --all, the newest backup of each sandbox: when that one is invalid, it says so."""
+    """Re-hash backups against their manifests; exit 1 if any is damaged or invalid (each is
+    named, the others still verified). Without --all, the newest backup of each sandbox: when
+    that one is invalid, it says so."""
     store = _store()
     listing = _scan(store, name)
     targets: list[Backup | InvalidBackup]
@@ -156,8 +160,10 @@ def verify_cmd(name: str | None, all_: bool, sample: float | None) -> None:
             failed = True
             continue
         mismatch = store.verify(t, sample_pct=sample)
-        if mismatch is not None:
-            fail(f"  ✗ {t.sandbox} {t.timestamp}: {mismatch}\n    ({t.path})")
+        if mismatch is not None:  # named, and the other backups still verified
+            click.echo(f"  ✗ {t.sandbox} {t.timestamp}: {mismatch}\n    ({t.path})", err=True)
+            failed = True
+            continue
         n = len(t.manifest.files)
         if sample is None:
             click.echo(f"  ✓ {t.sandbox} {t.timestamp}: {n} files match the manifest")

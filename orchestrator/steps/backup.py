@@ -47,12 +47,15 @@ from ..store import (
     write_manifest,
 )
 from ..store.errors import StoreError
+from ..store.deep_paths import fail_missing as fail_missing_deep
+from ..store.deep_paths import probe as probe_deep
 from ..store.home_scope import build_home_manifest, capture_home
 
 from ._kill_points import Cancelled as _Cancelled
 from ._kill_points import pause_point as _pause_point
 from ._pause_records import forget_pause as _forget_pause
 from ._pause_records import record_pause as _record_pause
+from . import _freeze_limit
 from . import _stopped_sandboxes as _stopped
 from ._openshell_common import listed_container
 from .facts import BackedUp, BackupReport, NotBackedUp, Snapshot, StagedBackup
@@ -78,6 +81,7 @@ class SandboxBackup:
     started: bool = False
     frozen_seconds: float | None = None
     scope: str = "agent"
+    point_in_time: bool = True  # False once the freeze limit made it read again live
 
     @property
     def ok(self) -> bool:
@@ -219,18 +223,20 @@ def _capture_one(
     ctx: "RunContext", job: SandboxBackup, entry: SandboxEntry, task: "ProgressTask", cancel: threading.Event, consistent: bool
 ) -> None:
     last = {"bytes": 0, "files": 0}
+    deadline = _freeze_limit.Deadline(_freeze_limit.limit_seconds(), cancel)
 
     def on_progress(nbytes: int, files: int) -> None:
         # Called with totals of the current path; a new path starts again from 0.
         if cancel.is_set():
             raise _Cancelled()
+        deadline.check()
         db = nbytes - last["bytes"] if nbytes >= last["bytes"] else nbytes
         df = files - last["files"] if files >= last["files"] else files
         last["bytes"], last["files"] = nbytes, files
         job.bytes += db
         task.advance(db, df)
         if files:
-            _pause_point(ctx, "archive", job.name, cancel)
+            _pause_point(ctx, "archive", job.name, deadline)  # type: ignore[arg-type]  # it stops waiting at the limit too
 
     try:
         agent = load_agent(entry.agent)
@@ -254,14 +260,32 @@ def _capture_one(
                 if adopted is not None:
                     hold.callback(_return_to_stopped, ctx, job, container, adopted)
             ctx.out.line(f"  Backing up '{job.name}'...")
-            if consistent:
-                _hold_frozen(ctx, job, container, hold)
             home = job.scope == "home"
             # The image's WorkingDir may move the data root (0.0.99+); the manifest keeps the agent's
             # canonical directories, which restores move under the target container's own root.
             at_root = agent_at_root(agent, container)
-            job.capture = (capture_home if home else capture_sandbox)(container, at_root, job.staged, on_progress=on_progress)
+            deep = probe_deep(container, at_root.home_dir if home else at_root.dir)  # exec: not in a paused container
+            unfreeze = _hold_frozen(ctx, job, container, hold) if consistent else None
+            if unfreeze is not None:
+                deadline.start()  # a live read (--no-freeze) has no freeze to bound
+            read = capture_home if home else capture_sandbox
+            try:
+                job.capture = read(container, at_root, job.staged, on_progress=on_progress, store_at=job.dest)
+            except (_freeze_limit.FreezeLimit, _Cancelled):
+                if cancel.is_set() or not deadline.due() or unfreeze is None:
+                    raise
+                deadline.stop()
+                unfreeze()  # the frozen read's stream is closed: the engine lets the unpause through
+                if _strict(ctx):
+                    job.error = _freeze_limit.strict_message(deadline.seconds)
+                    return
+                ctx.out.error(f"  {ctx.out.style.YW}⚠{ctx.out.style.R} {job.name}: {_freeze_limit.warning(deadline.seconds)}")
+                job.point_in_time, job.bytes, last["bytes"], last["files"] = False, 0, 0, 0
+                job.staged = ctx.staging.fresh_dir(job.name)
+                job.capture = read(container, at_root, job.staged, on_progress=on_progress, store_at=job.dest)
+            deadline.stop()
             hold.close()  # unfreeze (and stop) as soon as the state is read
+            fail_missing_deep(job.capture, deep, wanted=_wanted(job.capture, agent, home))
             manifest = (build_home_manifest if home else build_manifest)(
                 job.capture,
                 agent,
@@ -272,6 +296,8 @@ def _capture_one(
                 policy_presets=list(entry.policies),
                 image=container.attrs.get("Config", {}).get("Image") or None,
             )
+            if not (consistent and job.point_in_time):
+                manifest = attrs.evolve(manifest, point_in_time=False)
             write_manifest(job.staged, manifest)
         except _Cancelled:
             job.error = "interrupted"
@@ -305,9 +331,19 @@ def _return_to_stopped(ctx: "RunContext", job: SandboxBackup, container: Any, re
         ctx.out.line(f"  Returned '{job.name}' to its stopped state.")
 
 
-def _hold_frozen(ctx: "RunContext", job: SandboxBackup, container: Any, hold: contextlib.ExitStack) -> None:
+def _wanted(capture: Capture, agent: Any, home: bool) -> Any:
+    """Which walked paths a capture reads: the home minus its excludes, or the backed-up dirs and files."""
+    if home:
+        return lambda rel: not any(rel == e or rel.startswith(e + "/") for e in agent.home_excludes)
+    dirs = set(capture.backed_up_dirs)
+    files = {f.path for f in capture.backed_up_files}
+    return lambda rel: rel.split("/", 1)[0] in dirs or rel in files
+
+
+def _hold_frozen(ctx: "RunContext", job: SandboxBackup, container: Any, hold: contextlib.ExitStack) -> Any:
     """Freeze (Docker pause) the sandbox while its state is read; `hold` unfreezes it on every
-    path (a kill is covered by the pause record, written before the pause: _pause_records.py)."""
+    path (a kill is covered by the pause record, written before the pause: _pause_records.py).
+    Returns the unfreeze, to call earlier (at the freeze limit: _freeze_limit.py); it runs once."""
     record = _record_pause(ctx, job.name, container)
     try:
         container.pause()
@@ -315,10 +351,14 @@ def _hold_frozen(ctx: "RunContext", job: SandboxBackup, container: Any, hold: co
         _forget_pause(record)
         raise
     began = time.monotonic()
+    done: list[bool] = []
 
     def unfreeze() -> None:
         import docker.errors
 
+        if done:
+            return
+        done.append(True)
         try:
             container.unpause()
         except docker.errors.NotFound:  # the container is gone (its backup fails): nothing to unfreeze
@@ -330,6 +370,7 @@ def _hold_frozen(ctx: "RunContext", job: SandboxBackup, container: Any, hold: co
         job.frozen_seconds = round(time.monotonic() - began, 3)
 
     hold.callback(unfreeze)
+    return unfreeze
 
 
 @implements("unpause_leftovers")

@@ -38,17 +38,17 @@ import os
 import queue
 import stat
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import attrs
 
 from .errors import ArchiveError
-from .records import DirRecord, FileRecord, LinkRecord, Rejected
+from .records import DirRecord, FileRecord, LinkRecord, Rejected, short_path
 from .tarstream import BLOCK, TarEntry, TarReader
 
 __all__ = [
-    "ArchiveResult", "FileIdentity", "ProgressCallback", "check_written", "describe_entries", "extract_stream",
+    "ArchiveResult", "FileIdentity", "HostLimits", "ProgressCallback", "check_written", "describe_entries", "extract_stream",
     "hash_stream", "pack_directory",
 ]  # fmt: skip
 
@@ -71,7 +71,8 @@ class ArchiveResult:
     rejected: list[Rejected] = attrs.field(factory=list)
     skipped: list[Rejected] = attrs.field(factory=list)  # FIFOs, device nodes: not backed up, not a failure
     written: dict[str, FileIdentity] = attrs.field(factory=dict)  # path -> identity on disk
-    bytes: int = 0
+    bytes: int = 0  # logical bytes of the files (a hole counts as the zeros it reads as)
+    stored: int = 0  # bytes written to disk (holes left as holes: see `_SparseWriter`)
 
     @property
     def ok(self) -> bool:
@@ -86,14 +87,48 @@ class ArchiveResult:
         self.skipped += other.skipped
         self.written.update(other.written)
         self.bytes += other.bytes
+        self.stored += other.stored
         return self
 
 
 def describe_entries(entries: Sequence[Rejected], limit: int = 3) -> str:
     """`a/x (absolute path), b (FIFO) and 2 more`: for one line of a report."""
-    shown = ", ".join(f"{e.path} ({e.reason})" for e in entries[:limit])
+    shown = ", ".join(f"{short_path(e.path)} ({e.reason})" for e in entries[:limit])
     more = len(entries) - limit
     return f"{shown} and {more} more" if more > 0 else shown
+
+
+@attrs.frozen
+class HostLimits:
+    """What the host can name below the folders a capture is written to and committed in: a
+    path must fit PATH_MAX (with its NUL) below the longer of the two (`prefix`, bytes), and each
+    name NAME_MAX. A longer entry could be written (the extractor walks by directory fd) but never
+    read back by path (`backups list`, `verify`, `restore`), so it is refused: docs/backups.md."""
+
+    prefix: int
+    path_max: int = 4096
+    name_max: int = 255
+
+    @classmethod
+    def below(cls, *folders: Path) -> "HostLimits":
+        first = Path(folders[0])
+        try:
+            path_max, name_max = os.pathconf(first, "PC_PATH_MAX"), os.pathconf(first, "PC_NAME_MAX")
+        except (OSError, ValueError):
+            path_max, name_max = 4096, 255
+        return cls(prefix=max(len(os.fsencode(str(f))) for f in folders), path_max=path_max, name_max=name_max)
+
+    def why_not(self, parts: Sequence[str]) -> str | None:
+        """Why the entry `parts` (below the folders) cannot be stored, or None."""
+        for part in parts:
+            n = len(os.fsencode(part))
+            if n > self.name_max:
+                return f"a name of {n} bytes is too long for the backup folder on this host (at most {self.name_max})"
+        total = self.prefix + sum(len(os.fsencode(p)) + 1 for p in parts)
+        if total > self.path_max - 1:
+            return (f"its path is too long for the backup folder on this host ({total} bytes there, "
+                    f"at most {self.path_max - 1})")
+        return None
 
 
 class _Reject(Exception):
@@ -156,6 +191,9 @@ def _prefetch(chunks: Iterable[bytes], depth: int = _PREFETCH_DEPTH) -> Iterator
                 return
     finally:
         stop.set()
+        # A reader still in the middle of a batch stops at its next hand-off; only then may the
+        # caller close the stream under it (the engine keeps the container's lock while it is open).
+        reader.join(timeout=5)
         close = getattr(chunks, "close", None)
         if close is not None and not reader.is_alive():
             close()
@@ -181,6 +219,8 @@ class _Extractor:
     reserved: frozenset[str]
     on_progress: ProgressCallback | None
     skip: Callable[[str], bool] | None = None  # relative paths left out entirely (not written, not recorded)
+    limits: HostLimits | None = None  # entries the host could not read back are refused
+    on_stored: Callable[[int], None] | None = None  # bytes written to disk so far (for a space budget)
     result: ArchiveResult = attrs.field(factory=ArchiveResult)
     _root_fd: int | None = None
     _seen: set[tuple[str, ...]] = attrs.field(factory=set)
@@ -197,13 +237,15 @@ class _Extractor:
     def run(self, chunks: Iterable[bytes]) -> ArchiveResult:
         if self.dest is not None:
             self._root_fd = os.open(self.dest, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        feed = _prefetch(chunks)
         try:
-            reader = TarReader(_prefetch(chunks))
+            reader = TarReader(feed)
             for entry in reader:
                 self._entry(reader, entry)
             self._finish_links()
             self._finish_dirs()
         finally:
+            feed.close()  # now, not when a traceback lets go of it: the read-ahead thread stops
             self._drop_cached_dir()
             if self._root_fd is not None:
                 os.close(self._root_fd)
@@ -226,6 +268,10 @@ class _Extractor:
                 return
             if len(parts) == 1 and parts[0] in self.reserved:
                 raise _Reject("reserved name")
+            if self.limits is not None:
+                why = self.limits.why_not(parts)
+                if why is not None:
+                    raise _Reject(why)
             for i in range(1, len(parts)):
                 if parts[:i] in self._links:
                     raise _Reject(f"path goes through the symlink {'/'.join(parts[:i])}")
@@ -302,16 +348,17 @@ class _Extractor:
         path = "/".join(parts)
         fd = self._create(parts) if self._root_fd is not None else None
         self._implicit_parents(parts[:-1])
+        sparse = _SparseWriter(fd) if fd is not None else None
         try:
             for view in reader.body():
-                n = len(view)
                 digest.update(view)
-                if fd is not None:
-                    while view:
-                        view = view[os.write(fd, view) :]
-                self.result.bytes += n
+                if sparse is not None:
+                    self.result.stored += sparse.write(view)
+                self.result.bytes += len(view)
                 self._progress()
             if fd is not None:
+                assert sparse is not None
+                sparse.finish()
                 self._seal(path, fd, e.mode, e.mtime)
         finally:
             if fd is not None:
@@ -445,12 +492,71 @@ class _Extractor:
                 os.close(fd)
 
     def _progress(self, force: bool = False) -> None:
-        if self.on_progress is None:
+        if self.on_progress is None and self.on_stored is None:
             return
         if force or self._files != self._last_files or self.result.bytes - self._last_report >= _PROGRESS_EVERY:
             self._last_report = self.result.bytes
             self._last_files = self._files
-            self.on_progress(self.result.bytes, self._files)
+            if self.on_stored is not None:
+                self.on_stored(self.result.stored)
+            if self.on_progress is not None:
+                self.on_progress(self.result.bytes, self._files)
+
+
+_HOLE = 1 << 16  # zero runs this long (aligned in the file) become holes
+_ZEROS = bytes(_HOLE)
+
+
+class _SparseWriter:
+    """Writes a file body as it streams in, leaving every block of zeros (aligned 64 KiB in
+    the file, or the part of one a chunk holds) as a hole (a seek, nothing written): Docker's archive carries a sparse file's holes as zeros
+    (2 GiB of them for a 2 GiB disk image holding 8 KiB). The check is a memcmp against
+    zeros that stops at the first non-zero byte, so ordinary data costs next to nothing;
+    the data is still hashed as it arrives, holes included (the file's logical content)."""
+
+    __slots__ = ("fd", "pos", "end")
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.pos = 0  # logical offset of the next byte
+        self.end = 0  # offset just past the last byte written (the file's size on disk so far)
+
+    def write(self, view: memoryview) -> int:
+        """Write `view` at the current offset; returns the bytes actually written."""
+        written = 0
+        n = len(view)
+        i = 0
+        while i < n:
+            # up to the next 64 KiB boundary of the file, so a block is judged whole
+            step = min(n - i, _HOLE - (self.pos + i) % _HOLE)
+            block = view[i : i + step]
+            if _ZEROS.startswith(block):  # skipped bytes read back as zeros: any zero block may be a hole
+                i += step
+                continue
+            # a run of data blocks goes out in one write
+            j = i + step
+            while j < n:
+                step2 = min(n - j, _HOLE)
+                if _ZEROS.startswith(view[j : j + step2]):
+                    break
+                j += step2
+            at = self.pos + i
+            if at != self.end:
+                os.lseek(self.fd, at, os.SEEK_SET)
+            data = view[i:j]
+            while data:
+                data = data[os.write(self.fd, data) :]
+            written += j - i
+            self.end = self.pos + j
+            i = j
+        self.pos += n
+        return written
+
+    def finish(self) -> None:
+        """A file that ends in a hole gets its full size."""
+        if self.end != self.pos:
+            os.ftruncate(self.fd, self.pos)
+            self.end = self.pos
 
 
 def _copy_fd(src: int, dst: int, size: int) -> None:
@@ -488,13 +594,17 @@ def extract_stream(
     reserved: Sequence[str] = ("rebuild-manifest.json",),
     on_progress: ProgressCallback | None = None,
     skip: Callable[[str], bool] | None = None,
+    limits: HostLimits | None = None,
+    on_stored: Callable[[int], None] | None = None,
 ) -> ArchiveResult:
     """Extract a tar stream into the existing directory `dest`, rejecting hostile entries.
 
     `prefix` places the entries below a sub-path of `dest` (e.g. `runtime` for a state file
     fetched as `state.db`); `only_under` refuses entries whose first component is not that name
     (Docker names them after the basename of the requested path); `skip(path)` true leaves an
-    entry (and, for a directory, what is below it) out. Raises ArchiveError only
+    entry (and, for a directory, what is below it) out; `limits` refuses entries the host could
+    not name below its backup folders; `on_stored(n)` hears the bytes written to disk so far
+    (holes are not written: `_SparseWriter`). Raises ArchiveError only
     when the stream itself is unreadable; refused entries are listed in `result.rejected`,
     skipped special files in `result.skipped`.
     """
@@ -505,6 +615,8 @@ def extract_stream(
         reserved=frozenset(reserved),
         on_progress=on_progress,
         skip=skip,
+        limits=limits,
+        on_stored=on_stored,
     ).run(chunks)
 
 
@@ -602,6 +714,7 @@ def pack_directory(
     owner: tuple[int, int] = (0, 0),
     under: str = "",
     on_progress: ProgressCallback | None = None,
+    empty: Container[str] = (),
 ) -> Iterator[bytearray]:
     """Yield an uncompressed tar of `names` (paths relative to `src`, e.g. `agents` or
     `runtime/state.db`) in blocks of 1 MiB (headers and file data packed together, so the
@@ -612,7 +725,8 @@ def pack_directory(
     overrides the on-disk bits; every entry is owned by `owner` (uid, gid) so the sandbox user
     can use the restored files. Symlinks are packed as symlinks and never followed. `under`
     (e.g. `sandbox/.openclaw`) is put before every name in the archive, with no entries of its
-    own, for an archive extracted at `/` (see restore.py).
+    own, for an archive extracted at `/` (see restore.py). A file named in `empty` is packed
+    with no content (a sparse file whose data extents go separately: container_write.py).
     """
     lead = "/".join(_split_prefix(under))
     lead = f"{lead}/" if lead else ""
@@ -636,6 +750,12 @@ def pack_directory(
                 yield from entry(f"{rel}/{child}")
         elif stat.S_ISLNK(st.st_mode):
             out += header(rel, st, kind=b"2", link=os.readlink(path))
+        elif stat.S_ISREG(st.st_mode) and rel in empty:
+            out += header(rel, st, kind=b"0", size=0)
+            done[0] += st.st_size
+            done[1] += 1
+            if on_progress is not None:
+                on_progress(done[0], done[1])
         elif stat.S_ISREG(st.st_mode):
             out += header(rel, st, kind=b"0", size=st.st_size)
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
@@ -675,6 +795,27 @@ def pack_directory(
         yield from entry("/".join(parts))
     out += b"\0" * (2 * BLOCK)
     yield out
+
+
+def pack_ranges(items: Sequence[tuple[str, Path, int, int]], *, owner: tuple[int, int] = (0, 0)) -> Iterator[bytes]:
+    """A tar of byte ranges of files: each item (archive name, file, offset, length) becomes
+    one regular file `name` holding those bytes (for a sparse file's data extents)."""
+    for name, path, offset, length in items:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            yield _ustar_header(name, b"0", 0o600, owner, 0, length, "")
+            left, at = length, offset
+            while left > 0:
+                chunk = os.pread(fd, min(left, _PACK_CHUNK), at)
+                if not chunk:
+                    raise ArchiveError(f"{path} shrank while being packed")
+                yield chunk
+                left -= len(chunk)
+                at += len(chunk)
+        finally:
+            os.close(fd)
+        yield b"\0" * (-length % BLOCK)
+    yield b"\0" * (2 * BLOCK)
 
 
 def _ustar_header(name: str, kind: bytes, mode: int, owner: tuple[int, int], mtime: int, size: int,

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import attrs
 
 from ..kernel.sizes import human_size
-from .archive import ArchiveResult, ProgressCallback, check_written, describe_entries, extract_stream
+from .archive import ArchiveResult, HostLimits, ProgressCallback, check_written, describe_entries, extract_stream
 from .errors import ArchiveError, CaptureError
 from .manifest import MANIFEST_VERSION, Manifest, Mismatch, StateFile, load_manifest
 
@@ -56,6 +56,10 @@ DEFAULT_RESERVE = 64 * 1024 * 1024
 LIMIT_ENV = "NEMOCLAW_BACKUP_MAX_BYTES"
 RESERVE_ENV = "NEMOCLAW_BACKUP_RESERVE_BYTES"
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
+_PERCENT_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
+#: With no NEMOCLAW_BACKUP_MAX_BYTES, one sandbox's backup may use at most this share of the
+#: space free on the backup filesystem when its capture starts (docs/backups.md).
+DEFAULT_LIMIT_SHARE = 0.5
 _UNITS = {"": 1, "B": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 
 
@@ -70,12 +74,15 @@ def parse_size(text: str, what: str) -> int:
 
 @attrs.define
 class SpaceBudget:
-    """How much one sandbox's capture may write: at most `limit` bytes (None: no limit), and
-    never so much that less than `reserve` bytes stay free on the staging filesystem."""
+    """How much one sandbox's capture may write to disk: at most `limit` bytes (None: no limit),
+    or, with `share`, that share of the space free when the capture starts; and never so much
+    that less than `reserve` bytes stay free on the staging filesystem. What counts is what is
+    written: a sparse file's holes are not (archive._SparseWriter)."""
 
     limit: int | None = None
     reserve: int = DEFAULT_RESERVE
     used: int = 0
+    share: float | None = None
     _lock: threading.Lock = attrs.field(factory=threading.Lock, repr=False, eq=False)
 
     def consume(self, nbytes: int, dest: Path) -> None:
@@ -89,20 +96,35 @@ class SpaceBudget:
         env = os.environ if env is None else env
         limit = env.get(LIMIT_ENV, "").strip()
         reserve = env.get(RESERVE_ENV, "").strip()
+        share: float | None = DEFAULT_LIMIT_SHARE if not limit else None
+        pct = _PERCENT_RE.match(limit)
+        if pct:
+            share = float(pct[1]) / 100
+            if not 0 < share <= 1:
+                raise CaptureError(f"{LIMIT_ENV}={limit!r} is not a share of the free space: use more than 0 % and at most 100 %")
+        elif limit.lower() == "none":
+            share = None
         return cls(
-            limit=parse_size(limit, LIMIT_ENV) if limit else None,
+            limit=parse_size(limit, LIMIT_ENV) if limit and not pct and limit.lower() != "none" else None,
             reserve=parse_size(reserve, RESERVE_ENV) if reserve else DEFAULT_RESERVE,
+            share=share,
         )
 
     def check(self, dest: Path, incoming: int = 0) -> None:
         """Raise CaptureError if `incoming` more bytes would pass the limit or the reserve."""
-        if self.limit is not None and self.used + incoming > self.limit:
-            raise CaptureError(
-                f"its state is larger than the per-sandbox limit of {human_size(self.limit)} ({LIMIT_ENV}); "
-                "nothing of it was committed. Raise the limit or free the sandbox's state, then rerun"
-            )
         st = os.statvfs(dest)
         free = st.f_bavail * st.f_frsize
+        if self.limit is None and self.share is not None:
+            with self._lock:  # the first check of this capture fixes the share as bytes
+                if self.limit is None:
+                    self.limit = int((free + self.used) * self.share)
+        if self.limit is not None and self.used + incoming > self.limit:
+            how = (f"{self.share * 100:g} % of the space free when it started; {LIMIT_ENV}" if self.share is not None
+                   else LIMIT_ENV)
+            raise CaptureError(
+                f"its state is larger than the per-sandbox limit of {human_size(self.limit)} ({how}); "
+                "nothing of it was committed. Raise the limit or free the sandbox's state, then rerun"
+            )
         if free - incoming < self.reserve:
             raise CaptureError(
                 f"not enough free space for its backup on the filesystem of {dest}: {human_size(free)} free, "
@@ -172,7 +194,7 @@ def _container_gone(container: Any) -> CaptureError | None:
 
 def _fetch(container: Any, path: str, dest: Path, *, prefix: str, want_dir: bool,
            on_progress: ProgressCallback | None, budget: SpaceBudget,
-           skip: Callable[[str], bool] | None = None) -> ArchiveResult | str | None:
+           skip: Callable[[str], bool] | None = None, limits: HostLimits | None = None) -> ArchiveResult | str | None:
     """ArchiveResult on success, None if the path is absent, or a reason string on failure.
     A `path` ending in `/.` streams a directory's contents (entries relative to it); `skip`
     leaves paths out (archive.extract_stream). Raises CaptureError when the container is gone
@@ -180,7 +202,7 @@ def _fetch(container: Any, path: str, dest: Path, *, prefix: str, want_dir: bool
     import docker.errors  # here, not at import: a command that never captures never loads docker
 
     try:
-        chunks, stat = container.get_archive(path)
+        res_http, chunks, stat = _open_archive(container, path)
     except docker.errors.NotFound:
         gone = _container_gone(container)
         if gone is not None:
@@ -191,6 +213,16 @@ def _fetch(container: Any, path: str, dest: Path, *, prefix: str, want_dir: bool
         if gone is not None:
             raise gone from None
         return f"cannot read {path}: {exc.explanation or exc}"
+    try:
+        return _extract(res_http, chunks, stat, container, path, dest, prefix=prefix, want_dir=want_dir,
+                        on_progress=on_progress, budget=budget, skip=skip, limits=limits)
+    finally:
+        res_http.close()  # a read given up (the freeze limit, a cancel) must not hold the engine's container lock
+
+
+def _extract(res_http: Any, chunks: Any, stat: dict[str, Any] | None, container: Any, path: str, dest: Path, *,
+             prefix: str, want_dir: bool, on_progress: ProgressCallback | None, budget: SpaceBudget,
+             skip: Callable[[str], bool] | None, limits: HostLimits | None) -> ArchiveResult | str:
     mode = int((stat or {}).get("mode", 0))
     is_dir = bool(mode & _GO_MODE_DIR)
     is_regular = not (mode & _GO_MODE_TYPE)
@@ -200,18 +232,18 @@ def _fetch(container: Any, path: str, dest: Path, *, prefix: str, want_dir: bool
         return f"{path} is not a regular file"
     # The archive stat is exact for a file; a directory's size is known only while streaming.
     budget.check(dest, int((stat or {}).get("size", 0) or 0) if not is_dir else 0)
-    counted = [0]  # bytes of this stream already counted in the (shared) budget
+    counted = [0]  # bytes of this stream written to disk and counted in the (shared) budget
 
-    def progress(nbytes: int, files: int) -> None:
+    def stored(nbytes: int) -> None:
         budget.consume(nbytes - counted[0], dest)
         counted[0] = nbytes
-        if on_progress is not None:
-            on_progress(nbytes, files)
 
     try:
         only = None if path.endswith("/.") else posixpath.basename(path)
-        res = extract_stream(chunks, dest, prefix=prefix, only_under=only, on_progress=progress, skip=skip)
+        res = extract_stream(chunks, dest, prefix=prefix, only_under=only, on_progress=on_progress, skip=skip,
+                             limits=limits or HostLimits.below(dest), on_stored=stored)
     except ArchiveError as exc:
+        res_http.close()  # before asking the engine about the container: it holds its lock while the stream is open
         gone = _container_gone(container)
         if gone is not None:
             raise gone from None
@@ -221,8 +253,25 @@ def _fetch(container: Any, path: str, dest: Path, *, prefix: str, want_dir: bool
             raise CaptureError(f"the disk filled up while writing its backup under {dest} ({exc.strerror}); "
                                "nothing of it was committed. Free some space, then rerun") from None
         raise
-    budget.consume(res.bytes - counted[0], dest)
+    budget.consume(res.stored - counted[0], dest)
     return res
+
+
+def _open_archive(container: Any, path: str) -> tuple[Any, Any, dict[str, Any] | None]:
+    """What the docker SDK's `get_archive` does, keeping the response to close it: (response,
+    its chunks, the path's stat). Raises the SDK's NotFound / APIError like it."""
+    from docker.utils import decode_json_header
+
+    api = container.client.api
+    res = api._get(api._url("/containers/{0}/archive", container.id), params={"path": path}, stream=True,
+                   headers={"Accept-Encoding": "identity"})
+    try:
+        api._raise_for_status(res)
+    except BaseException:
+        res.close()
+        raise
+    raw = res.headers.get("x-docker-container-path-stat")
+    return res, api._stream_raw_result(res, 2 << 20, False), decode_json_header(raw) if raw else None
 
 
 def _refusal(res: ArchiveResult) -> str:
@@ -239,9 +288,12 @@ def capture_sandbox(
     extra_dirs: list[str] | None = None,
     on_progress: ProgressCallback | None = None,
     budget: SpaceBudget | None = None,
+    store_at: Path | None = None,
 ) -> Capture:
     """Fetch the agent's state from `container` (a docker SDK Container) into `dest` (an empty
     staged directory). `extra_dirs` adds discovered directories (NemoClaw's `workspace-*`).
+    `store_at` is where it will be committed: an entry whose path would be too long for the
+    host there (or in `dest`) is refused (archive.HostLimits).
 
     Raises CaptureError (nothing may be committed) when the container is gone or the capture
     would pass `budget` (default: `SpaceBudget.from_env()`)."""
@@ -252,11 +304,13 @@ def capture_sandbox(
     budget.check(dest)
     state_dirs = list(agent.state_dirs) + [d for d in (extra_dirs or []) if d not in agent.state_dirs]
     cap = Capture(state_dirs=state_dirs)
+    limits = HostLimits.below(dest, *([store_at] if store_at is not None else []))
     progress = _Progress(on_progress)
     jobs = [(name, posixpath.join(agent.dir, name), "", True) for name in state_dirs]
     with ThreadPoolExecutor(max_workers=min(_FETCH_THREADS, max(1, len(jobs))), thread_name_prefix="fetch") as pool:
         dir_results = list(pool.map(lambda j: _fetch(container, j[1], dest, prefix=j[2], want_dir=j[3],
-                                                     on_progress=progress.callback(), budget=budget), jobs))
+                                                     on_progress=progress.callback(), budget=budget, limits=limits),
+                                    jobs))
     for name, res in zip(state_dirs, dir_results):
         if isinstance(res, str):
             cap.failed_dirs[name] = res
@@ -269,7 +323,7 @@ def capture_sandbox(
     for sf in agent.state_files:  # after the dirs: a state file may live in a state dir's parent
         parent = posixpath.dirname(sf.path)
         res = _fetch(container, posixpath.join(agent.dir, sf.path), dest, prefix=parent, want_dir=False,
-                     on_progress=progress.callback(), budget=budget)
+                     on_progress=progress.callback(), budget=budget, limits=limits)
         if isinstance(res, str):
             cap.failed_files[sf.path] = res
         elif res is not None:

@@ -27,9 +27,10 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..kernel.paths import rebase
-from .archive import ArchiveResult, ProgressCallback, hash_stream
+from .archive import ArchiveResult, HostLimits, ProgressCallback, hash_stream, short_path
 from .container_write import exec_root, owner_of, stream_in
 from .capture import Capture, SpaceBudget, _container_gone, _fetch
+from .deep_paths import probe, refuse_to_clear
 from .errors import ArchiveError, RestoreError
 from .manifest import MANIFEST_VERSION, Manifest, Mismatch, diff_records
 
@@ -59,6 +60,14 @@ def _path_stat(container: Any, path: str) -> dict[str, Any] | None:
         raise RestoreError(f"cannot stat {path} in {container.name} (HTTP {res.status_code})")
     raw = res.headers.get("X-Docker-Container-Path-Stat")
     return json.loads(base64.b64decode(raw)) if raw else None
+
+
+def _stat_or_none(container: Any, path: str) -> dict[str, Any] | None:
+    """`_path_stat`, None also when the engine cannot stat the path (e.g. past its length limit)."""
+    try:
+        return _path_stat(container, path)
+    except RestoreError:
+        return None
 
 
 def _archive_response(container: Any, path: str) -> Any:
@@ -103,7 +112,7 @@ def _check_home(container: Any, home: str) -> str | None:
 
 
 def capture_home(container: Any, agent: AgentSpec, dest: Path, *, on_progress: ProgressCallback | None = None,
-                 budget: SpaceBudget | None = None) -> Capture:
+                 budget: SpaceBudget | None = None, store_at: Path | None = None) -> Capture:
     """Fetch the whole home of `container` (`agent.home_dir`, already moved to the container's
     data root) into `dest` (an empty staged directory), with the same budget, gone-container
     and hostile-entry checks as `capture_sandbox`. Raises CaptureError like it."""
@@ -117,7 +126,8 @@ def capture_home(container: Any, agent: AgentSpec, dest: Path, *, on_progress: P
     why = _check_home(container, home)
     if why is None:
         res = _fetch(container, home.rstrip("/") + "/.", dest, prefix="", want_dir=True, on_progress=on_progress,
-                     budget=budget, skip=excluded(agent.home_excludes))
+                     budget=budget, skip=excluded(agent.home_excludes),
+                     limits=HostLimits.below(dest, *([store_at] if store_at is not None else [])))
         if res is None:
             why = f"{home} does not exist"
         elif isinstance(res, str):
@@ -132,10 +142,12 @@ def capture_home(container: Any, agent: AgentSpec, dest: Path, *, on_progress: P
     if why is not None:
         cap.failed_dirs[f"{home} ({why})"] = why
         return cap
-    parents = [posixpath.dirname(r.path) or "." for r in cap.archive.rejected]
-    for parent in sorted(set(parents)):  # grouped by the directory holding them: `.openclaw/workspace`
-        n = parents.count(parent)
-        cap.failed_dirs[parent] = f"{n} unsafe entr{'y' if n == 1 else 'ies'} refused"
+    groups: dict[str, list[str]] = {}
+    for r in cap.archive.rejected:  # grouped by the directory holding them: `.openclaw/workspace`
+        groups.setdefault(posixpath.dirname(r.path) or ".", []).append(r.reason)
+    for parent, reasons in sorted(groups.items()):
+        n = len(reasons)
+        cap.failed_dirs[short_path(parent, 60)] = f"{n} unsafe entr{'y' if n == 1 else 'ies'} refused: {reasons[0]}"
     cap.backed_up_dirs = sorted(d.path for d in cap.archive.dirs if "/" not in d.path)
     return cap
 
@@ -238,6 +250,12 @@ def restore_home(
     exec_root(container, ["mkdir", "-p", "--", home])
     if owner is None:
         owner = owner_of(container, home)
+    # Never clear what the backup does not hold because no archive could (store/deep_paths.py).
+    deep = probe(container, home)
+    if deep.error is None:
+        refuse_to_clear(deep, (r.path for r in [*manifest.files, *manifest.dirs, *manifest.symlinks]), keep=skip,
+                        archivable=lambda rel: _stat_or_none(container, posixpath.join(home, rel)) is not None,
+                        where=f"{container.name}:{home}")
     exec_root(container, ["sh", "-c", _clear_script(home, list(manifest.excludes))], shown=2)
     names = home_restore_names(manifest)
     files, nbytes = stream_in(container, backup_dir, manifest, names, home, owner=owner, on_progress=on_progress)

@@ -27,7 +27,7 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 from ..kernel.convert import strict_converter
 from . import _fsutil
 from .errors import ManifestError
-from .records import DirRecord, FileRecord, LinkRecord
+from .records import DirRecord, FileRecord, LinkRecord, short_path
 
 __all__ = [
     "MANIFEST_NAME",
@@ -82,6 +82,9 @@ class Manifest:
     # without the key) or `home` (the whole sandbox home `dir`, minus `excludes`).
     scope: str = "agent"
     excludes: list[str] = attrs.field(factory=list)
+    # False when the state was not read with the sandbox frozen throughout (--no-freeze, or the
+    # freeze limit was reached: steps/_freeze_limit.py); the key is written only then.
+    point_in_time: bool = True
 
     def file_modes(self) -> dict[str, int]:
         """Relative path -> permission bits, for restoring with the original modes."""
@@ -102,6 +105,7 @@ _CAMEL = {
     "blueprint_digest": "blueprintDigest",
     "policy_presets": "policyPresets",
     "sandbox_image": "sandboxImage",
+    "point_in_time": "pointInTime",
 }
 
 
@@ -118,7 +122,8 @@ def _make_converter() -> cattrs.Converter:
         make_dict_unstructure_fn(Manifest, conv, name=override(omit_if_default=True),
                                  sandbox_image=override(rename="sandboxImage", omit_if_default=True),
                                  excludes=override(omit_if_default=True),
-                                 **{k: v for k, v in overrides.items() if k != "sandbox_image"}),
+                                 point_in_time=override(rename="pointInTime", omit_if_default=True),
+                                 **{k: v for k, v in overrides.items() if k not in ("sandbox_image", "point_in_time")}),
     )
     return conv
 
@@ -129,7 +134,7 @@ _converter = _make_converter()
 _KEY_ORDER = [
     "version", "sandboxName", "timestamp", "agentType", "agentVersion", "expectedVersion", "stateDirs",
     "backedUpDirs", "stateFiles", "dir", "backupPath", "blueprintDigest", "policyPresets", "name",
-    "sandboxImage", "scope", "excludes", "files", "dirs", "symlinks",
+    "sandboxImage", "scope", "excludes", "pointInTime", "files", "dirs", "symlinks",
 ]  # fmt: skip
 
 
@@ -341,8 +346,9 @@ class Mismatch:
             "symlink": f"points to {self.actual}, manifest says {self.expected}",
             "mode": f"has mode {self.actual}, manifest says {self.expected}",
             "rejected": f"was refused: {self.actual}",
+            "unreadable": f"cannot be read on this host ({self.actual}): the backup is damaged",
         }.get(self.kind, self.kind)
-        return f"{self.path} {detail}"
+        return f"{short_path(self.path)} {detail}"
 
 
 def verify(
@@ -358,11 +364,44 @@ def verify(
     Always checks that every listed file exists with its size, every listed symlink with its
     target, and that no unlisted file or symlink exists. Hashes every file, or only a random
     `sample_pct` percent of them (at least one) when given, or none with `hash_files=False`
-    (then only presence, types and sizes were checked: never call that "verified").
+    (then only presence, types and sizes were checked: never call that "verified"). An entry
+    the host cannot read (e.g. a path past PATH_MAX, committed by an older release) is a
+    mismatch of kind `unreadable`, never an exception.
     """
     root = Path(backup_dir)
+    try:
+        return _verify(root, manifest, sample_pct, rng, hash_files)
+    except _Unreadable as exc:
+        return Mismatch(exc.path, "unreadable", None, exc.why)
+
+
+class _Unreadable(Exception):
+    def __init__(self, path: str, why: str) -> None:
+        super().__init__(path)
+        self.path, self.why = path, why
+
+
+def _rel_of(root: Path, filename: object) -> str:
+    text = os.fsdecode(filename) if isinstance(filename, (str, bytes)) else str(filename or "")
+    rel = os.path.relpath(text, root) if text.startswith(str(root)) else text
+    return rel
+
+
+def _verify(root: Path, manifest: Manifest, sample_pct: float | None, rng: random.Random | None,
+            hash_files: bool) -> Mismatch | None:
+    try:
+        return _verify_tree(root, manifest, sample_pct, rng, hash_files)
+    except OSError as exc:
+        raise _Unreadable(_rel_of(root, exc.filename), exc.strerror or str(exc)) from None
+
+
+def _verify_tree(root: Path, manifest: Manifest, sample_pct: float | None, rng: random.Random | None,
+                 hash_files: bool) -> Mismatch | None:
+    def walk_error(exc: OSError) -> None:
+        raise exc
+
     on_disk: dict[str, os.stat_result] = {}
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False, onerror=walk_error):
         rel_dir = os.path.relpath(dirpath, root)
         for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
             rel = name if rel_dir == "." else f"{rel_dir}/{name}"

@@ -35,3 +35,8 @@ class Rejected:
 
     path: str
     reason: str
+
+
+def short_path(path: str, keep: int = 100) -> str:
+    """A path as one line of a report can hold: `long/dddd…dddd/f` past `keep` characters."""
+    return path if len(path) <= keep else f"{path[: keep * 3 // 5]}…{path[-(keep * 2 // 5):]}"

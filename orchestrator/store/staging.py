@@ -73,6 +73,11 @@ class Staging:
                 raise StagingError(f"staged path {p} is not a directory") from None
         return p
 
+    def fresh_dir(self, name: str) -> Path:
+        """The staged directory for `name` emptied (what a read that was given up left there removed)."""
+        _fsutil.remove_tree(self.path / _check_name(name, "staged name"))
+        return self.dir_for(name)
+
     def staged(self) -> list[str]:
         """Names staged and not yet committed."""
         return _staged_names(self.path)

@@ -291,7 +291,7 @@ def test_stopped_sandbox_is_returned_to_stopped_when_its_backup_fails(h):
     # What fails it: its state is larger than the per-sandbox limit (the others' is not).
     c = h.container(h.stopped)
     c.start()
-    h.sh(h.stopped, f"head -c 30000000 /dev/zero > {STATE}/workspace/big")
+    h.sh(h.stopped, f"head -c 30000000 /dev/urandom > {STATE}/workspace/big")
     c.stop(timeout=10)
     try:
         h.register(h.a, h.stopped)
