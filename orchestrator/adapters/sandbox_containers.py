@@ -39,17 +39,23 @@ _client: Any = None  # a docker.DockerClient; docker is imported on first use (s
 
 
 def docker_client() -> Any:
-    """One client per process, honouring DOCKER_HOST; a clear error when no engine answers."""
+    """One client per process, honouring DOCKER_HOST; a clear error when no engine answers.
+
+    Deadlines (adapters/deadlines.py): the first ping has the probe bound, every request after
+    it `DOCKER_REQUEST` (docker-py's per-request socket timeout)."""
     global _client
     if _client is None:
         import docker
         import docker.errors
 
+        from . import deadlines
+
         try:
-            client = docker.from_env(timeout=120)
+            client = docker.from_env(timeout=deadlines.probe())
             client.ping()
         except docker.errors.DockerException as exc:
             raise StepError(f"  Cannot reach the Docker engine (DOCKER_HOST={_docker_host()}): {exc}", kind="docker") from None
+        client.api.timeout = deadlines.DOCKER_REQUEST
         _client = client
     return _client
 
@@ -62,10 +68,11 @@ def _docker_host() -> str:
 
 def sandbox_id(name: str) -> str | None:
     """The id the gateway reports for NAME (`openshell sandbox get NAME`), or None."""
+    from . import deadlines
     from .openshell.cli import capture_openshell, strip_ansi
 
     try:
-        result = capture_openshell(["sandbox", "get", name], ignore_error=True, timeout=15)
+        result = capture_openshell(["sandbox", "get", name], ignore_error=True, timeout=deadlines.probe())
     except StepError:
         return None
     match = _ID_LINE.search(strip_ansi(result.stdout)) if result.status == 0 else None
