@@ -9,7 +9,10 @@ The test-side timeout is generous; it only keeps a broken build from hanging the
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -58,3 +61,40 @@ def test_a_frozen_gateway_could_not_check(frozen, argv):
     assert not (frozen.home / ".nemoclaw" / "rebuild-backups").exists() or not any(
         p for p in (frozen.home / ".nemoclaw" / "rebuild-backups").glob("*/*") if not p.name.startswith("."))
     assert _openshell_processes(frozen) == []
+
+
+@pytest.mark.parametrize("sim", [{"sandboxes": 1}], indirect=True)
+def test_check_answers_beside_a_backup_that_is_reading_the_archive(sim, docker_client):
+    """The probe's finding: `--check` beside a running backup stalled while the archive was read.
+    Docker holds the container's lock while its archive streams (64 MiB here, so the stream
+    fills the socket and stays open), and every inspect of it waits: the stand-in gateway's
+    listing did (it now lists from Docker's container list, as a gateway's store would answer),
+    and so would our own inspect and exec of that sandbox (never made for a sandbox a live run
+    froze). The backup is held at the documented pause point with its stream open; the check
+    must answer while it is still held: it does not wait for the writer."""
+    from orchestrator.steps._kill_points import PAUSE_ENV, PAUSE_MARKER_ENV
+
+    [name] = sim.registry()["sandboxes"]
+    [c] = docker_client.containers.list(filters={"label": [f"openshell.ai/sandbox-name={name}",
+                                                           f"nemoclaw-sim/deployment={sim.deployment.deployment_id}"]})
+    assert c.exec_run(["sh", "-c", "head -c 67108864 /dev/urandom > /sandbox/.openclaw/workspace/big"],
+                      user="0").exit_code == 0
+    marker = sim.home / "paused.marker"
+    writer = subprocess.Popen([shutil.which("nemoclaw", path=sim.env["PATH"]), "backup-all"],
+                              env={**sim.env, PAUSE_ENV: f"archive:{name}", PAUSE_MARKER_ENV: str(marker)},
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while not marker.exists():
+            assert writer.poll() is None and time.monotonic() < deadline, writer.communicate()
+            time.sleep(0.05)
+        res = sim.run(["nemoclaw", "upgrade-sandboxes", "--check"], env={**sim.env, "NEMOCLAW_OPENSHELL_TIMEOUT": "600"},
+                      timeout=240)
+        assert marker.exists() and writer.poll() is None  # answered while the writer is still reading
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert "  All sandboxes are up to date." in res.stdout.splitlines()
+        assert "Could not check" not in res.stderr
+    finally:
+        marker.unlink(missing_ok=True)
+        out, err = writer.communicate(timeout=240)
+    assert writer.returncode == 0, out + err
