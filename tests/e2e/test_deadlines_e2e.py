@@ -8,6 +8,7 @@ The test-side timeout is generous; it only keeps a broken build from hanging the
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -98,3 +99,31 @@ def test_check_answers_beside_a_backup_that_is_reading_the_archive(sim, docker_c
         marker.unlink(missing_ok=True)
         out, err = writer.communicate(timeout=240)
     assert writer.returncode == 0, out + err
+
+
+@pytest.mark.parametrize("reader", ["head", "closed", "json"])
+def test_a_closed_stdout_never_interrupts_backup_all(sim, reader):
+    """The probe's finding: `nemoclaw backup-all | head` could kill the run mid-way (one sandbox's
+    backup failed with BrokenPipeError, the commit state failed, exit 120). Here stdout's reader
+    reads one line (`| head -1`) or none, then goes away: every sandbox is backed up and
+    committed, the run finishes `done` and exits 0; stderr says the output was given up."""
+    from orchestrator.engine.output import STDOUT_GONE
+
+    argv = [shutil.which("nemoclaw", path=sim.env["PATH"]), "backup-all", *(["--json"] if reader == "json" else [])]
+    proc = subprocess.Popen(argv, env=sim.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    if reader == "head":
+        assert proc.stdout.readline().startswith("  Backing up '")
+    proc.stdout.close()
+    _out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err
+    assert err.splitlines().count(STDOUT_GONE) == 1, err
+    assert "Traceback" not in err and "BrokenPipe" not in err and "Exception ignored" not in err
+    backups = sim.home / ".nemoclaw" / "rebuild-backups"
+    assert sorted(p.name for p in backups.iterdir() if not p.name.startswith(".")) == sorted(sim.registry()["sandboxes"])
+    verified = sim.run(["nemoclaw", "backups", "verify"], timeout=240)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    [log] = (sim.home / ".nemoclaw" / "runs").glob("*.jsonl")
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [e["terminal"] for e in events if e["event"] == "run_finished"] == ["done"]
+    assert not [e for e in events if e["event"] == "step_failed"]
