@@ -120,7 +120,8 @@ def find_sandbox_container(
 def has_container(name: str, sandbox_id_: str | None = None) -> bool:
     """Whether the sandbox has a (workload) container in any state: by the listed id when there
     is one, else by name. Docker's container list only, never an inspect, so it answers while
-    another run streams the container's archive (Docker holds the container's lock for that)."""
+    another run streams the container's archive (Docker holds the container's lock for that:
+    docs/reference/deadlines.md)."""
     label = f"{SANDBOX_ID_LABEL}={sandbox_id_}" if sandbox_id_ else f"{SANDBOX_LABEL}={name}"
     rows = docker_client().api.containers(all=True, filters={"label": label})
     return any(is_workload(r.get("Labels") or {}) and (r.get("Labels") or {}).get(SANDBOX_LABEL, name) == name

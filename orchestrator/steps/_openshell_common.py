@@ -36,7 +36,8 @@ def listed_container(ctx: "RunContext", name: str) -> Any:
 
     A read-only run (`--check`) never asks Docker about a sandbox that a live run has frozen to
     back it up: while that run streams the container's archive, the engine holds the container's
-    lock, and an inspect or exec would wait for the whole read (a StepError says so instead)."""
+    lock, and an inspect or exec would wait for the whole read (a StepError says so instead;
+    docs/reference/deadlines.md, "Docker's container lock")."""
     if ctx.read_only:
         from ._pause_records import frozen_by_runs
 
