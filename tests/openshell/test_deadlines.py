@@ -68,6 +68,31 @@ def test_a_hung_program_and_the_child_it_waits_on_are_killed(tmp_path):
     assert not _alive(shell) and not _alive(sleeper)
 
 
+def test_an_interrupted_call_kills_the_group_too(tmp_path):
+    """Ctrl-C (here a KeyboardInterrupt raised by a real SIGALRM's handler) while a call is
+    hung: the call's process group is ended before the interrupt goes on."""
+    import signal
+
+    import pytest
+
+    pids = tmp_path / "pids"
+    hung = write_exec(tmp_path / "hung", f'#!/bin/bash\nsleep 600 & echo "$$ $!" > {pids}\nwait\n')
+
+    def interrupt(signum, frame):  # noqa: ANN001
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.alarm(1)
+        with pytest.raises(KeyboardInterrupt):
+            run_bounded([str(hung)], timeout=120)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    shell, sleeper = (int(p) for p in pids.read_text().split())
+    assert not _alive(shell) and not _alive(sleeper)
+
+
 def test_backup_all_with_a_hung_sandbox_list_could_not_check(fake_openshell, home):
     """The probe's finding: `openshell sandbox list` hanging made backup-all wait 400 s."""
     _register(home, "alpha")

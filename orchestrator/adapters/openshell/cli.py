@@ -79,7 +79,8 @@ def run_bounded(
 
     The group, not just the child: a shell that waits on a hung grandchild would otherwise leave
     it running, holding our pipes open. Any other way out of here (Ctrl-C, SIGTERM turned into
-    an exception) kills the group too. An OSError from starting it propagates."""
+    an exception) kills the group too; a call that ends by itself is left alone (what it started
+    and detached is its business). An OSError from starting it propagates."""
     proc = subprocess.Popen(
         list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         env=dict(env) if env is not None else None, start_new_session=True,
@@ -96,7 +97,7 @@ def run_bounded(
             return None, out or b"", err or b""
         return proc.returncode, out or b"", err or b""
     finally:
-        if proc.returncode is None:
+        if proc.returncode is None:  # interrupted (Ctrl-C, SIGTERM as an exception): end it too
             _kill_group(proc)
             for stream in (proc.stdout, proc.stderr):
                 if stream is not None:
@@ -105,8 +106,6 @@ def run_bounded(
                 proc.wait(timeout=2)
             except subprocess.TimeoutExpired:
                 pass
-        else:
-            _kill_group(proc)  # a child it left behind in its group (a daemonised helper) goes too
 
 
 def strip_ansi(text: str) -> str:
