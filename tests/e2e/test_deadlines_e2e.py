@@ -127,3 +127,20 @@ def test_a_closed_stdout_never_interrupts_backup_all(sim, reader):
     events = [json.loads(line) for line in log.read_text().splitlines()]
     assert [e["terminal"] for e in events if e["event"] == "run_finished"] == ["done"]
     assert not [e for e in events if e["event"] == "step_failed"]
+
+
+@pytest.mark.parametrize("sim", [{"sandboxes": 2}], indirect=True)
+def test_a_deleted_sandbox_is_missing_for_check_too(sim, docker_client):
+    """Registered, listed by the gateway in phase Error, its container deleted: `--check` said
+    "All sandboxes are up to date." (exit 0) from the registry's version. It is missing, with
+    upstream's line, and the check exits 1."""
+    alpha, beta = sorted(sim.registry()["sandboxes"])
+    [c] = docker_client.containers.list(filters={"label": [f"openshell.ai/sandbox-name={beta}",
+                                                           f"nemoclaw-sim/deployment={sim.deployment.deployment_id}"]})
+    c.remove(force=True)
+    res = sim.run(["nemoclaw", "upgrade-sandboxes", "--check"], timeout=240)
+    assert res.returncode == 1, res.stdout + res.stderr
+    lines = res.stdout.splitlines()
+    assert f"  1 recorded sandbox(es) were not found on their recorded gateway: {beta}." in lines
+    assert "  All sandboxes are up to date." not in lines
+    assert not [ln for ln in lines if beta in ln and ("stopped" in ln or "not running" in ln)]
