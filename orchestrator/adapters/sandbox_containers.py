@@ -39,17 +39,23 @@ _client: Any = None  # a docker.DockerClient; docker is imported on first use (s
 
 
 def docker_client() -> Any:
-    """One client per process, honouring DOCKER_HOST; a clear error when no engine answers."""
+    """One client per process, honouring DOCKER_HOST; a clear error when no engine answers.
+
+    Deadlines (adapters/deadlines.py): the first ping has the probe bound, every request after
+    it `DOCKER_REQUEST` (docker-py's per-request socket timeout)."""
     global _client
     if _client is None:
         import docker
         import docker.errors
 
+        from . import deadlines
+
         try:
-            client = docker.from_env(timeout=120)
+            client = docker.from_env(timeout=deadlines.probe())
             client.ping()
         except docker.errors.DockerException as exc:
             raise StepError(f"  Cannot reach the Docker engine (DOCKER_HOST={_docker_host()}): {exc}", kind="docker") from None
+        client.api.timeout = deadlines.DOCKER_REQUEST
         _client = client
     return _client
 
@@ -62,10 +68,11 @@ def _docker_host() -> str:
 
 def sandbox_id(name: str) -> str | None:
     """The id the gateway reports for NAME (`openshell sandbox get NAME`), or None."""
+    from . import deadlines
     from .openshell.cli import capture_openshell, strip_ansi
 
     try:
-        result = capture_openshell(["sandbox", "get", name], ignore_error=True, timeout=15)
+        result = capture_openshell(["sandbox", "get", name], ignore_error=True, timeout=deadlines.probe())
     except StepError:
         return None
     match = _ID_LINE.search(strip_ansi(result.stdout)) if result.status == 0 else None
@@ -108,6 +115,17 @@ def find_sandbox_container(
         names = ", ".join(c.name for c in found)
         raise StepError(f"several containers are labelled {SANDBOX_LABEL}={name}: {names}", kind="docker")
     return found[0]
+
+
+def has_container(name: str, sandbox_id_: str | None = None) -> bool:
+    """Whether the sandbox has a (workload) container in any state: by the listed id when there
+    is one, else by name. Docker's container list only, never an inspect, so it answers while
+    another run streams the container's archive (Docker holds the container's lock for that:
+    docs/reference/deadlines.md)."""
+    label = f"{SANDBOX_ID_LABEL}={sandbox_id_}" if sandbox_id_ else f"{SANDBOX_LABEL}={name}"
+    rows = docker_client().api.containers(all=True, filters={"label": label})
+    return any(is_workload(r.get("Labels") or {}) and (r.get("Labels") or {}).get(SANDBOX_LABEL, name) == name
+               for r in rows)
 
 
 def root_from_workdir(workdir: str | None) -> str:

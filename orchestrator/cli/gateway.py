@@ -74,12 +74,15 @@ def observation_doc(obs: Observation) -> dict[str, Any]:
 COULD_NOT_CHECK = "could not check"
 
 
-def _docker_problem(timeout: float = 5.0) -> str | None:
-    """Why the Docker engine cannot be asked about the cluster container, or None."""
+def _docker_problem(timeout: float | None = None) -> str | None:
+    """Why the Docker engine cannot be asked about the cluster container (within the probe
+    bound, adapters/deadlines.py), or None."""
     import docker
 
+    from ..adapters import deadlines
+
     try:
-        client = docker.from_env(timeout=int(timeout))
+        client = docker.from_env(timeout=max(1, int(deadlines.probe() if timeout is None else timeout)))
         try:
             client.ping()
         finally:
@@ -93,6 +96,11 @@ def _docker_problem(timeout: float = 5.0) -> str | None:
 def unchecked(obs: Observation, state_dir: Path, docker_problem: str | None) -> list[str]:
     """What the doctor could not look at; an `ok` verdict needs this to be empty."""
     reasons = []
+    if obs.hung:
+        from ..adapters import deadlines
+
+        reasons.append(f"{', '.join(f'`{c}`' for c in obs.hung)} did not answer within {deadlines.probe():g} s "
+                       "(the OpenShell CLI or its gateway hangs)")
     if not obs.cli_version:
         reasons.append("the installed openshell CLI did not report its version")
     if docker_problem is not None:

@@ -74,7 +74,11 @@ def _print_json_summary(result: Any) -> None:
         summary["registered"] = 0
     if summary:
         doc["summary"] = summary
-    click.echo(json.dumps(doc, indent=2, default=str))
+    from ..engine.output import STDOUT_GONE, write_safely
+
+    # A closed stdout never changes the exit code: the run is over, only its document is lost.
+    if not write_safely(sys.stdout, json.dumps(doc, indent=2, default=str) + "\n"):
+        write_safely(sys.stderr, STDOUT_GONE + "\n")
 
 
 def broken_command(name: str, problems: list[str]) -> click.Command:

@@ -5,10 +5,16 @@ Progress and summaries go to stdout, diagnoses and failures to stderr. Colour fo
 NemoClaw's rule: only when stdout is a terminal and NO_COLOR is unset (truecolor green when
 COLORTERM says so). `--json` runs keep stdout for the JSON document: lines meant for stdout go
 to stderr instead.
+
+Output never interrupts a run. A stream whose reader went away (`nemoclaw backup-all | head`:
+EPIPE, BrokenPipeError) or that is closed is given up: its descriptor is pointed at /dev/null
+(so nothing later, not even the interpreter's last flush, fails on it), one line on stderr says
+so, and the run goes on; its exit code says what happened to the work, not to the output.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from collections.abc import Iterator
@@ -18,6 +24,44 @@ from typing import IO
 from ..kernel.sizes import human_size
 
 _RESET = "\x1b[0m"
+STDOUT_GONE = ("  Standard output was closed (its reader went away); the run goes on without printing there, "
+               "and its exit code says how it ended.")
+
+
+def _gone(exc: BaseException) -> bool:
+    """A write failed because the stream's reader went away or the stream is closed."""
+    if isinstance(exc, BrokenPipeError) or (isinstance(exc, OSError) and exc.errno in (errno.EPIPE, errno.EBADF)):
+        return True
+    return isinstance(exc, ValueError) and "closed file" in str(exc)
+
+
+def _silence(stream: IO[str]) -> None:
+    """Point the stream's descriptor at /dev/null: later writes and the final flush succeed."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, fd)
+        finally:
+            os.close(null)
+    except OSError:
+        pass
+
+
+def write_safely(stream: IO[str], text: str) -> bool:
+    """Write and flush `text`; False (and the stream silenced) when its reader is gone."""
+    try:
+        stream.write(text)
+        stream.flush()
+        return True
+    except (OSError, ValueError) as exc:
+        if not _gone(exc):
+            raise
+        _silence(stream)
+        return False
 
 
 def color_enabled(stream: IO[str] | None = None) -> bool:
@@ -62,23 +106,41 @@ class Reporter:
         self.style = Style(color_enabled(self.stdout) and not json_mode)
         self.interactive = color_enabled(self.stdout) and not json_mode
         self._live_console = None  # a rich Console while a progress display is on screen
+        self._lost: set[int] = set()  # id() of each stream whose reader went away
+
+    def _write(self, stream: IO[str], text: str) -> None:
+        if id(stream) not in self._lost and not write_safely(stream, text):
+            self._give_up(stream)
+
+    def _give_up(self, stream: IO[str]) -> None:
+        """Stop writing to a stream whose reader went away; say so once (on stderr, if it is there)."""
+        if id(stream) in self._lost:
+            return
+        self._lost.add(id(stream))
+        _silence(stream)
+        if stream is self.stdout:
+            self._live_console = None  # no more live display on a stream nobody reads
+            self._write(self.stderr, STDOUT_GONE + "\n")
 
     def line(self, text: str = "") -> None:
         """A progress or summary line (stdout; stderr in --json mode)."""
         if self.quiet:
             return
-        if self._live_console is not None and not self.json_mode:
+        if self._live_console is not None and not self.json_mode and id(self.stdout) not in self._lost:
             # Above the live progress display, not through it; never re-wrapped.
-            self._live_console.print(text, markup=False, highlight=False, emoji=False, soft_wrap=True)
-            return
-        stream = self.stderr if self.json_mode else self.stdout
-        stream.write(text + "\n")
-        stream.flush()
+            try:
+                self._live_console.print(text, markup=False, highlight=False, emoji=False, soft_wrap=True)
+                return
+            except (OSError, ValueError) as exc:
+                if not _gone(exc):
+                    raise
+                self._give_up(self.stdout)
+                return
+        self._write(self.stderr if self.json_mode else self.stdout, text + "\n")
 
     def error(self, text: str = "") -> None:
         """A diagnosis or failure line (stderr)."""
-        self.stderr.write(text + "\n")
-        self.stderr.flush()
+        self._write(self.stderr, text + "\n")
 
     def lines(self, texts: list[str], *, error: bool = False) -> None:
         for t in texts:

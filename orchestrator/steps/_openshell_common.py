@@ -32,7 +32,18 @@ def report_exactly(ctx: "RunContext", exc: StepError) -> StepError:
 def listed_container(ctx: "RunContext", name: str) -> Any:
     """The container of a sandbox the `sandbox_list` step saw, found by the id the listing
     gave (`-o json`), so no `openshell sandbox get` runs (it records a last-used sandbox). Only
-    without an id, and never in a read-only run, is the gateway asked for it."""
+    without an id, and never in a read-only run, is the gateway asked for it.
+
+    A read-only run (`--check`) never asks Docker about a sandbox that a live run has frozen to
+    back it up: while that run streams the container's archive, the engine holds the container's
+    lock, and an inspect or exec would wait for the whole read (a StepError says so instead;
+    docs/reference/deadlines.md, "Docker's container lock")."""
+    if ctx.read_only:
+        from ._pause_records import frozen_by_runs
+
+        run_id, alive = frozen_by_runs(ctx).get(name, (None, False))
+        if run_id is not None and alive:
+            raise StepError(f"sandbox '{name}' is frozen by run {run_id} while it is backed up", kind="busy")
     listing = ctx.fact("sandbox_list", None)
     sid = listing.ids.get(name) if listing is not None else None
     workspace = listing.workspaces.get(name) if listing is not None else None

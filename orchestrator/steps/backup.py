@@ -33,7 +33,7 @@ import attrs
 from ..kernel.errors import StepError
 from ..engine.registry import implements
 from ..adapters.nemoclaw_registry import SandboxEntry, duplicate_names
-from ..adapters.sandbox_containers import agent_at_root, docker_client
+from ..adapters.sandbox_containers import agent_at_root, docker_client, has_container
 from ..adapters.agents.definitions import load_agent
 from ..store import (
     BackupStore,
@@ -66,6 +66,9 @@ if TYPE_CHECKING:
     from ..engine.output import ProgressTask
 
 STRICT_ENV = "NEMOCLAW_REQUIRE_ALL_SANDBOX_BACKUPS"
+MISSING = "missing"
+"""The skip reason of a registered sandbox that is not there: the gateway does not list it, or
+lists it but its container is gone (deleted). Never "not running"; it makes the run incomplete."""
 
 
 @attrs.define
@@ -109,13 +112,43 @@ def _targets(ctx: "RunContext") -> tuple[list[SandboxEntry], list[str], set[str]
     return targets, [e.name for e in wanted if e not in targets], stopped
 
 
+def _missing(ctx: "RunContext", skipped: list[str]) -> dict[str, str]:
+    """Of the skipped sandboxes, those that are not there (name -> why): not listed by the
+    gateway, or listed with no container at all (a sandbox deleted behind the gateway's back is
+    listed in phase Error: docs/reference/stopped-sandboxes.md)."""
+    listing = ctx.fact("sandbox_list")
+    found: dict[str, str] = {}
+    for name in skipped:
+        if name not in listing.live:
+            found[name] = "the gateway does not list it"
+        elif not has_container(name, listing.ids.get(name)):
+            phase = listing.phases.get(name) or "unknown"
+            found[name] = f"the gateway lists it (phase {phase}) but its container is gone"
+    return found
+
+
+def _report_missing(ctx: "RunContext", missing: dict[str, str]) -> None:
+    """Upstream's line for registered sandboxes that are not there, then each one's reason and
+    what recreates it (stderr: the run ends incomplete)."""
+    from .rebuild import latest_verified_backup
+
+    out, st = ctx.out, ctx.out.style
+    out.error(f"  {len(missing)} recorded sandbox(es) were not found on their recorded gateway: {', '.join(missing)}.")
+    for name, why in missing.items():
+        backup = latest_verified_backup(ctx.paths.backups_root, name)
+        todo = (f"latest verified backup {backup}; recreate it with `nemoclaw rebuild-sandbox {name} --from-backup latest`"
+                if backup is not None else f"no verified backup was found in {ctx.paths.backups_root / name}")
+        out.error(f"  {st.RD}✗{st.R} {name}: missing ({why}); {todo}.")
+        ctx.event("sandbox_missing", sandbox=name, reason=why)
+
+
 # What each staged backup's capture recorded as it wrote (file identities), for the commit in
 # this same process: process-local by nature (a file identity means nothing to another process),
 # so it is not a fact and never journaled. Keyed by the staged directory.
 _CAPTURES: dict[str, Capture] = {}
 
 
-def _staged(jobs: list[SandboxBackup], skipped: list[str]) -> Snapshot:
+def _staged(jobs: list[SandboxBackup], skipped: list[str], missing: dict[str, str]) -> Snapshot:
     for j in jobs:
         if j.ok and j.capture is not None and j.staged is not None:
             _CAPTURES[str(j.staged)] = j.capture
@@ -126,7 +159,7 @@ def _staged(jobs: list[SandboxBackup], skipped: list[str]) -> Snapshot:
                               len(j.capture.backed_up_dirs) if j.capture else 0,
                               bool(j.capture and j.capture.empty), started=j.started,
                               frozen_seconds=j.frozen_seconds, scope=j.scope) for j in jobs],
-        skipped=[NotBackedUp(n, "not running") for n in skipped],
+        skipped=[NotBackedUp(n, MISSING if n in missing else "not running") for n in skipped],
     )
 
 
@@ -146,9 +179,12 @@ def snapshot(ctx: "RunContext") -> None:
     """Stream each ready sandbox's state into staging, in parallel; refuse hostile entries."""
     out, st = ctx.out, ctx.out.style
     targets, skipped, stopped = _targets(ctx)
+    missing = _missing(ctx, skipped) if skipped else {}
     for entry in ctx.fact("registry"):
-        if entry.name in skipped:
+        if entry.name in skipped and entry.name not in missing:
             out.line(f"{st.D}{_stopped.skip_line(entry.name)}{st.R}")
+    if missing:
+        _report_missing(ctx, missing)
     timestamp = new_timestamp()
     store = BackupStore(ctx.paths.backups_root, load_agent)
     if targets:
@@ -158,7 +194,7 @@ def snapshot(ctx: "RunContext") -> None:
             raise StepError(f"  {exc}", kind="store") from None
     jobs, targets = _jobs(ctx, store, targets, timestamp, stopped, _scope(ctx))
     if not jobs:
-        ctx.put("snapshot", _staged(jobs, skipped))
+        ctx.put("snapshot", _staged(jobs, skipped, missing))
         return
     docker_client()  # fail once, clearly, if there is no engine
     _unpause_leftovers(ctx)  # a resumed run starts here, not in `unpause`: a dead run's freeze must go first
@@ -190,7 +226,7 @@ def snapshot(ctx: "RunContext") -> None:
         elif job.capture is not None and job.capture.skipped_line():
             # FIFOs, sockets, device nodes: nothing a restore could give back; named, not fatal.
             out.error(f"  {st.YW}⚠{st.R} {job.name}: {job.capture.skipped_line()}")
-    ctx.put("snapshot", _staged(jobs, skipped))
+    ctx.put("snapshot", _staged(jobs, skipped, missing))
 
 
 def _jobs(
@@ -441,13 +477,14 @@ def commit_backups(ctx: "RunContext") -> str:
     ctx.put("committed", committed)
     ctx.put("backup_report", _summary(backed, failed, snap))
     skipped = snap.skipped
+    incomplete = bool(failed) or any(s.reason == MISSING for s in skipped)  # a missing sandbox is not backed up
     if ctx.params.get("quiet_summary"):
-        return "partial" if failed else "next"
+        return "partial" if incomplete else "next"
     out.line("")
     out.line(f"  Pre-upgrade backup: {len(backed)} backed up, {len(failed)} failed, {len(skipped)} skipped")
     if backed:
         out.line(f"  Backups stored in: {ctx.paths.backups_root.absolute()}")
-    return "partial" if failed else "next"
+    return "partial" if incomplete else "next"
 
 
 def _strict(ctx: "RunContext") -> bool:

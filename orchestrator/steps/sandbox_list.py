@@ -6,11 +6,15 @@ ones, phases, ids, the format read and whether the gateway was recovered).
 Refuses (fail-closed) when the result shows a schema mismatch: a protobuf decode error, every
 sandbox in phase `Unspecified`, or a gateway that died on a newer-database migration error.
 A transient failure (gRPC Unavailable and the like, docs/reference/grpc-errors.md) is retried
-once; any other failure is a StepError carrying the list's exit status, with the gRPC cause in
+once (tenacity); any other failure is a StepError carrying the list's exit status, with the gRPC cause in
 the output and in the run log (`sandbox_list_retry`, `sandbox_list_failed` events).
 
 `with: {recover: false}` lists without recovering the gateway (no select, no start): for
 read-only workflows such as `upgrade-sandboxes --check` (NemoClaw #7279).
+
+Every `openshell` call here has the probe bound (adapters/deadlines.py): a list that hangs (a hung
+CLI, a stopped gateway) is killed and the run ends with the standard "could not check" sentence
+(exit 1), never a wait without end and never a recovery (`sandbox_list_hung` event).
 """
 
 from __future__ import annotations
@@ -18,12 +22,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import attrs
+from tenacity import Retrying, retry_if_result, stop_after_attempt
 
 from ..kernel.errors import Refusal, StepError
 from ..engine.registry import implements
 from ..adapters.openshell import (
     GATEWAY_MIGRATION,
     OpenShellNotFound,
+    OpenShellTimeout,
     StateRpcIssue,
     capture_openshell,
     capture_sandbox_list_with_recovery,
@@ -75,22 +81,41 @@ def sandbox_list(ctx: "RunContext") -> None:
         )
     except OpenShellNotFound as exc:
         raise report_exactly(ctx, exc) from None
+    except OpenShellTimeout as exc:
+        ctx.event("sandbox_list_hung", command=exc.command, seconds=exc.seconds)
+        raise
     wording = guard_wording(ctx)
     start = attempt.start
     if start is not None and start.cause:
         issue = StateRpcIssue(GATEWAY_MIGRATION, _drift(ctx), output=start.error, cause=start.cause)
         raise Refusal(format_diagnosis(issue, wording), reason=issue.kind, details={"log": str(start.log_path)})
-    result = attempt.result
-    listing = parse_listing(result.stdout, result.output)
-    kind = result_issue(result, phases=listing.phases)
-    if kind is None and is_transient_failure(result):
+    listed = [(attempt.result, parse_listing(attempt.result.stdout, attempt.result.output))]
+
+    def again(state) -> None:  # noqa: ANN001 - tenacity's RetryCallState
+        result = state.outcome.result()[0]
         cause = grpc_cause(result.output) or last_line(result.output) or f"exit {result.status}"
         ctx.out.line(f"  `openshell sandbox list` failed ({cause}); retrying once.")
         ctx.event("sandbox_list_retry", status=result.status, cause=cause)
-        result = capture_openshell(list_args(cli_version))
-        attempt = attrs.evolve(attempt, result=result)
-        listing = parse_listing(result.stdout, result.output)
-        kind = result_issue(result, phases=listing.phases)
+
+    def transient(pair) -> bool:  # noqa: ANN001
+        result, listing = pair
+        return result_issue(result, phases=listing.phases) is None and is_transient_failure(result)
+
+    def attempt_once():  # noqa: ANN202 - the first answer is the one already had
+        if listed:
+            return listed.pop()
+        try:
+            result = capture_openshell(list_args(cli_version))
+        except OpenShellTimeout as exc:
+            ctx.event("sandbox_list_hung", command=exc.command, seconds=exc.seconds)
+            raise
+        return result, parse_listing(result.stdout, result.output)
+
+    retrying = Retrying(stop=stop_after_attempt(2), retry=retry_if_result(transient), before_sleep=again,
+                        retry_error_callback=lambda state: state.outcome.result(), reraise=True)
+    result, listing = retrying(attempt_once)
+    attempt = attrs.evolve(attempt, result=result)
+    kind = result_issue(result, phases=listing.phases)
     if kind is not None:
         issue = StateRpcIssue(kind, _drift(ctx), output=result.output)
         raise Refusal(format_diagnosis(issue, wording), reason=kind, details={"status": result.status})

@@ -4,7 +4,8 @@
 `classify_versions` reads the `registry` and `sandbox_list` facts and writes `version_report`;
 with `--check` it only reports (it changes nothing) and ends `checked` (exit 1) when anything
 needs doing, `current` (exit 0) only with "All sandboxes are up to date." (NemoClaw #10211).
-A registered sandbox the gateway does not list is *missing*, never "stopped".
+A registered sandbox the gateway does not list is *missing*, never "stopped"; so is one it lists
+(phase Error) whose container was deleted.
 
 A running sandbox whose container could not be reached (no Docker engine) is reported with
 that reason, never told to be started, and makes `--check` exit 1: it could not check. While
@@ -62,7 +63,7 @@ def classify_versions(ctx: "RunContext") -> str:
             agent = load_agent(entry.agent)
         except StoreError as exc:
             raise StepError(f"  {exc}", exit_code=2) from None
-        if entry.name not in live:
+        if entry.name not in live or (entry.name not in ready and _container_gone(listing, entry.name)):
             missing.append(MissingSandbox(entry.name, _latest_backup(ctx, entry.name), held.get(entry.name)))
             continue
         container = None
@@ -131,6 +132,17 @@ def classify_versions(ctx: "RunContext") -> str:
     if not stale:
         return "attention"
     return "next"
+
+
+def _container_gone(listing: Any, name: str) -> bool:
+    """Listed but without any container (deleted behind the gateway's back): Docker's container
+    list, never an inspect; no engine to ask means it is not known to be gone."""
+    from ..adapters.sandbox_containers import has_container
+
+    try:
+        return not has_container(name, listing.ids.get(name))
+    except StepError:
+        return False
 
 
 def _live_lock_holder(ctx: "RunContext") -> Any:

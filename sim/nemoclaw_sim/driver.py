@@ -145,11 +145,14 @@ class DockerDriver:
         return out
 
     def status(self, cname: str) -> str | None:
-        """Docker's State.Status, or None when the container does not exist."""
-        try:
-            return self.client.api.inspect_container(cname)["State"]["Status"]
-        except docker.errors.NotFound:
-            return None
+        """Docker's State.Status, or None when the container does not exist. From the container
+        list, not an inspect: the engine holds a container's lock while its archive is streamed
+        (a backup reading it), and an inspect would wait for that; a gateway's listing does not."""
+        rows = self.client.api.containers(all=True, filters={"name": cname})
+        for row in rows:
+            if f"/{cname}" in (row.get("Names") or []):
+                return row.get("State")
+        return None
 
     def start(self, cname: str) -> None:
         self.client.api.start(cname)

@@ -48,6 +48,7 @@ STRICT = ("  Strict pre-upgrade backup requires every registered sandbox to be b
 SUMMARY = "  Pre-upgrade backup: {} backed up, {} failed, {} skipped"
 SWEPT = "  Removed leftovers of 1 interrupted run"
 EMPTY = "  No sandboxes registered. Nothing to back up."
+MISSING = "  1 recorded sandbox(es) were not found on their recorded gateway: {}."
 
 
 @dataclass
@@ -277,14 +278,32 @@ def test_three_ready_one_stopped_commits_four_backups_equal_to_the_containers(h)
     assert all(r["verified"] for r in listed["backups"]) and listed["invalid"] == []
 
 
-def test_sandbox_without_container_is_skipped_with_upstreams_line(h):
+def test_a_deleted_sandbox_is_reported_missing_and_the_run_is_incomplete(h):
+    """Registered, listed by the gateway (phase Error), its container deleted: the probe saw it
+    called "not running" with exit 0. It is missing (never "not running" or "stopped"): named with
+    upstream's line and what recreates it, and the run ends incomplete (exit 1); the others are
+    backed up."""
     h.register(h.a, h.gone)
     res = h.nemoclaw("backup-all")
-    assert res.returncode == 0, res.stderr
-    lines = res.stdout.splitlines()
-    assert SKIP.format(h.gone) in lines
+    assert res.returncode == 1, res.stdout + res.stderr
+    lines, errors = res.stdout.splitlines(), res.stderr.splitlines()
+    assert not [ln for ln in lines + errors if h.gone in ln and "not running" in ln]
+    assert MISSING.format(h.gone) in errors
+    assert (f"  ✗ {h.gone}: missing (the gateway lists it (phase Error) but its container is gone); no verified backup "
+            f"was found in {h.backups / h.gone}.") in errors
     assert SUMMARY.format(1, 0, 1) in lines
     assert sorted(assert_only_complete_backups(h)) == [h.a]
+    events = _run_events(h)
+    assert [e["sandbox"] for e in events if e.get("event") == "sandbox_missing"] == [h.gone]
+    assert [e["terminal"] for e in events if e.get("event") == "run_finished"] == ["incomplete"]
+    # A sandbox the gateway does not list at all is missing too.
+    nobody = "nobody-" + h.gone
+    h.registry_file.write_text(json.dumps({"sandboxes": {h.a: h.entries[h.a], nobody: {**h.entries[h.gone], "name": nobody}},
+                                           "defaultSandbox": h.a}))
+    res = h.nemoclaw("backup-all")
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert (f"  ✗ {nobody}: missing (the gateway does not list it); no verified backup was found in "
+            f"{h.backups / nobody}.") in res.stderr.splitlines()
 
 
 def test_stopped_sandbox_is_returned_to_stopped_when_its_backup_fails(h):
@@ -349,7 +368,7 @@ def test_strict_through_the_installer_variable_exits_1_on_a_skip_and_commits_not
     res = h.nemoclaw("backup-all", env=strict)
     assert res.returncode == 1, res.stdout + res.stderr
     assert STRICT.format(1) in res.stderr.splitlines()
-    assert SKIP.format(h.gone) in res.stdout.splitlines()
+    assert MISSING.format(h.gone) in res.stderr.splitlines()
     assert assert_only_complete_backups(h) == {}
     # NemoClaw #6500: a stopped sandbox no longer fails a strict pre-upgrade backup.
     h.register(h.a, h.stopped)
@@ -492,7 +511,7 @@ def test_json_prints_a_machine_readable_summary_on_stdout(h):
     assert backed["started_and_returned"] is False
     assert started["sandbox"] == h.stopped and started["started_and_returned"] is True
     assert s["started_and_returned"] == [h.stopped]
-    assert s["skipped"] == [{"sandbox": h.gone, "reason": "not running"}]
+    assert s["skipped"] == [{"sandbox": h.gone, "reason": "missing"}]
     assert [f["sandbox"] for f in s["failed"]] == [h.hostile]
     assert SUMMARY.format(2, 1, 1) not in res.stdout
 

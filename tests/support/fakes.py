@@ -44,7 +44,8 @@ def write_exec(path: Path, text: str) -> Path:
 
 
 class FakeOpenShell:
-    """An `openshell` on PATH. Behaviour files: version, status, info, list.out/.err/.rc, port."""
+    """An `openshell` on PATH. Behaviour files: version, status, info, list.out/.err/.rc, port,
+    hang.<command> (`hang()`)."""
 
     def __init__(self, root: Path, bin_dir: Path, gateway: str, port: int, version: str) -> None:
         self.dir = root
@@ -59,6 +60,10 @@ class FakeOpenShell:
             #!/bin/bash
             D={root}
             echo "$*" >> "$D/calls.log"
+            # hang.<first word>[_<second>]: hang as a stuck CLI would, in a child (a grandchild of
+            # whoever runs us), and record both pids so a test can see they were ended.
+            H="$D/hang.$1${{2:+_$2}}"; [ -f "$H" ] || H="$D/hang.$1"
+            if [ -f "$H" ]; then sleep 600 & echo "$$ $!" >> "$D/hung.pids"; wait; exit 0; fi
             up() {{ [ ! -f "$D/port" ] || (exec 3<>/dev/tcp/127.0.0.1/$(cat "$D/port")) 2>/dev/null; }}
             case "$1" in
               --version|-V) cat "$D/version" ;;
@@ -88,6 +93,15 @@ class FakeOpenShell:
         (self.dir / "list.out").write_text(out)
         (self.dir / "list.err").write_text(err)
         (self.dir / "list.rc").write_text(str(rc))
+
+    def hang(self, command: str) -> None:
+        """From now on `openshell <command>` (e.g. "sandbox list", "status") hangs."""
+        (self.dir / f"hang.{command.replace(' ', '_')}").write_text("")
+
+    def hung_pids(self) -> list[int]:
+        """The pids of every hung invocation and of the `sleep` it waits on."""
+        path = self.dir / "hung.pids"
+        return [int(p) for p in path.read_text().split()] if path.exists() else []
 
     def require_listener(self) -> None:
         """From now on status/list answer only while something accepts on the gateway port."""

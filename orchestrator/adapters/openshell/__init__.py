@@ -7,7 +7,7 @@ and `openshell-gateway` are installed.
 """
 
 # What the steps and the CLI use; everything else is imported from its own module.
-from .cli import OpenShellNotFound, capture_openshell, installed_openshell_version
+from .cli import OpenShellNotFound, OpenShellTimeout, capture_openshell, installed_openshell_version
 from .diagnosis import backup_all_wording, format_diagnosis
 from .drift import GATEWAY_MIGRATION, Observation, StateRpcIssue, decide, known_drift, observe, result_issue
 from .health import DEFAULT_GATEWAY
@@ -19,6 +19,7 @@ __all__ = [
     "GATEWAY_MIGRATION",
     "Observation",
     "OpenShellNotFound",
+    "OpenShellTimeout",
     "StateRpcIssue",
     "backup_all_wording",
     "capture_openshell",

@@ -10,12 +10,11 @@ upstream documents as invisible; asking the process closes it.
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-
-from .cli import PROBE_TIMEOUT, parse_version
+from .. import deadlines
+from .cli import parse_version, run_bounded
 from .marker import RuntimeMarker, is_live_gateway
 
 GATEWAY_BIN_NAME = "openshell-gateway"
@@ -48,17 +47,19 @@ def resolve_gateway_bin(
     return None
 
 
-def gateway_bin_version(gateway_bin: str | None, timeout: float = PROBE_TIMEOUT) -> str | None:
-    """`<bin> --version` (stdout + stderr); any spawn failure or timeout → None."""
+def gateway_bin_version(gateway_bin: str | None, timeout: float | None = None) -> str | None:
+    """`<bin> --version` (stdout + stderr); any spawn failure or timeout (the probe bound,
+    adapters/deadlines.py; its process group killed) → None."""
     if not gateway_bin:
         return None
     try:
-        proc = subprocess.run(
-            [gateway_bin, "--version"], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout
-        )
-    except (OSError, subprocess.SubprocessError, ValueError):
+        status, out, err = run_bounded([gateway_bin, "--version"],
+                                       timeout=deadlines.probe() if timeout is None else timeout)
+    except (OSError, ValueError):
         return None
-    return parse_version((proc.stdout or "") + (proc.stderr or ""))
+    if status is None:
+        return None
+    return parse_version((out + err).decode("utf-8", "replace"))
 
 
 def served_version(port: int | None, timeout: float = 2.0) -> str | None:

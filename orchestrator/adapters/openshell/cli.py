@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -18,12 +19,14 @@ from pathlib import Path
 import attrs
 
 from ...kernel.errors import StepError
+from .. import deadlines
 from .version import version_text
 
-PROBE_TIMEOUT = 15.0
-"""`status`, `gateway info`, `--version`: upstream's OPENSHELL_PROBE_TIMEOUT_MS."""
+PROBE_TIMEOUT = deadlines.PROBE_SECONDS
+"""The default probe bound (upstream's OPENSHELL_PROBE_TIMEOUT_MS); what runs uses
+`deadlines.probe()`, which NEMOCLAW_OPENSHELL_TIMEOUT can change (adapters/deadlines.py)."""
 OPERATION_TIMEOUT = 30.0
-"""`gateway select`: upstream's OPENSHELL_OPERATION_TIMEOUT_MS."""
+"""`gateway select`: upstream's OPENSHELL_OPERATION_TIMEOUT_MS (`deadlines.operation()` at run time)."""
 
 NOT_FOUND_MESSAGE = "openshell CLI not found. Install OpenShell before using sandbox commands."
 
@@ -42,6 +45,67 @@ class OpenShellSpawnError(StepError):
 
     def __init__(self, message: str) -> None:
         super().__init__(f"  Failed to start OpenShell command: {message}", kind="openshell_spawn", exit_code=1)
+
+
+class OpenShellTimeout(OpenShellSpawnError):
+    """`openshell <args>` did not answer within its deadline (its process group was killed):
+    the standard "could not check" answer, exit 1."""
+
+    def __init__(self, args: Sequence[str], seconds: float) -> None:
+        self.command = " ".join(["openshell", *args])
+        self.seconds = seconds
+        StepError.__init__(self, hung_sentence(self.command, seconds), kind="openshell_timeout", exit_code=1)
+
+
+def hung_sentence(command: str, seconds: float) -> str:
+    """The one sentence for a hung call (`openshell sandbox list`): what hung and what to do."""
+    return (f"  Could not check: `{command}` did not answer within {seconds:g} s (the OpenShell CLI or its gateway "
+            f"hangs); make sure the gateway process is running and answers (`nemoclaw gateway check`), then rerun.")
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """Kill the child and everything it started (its own session, so its own process group)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def run_bounded(
+    argv: Sequence[str], *, timeout: float, env: Mapping[str, str] | None = None
+) -> tuple[int | None, bytes, bytes]:
+    """Run `argv` (stdin closed, stdout and stderr captured) in a new session; after `timeout`
+    seconds kill its whole process group and return (None, what it had printed so far).
+
+    The group, not just the child: a shell that waits on a hung grandchild would otherwise leave
+    it running, holding our pipes open. Any other way out of here (Ctrl-C, SIGTERM turned into
+    an exception) kills the group too; a call that ends by itself is left alone (what it started
+    and detached is its business). An OSError from starting it propagates."""
+    proc = subprocess.Popen(
+        list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=dict(env) if env is not None else None, start_new_session=True,
+    )
+    try:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            try:  # the group is dead, so the pipes close; one that escaped the group cannot hold us
+                out, err = proc.communicate(timeout=2)
+            except subprocess.TimeoutExpired:
+                out, err = b"", b""
+            return None, out or b"", err or b""
+        return proc.returncode, out or b"", err or b""
+    finally:
+        if proc.returncode is None:  # interrupted (Ctrl-C, SIGTERM as an exception): end it too
+            _kill_group(proc)
+            for stream in (proc.stdout, proc.stderr):
+                if stream is not None:
+                    stream.close()
+            try:
+                proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                pass
 
 
 def strip_ansi(text: str) -> str:
@@ -142,34 +206,37 @@ def capture_openshell(
 ) -> CaptureResult:
     """Run `openshell <args>` with stdin closed; a non-zero exit never raises.
 
-    A timeout with `ignore_error` returns status 1 and the partial output; without it, it is a
-    spawn failure as upstream (`Failed to start OpenShell command: ...`, exit 1).
+    Every call has a deadline: `timeout`, else the probe bound (`deadlines.probe()`). When it
+    passes, the call's process group is killed; with `ignore_error` that returns status 1, the
+    partial output and `timed_out`; without it, it raises `OpenShellTimeout` (the standard
+    "could not check" sentence, exit 1).
     """
     exe = binary or require_openshell(env)
-    argv = [exe, *args]
+    seconds = deadlines.probe() if timeout is None else timeout
     try:
-        proc = subprocess.run(
-            argv,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=timeout,
-            env=dict(env) if env is not None else None,
-        )
-    except subprocess.TimeoutExpired as exc:
-        if not ignore_error:
-            raise OpenShellSpawnError(f"spawnSync {exe} ETIMEDOUT") from exc
-        out = _text(exc.stdout)
-        return CaptureResult(tuple(args), 1, out.strip(), out, _text(exc.stderr), timed_out=True)
+        status, out_b, err_b = run_bounded([exe, *args], timeout=seconds, env=env)
     except OSError as exc:
         raise OpenShellSpawnError(str(exc)) from exc
-    stdout, stderr = _text(proc.stdout), _text(proc.stderr)
+    stdout, stderr = _text(out_b), _text(err_b)
+    if status is None:
+        if not ignore_error:
+            raise OpenShellTimeout(args, seconds)
+        return CaptureResult(tuple(args), 1, stdout.strip(), stdout, stderr, timed_out=True)
     output = stdout if ignore_error else stdout + stderr
-    return CaptureResult(tuple(args), proc.returncode, output.strip(), stdout, stderr)
+    return CaptureResult(tuple(args), status, output.strip(), stdout, stderr)
 
 
 def installed_openshell_version(
-    *, binary: str | None = None, env: Mapping[str, str] | None = None, timeout: float = PROBE_TIMEOUT
+    *, binary: str | None = None, env: Mapping[str, str] | None = None, timeout: float | None = None
 ) -> str | None:
     """The installed CLI's version (the "expected" side of every drift check), or None."""
     res = capture_openshell(["--version"], ignore_error=True, timeout=timeout, binary=binary, env=env)
     return parse_version(res.stdout)
+
+
+def probe_openshell_version(
+    *, binary: str | None = None, env: Mapping[str, str] | None = None, timeout: float | None = None
+) -> tuple[str | None, bool]:
+    """(the installed CLI's version or None, whether `openshell --version` hung)."""
+    res = capture_openshell(["--version"], ignore_error=True, timeout=timeout, binary=binary, env=env)
+    return parse_version(res.stdout), res.timed_out

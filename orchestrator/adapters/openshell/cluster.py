@@ -55,13 +55,16 @@ def _host_ports(ports: object) -> frozenset[int]:
     return frozenset(found)
 
 
-def inspect_cluster(gateway: str, *, timeout: float = 15.0) -> ClusterInfo | None:
-    """Inspect `openshell-cluster-<gateway>`; None when there is none or no engine answers."""
+def inspect_cluster(gateway: str, *, timeout: float | None = None) -> ClusterInfo | None:
+    """Inspect `openshell-cluster-<gateway>` (within the probe bound, adapters/deadlines.py);
+    None when there is none or no engine answers."""
     import docker  # imported here: the CLI's import time matters, and tests may lack an engine
+
+    from .. import deadlines
 
     name = cluster_container_name(gateway)
     try:
-        client = docker.from_env(timeout=int(timeout))
+        client = docker.from_env(timeout=deadlines.probe() if timeout is None else timeout)
     except Exception:  # noqa: BLE001 - no engine configured/reachable = no cluster
         return None
     try:

@@ -18,7 +18,8 @@ from typing import Union
 import attrs
 
 from .binary import gateway_bin_version, resolve_gateway_bin, served_version
-from .cli import PROBE_TIMEOUT, CaptureResult, installed_openshell_version, require_openshell, strip_ansi
+from .. import deadlines
+from .cli import CaptureResult, probe_openshell_version, require_openshell, strip_ansi
 from .cluster import ClusterInfo, cluster_container_name, inspect_cluster, is_cluster_active
 from .health import (
     DEFAULT_GATEWAY,
@@ -100,6 +101,9 @@ class Observation:
     served_endpoint: str | None
     served_source: str | None  # "grpc" | "readyz" | "status" | None
     grpc_error: str | None = None  # why gRPC Health gave no version, when it was asked
+    hung: tuple[str, ...] = ()
+    """The `openshell` calls that did not answer within their deadline (adapters/deadlines.py):
+    the CLI or its gateway hangs, so nothing it would say can be checked."""
 
 
 def _served_from_status(probes: GatewayProbes) -> tuple[str | None, str | None]:
@@ -115,19 +119,20 @@ def observe(
     *,
     state_dir: Path,
     env: Mapping[str, str] | None = None,
-    timeout: float = PROBE_TIMEOUT,
+    timeout: float | None = None,
 ) -> Observation:
     """Probe CLI, gateway texts, cluster container, marker, binary and served version (read-only).
 
     The served version comes first from gRPC `Health` at the gateway the CLI resolves, then
     from `/readyz` when a live gateway's health port is known, then from `openshell status`."""
     env = os.environ if env is None else env
+    timeout = deadlines.probe() if timeout is None else timeout
     openshell = require_openshell(env)
     marker = read_marker(state_dir)
     target = resolve_target(env)
     with ThreadPoolExecutor(max_workers=7) as pool:
         f_grpc = pool.submit(grpc_health, target) if target is not None else None
-        f_cli = pool.submit(installed_openshell_version, binary=openshell, timeout=timeout)
+        f_cli = pool.submit(probe_openshell_version, binary=openshell, timeout=timeout)
         f_probes = pool.submit(probe_gateway, gateway, binary=openshell)
         f_cluster = pool.submit(inspect_cluster, gateway, timeout=timeout)
         f_live = pool.submit(lambda: marker is not None and is_live_gateway(marker.pid, marker.gateway_bin))
@@ -149,10 +154,11 @@ def observe(
         if served is None:
             served, endpoint = _served_from_status(probes)
             source = "status" if served else None
+        cli_version, cli_hung = f_cli.result()
         return Observation(
             gateway=gateway,
             openshell_bin=openshell,
-            cli_version=f_cli.result(),
+            cli_version=cli_version,
             probes=probes,
             cluster=cluster,
             cluster_active=is_cluster_active(cluster, probes),
@@ -165,6 +171,7 @@ def observe(
             served_endpoint=endpoint if served else None,
             served_source=source,
             grpc_error=health.error if health is not None else None,
+            hung=(("openshell --version",) if cli_hung else ()) + probes.hung,
         )
 
 

@@ -16,7 +16,8 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from .cli import PROBE_TIMEOUT, OpenShellSpawnError, capture_openshell, strip_ansi
+from .. import deadlines
+from .cli import OpenShellSpawnError, capture_openshell, strip_ansi
 
 DEFAULT_GATEWAY = "nemoclaw"
 
@@ -155,6 +156,8 @@ class GatewayProbes:
     named_info: str
     active_info: str
     gateway: str = DEFAULT_GATEWAY
+    hung: tuple[str, ...] = ()
+    """The probes that did not answer within their deadline (`openshell status`, ...)."""
 
     @property
     def healthy(self) -> bool:
@@ -178,27 +181,31 @@ class GatewayProbes:
 def probe_gateway(
     gateway: str = DEFAULT_GATEWAY, *, binary: str | None = None, env: Mapping[str, str] | None = None
 ) -> GatewayProbes:
-    """`openshell status`, `gateway info -g <gw>`, `gateway info` (stdout only, 15 s each, run at once)."""
+    """`openshell status`, `gateway info -g <gw>`, `gateway info` (stdout only, run at once, each
+    within the probe bound: adapters/deadlines.py)."""
+    timeout = deadlines.probe()
 
-    def run(*args: str) -> str:
-        return capture_openshell(list(args), ignore_error=True, timeout=PROBE_TIMEOUT, binary=binary, env=env).output
+    def run(args: tuple[str, ...]) -> tuple[str, bool]:
+        res = capture_openshell(list(args), ignore_error=True, timeout=timeout, binary=binary, env=env)
+        return res.output, res.timed_out
 
     from concurrent.futures import ThreadPoolExecutor
 
+    argvs = [("status",), ("gateway", "info", "-g", gateway), ("gateway", "info")]
     with ThreadPoolExecutor(max_workers=3, thread_name_prefix="gateway-probe") as pool:  # read-only: any order
-        status, named, active = pool.map(lambda argv: run(*argv), [("status",), ("gateway", "info", "-g", gateway),
-                                                                    ("gateway", "info")])
-    return GatewayProbes(status, named, active, gateway)
+        (status, s_hung), (named, n_hung), (active, a_hung) = pool.map(run, argvs)
+    hung = tuple(" ".join(["openshell", *a]) for a, h in zip(argvs, (s_hung, n_hung, a_hung)) if h)
+    return GatewayProbes(status, named, active, gateway, hung)
 
 
 def lifecycle_probe(
     gateway: str = DEFAULT_GATEWAY, *, binary: str | None = None, env: Mapping[str, str] | None = None
 ) -> str:
-    """Recovery's own probe: `status` and `gateway info -g` *with* stderr, 15 s."""
+    """Recovery's own probe: `status` and `gateway info -g` *with* stderr, the probe bound each."""
 
     def run(*args: str) -> str:
         try:
-            return capture_openshell(list(args), timeout=PROBE_TIMEOUT, binary=binary, env=env).output
+            return capture_openshell(list(args), timeout=deadlines.probe(), binary=binary, env=env).output
         except OpenShellSpawnError:  # a hung probe means "not healthy", not a crash
             return ""
 

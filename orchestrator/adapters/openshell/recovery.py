@@ -24,10 +24,9 @@ from pathlib import Path
 import attrs
 
 from ...kernel.clock import utc_now_iso
+from .. import deadlines
 from .binary import resolve_gateway_bin
 from .cli import (
-    OPERATION_TIMEOUT,
-    PROBE_TIMEOUT,
     CaptureResult,
     capture_openshell,
     installed_openshell_version,
@@ -75,7 +74,7 @@ def _start_port(gateway: str, openshell: str, env: Mapping[str, str], marker: ob
     the gateway we start; else the last marker's endpoint; else upstream's 8080."""
     if (env.get("NEMOCLAW_GATEWAY_PORT") or "").strip():
         return gateway_port(env)
-    info = capture_openshell(["gateway", "info", "-g", gateway], ignore_error=True, timeout=PROBE_TIMEOUT,
+    info = capture_openshell(["gateway", "info", "-g", gateway], ignore_error=True, timeout=deadlines.probe(),
                              binary=openshell, env=env).output
     for url in (endpoint_url(info), getattr(marker, "endpoint", None)):
         port = endpoint_port(url) if url else None
@@ -322,7 +321,8 @@ def recover_named_gateway(
         return Recovery(recovered=False, attempted=False)
 
     def select() -> bool:
-        capture_openshell(["gateway", "select", gateway], ignore_error=True, timeout=OPERATION_TIMEOUT, binary=openshell, env=env)
+        capture_openshell(["gateway", "select", gateway], ignore_error=True, timeout=deadlines.operation(), binary=openshell,
+                          env=env)
         if lifecycle_probe(gateway, binary=openshell, env=env) == HEALTHY_NAMED:
             os.environ["OPENSHELL_GATEWAY"] = gateway
             return True
@@ -350,8 +350,11 @@ def capture_sandbox_list_with_recovery(
     warn: Say,
     recover: bool = True,
 ) -> ListAttempt:
-    """`openshell <args>` (stdout + stderr, no timeout); on a connectivity failure recover and retry once.
+    """`openshell <args>` (stdout + stderr); on a connectivity failure recover and retry once.
 
+    Each list has the probe bound (upstream has none: adapters/deadlines.py); one that hangs
+    raises `OpenShellTimeout`, never recovery: a gateway that hangs is not down, and starting
+    another one beside it would not make it answer.
     `recover=False` never selects or starts a gateway (read-only callers such as `--check`).
     """
     initial = capture_openshell(args, env=env)
