@@ -135,11 +135,30 @@ class MissingSandbox:
 
 
 @attrs.frozen
+class PinnedSandbox:
+    """Onboarded from `repository@sha256:<digest>`: listed, never rebuilt automatically."""
+
+    sandbox: str
+    repository: str
+    digest: str  # `sha256:<hex>`
+
+
+@attrs.frozen
+class RefusedSandbox:
+    """A registry row that cannot be acted on, and why (an error for that sandbox)."""
+
+    sandbox: str
+    problem: str
+
+
+@attrs.frozen
 class VersionReport:
     stale: list[VersionRow]
     unknown: list[VersionRow]
     current: list[str]
     missing: list[MissingSandbox] = attrs.Factory(list)
+    pinned: list[PinnedSandbox] = attrs.Factory(list)
+    refused: list[RefusedSandbox] = attrs.Factory(list)
 
 
 @attrs.frozen
