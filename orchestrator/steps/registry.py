@@ -41,8 +41,12 @@ def read_registry(ctx: "RunContext") -> str:
 
 
 def entry_of(ctx: "RunContext", name: str) -> SandboxEntry | None:
-    """The registered entry of sandbox `name` (from this run's `registry` fact)."""
-    return next((e for e in ctx.fact("registry") if e.name == name), None)
+    """The registered entry of sandbox `name`: from this run's `registry` fact, or read now
+    when the workflow has no `read_registry` state."""
+    entries = ctx.fact("registry", None)
+    if entries is None:
+        entries = read_all(ctx.paths.nemoclaw_dir)
+    return next((e for e in entries if e.name == name), None)
 
 
 def refuse_problem(entry: SandboxEntry) -> None:
