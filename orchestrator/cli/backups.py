@@ -207,6 +207,7 @@ def restore_cmd(name: str, timestamp: str | None, dry_run: bool) -> None:
             container = find_sandbox_container(name)
         except StepError as exc:
             fail(f"  Cannot restore '{name}': {_why_not_running(name) or str(exc).strip()}")
+        _check_identity(name)
         out = Reporter()
         out.line(f"  Restoring {chosen.timestamp} into '{name}' ({len(chosen.manifest.files)} files)...")
         try:
@@ -226,6 +227,21 @@ def restore_cmd(name: str, timestamp: str | None, dry_run: bool) -> None:
         if not result.ok:
             fail(f"  ✗ Restored files of '{name}' do not match the backup: {result.mismatch}")
         out.line(f"  ✓ Restored '{name}' from {chosen.timestamp}; {result.files} files verified in the sandbox.")
+
+
+def _check_identity(name: str) -> None:
+    """The live sandbox must be the one its registry row names (its identity fingerprint, when
+    recorded; docs/reference/nemoclaw-registry.md): a restore never writes into another one."""
+    from ..adapters.nemoclaw_registry import check_identity, read_all
+    from ..kernel.errors import StepError
+    from ..steps.registry import live_id
+
+    try:
+        entry = next((e for e in read_all(Paths.from_env().nemoclaw_dir) if e.name == name), None)
+        if entry is not None and entry.fingerprint is not None:
+            check_identity(entry, live_id(name))
+    except StepError as exc:
+        fail(str(exc), exc.exit_code or 1)
 
 
 def _why_not_running(name: str) -> str | None:

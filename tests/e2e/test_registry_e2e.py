@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_upgrade_e2e import NEW, OLD, container, containers_state, nemoclaw, personalise, state_tree
+from tests.e2e.test_upgrade_e2e import AGENT, NEW, OLD, container, containers_state, nemoclaw, personalise, state_tree
 
 pytestmark = pytest.mark.docker
 
@@ -168,3 +168,43 @@ def test_a_row_named_unlike_its_key_is_an_error_for_that_sandbox_in_check_and_re
     assert res.returncode == 1
     assert f"  Sandbox '{b}' cannot be used: {problem}." in res.stderr.splitlines()
     assert container(docker_client, b).status == "running"
+
+
+@pytest.mark.parametrize("sim", [EMPTY], indirect=True)
+def test_backups_restore_refuses_a_sandbox_whose_id_is_not_the_registered_one(sim, docker_client, names):
+    (a,) = names("a")
+    sim.add_sandbox(a, agent_version=NEW)
+    personalise(docker_client, a)
+    assert nemoclaw(sim, "backup-all").returncode == 0
+    marker = f"echo changed-after-the-backup > {AGENT.dir}/workspace/notes.txt"
+    rc, _ = container(docker_client, a).exec_run(["sh", "-c", marker], user="root")
+    assert rc == 0
+    path = root(sim, None)
+    doc = json.loads(path.read_text())
+    doc["sandboxes"][a]["lifecycleLiveIdentityFingerprint"] = sha("another-sandbox")
+    path.write_text(json.dumps(doc))
+    tree = state_tree(docker_client, a)
+
+    res = nemoclaw(sim, "backups", "restore", a)
+
+    assert res.returncode == 1, res.stdout + res.stderr
+    [line] = [ln for ln in res.stderr.splitlines() if ln.startswith(f"  Refusing to touch sandbox '{a}'")]
+    assert sha("another-sandbox") in line and live_id(sim, a) in line
+    assert state_tree(docker_client, a) == tree  # nothing written into it
+
+
+@pytest.mark.parametrize("sim", [EMPTY], indirect=True)
+def test_a_rebuild_killed_before_its_restore_is_finished_and_the_fingerprint_follows(sim, docker_client, names):
+    (p,) = names("p")
+    sim.add_sandbox(p, agent_version=OLD, gateway_port=8081)
+    before = add_unknowns(root(sim, 8081))
+    res = nemoclaw(sim, "rebuild-sandbox", p, env={"NEMOCLAW_TEST_KILL_AT": "rebuild-sandbox:restore:enter"})
+    assert res.returncode == -9, res.stdout + res.stderr
+    assert json.loads(root(sim, 8081).read_text()) == before  # recreated, not yet recorded
+
+    up = nemoclaw(sim, "upgrade-sandboxes", "--yes")
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert "  Resuming interrupted run " in up.stdout
+    expected = json.loads(json.dumps(before))
+    expected["sandboxes"][p].update(agentVersion=NEW, lifecycleLiveIdentityFingerprint=sha(live_id(sim, p)))
+    assert json.loads(root(sim, 8081).read_text()) == expected
