@@ -167,7 +167,7 @@ class RebuildSummary:
     failed: list[str]
 
 
-declare("registry", list[SandboxEntry], "The registered sandboxes (~/.nemoclaw/sandboxes.json), in registry order.")
+declare("registry", list[SandboxEntry], "The registered sandboxes of every registry root (~/.nemoclaw), in registry order.")
 declare("cli_version", str | None, "The installed openshell CLI's version, as the preflight found it.")
 declare("sandbox_list", SandboxList, "The sandboxes OpenShell lists, by phase, with their ids.")
 declare("backup_targets", list[str], "The sandboxes a backup must cover (a rebuild's one sandbox).")
