@@ -315,7 +315,7 @@ def manual_commands(plan: RebuildPlan, backup: str | None) -> list[str]:
     lines = [f"    openshell sandbox delete {plan.name}    # only if it is still listed",
              f"    openshell sandbox create --name {plan.name} --from {plan.previous_image}"]
     if backup:
-        lines.append(f"    nemoclaw backups restore {plan.name} --from {Path(backup).name}")
+        lines.append(f"    nemoclaw backups restore {plan.name} --from {Path(backup).name} --recreated")
     return lines
 
 

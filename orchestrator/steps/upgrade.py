@@ -4,7 +4,11 @@
 `classify_versions` reads the `registry` and `sandbox_list` facts and writes `version_report`;
 with `--check` it only reports (it changes nothing) and ends `checked` (exit 1) when anything
 needs doing, `current` (exit 0) only with "All sandboxes are up to date." (NemoClaw #10211).
-A registered sandbox the gateway does not list is *missing*, never "stopped".
+A registered sandbox the gateway does not list is *missing*, never "stopped". A *pinned* one
+(its registry row's `fromImage`, else its container's image, is `repository@sha256:<digest>`,
+NemoClaw v0.0.129) is listed with its digest and is never stale, never work for `--check` and
+never rebuilt automatically (docs/reference/nemoclaw-registry.md). A registry row that cannot be
+acted on is an error for its sandbox (`--check` exits 1), never a silent skip.
 
 A running sandbox whose container could not be reached (no Docker engine) is reported with
 that reason, never told to be started, and makes `--check` exit 1: it could not check. While

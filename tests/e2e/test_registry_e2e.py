@@ -190,7 +190,13 @@ def test_backups_restore_refuses_a_sandbox_whose_id_is_not_the_registered_one(si
     assert res.returncode == 1, res.stdout + res.stderr
     [line] = [ln for ln in res.stderr.splitlines() if ln.startswith(f"  Refusing to touch sandbox '{a}'")]
     assert sha("another-sandbox") in line and live_id(sim, a) in line
+    assert line.endswith(" If you recreated it yourself, rerun with --recreated.")
     assert state_tree(docker_client, a) == tree  # nothing written into it
+
+    res = nemoclaw(sim, "backups", "restore", a, "--recreated")  # the user says it is theirs
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert json.loads(path.read_text())["sandboxes"][a]["lifecycleLiveIdentityFingerprint"] == sha(live_id(sim, a))
+    assert state_tree(docker_client, a) != tree  # the backup's notes.txt is back
 
 
 @pytest.mark.parametrize("sim", [EMPTY], indirect=True)
@@ -208,3 +214,25 @@ def test_a_rebuild_killed_before_its_restore_is_finished_and_the_fingerprint_fol
     expected = json.loads(json.dumps(before))
     expected["sandboxes"][p].update(agentVersion=NEW, lifecycleLiveIdentityFingerprint=sha(live_id(sim, p)))
     assert json.loads(root(sim, 8081).read_text()) == expected
+
+
+@pytest.mark.parametrize("sim", [EMPTY], indirect=True)
+def test_rebuilding_a_pinned_sandbox_when_asked_uses_the_same_digest(sim, docker_client, names):
+    """`nemoclaw <name> rebuild` of a pinned sandbox recreates it from its recorded
+    `repository@sha256:<digest>`, not from the expected version's tag. The stand-in's images
+    are built locally and have no registry digest, so Docker cannot create from that reference:
+    the create fails and the rebuild rolls back to the image the sandbox ran, with its files."""
+    (pin,) = names("pin")
+    sim.add_sandbox(pin, agent_version=OLD, pinned=True)
+    personalise(docker_client, pin)
+    tree = state_tree(docker_client, pin)
+    recorded = json.loads(root(sim, None).read_text())["sandboxes"][pin]["fromImage"]
+    previous = container(docker_client, pin).attrs["Config"]["Image"]
+
+    res = nemoclaw(sim, pin, "rebuild", "--yes")
+
+    assert f"    Target:  ? ({recorded})" in res.stdout.splitlines(), res.stdout + res.stderr
+    assert f"Creating sandbox '{pin}' from {recorded} failed" in res.stderr
+    assert res.returncode == 1
+    assert container(docker_client, pin).attrs["Config"]["Image"] == previous
+    assert state_tree(docker_client, pin) == tree
