@@ -8,7 +8,7 @@ so the one cattrs converter (engine/facts.py) can round-trip them.
 
 | fact | type | written by | read by |
 |---|---|---|---|
-| registry | list[SandboxEntry] | read_registry | snapshot, rebuild_target, classify_versions |
+| registry | list[SandboxEntry] | read_registry | snapshot, rebuild_target, classify_versions; delete/restore/record, rollback (may) |
 | cli_version | str \\| None | preflight | sandbox_list (may) |
 | sandbox_list | SandboxList | sandbox_list | snapshot, rebuild_target, classify_versions |
 | backup_targets | list[str] | rebuild_target | snapshot (may) |
