@@ -1,7 +1,8 @@
 """Benchmark 5: how fast a command starts. `nemoclaw --help`: wall time and the time spent in
 imports (`python -X importtime`, the cumulative time of the top-level imports); a refused
-`backup-all` (CLI 0.0.44, gateway 0.0.43: the preflight refuses): median wall time. Against
-the interpreter's own start (`python -c pass`).
+`backup-all` (CLI 0.0.44, gateway 0.0.43: the preflight refuses): median wall time; a command
+that is not ours (`nemoclaw alpha connect`) handed to the real CLI, against running that CLI
+directly. Against the interpreter's own start (`python -c pass`).
 
     DOCKER_HOST=unix:///tmp/nemoclaw-docker/docker.sock .venv/bin/python bench/startup.py [--runs 7]
 """
@@ -42,12 +43,21 @@ def main() -> None:
         rc = subprocess.run([b.exe, "backup-all"], env=env, capture_output=True).returncode
         assert rc == 1, f"backup-all should have refused (exit 1), got exit {rc}"
         refused = median([wall([b.exe, "backup-all"], env) for _ in range(args.runs)])
+        # A command that is not ours, handed to the real CLI (here a shell script that exits 0).
+        upstream = b.home / "npm-bin" / "nemoclaw"
+        upstream.parent.mkdir()
+        upstream.write_text("#!/bin/sh\nexit 0\n")
+        upstream.chmod(0o755)
+        through_env = {**env, "NEMOCLAW_UPSTREAM_CLI": str(upstream)}
+        direct = median([wall([str(upstream), "alpha", "connect"], env) for _ in range(args.runs)])
+        through = median([wall([b.exe, "alpha", "connect"], through_env) for _ in range(args.runs)])
         print(f"machine: {machine()}")
         print(f"medians of {args.runs} runs")
         print(f"python -c pass (baseline):   {base:6.3f} s")
         print(f"nemoclaw --help:             {helps:6.3f} s  ({helps / base:.1f}x the interpreter start)")
         print(f"  of which imports:          {imports:6.3f} s")
         print(f"refused backup-all (exit {rc}): {refused:6.3f} s")
+        print(f"nemoclaw alpha connect, handed to the real CLI: {through:6.3f} s  (the real CLI alone {direct:.3f} s)")
 
 
 if __name__ == "__main__":

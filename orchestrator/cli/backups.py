@@ -177,7 +177,9 @@ def verify_cmd(name: str | None, all_: bool, sample: float | None) -> None:
 @click.argument("name")
 @click.option("--from", "timestamp", help="Restore this backup (a timestamp from `backups list`); default: the newest.")
 @click.option("--dry-run", is_flag=True, help="Say what would be restored; change nothing.")
-def restore_cmd(name: str, timestamp: str | None, dry_run: bool) -> None:
+@click.option("--recreated", is_flag=True,
+              help="You recreated the sandbox yourself: record its new OpenShell id as its registry identity, then restore.")
+def restore_cmd(name: str, timestamp: str | None, dry_run: bool, recreated: bool) -> None:
     """Write a backup back into sandbox NAME's container, then check the sandbox's files hash
     to the manifest. Refuses when the chosen (or newest) backup is invalid or damaged."""
     from ..adapters.sandbox_containers import data_root, find_sandbox_container
@@ -213,6 +215,7 @@ def restore_cmd(name: str, timestamp: str | None, dry_run: bool) -> None:
             container = find_sandbox_container(name)
         except StepError as exc:
             fail(f"  Cannot restore '{name}': {_why_not_running(name) or str(exc).strip()}")
+        _check_identity(name, recreated)
         out = Reporter()
         out.line(f"  Restoring {chosen.timestamp} into '{name}' ({len(chosen.manifest.files)} files)...")
         try:
@@ -232,6 +235,32 @@ def restore_cmd(name: str, timestamp: str | None, dry_run: bool) -> None:
         if not result.ok:
             fail(f"  ✗ Restored files of '{name}' do not match the backup: {result.mismatch}")
         out.line(f"  ✓ Restored '{name}' from {chosen.timestamp}; {result.files} files verified in the sandbox.")
+
+
+def _check_identity(name: str, recreated: bool) -> None:
+    """The live sandbox must be the one its registry row names (its identity fingerprint, when
+    recorded; docs/reference/nemoclaw-registry.md): a restore never writes into another one.
+    With `recreated` (the user recreated it by hand, e.g. following a failed rollback's
+    commands) the row's fingerprint follows the live sandbox instead."""
+    from ..adapters.nemoclaw_registry import IdentityMismatch, check_identity, follow_identity, read_all
+    from ..kernel.errors import StepError
+    from ..steps.registry import live_id
+
+    paths = Paths.from_env()
+    try:
+        entry = next((e for e in read_all(paths.nemoclaw_dir) if e.name == name), None)
+        if entry is None or entry.fingerprint is None:
+            return
+        current = live_id(name)
+        if recreated and current is not None:
+            if follow_identity(entry, current, nemoclaw_dir=paths.nemoclaw_dir):
+                click.echo(f"  Recorded the recreated sandbox's id {current} as '{name}''s registry identity.")
+            return
+        check_identity(entry, current)
+    except IdentityMismatch as exc:
+        fail(f"{exc} If you recreated it yourself, rerun with --recreated.", 1)
+    except StepError as exc:
+        fail(str(exc), exc.exit_code or 1)
 
 
 def _why_not_running(name: str) -> str | None:

@@ -5,9 +5,10 @@ group's help text."""
 from __future__ import annotations
 
 import importlib
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-import click
+if TYPE_CHECKING:  # not imported at run time: cli/dispatch.py reads GROUPS before click is loaded
+    import click
 
 
 class Group(NamedTuple):

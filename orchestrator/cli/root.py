@@ -50,15 +50,33 @@ class NemoclawGroup(click.Group):
         from ..workflow.discover import find_all
         from ..workflow.summaries import summaries
 
+        from ..kernel.nemoclaw_commands import GLOBAL_COMMANDS
+
         rows = {name: click.Command(name, help=g.help) for name, g in GROUPS.items()}
         paths = Paths.from_env()
-        found = [f for name, f in find_all(paths).items() if name not in rows]
+        # A user workflow named like a NemoClaw command is refused (the real command runs).
+        found = [f for name, f in find_all(paths).items() if name not in rows and (f.builtin or name not in GLOBAL_COMMANDS)]
         for f, summary in zip(found, summaries([f.path for f in found], paths.summary_cache)):
             rows[f.name] = click.Command(f.name, short_help="(invalid workflow file)" if summary is None else summary)
         if rows:
             limit = formatter.width - 6 - max(len(n) for n in rows)
             with formatter.section("Commands"):
                 formatter.write_dl([(n, rows[n].get_short_help_str(limit)) for n in sorted(rows)])
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Where every other command goes (cli/dispatch.py)."""
+        from .upstream import UPSTREAM_ENV, UpstreamProblem, find_upstream
+
+        try:
+            upstream, why = find_upstream(), f"set {UPSTREAM_ENV} to its path"
+        except UpstreamProblem as exc:
+            upstream, why = None, str(exc)
+        formatter.write_paragraph()
+        formatter.write_text("`nemoclaw <sandbox> rebuild` runs this program's rebuild-sandbox. Every other command "
+                             "(onboard, list, `nemoclaw <sandbox> connect`, ...) is handed unchanged to the NemoClaw CLI"
+                             + (":" if upstream else f", which was not found ({why})."))
+        if upstream:
+            formatter.write(f"  {upstream}\n")  # on its own line, never wrapped
 
 
 @click.group(cls=NemoclawGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -108,7 +108,7 @@ def _targets(ctx: "RunContext") -> tuple[list[SandboxEntry], list[str], set[str]
                and _stopped.stopped_container(e.name, listing.ids.get(e.name)) is not None}
     if explicit is not None:
         return wanted, [], stopped
-    targets = [e for e in wanted if e.name in ready or e.name in stopped]
+    targets = [e for e in wanted if e.problem or e.name in ready or e.name in stopped]  # a bad row fails, never skips
     return targets, [e.name for e in wanted if e not in targets], stopped
 
 
@@ -241,9 +241,12 @@ def _jobs(
         if any(j.name == e.name for j in jobs):
             continue
         if e.name in twice:
-            keys = ", ".join(repr(k) for k in twice[e.name])
+            keys = ", ".join(twice[e.name])
             jobs.append(SandboxBackup(e.name, timestamp, None, None, error=(
-                f"registered more than once in sandboxes.json (entries {keys}); remove all but one and rerun")))
+                f"registered more than once (entries {keys}); remove all but one and rerun")))
+            continue
+        if e.problem:
+            jobs.append(SandboxBackup(e.name, timestamp, None, None, error=e.problem))
             continue
         try:
             dest = store.dest_for(e.name, timestamp)  # first: its refusal names the sandbox

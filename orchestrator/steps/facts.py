@@ -8,7 +8,7 @@ so the one cattrs converter (engine/facts.py) can round-trip them.
 
 | fact | type | written by | read by |
 |---|---|---|---|
-| registry | list[SandboxEntry] | read_registry | snapshot, rebuild_target, classify_versions |
+| registry | list[SandboxEntry] | read_registry | snapshot, rebuild_target, classify_versions; delete/restore/record, rollback (may) |
 | cli_version | str \\| None | preflight | sandbox_list (may) |
 | sandbox_list | SandboxList | sandbox_list | snapshot, rebuild_target, classify_versions |
 | backup_targets | list[str] | rebuild_target | snapshot (may) |
@@ -135,11 +135,30 @@ class MissingSandbox:
 
 
 @attrs.frozen
+class PinnedSandbox:
+    """Onboarded from `repository@sha256:<digest>`: listed, never rebuilt automatically."""
+
+    sandbox: str
+    repository: str
+    digest: str  # `sha256:<hex>`
+
+
+@attrs.frozen
+class RefusedSandbox:
+    """A registry row that cannot be acted on, and why (an error for that sandbox)."""
+
+    sandbox: str
+    problem: str
+
+
+@attrs.frozen
 class VersionReport:
     stale: list[VersionRow]
     unknown: list[VersionRow]
     current: list[str]
     missing: list[MissingSandbox] = attrs.Factory(list)
+    pinned: list[PinnedSandbox] = attrs.Factory(list)
+    refused: list[RefusedSandbox] = attrs.Factory(list)
 
 
 @attrs.frozen
@@ -148,7 +167,7 @@ class RebuildSummary:
     failed: list[str]
 
 
-declare("registry", list[SandboxEntry], "The registered sandboxes (~/.nemoclaw/sandboxes.json), in registry order.")
+declare("registry", list[SandboxEntry], "The registered sandboxes of every registry root (~/.nemoclaw), in registry order.")
 declare("cli_version", str | None, "The installed openshell CLI's version, as the preflight found it.")
 declare("sandbox_list", SandboxList, "The sandboxes OpenShell lists, by phase, with their ids.")
 declare("backup_targets", list[str], "The sandboxes a backup must cover (a rebuild's one sandbox).")

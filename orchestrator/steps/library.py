@@ -29,14 +29,15 @@ declare("commit_backups", BACKUP, outcomes=("next", "partial"), commits=True, pa
 
 declare("rebuild_target", REBUILD, outcomes=("next", "from_backup"), reads=("registry", "sandbox_list"),
         writes=("rebuild_plan", "backup_targets"))
-declare("delete_sandbox", REBUILD, reads=("rebuild_plan",), writes=("sandbox_deleted",), mutates=True)
+declare("delete_sandbox", REBUILD, reads=("rebuild_plan",), may_read=("registry",), writes=("sandbox_deleted",),
+        mutates=True)
 declare("create_sandbox", REBUILD, reads=("rebuild_plan",), mutates=True)
 declare("wait_ready", REBUILD, params={"timeout": float}, reads=("rebuild_plan",))
-declare("restore_sandbox", REBUILD, reads=("rebuild_plan",), may_read=("committed",), mutates=True)
+declare("restore_sandbox", REBUILD, reads=("rebuild_plan",), may_read=("committed", "registry"), mutates=True)
 declare("verify_rebuild", REBUILD, reads=("rebuild_plan",), may_read=("committed",))
-declare("record_version", REBUILD, reads=("rebuild_plan",), mutates=True)
+declare("record_version", REBUILD, reads=("rebuild_plan",), may_read=("registry",), mutates=True)
 declare("rollback_rebuild", REBUILD, outcomes=("unrecovered",), params={"timeout": float}, reads=("rebuild_plan",),
-        may_read=("committed", "sandbox_deleted"), mutates=True)
+        may_read=("committed", "sandbox_deleted", "registry"), mutates=True)
 
 declare("classify_versions", UPGRADE, outcomes=("next", "current", "checked", "attention"),
         reads=("registry", "sandbox_list"), writes=("version_report",))

@@ -24,7 +24,7 @@ from ..engine.registry import implements
 from ..adapters.openshell import capture_openshell, list_args, parse_listing
 from ..adapters.openshell.cli import installed_openshell_version, version_gte
 from ..adapters.openshell.rpc_errors import failure_gist
-from ..adapters.nemoclaw_registry import SandboxEntry, update_agent_version
+from ..adapters.nemoclaw_registry import SandboxEntry, pinned_digest
 from ..kernel.paths import rebase
 from ..adapters.sandbox_containers import data_root, find_sandbox_container
 from ..adapters.agents.definitions import load_agent
@@ -35,6 +35,7 @@ from ._kill_points import pause_point
 from ._openshell_common import listed_container
 from ._stopped_sandboxes import stopped_container
 from .facts import RebuildPlan
+from .registry import follow_identity, record_agent_version, refuse_problem, verify_identity
 
 if TYPE_CHECKING:
     from ..engine.context import RunContext
@@ -62,6 +63,7 @@ def rebuild_target(ctx: "RunContext") -> str:
     entry = next((e for e in ctx.fact("registry") if e.name == name), None)
     if entry is None:
         raise StepError(f"  Sandbox '{name}' is not registered in {ctx.paths.registry_file}.", exit_code=1)
+    refuse_problem(entry)
     try:
         agent = load_agent(entry.agent)
     except StoreError as exc:
@@ -73,12 +75,18 @@ def rebuild_target(ctx: "RunContext") -> str:
     stopped = None if name in listing.ready or name not in listing.live else stopped_container(name, listing.ids.get(name))
     if name not in listing.ready and stopped is None:
         raise StepError(f"  Sandbox '{name}' is not running. Cannot back up state.")
+    verify_identity(ctx, name)
     container = stopped if stopped is not None else listed_container(ctx, name)
     previous = container.attrs.get("Config", {}).get("Image") or (container.image.tags or [""])[0]
     if not previous:
         raise StepError(f"  Cannot tell which image sandbox '{name}' runs.")
     expected = agent.expected_version
-    target = ctx.options.get("image") or (_with_tag(previous, expected) if expected else None)
+    # A pinned sandbox (`repository@sha256:<digest>`) is rebuilt from the same digest, so its
+    # agent version is whatever that image holds: not checked against the expected one.
+    pinned = None if ctx.options.get("image") else pinned_digest(entry.image) or pinned_digest(previous)
+    if pinned:
+        expected = None
+    target = ctx.options.get("image") or ("@".join(pinned) if pinned else _with_tag(previous, expected) if expected else None)
     if not target:
         raise StepError(f"  No target image for '{name}': agent '{agent.name}' declares no expected version; pass --image.")
     current = entry.agent_version if stopped is not None else probe_version(container, agent)
@@ -168,6 +176,7 @@ def _live(name: str) -> tuple[bool, str | None]:
 def delete_sandbox(ctx: "RunContext") -> None:
     """`openshell sandbox delete NAME`; a sandbox already gone counts as deleted (idempotent)."""
     plan = _plan(ctx)
+    verify_identity(ctx, plan.name, absent_ok=True)
     ctx.out.line(f"  Deleting sandbox '{plan.name}'...")
     try:
         _openshell(["sandbox", "delete", plan.name], f"Deleting sandbox '{plan.name}'")
@@ -231,6 +240,7 @@ def _backup_dir(ctx: "RunContext", name: str) -> Path:
 
 def _restore(ctx: "RunContext", name: str) -> Any:
     backup = _backup_dir(ctx, name)
+    follow_identity(ctx, name)  # the recreated sandbox is the one its registry row names now
     container = find_sandbox_container(name)
 
     def on_progress(_bytes: int, files: int) -> None:
@@ -282,7 +292,7 @@ def record_version(ctx: "RunContext") -> None:
     """Update the registry's agentVersion and say the rebuild succeeded (idempotent)."""
     plan = _plan(ctx)
     if plan.expected:
-        update_agent_version(ctx.paths.registry_file, plan.name, plan.expected)
+        record_agent_version(ctx, plan.name, plan.expected)
     st = ctx.out.style
     done = "recreated from its backup" if plan.from_backup else "rebuilt successfully"
     ctx.out.line(f"  {st.G}✓{st.R} Sandbox '{plan.name}' {done}")
@@ -309,7 +319,7 @@ def manual_commands(plan: RebuildPlan, backup: str | None) -> list[str]:
     lines = [f"    openshell sandbox delete {plan.name}    # only if it is still listed",
              f"    openshell sandbox create --name {plan.name} --from {plan.previous_image}"]
     if backup:
-        lines.append(f"    nemoclaw backups restore {plan.name} --from {Path(backup).name}")
+        lines.append(f"    nemoclaw backups restore {plan.name} --from {Path(backup).name} --recreated")
     return lines
 
 
@@ -344,6 +354,8 @@ def rollback_rebuild(ctx: "RunContext") -> None:
     what = _WHAT_FAILED.get(ctx.last_error_state or "", f"state '{ctx.last_error_state}'")
     cause = _cause(ctx)
     backup = ctx.fact("committed", {}).get(plan.name) or plan.from_backup
+    if getattr(ctx.last_error, "kind", None) == "identity":  # refused before its delete: nothing to undo
+        raise StepError(f"{what} refused ({cause})", reported=True)
     try:
         existing = parse_listing(*_list_texts())
     except (StepError, OSError):

@@ -5,7 +5,11 @@
 with `--check` it only reports (it changes nothing) and ends `checked` (exit 1) when anything
 needs doing, `current` (exit 0) only with "All sandboxes are up to date." (NemoClaw #10211).
 A registered sandbox the gateway does not list is *missing*, never "stopped"; so is one it lists
-(phase Error) whose container was deleted.
+(phase Error) whose container was deleted. A *pinned* one
+(its registry row's `fromImage`, else its container's image, is `repository@sha256:<digest>`,
+NemoClaw v0.0.129) is listed with its digest and is never stale, never work for `--check` and
+never rebuilt automatically (docs/reference/nemoclaw-registry.md). A registry row that cannot be
+acted on is an error for its sandbox (`--check` exits 1), never a silent skip.
 
 A running sandbox whose container could not be reached (no Docker engine) is reported with
 that reason, never told to be started, and makes `--check` exit 1: it could not check. While
@@ -23,13 +27,13 @@ from typing import TYPE_CHECKING, Any
 from ..adapters.agents.version import VersionCheck, check_version
 from ..kernel.errors import StepError
 from ..engine.registry import implements
-from ..adapters.nemoclaw_registry import SandboxEntry
+from ..adapters.nemoclaw_registry import SandboxEntry, pinned_digest
 from ..adapters.agents.definitions import load_agent
 from ..store.errors import StoreError
 from ..store.lock import read_lock
 from ._openshell_common import listed_container
 from ._pause_records import frozen_by_runs
-from .facts import MissingSandbox, RebuildSummary, VersionReport, VersionRow
+from .facts import MissingSandbox, PinnedSandbox, RebuildSummary, RefusedSandbox, VersionReport, VersionRow
 from .rebuild import latest_verified_backup
 
 if TYPE_CHECKING:
@@ -58,7 +62,11 @@ def classify_versions(ctx: "RunContext") -> str:
     held = {i.sandbox: i.run_id for i in ctx.interrupted if i.sandbox}
     why: dict[str, str] = {}  # running sandboxes whose container could not be reached, and why
     holder = _live_lock_holder(ctx)
+    pinned: list[PinnedSandbox] = []
+    refused = [RefusedSandbox(e.name, e.problem) for e in registry if e.problem]
     for entry in registry:
+        if entry.problem:
+            continue  # an error for that sandbox alone (reported below), never a silent skip
         try:
             agent = load_agent(entry.agent)
         except StoreError as exc:
@@ -75,6 +83,10 @@ def classify_versions(ctx: "RunContext") -> str:
             except StepError as exc:
                 container = None
                 why[entry.name] = str(exc).strip().split(": ", 1)[0] if "Docker engine" in str(exc) else str(exc).strip()
+        pin = _pinned(entry, container)
+        if pin is not None:
+            pinned.append(pin)  # its own category: never stale, never work for --check
+            continue
         check = check_version(entry, agent, container)
         if entry.name in ready and container is None:
             check = VersionCheck(entry.name, True, agent.expected_version, None)
@@ -86,12 +98,16 @@ def classify_versions(ctx: "RunContext") -> str:
         unknown=[VersionRow(c.name, None, c.expected, c.running) for c in unknown],
         current=[c.name for c in checks if c not in stale and c not in unknown],
         missing=missing,
+        pinned=pinned,
+        refused=refused,
     )
     ctx.put("version_report", report)
-    if not stale and not unknown and not missing:
+    _report_pinned_and_refused(ctx, pinned, refused)
+    if not stale and not unknown and not missing and not refused:
         if ctx.interrupted:
             return "attention"
-        out.line("  All sandboxes are up to date.")
+        out.line("  All sandboxes are up to date." if not pinned else
+                 "  All other sandboxes are up to date; pinned sandboxes keep their digest.")
         return "current"
     lock_note = f"not running; run {holder.run_id} (pid {holder.pid}) holds the lock and may be rebuilding it" if holder else None
     frozen = frozen_by_runs(ctx)  # frozen by a backup: not "stopped"
@@ -128,6 +144,8 @@ def classify_versions(ctx: "RunContext") -> str:
                      "show as not running. Rerun --check when it has finished.")
         if stale or unknown:
             out.line("  Run `nemoclaw upgrade-sandboxes` to rebuild them.")
+        if refused:
+            out.error(f"  {len(refused)} sandbox(es) could not be checked: their registry rows are wrong (see above).")
         return "checked"
     if not stale:
         return "attention"
@@ -143,6 +161,27 @@ def _container_gone(listing: Any, name: str) -> bool:
         return not has_container(name, listing.ids.get(name))
     except StepError:
         return False
+
+
+def _pinned(entry: SandboxEntry, container: Any | None) -> PinnedSandbox | None:
+    """A sandbox whose recorded image (its registry row's, else its container's) is a digest."""
+    image = entry.image
+    if image is None and container is not None:
+        image = container.attrs.get("Config", {}).get("Image")
+    pin = pinned_digest(image)
+    return PinnedSandbox(entry.name, *pin) if pin else None
+
+
+def _report_pinned_and_refused(ctx: "RunContext", pinned: list[PinnedSandbox], refused: list[RefusedSandbox]) -> None:
+    out, st = ctx.out, ctx.out.style
+    if pinned:
+        out.line("")
+        out.line(f"  {st.B}Pinned sandboxes{st.R} (kept on their image digest, not rebuilt automatically; "
+                 "`nemoclaw rebuild-sandbox NAME` rebuilds one from the same digest):")
+        for p in pinned:
+            out.line(f"    {p.sandbox}  {p.repository}@{p.digest}  (pinned)")
+    for r in refused:
+        out.error(f"  {st.RD}✗{st.R} {r.sandbox}: {r.problem}")
 
 
 def _live_lock_holder(ctx: "RunContext") -> Any:
@@ -224,4 +263,4 @@ def rebuild_report(ctx: "RunContext") -> str:
         out.line(f"  {st.YW}⚠{st.R} {len(failed)} sandbox(es) failed — see errors above.")
     ctx.put("rebuild_summary", RebuildSummary(rebuilt, failed))
     missing = ctx.fact("version_report", None)
-    return "partial" if failed or (missing is not None and missing.missing) else "next"
+    return "partial" if failed or (missing is not None and (missing.missing or missing.refused)) else "next"

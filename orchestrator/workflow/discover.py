@@ -68,7 +68,8 @@ def load_checked(path: Path, known: set[str], steps: Mapping[str, StepSignature]
     from .validate import validate
 
     spec, loc = load_file(path)
-    validate(spec, loc, steps, workflow_exists=lambda n: n in known, facts=facts)
+    builtin = path.resolve().parent == builtin_dir().resolve()
+    validate(spec, loc, steps, workflow_exists=lambda n: n in known, facts=facts, builtin=builtin)
     return spec
 
 

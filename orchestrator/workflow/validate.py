@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable, Collection, Mapping
 
 from ..kernel.errors import DefinitionError
+from ..kernel.nemoclaw_commands import GLOBAL_COMMANDS
 from .load import Located
 from .signature import StepSignature, param_type_error
 from .spec import RESUME_RETRY, TERMINAL_DEFAULTS, WorkflowSpec
@@ -26,9 +27,11 @@ def validate(
     steps: Mapping[str, StepDef],
     workflow_exists: Callable[[str], bool] = lambda name: True,
     facts: Collection[str] | None = None,
+    builtin: bool = False,
 ) -> None:
     """Raise DefinitionError listing every problem found (not only the first). `facts` are the
-    declared fact names (None: not checked)."""
+    declared fact names (None: not checked). Only a built-in workflow may take the name of a
+    NemoClaw command (the ones we implement: backup-all, upgrade-sandboxes)."""
     problems: list[str] = []
     err = problems.append
     states = spec.all_states
@@ -37,6 +40,10 @@ def validate(
         err(loc.error(["name"], f"'{spec.name}' is not a valid workflow name; use lowercase letters, digits and '-'"))
     elif spec.name in RESERVED_COMMANDS:
         err(loc.error(["name"], f"'{spec.name}' is a built-in command; reserved: {', '.join(sorted(RESERVED_COMMANDS))}"))
+    elif spec.name in GLOBAL_COMMANDS and not builtin:
+        err(loc.error(["name"], f"'{spec.name}' is a command of the NemoClaw CLI (`nemoclaw {spec.name}` runs it); "
+                                "a workflow must not shadow it: rename the file and its name "
+                                "(docs/reference/nemoclaw-cli.md)"))
     if spec.source is not None and spec.source.stem != spec.name:
         err(loc.error(["name"], f"'{spec.name}' must match the file name '{spec.source.stem}'"))
 

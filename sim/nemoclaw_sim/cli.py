@@ -152,9 +152,14 @@ def sandbox() -> None:
 @click.option("--agent-version", default=None, help="OpenClaw version (default: the deployment's).")
 @click.option("--stopped", is_flag=True, help="Stop the container after creating it.")
 @click.option("--unregistered", is_flag=True, help="Do not add it to ~/.nemoclaw/sandboxes.json.")
-def sandbox_add(home: Path | None, name: str, agent_version: str | None, stopped: bool, unregistered: bool) -> None:
+@click.option("--gateway-port", type=int, default=None,
+              help="Register it in that port's registry, ~/.nemoclaw/gateways/<port>/sandboxes.json.")
+@click.option("--pinned", is_flag=True, help="Record it as onboarded from its image's digest (fromImage: repo@sha256:...).")
+def sandbox_add(home: Path | None, name: str, agent_version: str | None, stopped: bool, unregistered: bool,
+                gateway_port: int | None, pinned: bool) -> None:
     """Create sandbox NAME through the gateway and register it with NemoClaw."""
-    deploy.sandbox_add(_home(home), name, agent_version=agent_version, stopped=stopped, register=not unregistered)
+    deploy.sandbox_add(_home(home), name, agent_version=agent_version, stopped=stopped, register=not unregistered,
+                       gateway_port=gateway_port, pinned=pinned)
     click.echo(f"sandbox {name} created" + (" and stopped" if stopped else ""))
 
 

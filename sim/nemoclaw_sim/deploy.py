@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import signal
 import socket
 import subprocess
@@ -346,26 +347,66 @@ def _docker(dep: "Deployment | None" = None):
     return docker.from_env(timeout=120)
 
 
-def _write_registry(paths: Paths, entries: dict[str, dict[str, Any]], default: str | None) -> None:
-    paths.registry_file.parent.mkdir(parents=True, exist_ok=True)
-    data = {"sandboxes": entries, "defaultSandbox": default}
-    tmp = paths.registry_file.with_suffix(".tmp")
+def _registry_file(paths: Paths, port: int | None) -> Path:
+    """NemoClaw's registry of gateway port `port`: the default port's is `~/.nemoclaw/sandboxes.json`,
+    any other's `~/.nemoclaw/gateways/<port>/sandboxes.json`."""
+    if port is None:
+        return paths.registry_file
+    return paths.home / ".nemoclaw" / "gateways" / str(port) / "sandboxes.json"
+
+
+def _write_registry(paths: Paths, entries: dict[str, dict[str, Any]], default: str | None, port: int | None = None,
+                    extra: dict[str, Any] | None = None) -> None:
+    """Write one registry root, keeping the top-level keys it had that are not ours (`extra`)."""
+    path = _registry_file(paths, port)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {**(extra or {}), "sandboxes": entries, "defaultSandbox": default}
+    tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, paths.registry_file)
+    os.replace(tmp, path)
 
 
-def _read_registry(paths: Paths) -> tuple[dict[str, dict[str, Any]], str | None]:
+def _read_registry(paths: Paths, port: int | None = None) -> tuple[dict[str, dict[str, Any]], str | None, dict[str, Any]]:
     try:
-        data = json.loads(paths.registry_file.read_text())
-        return dict(data.get("sandboxes") or {}), data.get("defaultSandbox")
+        data = json.loads(_registry_file(paths, port).read_text())
     except FileNotFoundError:
-        return {}, None
+        return {}, None, {}
+    extra = {k: v for k, v in data.items() if k not in ("sandboxes", "defaultSandbox")}
+    return dict(data.get("sandboxes") or {}), data.get("defaultSandbox"), extra
 
 
-def registry_entry(name: str, agent_version: str) -> dict[str, Any]:
-    return {"name": name, "createdAt": _iso_now(), "model": "nvidia/nemotron-3-super-120b-a12b",
-            "provider": "nvidia-prod", "gpuEnabled": False, "policies": ["pypi", "npm"], "agent": "openclaw",
-            "agentVersion": agent_version, "nimContainer": None}
+def fingerprint(sandbox_id: str) -> str:
+    """NemoClaw's `lifecycleLiveIdentityFingerprint`: lower-case hex SHA-256 of the OpenShell id."""
+    return hashlib.sha256(sandbox_id.encode()).hexdigest()
+
+
+def registry_entry(name: str, agent_version: str, sandbox_id: str | None = None, gateway_port: int | None = None,
+                   from_image: str | None = None) -> dict[str, Any]:
+    """A row as today's NemoClaw writes it: the fields of old releases, then the lifecycle ones
+    (the identity fingerprint when the sandbox's id is known; `fromImage` for a pinned sandbox)."""
+    row: dict[str, Any] = {
+        "name": name, "createdAt": _iso_now(), "model": "nvidia/nemotron-3-super-120b-a12b",
+        "provider": "nvidia-prod", "gpuEnabled": False, "policies": ["pypi", "npm"], "agent": "openclaw",
+        "agentVersion": agent_version, "nimContainer": None, "gatewayName": GATEWAY_NAME,
+        "openshellDriver": "docker", "lifecycleGeneration": 1, "stopped": False,
+    }
+    if gateway_port is not None:
+        row["gatewayPort"] = gateway_port
+    if sandbox_id:
+        row["lifecycleLiveIdentityFingerprint"] = fingerprint(sandbox_id)
+    if from_image:
+        row["fromImage"] = from_image
+    return row
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def sandbox_id(dep: "Deployment", name: str) -> str | None:
+    """The id `openshell sandbox get NAME` prints (`Id:`), or None."""
+    res = run_openshell(dep, ["sandbox", "get", name], private=True, check=False)
+    m = re.search(r"^\s*Id:\s*(\S+)", _ANSI.sub("", res.stdout), re.MULTILINE)
+    return m.group(1) if m else None
 
 
 # --- public operations -------------------------------------------------------------------------------
@@ -413,10 +454,13 @@ def up(home: Path, sandboxes: int = 2, cli: str = DEFAULT_CLI_VERSION, gateway: 
     reg.set_active(GATEWAY_NAME)
 
     names = [SANDBOX_NAMES[i] if i < len(SANDBOX_NAMES) else f"sandbox-{i + 1}" for i in range(sandboxes)]
+    def create(n: str) -> str | None:
+        run_openshell(dep, ["sandbox", "create", "--name", n, "--from", agent_image_tag(agent_version, data_root)])
+        return sandbox_id(dep, n)
+
     with ThreadPoolExecutor(max_workers=4) as pool:
-        list(pool.map(lambda n: run_openshell(dep, ["sandbox", "create", "--name", n, "--from",
-                                                    agent_image_tag(agent_version, data_root)]), names))
-    _write_registry(paths, {n: registry_entry(n, agent_version) for n in names}, names[0] if names else None)
+        ids = list(pool.map(create, names))
+    _write_registry(paths, {n: registry_entry(n, agent_version, i) for n, i in zip(names, ids)}, names[0] if names else None)
     dep.sandboxes = names
     save(dep)
     return dep
@@ -502,7 +546,10 @@ def _gateway_up(dep: Deployment) -> bool:
 
 
 def sandbox_add(home: Path, name: str, agent_version: str | None = None, stopped: bool = False,
-                register: bool = True) -> None:
+                register: bool = True, gateway_port: int | None = None, pinned: bool = False) -> None:
+    """Create a sandbox and register it: in the registry of `gateway_port` when given (NemoClaw's
+    per-port root), else the default one; `pinned` records it as onboarded from its image's
+    digest (`fromImage: <repository>@sha256:<image id>`)."""
     from .images import ensure_agent_image
 
     home = home.resolve()
@@ -510,13 +557,15 @@ def sandbox_add(home: Path, name: str, agent_version: str | None = None, stopped
     if not _gateway_up(dep):
         raise SimError("the simulated gateway is not running (see: nemoclaw-sim status)")
     version = agent_version or dep.agent_version
-    image = ensure_agent_image(_docker(dep), version, dep.data_root)
+    client = _docker(dep)
+    image = ensure_agent_image(client, version, dep.data_root)
     run_openshell(dep, ["sandbox", "create", "--name", name, "--from", image])
     if register:
         paths = Paths(home)
-        entries, default = _read_registry(paths)
-        entries[name] = registry_entry(name, version)
-        _write_registry(paths, entries, default or name)
+        from_image = f"{image.rsplit(':', 1)[0]}@{client.images.get(image).id}" if pinned else None
+        entries, default, extra = _read_registry(paths, gateway_port)
+        entries[name] = registry_entry(name, version, sandbox_id(dep, name), gateway_port, from_image)
+        _write_registry(paths, entries, default or name, gateway_port, extra)
     dep.sandboxes = [*dep.sandboxes, name]
     save(dep)
     if stopped:

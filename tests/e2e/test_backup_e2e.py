@@ -886,17 +886,24 @@ def test_an_empty_capture_is_committed_with_a_warning_not_a_check_mark(h, extra)
     assert f"  ✓ {h.a}: " in res.stdout
 
 
-def test_names_the_store_refuses_and_names_registered_twice_fail_alone(h):
+def test_a_name_registered_in_two_roots_and_a_row_named_unlike_its_key_fail_alone(h):
+    """The same sandbox name in the default registry and a gateway port's is ambiguous; a row
+    whose `name` differs from its key cannot be acted on. Each fails alone (exit 1), never a
+    silent "not running" skip, and the others are backed up."""
     doc = json.loads(h.registry_file.read_text())
-    dup = dict(h.entries[h.b])
-    doc["sandboxes"] = {h.a: h.entries[h.a], "first": dup | {"name": h.b}, "second": dup | {"name": h.b}, h.c: h.entries[h.c]}
+    doc["sandboxes"] = {h.a: h.entries[h.a], h.b: h.entries[h.b], "first": dict(h.entries[h.c]) | {"name": h.c}}
     h.registry_file.write_text(json.dumps(doc))
+    port_file = h.registry_file.parent / "gateways" / "8081" / "sandboxes.json"
+    port_file.parent.mkdir(parents=True)
+    port_file.write_text(json.dumps({"sandboxes": {h.b: h.entries[h.b]}}))
     res = h.nemoclaw("backup-all")
     assert res.returncode == 1, res.stdout + res.stderr
-    assert (f"  ✗ {h.b}: backup failed (registered more than once in sandboxes.json (entries 'first', 'second'); "
-            "remove all but one and rerun)") in res.stderr.splitlines()
-    assert SUMMARY.format(2, 1, 0) in res.stdout.splitlines()
-    assert sorted(assert_only_complete_backups(h)) == sorted([h.a, h.c])
+    assert (f"  ✗ {h.b}: backup failed (registered more than once (entries '{h.b}' in {h.registry_file}, "
+            f"'{h.b}' in {port_file}); remove all but one and rerun)") in res.stderr.splitlines()
+    assert (f"  ✗ first: backup failed (its registry entry 'first' in {h.registry_file} names sandbox '{h.c}'; "
+            "make the key and its \"name\" the same (the sandbox's name in OpenShell) and rerun)") in res.stderr.splitlines()
+    assert SUMMARY.format(1, 2, 0) in res.stdout.splitlines()
+    assert sorted(assert_only_complete_backups(h)) == [h.a]
     assert "Traceback" not in res.stderr and "Step '" not in res.stderr
 
 

@@ -340,7 +340,7 @@ def test_abandon_says_what_is_left_and_the_commands_that_restore_it(env, fleet):
     commands = [line.strip() for line in out if line.startswith("    ")]
     assert commands == [f"openshell sandbox delete {name}    # only if it is still listed",
                         f"openshell sandbox create --name {name} --from {old_image}",
-                        f"nemoclaw backups restore {name} --from {backup.name}"]
+                        f"nemoclaw backups restore {name} --from {backup.name} --recreated"]
     # Abandoned: nothing resumes it, and --check now calls the sandbox missing (not stopped).
     check = nemoclaw(env, "upgrade-sandboxes", "--check")
     assert check.returncode == 1

@@ -95,8 +95,10 @@ class SimEnv:
     def start_gateway(self) -> None:
         deploy.start_gateway(self.deployment)
 
-    def add_sandbox(self, name: str, agent_version: str | None = None, stopped: bool = False) -> None:
-        deploy.sandbox_add(self.home, name, agent_version=agent_version, stopped=stopped)
+    def add_sandbox(self, name: str, agent_version: str | None = None, stopped: bool = False,
+                    gateway_port: int | None = None, pinned: bool = False) -> None:
+        deploy.sandbox_add(self.home, name, agent_version=agent_version, stopped=stopped, gateway_port=gateway_port,
+                           pinned=pinned)
 
     def stop_sandbox(self, name: str) -> None:
         deploy.sandbox_stop(self.home, name)
