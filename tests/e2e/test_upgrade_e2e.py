@@ -293,6 +293,9 @@ def test_cli_gateway_drift_refuses_before_anything(sim, docker_client, names, ne
     assert res.stderr.splitlines() == block
     assert "Stale sandboxes" not in res.stdout
     assert_same_world(before, world(sim, docker_client, [a]))
+    if "--check" in argv:  # it writes nothing, not even a run journal
+        assert not list((sim.home / ".nemoclaw" / "runs").glob("*.jsonl"))
+        return
     events = run_events(sim)
     assert states_entered(events) == ["registry", "preflight"]
     assert finished(events)["terminal"] == "refused"
