@@ -353,7 +353,7 @@ def test_abandon_says_what_is_left_and_the_commands_that_restore_it(env, fleet):
     deadline = time.monotonic() + 60
     while not fleet.listed(name) and time.monotonic() < deadline:
         time.sleep(0.5)
-    restored = nemoclaw(env, "backups", "restore", name, "--from", backup.name)
+    restored = nemoclaw(env, "backups", "restore", name, "--from", backup.name, "--recreated")
     assert restored.returncode == 0, restored.stdout + restored.stderr
     assert fleet.tree(name) == trees[name]
 
