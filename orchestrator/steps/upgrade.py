@@ -239,9 +239,11 @@ def confirm_rebuilds(ctx: "RunContext") -> str:
 
 
 def _ask(ctx: "RunContext", prompt: str) -> bool:
+    from ..engine.output import write_safely
+
     stream = ctx.out.stderr if ctx.out.json_mode else ctx.out.stdout
-    stream.write(prompt)
-    stream.flush()
+    if not write_safely(stream, prompt):  # nobody reads stdout (`| head`): ask on stderr
+        write_safely(ctx.out.stderr, prompt)
     answer = sys.stdin.readline() if sys.stdin and not sys.stdin.closed else ""
     return answer.strip().lower() in ("y", "yes")
 

@@ -42,3 +42,21 @@ def test_write_safely_reports_a_gone_reader():
     assert write_safely(stream, "x\n") is False
     assert write_safely(stream, "y\n") is True  # silenced: /dev/null takes it
     stream.close()
+
+
+def test_a_rebuild_prompt_to_a_closed_stdout_is_asked_on_stderr(monkeypatch):
+    """`upgrade-sandboxes | head`: the confirmation prompt went to a stdout nobody reads and
+    raised BrokenPipeError, failing the run; it is asked on stderr instead and the answer counts."""
+    import attrs
+
+    from orchestrator.steps.facts import VersionReport, VersionRow
+    from tests.support.steputil import make_ctx, run_step
+
+    ctx = attrs.evolve(make_ctx(), out=Reporter(stdout=_closed_pipe(), stderr=io.StringIO()))
+    ctx.facts["version_report"] = VersionReport(stale=[VersionRow("alpha", "1.0.0", "2.0.0", True)], unknown=[],
+                                                current=[], missing=[])
+    monkeypatch.setattr("sys.stdin", io.StringIO("y\n"))
+    assert run_step("confirm_rebuilds", ctx) == "next"
+    assert ctx.facts["to_rebuild"] == ["alpha"]
+    assert "  Rebuild 'alpha'? [y/N]: " in ctx.out.stderr.getvalue()
+    ctx.out.stdout.close()
