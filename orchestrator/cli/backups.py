@@ -25,7 +25,7 @@ from ..kernel.sizes import human_size
 from ..adapters.agents.definitions import load_agent
 from ..store import Backup, BackupStore, InvalidBackup, Listing, RestoreError, StoreError, restore_backup
 from ..store.errors import LockHeld
-from ..store.lock import WriterLock
+from ..store.lock import LockUnusable, WriterLock
 
 
 def _store() -> BackupStore:
@@ -54,6 +54,8 @@ def _locked(*, finish_interrupted: bool = False) -> Iterator[None]:
         lock = WriterLock(paths.lock_file, me).acquire()
     except LockHeld as exc:
         fail(f"  {exc}", exc.exit_code)
+    except LockUnusable as exc:  # a person's mistake: the same sentence and exit 1 as a workflow run
+        fail(f"  {exc}", 1)
     if lock.broken is not None:
         click.echo(lock.broken.message)
     try:
