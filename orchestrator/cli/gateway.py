@@ -213,8 +213,13 @@ def check(as_json: bool, gateway: str) -> None:
             for line in format_diagnosis(issue):
                 click.echo(line, err=True)
         for i in interrupted:
-            click.echo(f"  Interrupted run {i.run_id} ({i.describe()}) has not finished: "
-                       f"`nemoclaw runs resume {i.run_id}`.", err=True)
+            if i.damaged:
+                from ..engine.resume import damaged_line
+
+                click.echo(damaged_line(i), err=True)
+            else:
+                click.echo(f"  Interrupted run {i.run_id} ({i.describe()}) has not finished: "
+                           f"`nemoclaw runs resume {i.run_id}`.", err=True)
     sys.exit(0 if verdict == "ok" and not interrupted else 1)
 
 

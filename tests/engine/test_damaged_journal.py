@@ -192,3 +192,16 @@ def test_a_read_only_run_writes_no_journal(engine):
     looked = engine.run("t-look", check=True)
     assert looked.returncode == 0, looked.stderr
     assert not (engine.home / ".nemoclaw" / "runs").exists() or not list((engine.home / ".nemoclaw" / "runs").iterdir())
+
+
+def test_gateway_check_names_a_damaged_run_and_never_offers_to_resume_it(engine, fake_openshell):
+    from tests.support.fakes import gateway_script
+
+    gateway_script(engine.home / "bin" / "openshell-gateway", "0.0.37")
+    path = golden_run(engine.home)
+    _rewrite(path, _items_line, lambda line: line[: len(line) // 2] + "\n")
+    r = invoke("gateway", "check")
+    assert r.returncode == 1
+    assert f"  Run {path.stem} (" in r.stderr and "has a damaged journal (line " in r.stderr
+    assert f"runs abandon {path.stem}" in r.stderr
+    assert f"runs resume {path.stem}" not in r.stderr
