@@ -109,8 +109,9 @@ class Restic:
         args += ["--dry-run"] if dry_run else []
         return self._check(self._run(args, TRANSFER_TIMEOUT, what="forget"), "forget").stdout
 
-    def forget_ids(self, ids: Sequence[str]) -> None:
-        self._check(self._run(["forget", *ids], PROBE_TIMEOUT, what="forget"), "forget")
+    def forget_ids(self, ids: Sequence[str], *, prune: bool = False) -> None:
+        args = ["forget", *(["--prune"] if prune else []), *ids]
+        self._check(self._run(args, TRANSFER_TIMEOUT if prune else PROBE_TIMEOUT, what="forget"), "forget")
 
     def check(self, read_data_subset: str | None = None) -> str:
         args = ["check"] + (["--read-data-subset", read_data_subset] if read_data_subset else [])
