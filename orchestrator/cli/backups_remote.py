@@ -127,6 +127,7 @@ def push_cmd(names: tuple[str, ...]) -> None:
         if not backups:
             fail("  No valid local backups to push." if not names else f"  No valid local backups of {', '.join(names)}.")
         held = remote_backups(restic)
+        restic.unlock()  # a killed push's lock (restic removes only locks it finds stale)
         out.line(f"  Pushing {len(backups)} backup(s) to {restic.repo.shown}...")
         pushed = skipped = 0
         from ..adapters.restic import RepositoryMissing, RepositoryUnreachable, WrongPassword
@@ -174,6 +175,7 @@ def pull_cmd(name: str, timestamp: str, host: str | None) -> None:
     with _guarded():
         remote = choose(remote_backups(restic, name), name, timestamp, host, restic.repo.host, restic.repo.shown)
         with _locked() as me:
+            restic.unlock()  # a killed pull's lock (restic removes only locks it finds stale)
             staging = Staging.create(Paths.from_env().staging_root, me)
             try:
                 click.echo(f"  Pulling '{name}' {remote.timestamp} (snapshot {remote.short_id} from host {remote.host}) "
