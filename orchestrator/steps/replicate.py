@@ -2,8 +2,9 @@
 (steps/_replication.py does the work; docs/backups.md, "Off-host copies").
 
 replicate_backups runs after `commit_backups` (backup-all, rebuild-sandbox): with
-NEMOCLAW_BACKUP_REPOSITORY set, it pushes every backup this run committed (`committed`) that the
-repository lacks; without it, it does nothing and says nothing. A failure leaves the local
+NEMOCLAW_BACKUP_REPOSITORY set, it pushes every backup this run committed (`committed`), and any
+older valid backup of the same sandbox, that the repository lacks (so what a killed or failed
+earlier run did not copy is copied by the next); without it, it does nothing and says nothing. A failure leaves the local
 backups committed, says why, and takes the `incomplete` outcome (the run ends incomplete, exit
 1), unless the run's `replicate` option is `best-effort`: then it warns and goes on. Resumed
 (`resume: retry`), it pushes again what the repository still lacks, by manifest digest.
@@ -56,23 +57,26 @@ def replicate_backups(ctx: "RunContext") -> str:
     else:
         for name, path in committed.items():
             try:
-                backup = next((b for b in store.list(name) if str(b.path) == str(Path(path))), None)
-                if backup is None:
-                    raise ReplicationError(f"the committed backup {path} is no longer a valid backup")
-                with out.progress() as progress:
-                    row = progress.task(f"Copying '{name}' off-host")
-                    res = push_backup(restic, backup, held=held, on_status=lambda s: row.update(s.bytes_done, s.files_done))
-                    row.done()
+                backups = _to_push(store, name, Path(path))
             except (StepError, StoreError) as exc:
                 failed.append(NotBackedUp(name, str(exc).strip()))
                 out.error(f"  {st.RD}✗{st.R} {name}: not copied off-host: {str(exc).strip()}")
                 continue
-            copies.append(ReplicatedCopy(name, backup.timestamp, res.snapshot_id, res.bytes, res.data_added))
-            ctx.event("backup_replicated", sandbox=name, timestamp=backup.timestamp, snapshot=res.snapshot_id)
-            if res.skipped:
-                out.line(f"  - {name}: already in the repository")
-            else:
-                out.line(f"  {st.G}✓{st.R} {name}: copied off-host as snapshot {res.snapshot_id}")
+            for backup in backups:
+                try:
+                    with out.progress() as progress:
+                        row = progress.task(f"Copying '{name}' {backup.timestamp} off-host")
+                        res = push_backup(restic, backup, held=held,
+                                          on_status=lambda s: row.update(s.bytes_done, s.files_done))
+                        row.done()
+                except (StepError, StoreError) as exc:
+                    failed.append(NotBackedUp(name, str(exc).strip()))
+                    out.error(f"  {st.RD}✗{st.R} {name} {backup.timestamp}: not copied off-host: {str(exc).strip()}")
+                    break
+                copies.append(ReplicatedCopy(name, backup.timestamp, res.snapshot_id, res.bytes, res.data_added))
+                ctx.event("backup_replicated", sandbox=name, timestamp=backup.timestamp, snapshot=res.snapshot_id)
+                if not res.skipped:
+                    out.line(f"  {st.G}✓{st.R} {name} {backup.timestamp}: copied off-host as snapshot {res.snapshot_id}")
     ctx.put("replication", ReplicationReport(repository=repo.shown, mode=mode, copies=copies, failed=failed))
     if not failed:
         return "next"
@@ -83,6 +87,16 @@ def replicate_backups(ctx: "RunContext") -> str:
     out.error(f"  {len(failed)} backup(s) are committed locally but not off-host; when the repository is reachable, "
               "run: nemoclaw backups push")
     return "incomplete"
+
+
+def _to_push(store: BackupStore, sandbox: str, committed: Path) -> list:
+    """The backup this run committed of `sandbox`, after its older valid backups (oldest first):
+    those an interrupted or failed earlier run did not copy are copied now (each is skipped when
+    the repository holds it already)."""
+    backups = list(reversed(store.list(sandbox)))
+    if not any(b.path == committed for b in backups):
+        raise ReplicationError(f"the committed backup {committed} is no longer a valid backup")
+    return backups
 
 
 @implements("pull_backup")
