@@ -127,7 +127,6 @@ def push_cmd(names: tuple[str, ...]) -> None:
         if not backups:
             fail("  No valid local backups to push." if not names else f"  No valid local backups of {', '.join(names)}.")
         held = remote_backups(restic)
-        restic.unlock()  # a killed push's lock (restic removes only locks it finds stale)
         out.line(f"  Pushing {len(backups)} backup(s) to {restic.repo.shown}...")
         pushed = skipped = 0
         from ..adapters.restic import RepositoryMissing, RepositoryUnreachable, WrongPassword
@@ -175,7 +174,6 @@ def pull_cmd(name: str, timestamp: str, host: str | None) -> None:
     with _guarded():
         remote = choose(remote_backups(restic, name), name, timestamp, host, restic.repo.host, restic.repo.shown)
         with _locked() as me:
-            restic.unlock()  # a killed pull's lock (restic removes only locks it finds stale)
             staging = Staging.create(Paths.from_env().staging_root, me)
             try:
                 click.echo(f"  Pulling '{name}' {remote.timestamp} (snapshot {remote.short_id} from host {remote.host}) "
@@ -256,6 +254,7 @@ def _verify_remote(name: str | None, all_: bool, sample: float | None, read_data
              "use --read-data-subset to read pack data.", 2)
     restic = _restic()
     with _guarded():
+        restic.unlock()  # a killed run's stale lock would stop check (restic removes only locks it finds stale)
         restic.check(read_data_subset)
     what = (f"its structure, and the data of the packs in subset {read_data_subset}" if read_data_subset
             else "its structure and index (no pack data read: add --read-data-subset 10% to read some)")

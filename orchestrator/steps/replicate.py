@@ -50,7 +50,6 @@ def replicate_backups(ctx: "RunContext") -> str:
     out.line(f"  Copying {len(committed)} backup(s) off-host to {repo.shown}...")
     try:
         held = remote_backups(restic)
-        restic.unlock()  # a killed push's stale lock
     except StepError as exc:
         failed = [NotBackedUp(name, str(exc).strip()) for name in committed]
         out.error(f"  {st.RD}✗{st.R} No backup was copied off-host: {str(exc).strip()}")
@@ -111,7 +110,6 @@ def pull_backup(ctx: "RunContext") -> None:
     store = BackupStore(ctx.paths.backups_root, load_agent)
     remote = choose(remote_backups(restic, sandbox), sandbox, timestamp, ctx.fill(host) if host else None, repo.host,
                     repo.shown)
-    restic.unlock()
     dest = _pull(restic, store, ctx.staging, remote)
     where = dest or store.dest_for(remote.sandbox, remote.timestamp)
     ctx.put("pulled", {sandbox: str(where)})
