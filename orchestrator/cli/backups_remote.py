@@ -118,15 +118,20 @@ def push_cmd(names: tuple[str, ...]) -> None:
     store = _store()
     out = Reporter()
     failed = 0
-    with _guarded(), _locked():
+    from concurrent.futures import ThreadPoolExecutor
+
+    with _guarded(), _locked(), ThreadPoolExecutor(1) as pool:
+        # What the repository holds, asked while the local store is read (restic's key
+        # derivation alone takes about half a second).
+        asked = pool.submit(remote_backups, restic)
         listing = store.scan(names[0]) if len(names) == 1 else store.scan()
         backups = [b for b in reversed(listing.backups) if not names or b.sandbox in names]  # oldest first
         for i in listing.invalid:
             if not names or i.sandbox in names:
                 out.error(f"  Not pushed: invalid backup {i.path}: {i.error}")
+        held = asked.result()
         if not backups:
             fail("  No valid local backups to push." if not names else f"  No valid local backups of {', '.join(names)}.")
-        held = remote_backups(restic)
         out.line(f"  Pushing {len(backups)} backup(s) to {restic.repo.shown}...")
         pushed = skipped = 0
         from ..adapters.restic import RepositoryMissing, RepositoryUnreachable, WrongPassword
