@@ -26,7 +26,7 @@ from ..kernel.errors import StepError, StoreError
 from ..store import BackupStore
 from ._replication import ReplicationError, choose, pull_backup as _pull, push_backup, remote_backups
 from .facts import NotBackedUp
-from .replicate_facts import ReplicatedCopy, ReplicationReport
+from .replicate_facts import OffHost, ReplicatedCopy, ReplicationReport
 
 if TYPE_CHECKING:
     from ..engine.context import RunContext
@@ -40,7 +40,7 @@ def replicate_backups(ctx: "RunContext") -> str:
     repo = configured()
     mode = str(ctx.options.get("replicate") or "required")
     if repo is None or not committed:
-        ctx.put("replication", ReplicationReport(repository=repo.shown if repo else None, mode=mode))
+        ctx.put("replication", ReplicationReport(OffHost(repository=repo.shown if repo else None, mode=mode)))
         return "next"
     out, st = ctx.out, ctx.out.style
     restic = Restic(repo)
@@ -76,7 +76,7 @@ def replicate_backups(ctx: "RunContext") -> str:
                 ctx.event("backup_replicated", sandbox=name, timestamp=backup.timestamp, snapshot=res.snapshot_id)
                 if not res.skipped:
                     out.line(f"  {st.G}✓{st.R} {name} {backup.timestamp}: copied off-host as snapshot {res.snapshot_id}")
-    ctx.put("replication", ReplicationReport(repository=repo.shown, mode=mode, copies=copies, failed=failed))
+    ctx.put("replication", ReplicationReport(OffHost(repository=repo.shown, mode=mode, copies=copies, failed=failed)))
     if not failed:
         return "next"
     if mode == BEST_EFFORT:

@@ -25,11 +25,19 @@ class ReplicatedCopy:
 
 
 @attrs.frozen
-class ReplicationReport:
+class OffHost:
     repository: str | None  # as shown (any password redacted); None: no repository set
     mode: str  # required | best-effort
     copies: list[ReplicatedCopy] = attrs.Factory(list)
     failed: list[NotBackedUp] = attrs.Factory(list)
+
+
+@attrs.frozen
+class ReplicationReport:
+    """One key, `off_host`, in a run's --json summary (the reports' fields are merged there, and
+    backup_report has its own `failed`)."""
+
+    off_host: OffHost
 
 
 declare("replication", ReplicationReport, "What was pushed to the restic repository, skipped or failed.", report=True)

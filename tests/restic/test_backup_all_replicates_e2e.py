@@ -31,6 +31,12 @@ def test_backup_all_copies_off_host_and_a_new_host_pulls_it(sim, tmp_path):
     assert "Copying 2 backup(s) off-host to" in first.stdout and first.stdout.count("copied off-host as snapshot") == 2
     rows = json.loads(nemoclaw("backups", "list", "--remote", "--json").stdout)["backups"]
     assert len(rows) == 2 and all(r["local"] and r["host"] == "host-a" for r in rows)
+    as_json = json.loads(nemoclaw("backup-all", "--json").stdout)["summary"]
+    assert len(as_json["backed_up"]) == 2 and as_json["failed"] == []
+    assert [c["snapshot"] is not None for c in as_json["off_host"]["copies"]].count(True) == 2
+    assert as_json["off_host"]["repository"] == setup.location and as_json["off_host"]["failed"] == []
+    rows = json.loads(nemoclaw("backups", "list", "--remote", "--json").stdout)["backups"]
+    assert len(rows) == 4 and all(r["local"] and r["host"] == "host-a" for r in rows)
 
     # The repository is gone: the backups are committed all the same, the run ends incomplete.
     missing = nemoclaw("backup-all", NEMOCLAW_BACKUP_REPOSITORY=str(tmp_path / "not-there"))
@@ -38,7 +44,7 @@ def test_backup_all_copies_off_host_and_a_new_host_pulls_it(sim, tmp_path):
     assert "There is no restic repository at" in missing.stderr
     assert "2 backup(s) are committed locally but not off-host" in missing.stderr
     local = json.loads(nemoclaw("backups", "list", "--json").stdout)["backups"]
-    assert len(local) == 4
+    assert len(local) == 6
     lenient = nemoclaw("backup-all", "--replicate", "best-effort", NEMOCLAW_BACKUP_REPOSITORY=str(tmp_path / "not-there"))
     assert lenient.returncode == 0 and "committed locally only (--replicate best-effort)" in lenient.stderr
 
@@ -49,7 +55,7 @@ def test_backup_all_copies_off_host_and_a_new_host_pulls_it(sim, tmp_path):
     assert again.returncode == 0, again.stdout + again.stderr
     local = json.loads(nemoclaw("backups", "list", "--json").stdout)["backups"]
     remote = json.loads(nemoclaw("backups", "list", "--remote", "--json").stdout)["backups"]
-    assert len(local) == 10 and len(remote) == 10 and all(r["local"] for r in remote)
+    assert len(local) == 12 and len(remote) == 12 and all(r["local"] for r in remote)
     assert not any(setup.password in a for a in setup.argvs())
 
     # A host that lost everything: pull the newest backup of a sandbox into an empty store.
