@@ -17,6 +17,18 @@ fi
 extras="${SETUP_EXTRAS:+[$SETUP_EXTRAS]}"
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".$extras" -e ./sim
 
+# Off-host copies (orchestrator/adapters/restic/) drive Debian's restic; the tests serve a REST
+# repository with rclone. Installed where missing, like Docker (scripts/docker-engine.sh).
+missing_tools=()
+command -v restic >/dev/null 2>&1 || missing_tools+=(restic)
+command -v rclone >/dev/null 2>&1 || missing_tools+=(rclone)
+if [ "${#missing_tools[@]}" -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then echo "setup: need root to install ${missing_tools[*]}" >&2; exit 1; fi
+  echo "setup: installing ${missing_tools[*]} from Debian" >&2
+  apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing_tools[@]}" >&2
+fi
+
 ENGINE_STARTED_HERE=0
 eval "$(scripts/docker-engine.sh start)"  # sets ENGINE_STARTED_HERE=1 only when it started one
 export DOCKER_HOST

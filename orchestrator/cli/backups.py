@@ -307,3 +307,9 @@ def prune_cmd(keep: int, name: str | None, dry_run: bool) -> None:
                 run()
     except StoreError as exc:
         fail(f"  {exc}", 2)
+
+
+# The off-host copies (restic): init-remote, push, pull, and --remote of list/prune/verify.
+from .backups_remote import register as _register_remote  # noqa: E402
+
+_register_remote(backups_group)

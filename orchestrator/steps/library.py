@@ -13,6 +13,7 @@ from ..engine.registry import declare
 _PKG = __name__.rpartition(".")[0]
 REGISTRY, PREFLIGHT, SANDBOX_LIST = f"{_PKG}.registry", f"{_PKG}.preflight", f"{_PKG}.sandbox_list"
 BACKUP, REBUILD, UPGRADE, CONTROL = f"{_PKG}.backup", f"{_PKG}.rebuild", f"{_PKG}.upgrade", f"{_PKG}.control"
+REPLICATE = f"{_PKG}.replicate"
 
 declare("read_registry", REGISTRY, outcomes=("next", "empty"), local=True, params={"empty_message": str},
         writes=("registry",))
@@ -44,3 +45,9 @@ declare("classify_versions", UPGRADE, outcomes=("next", "current", "checked", "a
 declare("confirm_rebuilds", UPGRADE, outcomes=("next", "none"), reads=("version_report",), writes=("to_rebuild",))
 declare("rebuild_report", UPGRADE, outcomes=("next", "partial"), reads=("item_results",), may_read=("version_report",),
         writes=("rebuild_summary",))
+
+# Off-host copies in the restic repository NEMOCLAW_BACKUP_REPOSITORY (steps/replicate.py).
+declare("replicate_backups", REPLICATE, outcomes=("next", "incomplete"), may_read=("committed",),
+        writes=("replication",), mutates=True)
+declare("pull_backup", REPLICATE, commits=True, params={"sandbox": str, "timestamp": str, "host": str},
+        writes=("pulled",))

@@ -37,4 +37,5 @@ def test_mermaid_has_every_state_and_transition():
     text = mermaid(spec)
     for state in ("registry", "preflight", "enumerate", "snapshot", "commit", "incomplete", "done", "refused", "failed"):
         assert f'state "{state}" as {state}' in text
-    assert "preflight --> refused: refuse" in text and "commit --> incomplete: partial" in text
+    assert "preflight --> refused: refuse" in text and "commit --> replicate_partial: partial" in text
+    assert "replicate --> incomplete: incomplete" in text and "replicate_partial --> incomplete: next" in text

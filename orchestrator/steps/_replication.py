@@ -1,0 +1,242 @@
+"""Off-host copies of committed backups in a restic repository: push one, find them, pull one
+(docs/backups.md, "Off-host copies"). Used by the `replicate_backups` and `pull_backup` steps
+(steps/replicate.py) and by `nemoclaw backups push|pull|list --remote` (cli/backups_remote.py).
+
+One restic snapshot per backup, taken file by file from the committed directory (so restic
+deduplicates each file's chunks against everything already in the repository, and the
+snapshot's files are the manifest's files), tagged:
+
+    nemoclaw  sandbox=<name>  timestamp=<backup timestamp>  manifest=<sha256 of rebuild-manifest.json>
+    host=<this host>  bytes=<the files' total size>
+
+A push is idempotent by manifest digest: a backup whose digest the repository holds is skipped.
+A pull restores a snapshot into the run's staging area, checks the manifest's digest against the
+tag, the manifest against its agent and every file against the manifest (size and SHA-256), and
+only then commits it with the store's own atomic rename under its original timestamp: a damaged
+pack, a kill or a wrong file leaves the store as it was (the staging area is discarded, or swept
+by the next run).
+
+Test kill points (like steps/_kill_points.py, same variables): `push:<sandbox>` stops restic
+(SIGSTOP) mid-upload, at its first status line with bytes done, and waits; `pull:<sandbox>`
+waits after restic has restored into staging, before the check and the commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import attrs
+
+from ..adapters.agents.definitions import load_agent
+from ..adapters.restic import BackupStatus, Restic, Snapshot
+from ..adapters.restic.messages import TAG_PREFIX
+from ..kernel.errors import ManifestError, StepError, StoreError
+from ..store import MANIFEST_NAME, Backup, BackupStore, check_against_agent, load_manifest, parse_timestamp, verify
+from ..store.staging import Staging
+from ._kill_points import PAUSE_ENV, PAUSE_MARKER_ENV
+
+_PAUSE_MAX_SECONDS = 600.0
+
+
+class ReplicationError(StepError):
+    """A push or pull of one backup failed; the local store is as it was."""
+
+
+@attrs.frozen
+class RemoteBackup:
+    """One of our snapshots in the repository."""
+
+    sandbox: str
+    timestamp: str
+    digest: str
+    host: str
+    bytes: int
+    snapshot_id: str
+    short_id: str
+
+
+@attrs.frozen
+class Pushed:
+    sandbox: str
+    timestamp: str
+    snapshot_id: str | None  # None: skipped, the repository already held it
+    bytes: int
+    data_added: int = 0
+
+    @property
+    def skipped(self) -> bool:
+        return self.snapshot_id is None
+
+
+def manifest_digest(backup_dir: Path) -> str:
+    """SHA-256 of the backup's manifest file as stored (never through a symlink)."""
+    fd = os.open(Path(backup_dir) / MANIFEST_NAME, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest()
+
+
+def tags_for(backup: Backup, digest: str, host: str) -> list[str]:
+    size = sum(f.size for f in backup.manifest.files)
+    return [TAG_PREFIX, f"sandbox={backup.sandbox}", f"timestamp={backup.timestamp}", f"manifest={digest}",
+            f"host={host}", f"bytes={size}"]
+
+
+def restic_time(timestamp: str) -> str:
+    when = parse_timestamp(timestamp)
+    if when is None:
+        raise ReplicationError(f"  invalid backup timestamp {timestamp!r}")
+    return when.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def from_snapshot(s: Snapshot) -> RemoteBackup | None:
+    """Ours (all our tags, well formed) or None (another tool's snapshot, or one edited by hand)."""
+    if TAG_PREFIX not in s.tags:
+        return None
+    sandbox, ts, digest, host, size = (s.tag(k) for k in ("sandbox", "timestamp", "manifest", "host", "bytes"))
+    if not sandbox or not ts or parse_timestamp(ts) is None or not digest or len(digest) != 64:
+        return None
+    try:
+        nbytes = int(size or 0)
+    except ValueError:
+        nbytes = 0
+    return RemoteBackup(sandbox=sandbox, timestamp=ts, digest=digest, host=host or s.hostname, bytes=nbytes,
+                        snapshot_id=s.id, short_id=s.short_id)
+
+
+def remote_backups(restic: Restic, sandbox: str | None = None) -> list[RemoteBackup]:
+    """Our snapshots in the repository (of `sandbox`), newest backup first."""
+    tags = [f"{TAG_PREFIX},sandbox={sandbox}"] if sandbox else [TAG_PREFIX]
+    found = [r for r in (from_snapshot(s) for s in restic.snapshots(tags=tags)) if r is not None]
+    return sorted(found, key=lambda r: (parse_timestamp(r.timestamp), r.sandbox, r.host), reverse=True)
+
+
+def push_backup(restic: Restic, backup: Backup, *, held: Sequence[RemoteBackup],
+                on_status: Callable[[BackupStatus], None] | None = None) -> Pushed:
+    """Push one committed backup unless the repository already holds its manifest digest."""
+    digest = manifest_digest(backup.path)
+    size = sum(f.size for f in backup.manifest.files)
+    if any(r.digest == digest and r.sandbox == backup.sandbox for r in held):
+        return Pushed(backup.sandbox, backup.timestamp, None, size)
+    point = f"push:{backup.sandbox}"
+    pid: list[int] = []
+
+    def status(s: BackupStatus) -> None:
+        if pid and s.bytes_done > 0:
+            _pause(point, pid[0])
+        if on_status is not None:
+            on_status(s)
+
+    summary = restic.backup(backup.path, tags=tags_for(backup, digest, restic.repo.host),
+                            time=restic_time(backup.timestamp), on_status=status, on_started=pid.append)
+    return Pushed(backup.sandbox, backup.timestamp, summary.snapshot_id, size, summary.data_added)
+
+
+def choose(remotes: Sequence[RemoteBackup], sandbox: str, timestamp: str | None, host: str | None,
+           this_host: str, shown: str) -> RemoteBackup:
+    """The snapshot `pull NAME [TIMESTAMP|latest]` means. Without `host`: this host's copies if
+    it has any, else those of the one host that has; several other hosts must be chosen from."""
+    mine = [r for r in remotes if r.sandbox == sandbox]
+    if host is not None:
+        mine = [r for r in mine if r.host == host]
+    elif any(r.host == this_host for r in mine):
+        mine = [r for r in mine if r.host == this_host]
+    else:
+        hosts = sorted({r.host for r in mine})
+        if len(hosts) > 1:
+            raise ReplicationError(f"  Backups of '{sandbox}' in {shown} come from several hosts ({', '.join(hosts)}): "
+                                   f"choose one with --host.")
+    if not mine:
+        raise ReplicationError(f"  The backup repository {shown} holds no backup of '{sandbox}'"
+                               + (f" from host {host}" if host else "") + ": see `nemoclaw backups list --remote`.")
+    if timestamp in (None, "latest"):
+        return mine[0]
+    chosen = next((r for r in mine if r.timestamp == timestamp), None)
+    if chosen is None:
+        raise ReplicationError(f"  The backup repository {shown} holds no backup of '{sandbox}' taken at {timestamp}: "
+                               "see `nemoclaw backups list --remote`.")
+    return chosen
+
+
+def local_copy(store: BackupStore, remote: RemoteBackup) -> Path | None:
+    """The local directory holding this very backup (same manifest digest), if any."""
+    dest = store.dest_for(remote.sandbox, remote.timestamp)
+    if not os.path.lexists(dest):
+        return None
+    try:
+        return dest if not dest.is_symlink() and manifest_digest(dest) == remote.digest else None
+    except OSError:
+        return None
+
+
+def pull_backup(restic: Restic, store: BackupStore, staging: Staging, remote: RemoteBackup) -> Path | None:
+    """Restore `remote` into `staging`, check it, commit it into the store under its original
+    timestamp. None when the store already holds it (same digest). Raises ReplicationError with
+    nothing committed when anything does not match."""
+    dest = store.dest_for(remote.sandbox, remote.timestamp)
+    if local_copy(store, remote) is not None:
+        return None
+    if os.path.lexists(dest):
+        raise ReplicationError(f"  A different local backup of '{remote.sandbox}' already exists at {dest}: "
+                               "move it away to pull the repository's copy.")
+    name = f"pull-{remote.sandbox}"[:200]
+    target = staging.dir_for(name)
+    restic.restore(remote.snapshot_id, target)
+    _pause(f"pull:{remote.sandbox}", None)
+    problem = _check_restored(target, remote)
+    if problem is not None:
+        raise ReplicationError(f"  The copy of '{remote.sandbox}' {remote.timestamp} in {restic.repo.shown} is damaged "
+                               f"({problem}); nothing was committed: run `nemoclaw backups verify --remote`.")
+    try:
+        return staging.commit(name, dest)
+    except StoreError as exc:
+        raise ReplicationError(f"  Could not commit the pulled backup of '{remote.sandbox}': {exc}") from None
+
+
+def _check_restored(target: Path, remote: RemoteBackup) -> str | None:
+    try:
+        digest = manifest_digest(target)
+    except OSError:
+        return "its manifest is missing"
+    if digest != remote.digest:
+        return "its manifest is not the one it was pushed with"
+    try:
+        m = load_manifest(target / MANIFEST_NAME)
+        if m.sandbox_name != remote.sandbox or m.timestamp != remote.timestamp:
+            return f"its manifest names {m.sandbox_name} {m.timestamp}"
+        check_against_agent(m, load_agent(m.agent_type), target / MANIFEST_NAME)
+    except ManifestError as exc:
+        return str(exc)
+    mismatch = verify(target, m)
+    return None if mismatch is None else str(mismatch)
+
+
+def _pause(point: str, pid: int | None) -> None:
+    """The test kill point (module docstring); a no-op unless NEMOCLAW_TEST_PAUSE_AT names it."""
+    if os.environ.get(PAUSE_ENV) != point or point in _PAUSED:
+        return
+    _PAUSED.add(point)
+    if pid is not None:
+        os.kill(pid, signal.SIGSTOP)
+    marker = os.environ.get(PAUSE_MARKER_ENV)
+    if marker:
+        tmp = f"{marker}.{os.getpid()}.tmp"
+        with open(tmp, "w") as fh:
+            fh.write(f"{os.getpid()} {point}\n")
+        os.replace(tmp, marker)
+    deadline = time.monotonic() + _PAUSE_MAX_SECONDS
+    try:
+        while time.monotonic() < deadline:
+            if marker and not os.path.exists(marker):
+                return
+            time.sleep(0.05)
+    finally:
+        if pid is not None:
+            os.kill(pid, signal.SIGCONT)
+
+
+_PAUSED: set[str] = set()
