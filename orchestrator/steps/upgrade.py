@@ -65,7 +65,7 @@ def classify_versions(ctx: "RunContext") -> str:
     missing: list[MissingSandbox] = []
     held = {i.sandbox: i.run_id for i in ctx.interrupted if i.sandbox}
     why: dict[str, str] = {}  # running sandboxes whose container could not be reached, and why
-    phases: dict[str, str] = {}  # sandboxes in phase Stopped or Error (rebuilt without being started)
+    phases: dict[str, str] = {}  # listed sandboxes that do not run, by phase (Stopped/Error: rebuilt without being started)
     holder = _live_lock_holder(ctx)
     for entry in registry:
         try:
