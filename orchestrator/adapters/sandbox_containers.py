@@ -5,9 +5,14 @@ The OpenShell Docker driver labels a sandbox's container `openshell.ai/sandbox-i
 `openshell-<workspace>--<name>-<uuid>` from 0.0.88, which also adds the label
 `openshell.ai/sandbox-workspace`. On 0.1.x each sandbox has two containers with the same
 sandbox labels, the workload and a supervisor companion, told apart by the role label
-`openshell.io/isolation-role` (`sandbox` | `supervisor`); the agent's files live in the workload
+`openshell.ai/isolation-role` (`sandbox` | `supervisor`; an earlier Podman driver spelled it
+`openshell.io/`, read too); the agent's files live in the workload
 (docs/reference/openshell-sandbox-containers.md). So containers are selected by label, never by
 name, and a supervisor is never chosen.
+
+A sandbox in phase Stopped or Error is read from its stopped workload container (Docker serves
+a stopped container's archive): `stopped_workload`. Nothing here starts, stops or removes a
+container; lifecycle changes go through OpenShell (adapters/openshell/lifecycle.py).
 
 A name is unique only per gateway (another gateway on the same engine may have its own
 `alpha`), so the container is found by the sandbox id the gateway reports, and by name (plus
@@ -31,7 +36,9 @@ from ..kernel.paths import COMPAT_ROOT, rebase
 SANDBOX_LABEL = "openshell.ai/sandbox-name"
 SANDBOX_ID_LABEL = "openshell.ai/sandbox-id"
 WORKSPACE_LABEL = "openshell.ai/sandbox-workspace"
-ROLE_LABELS = ("openshell.io/isolation-role", "openshell.ai/isolation-role")
+ROLE_LABELS = ("openshell.ai/isolation-role", "openshell.io/isolation-role")
+NOT_RUNNING_STATES = ("exited", "created")
+"""Docker states of a container that is not running (and not paused): readable, never started by us."""
 SUPERVISOR_ROLE = "supervisor"
 _ID_LINE = re.compile(r"^\s*Id:\s*(\S+)\s*$", re.MULTILINE)
 
@@ -126,6 +133,17 @@ def has_container(name: str, sandbox_id_: str | None = None) -> bool:
     rows = docker_client().api.containers(all=True, filters={"label": label})
     return any(is_workload(r.get("Labels") or {}) and (r.get("Labels") or {}).get(SANDBOX_LABEL, name) == name
                for r in rows)
+
+
+def stopped_workload(name: str, sandbox_id_: str | None, workspace: str | None = None) -> Any | None:
+    """The sandbox's workload container if it is not running (state `exited` or `created`),
+    else None. By the listed sandbox id when there is one (never `sandbox get`)."""
+    try:
+        container = find_sandbox_container(name, running=False, sandbox_id_=sandbox_id_, ask_gateway=False,
+                                           workspace=workspace)
+    except StepError:
+        return None
+    return container if container.status in NOT_RUNNING_STATES else None
 
 
 def root_from_workdir(workdir: str | None) -> str:

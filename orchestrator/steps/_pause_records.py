@@ -28,8 +28,8 @@ def paused_dir(ctx: "RunContext") -> Path:
 
 
 def write_intent(d: Path, ctx: "RunContext", name: str, container: Any) -> Path:
-    """Write (durably, in `d`) that this run is about to change `container`'s state (pause it,
-    start it), before it does: the record lets the next run undo it if this one dies."""
+    """Write (durably, in `d`) that this run is about to pause `container`, before it does:
+    the record lets the next run undo it if this one dies."""
     _fsutil.makedirs_private(d)
     path = d / f"{container.id}.json"
     doc = {"sandbox": name, "container": container.name, "owner": Owner.current(ctx.run_id).to_json()}

@@ -14,8 +14,10 @@ Resuming: a crash loses the staging area (the next start sweeps it), so an inter
 snapshot is run again and an interrupted commit goes back to the snapshot (`resume:` in the
 workflow files); what a killed commit had already renamed into place is a complete backup.
 
-Each sandbox is frozen (Docker pause) while its state is read unless `--no-freeze`; pause
-records: _pause_records.py. Stopped sandboxes: _stopped_sandboxes.py. Test kill points: _kill_points.py.
+Each running sandbox is frozen (Docker pause) while its state is read unless `--no-freeze`; pause
+records: _pause_records.py. A sandbox in phase Stopped or Error is read from its stopped
+container, which is never started, stopped or frozen (docs/reference/sandbox-lifecycle.md);
+what an older run left started: _legacy_start_records.py. Test kill points: _kill_points.py.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ import attrs
 from ..kernel.errors import StepError
 from ..engine.registry import implements
 from ..adapters.nemoclaw_registry import SandboxEntry, duplicate_names
-from ..adapters.sandbox_containers import agent_at_root, docker_client, has_container
+from ..adapters.openshell.lifecycle import NOT_RUNNING_PHASES
+from ..adapters.sandbox_containers import agent_at_root, docker_client, has_container, stopped_workload
 from ..adapters.agents.definitions import load_agent
 from ..store import (
     BackupStore,
@@ -56,7 +59,7 @@ from ._kill_points import pause_point as _pause_point
 from ._pause_records import forget_pause as _forget_pause
 from ._pause_records import record_pause as _record_pause
 from . import _freeze_limit
-from . import _stopped_sandboxes as _stopped
+from ._legacy_start_records import return_legacy_starts
 from ._openshell_common import listed_container
 from .facts import BackedUp, BackupReport, NotBackedUp, Snapshot, StagedBackup
 from ._pause_records import unpause_leftovers_of_dead_runs as _unpause_leftovers
@@ -80,8 +83,8 @@ class SandboxBackup:
     capture: Capture | None = None
     error: str | None = None
     bytes: int = 0
-    stopped: bool = False  # the container is stopped: start it, back it up, stop it again
-    started: bool = False
+    # The phase (Stopped or Error) of a sandbox read from its stopped container; None: running.
+    phase: str | None = None
     frozen_seconds: float | None = None
     scope: str = "agent"
     point_in_time: bool = True  # False once the freeze limit made it read again live
@@ -97,15 +100,28 @@ class SandboxBackup:
         return ", ".join(self.capture.failures()) or "unsafe entries refused"
 
 
-def _targets(ctx: "RunContext") -> tuple[list[SandboxEntry], list[str], set[str]]:
-    """(entries to back up, names skipped, names whose container is stopped and gets started)."""
+def skip_line(name: str) -> str:
+    """Upstream's line for a registered sandbox that cannot be backed up (no usable container)."""
+    return (f"  Skipping '{name}' (not running; start the sandbox/container and rerun 'nemoclaw backup-all' "
+            "so NemoClaw can capture a fresh snapshot)")
+
+
+def _not_running(ctx: "RunContext", name: str) -> Any | None:
+    """The stopped workload container of a sandbox OpenShell lists as Stopped or Error, else None."""
+    listing = ctx.fact("sandbox_list")
+    if name in listing.ready or name not in listing.live or listing.phases.get(name) not in NOT_RUNNING_PHASES:
+        return None
+    return stopped_workload(name, listing.ids.get(name), listing.workspaces.get(name))
+
+
+def _targets(ctx: "RunContext") -> tuple[list[SandboxEntry], list[str], dict[str, str]]:
+    """(entries to back up, names skipped, phase of each one read from its stopped container)."""
     registry: list[SandboxEntry] = ctx.fact("registry")
     listing = ctx.fact("sandbox_list")
     ready = set(listing.ready)
     explicit = ctx.fact("backup_targets", None)
     wanted = [e for e in registry if explicit is None or e.name in explicit]
-    stopped = {e.name for e in wanted if e.name not in ready and e.name in listing.live
-               and _stopped.stopped_container(e.name, listing.ids.get(e.name)) is not None}
+    stopped = {e.name: listing.phases[e.name] for e in wanted if _not_running(ctx, e.name) is not None}
     if explicit is not None:
         return wanted, [], stopped
     targets = [e for e in wanted if e.problem or e.name in ready or e.name in stopped]  # a bad row fails, never skips
@@ -157,7 +173,7 @@ def _staged(jobs: list[SandboxBackup], skipped: list[str], missing: dict[str, st
                               None if j.ok else j.failure(), j.bytes,
                               len(j.capture.archive.files) if j.capture else 0,
                               len(j.capture.backed_up_dirs) if j.capture else 0,
-                              bool(j.capture and j.capture.empty), started=j.started,
+                              bool(j.capture and j.capture.empty), phase=j.phase,
                               frozen_seconds=j.frozen_seconds, scope=j.scope) for j in jobs],
         skipped=[NotBackedUp(n, MISSING if n in missing else "not running") for n in skipped],
     )
@@ -182,7 +198,7 @@ def snapshot(ctx: "RunContext") -> None:
     missing = _missing(ctx, skipped) if skipped else {}
     for entry in ctx.fact("registry"):
         if entry.name in skipped and entry.name not in missing:
-            out.line(f"{st.D}{_stopped.skip_line(entry.name)}{st.R}")
+            out.line(f"{st.D}{skip_line(entry.name)}{st.R}")
     if missing:
         _report_missing(ctx, missing)
     timestamp = new_timestamp()
@@ -230,7 +246,7 @@ def snapshot(ctx: "RunContext") -> None:
 
 
 def _jobs(
-    ctx: "RunContext", store: BackupStore, targets: list[SandboxEntry], timestamp: str, stopped: set[str], scope: str
+    ctx: "RunContext", store: BackupStore, targets: list[SandboxEntry], timestamp: str, stopped: dict[str, str], scope: str
 ) -> tuple[list[SandboxBackup], list[SandboxEntry]]:
     """One job per sandbox name. A name the store refuses, or one registered twice, fails
     that sandbox alone (with the reason); the others are backed up."""
@@ -251,7 +267,7 @@ def _jobs(
         try:
             dest = store.dest_for(e.name, timestamp)  # first: its refusal names the sandbox
             jobs.append(SandboxBackup(e.name, timestamp, ctx.staging.dir_for(e.name), dest,
-                                      stopped=e.name in stopped, scope=scope))
+                                      phase=stopped.get(e.name), scope=scope))
             runnable.append(e)
         except StoreError as exc:
             jobs.append(SandboxBackup(e.name, timestamp, None, None, error=str(exc)))
@@ -279,11 +295,10 @@ def _capture_one(
 
     try:
         agent = load_agent(entry.agent)
-        if job.stopped:
-            listing = ctx.fact("sandbox_list")
-            container = _stopped.stopped_container(job.name, listing.ids.get(job.name))
+        if job.phase:
+            container = _not_running(ctx, job.name)
             if container is None:
-                raise StepError(f"the stopped container of '{job.name}' is gone")
+                raise StepError(f"the stopped container of '{job.name}' is gone or was started")
         else:
             container = listed_container(ctx, job.name)
     except (StepError, StoreError) as exc:
@@ -292,19 +307,17 @@ def _capture_one(
         return
     with contextlib.ExitStack() as hold:
         try:
-            if job.stopped:
-                _hold_started(ctx, job, container, hold)
+            if job.phase:  # read from the stopped container: not started, not frozen (nothing runs)
+                ctx.out.line(f"  Backing up '{job.name}' from its stopped container (phase {job.phase})...")
             else:
-                adopted = _stopped.adopt(ctx, container)  # a dead run of ours started it: stop it after
-                if adopted is not None:
-                    hold.callback(_return_to_stopped, ctx, job, container, adopted)
-            ctx.out.line(f"  Backing up '{job.name}'...")
+                ctx.out.line(f"  Backing up '{job.name}'...")
             home = job.scope == "home"
             # The image's WorkingDir may move the data root (0.0.99+); the manifest keeps the agent's
             # canonical directories, which restores move under the target container's own root.
             at_root = agent_at_root(agent, container)
-            deep = probe_deep(container, at_root.home_dir if home else at_root.dir)  # exec: not in a paused container
-            unfreeze = _hold_frozen(ctx, job, container, hold) if consistent else None
+            # exec runs neither in a paused container nor in a stopped one, which nothing can change meanwhile
+            deep = None if job.phase else probe_deep(container, at_root.home_dir if home else at_root.dir)
+            unfreeze = _hold_frozen(ctx, job, container, hold) if consistent and not job.phase else None
             if unfreeze is not None:
                 deadline.start()  # a live read (--no-freeze) has no freeze to bound
             read = capture_home if home else capture_sandbox
@@ -323,8 +336,9 @@ def _capture_one(
                 job.staged = ctx.staging.fresh_dir(job.name)
                 job.capture = read(container, at_root, job.staged, on_progress=on_progress, store_at=job.dest)
             deadline.stop()
-            hold.close()  # unfreeze (and stop) as soon as the state is read
-            fail_missing_deep(job.capture, deep, wanted=_wanted(job.capture, agent, home))
+            hold.close()  # unfreeze as soon as the state is read
+            if deep is not None:
+                fail_missing_deep(job.capture, deep, wanted=_wanted(job.capture, agent, home))
             manifest = (build_home_manifest if home else build_manifest)(
                 job.capture,
                 agent,
@@ -346,28 +360,6 @@ def _capture_one(
             job.error = str(exc)
         except Exception as exc:  # noqa: BLE001 - one sandbox's failure must not stop the others
             job.error = f"{type(exc).__name__}: {exc}"
-
-
-def _hold_started(ctx: "RunContext", job: SandboxBackup, container: Any, hold: contextlib.ExitStack) -> None:
-    """Start a stopped sandbox for its backup; `hold` stops it again on every path (a kill is
-    covered by the start record, written before the start: _stopped_sandboxes.py)."""
-    ctx.out.line(f"  Starting stopped sandbox '{job.name}' to back it up...")
-    record = _stopped.record_start(ctx, job.name, container)
-    hold.callback(_return_to_stopped, ctx, job, container, record)
-    _stopped.start(container, job.name)
-    job.started = True
-    ctx.event("container_started", sandbox=job.name, container=container.name)
-
-
-def _return_to_stopped(ctx: "RunContext", job: SandboxBackup, container: Any, record: Path) -> None:
-    try:
-        _stopped.stop(container)
-    except Exception as exc:  # noqa: BLE001 - say so; the record lets the next run try again
-        ctx.out.error(f"  Could not stop the container of '{job.name}' again: {exc}. Run: docker stop {container.name}")
-        return
-    _stopped.forget_start(record)
-    if job.started:
-        ctx.out.line(f"  Returned '{job.name}' to its stopped state.")
 
 
 def _wanted(capture: Capture, agent: Any, home: bool) -> Any:
@@ -415,9 +407,10 @@ def _hold_frozen(ctx: "RunContext", job: SandboxBackup, container: Any, hold: co
 @implements("unpause_leftovers")
 def unpause_leftovers(ctx: "RunContext") -> None:
     """Unpause sandboxes a killed run left frozen (before the list, which would otherwise show
-    them as not running and skip them), then stop the ones it had started from stopped."""
+    them as not running and skip them), then return to stopped, through OpenShell, what a run
+    of an older release had started for its backup (_legacy_start_records.py)."""
     _unpause_leftovers(ctx)
-    _stopped.stop_leftovers(ctx)
+    return_legacy_starts(ctx)
 
 
 @implements("commit_backups")
@@ -477,6 +470,8 @@ def commit_backups(ctx: "RunContext") -> str:
         out.line(f"  {st.G}✓{st.R} {job.name}: {ndirs} dirs, {len(manifest.files)} files → {dest}")
         if job.frozen_seconds is not None:
             out.line(f"    {st.D}Frozen for {job.frozen_seconds:.3f} s while its state was read.{st.R}")
+        if job.phase:
+            out.line(f"    {st.D}Read from its stopped container (phase {job.phase}); it was not started.{st.R}")
     ctx.put("committed", committed)
     ctx.put("backup_report", _summary(backed, failed, snap))
     skipped = snap.skipped
@@ -498,8 +493,7 @@ def _strict(ctx: "RunContext") -> bool:
 def _summary(backed: list[StagedBackup], failed: list[StagedBackup], snap: Snapshot) -> BackupReport:
     return BackupReport(
         backed_up=[BackedUp(j.name, j.dest or "", j.timestamp, j.bytes, j.files, j.empty, scope=j.scope,
-                            frozen_seconds=j.frozen_seconds, started_and_returned=j.started) for j in backed],
+                            frozen_seconds=j.frozen_seconds, phase=j.phase) for j in backed],
         failed=[NotBackedUp(j.name, j.error or "failed") for j in failed],
         skipped=list(snap.skipped),
-        started_and_returned=[j.name for j in snap.backups if j.started],
     )

@@ -58,8 +58,9 @@ class StagedBackup:
     files: int = 0
     dirs: int = 0
     empty: bool = False  # none of the agent's state dirs or files exist in the sandbox
-    # Started from stopped for this backup and stopped again (upstream #6500).
-    started: bool = False
+    # Phase (Stopped or Error) of a sandbox read from its stopped container, never started;
+    # None: it was running. (Older journals carry `started` instead: ignored when loaded.)
+    phase: str | None = None
     # Seconds the sandbox was frozen (Docker pause) while its state was read; None: not frozen.
     frozen_seconds: float | None = None
     scope: str = "agent"
@@ -93,7 +94,7 @@ class BackedUp:
     empty: bool = False
     scope: str = "agent"
     frozen_seconds: float | None = None
-    started_and_returned: bool = False
+    phase: str | None = None  # Stopped or Error: read from its stopped container, not started
 
 
 @attrs.frozen
@@ -101,8 +102,6 @@ class BackupReport:
     backed_up: list[BackedUp]
     failed: list[NotBackedUp]
     skipped: list[NotBackedUp]
-    # Sandboxes that were stopped, started for their backup and returned to stopped.
-    started_and_returned: list[str] = attrs.Factory(list)
 
 
 @attrs.frozen
@@ -115,6 +114,8 @@ class RebuildPlan:
     target_image: str
     # Recreate from an existing backup (the sandbox is absent): no backup, no delete.
     from_backup: str | None = None
+    # Stopped or Error: backed up from its stopped container; a Stopped one is stopped again after.
+    phase: str | None = None
 
 
 @attrs.frozen
@@ -123,6 +124,7 @@ class VersionRow:
     current: str | None
     expected: str | None
     running: bool
+    phase: str | None = None  # Stopped or Error: judged and rebuilt without being started
 
 
 @attrs.frozen

@@ -37,6 +37,7 @@ declare("wait_ready", REBUILD, params={"timeout": float}, reads=("rebuild_plan",
 declare("restore_sandbox", REBUILD, reads=("rebuild_plan",), may_read=("committed", "registry"), mutates=True)
 declare("verify_rebuild", REBUILD, reads=("rebuild_plan",), may_read=("committed",))
 declare("record_version", REBUILD, reads=("rebuild_plan",), may_read=("registry",), mutates=True)
+declare("return_to_stopped", REBUILD, reads=("rebuild_plan",), mutates=True)
 declare("rollback_rebuild", REBUILD, outcomes=("unrecovered",), params={"timeout": float}, reads=("rebuild_plan",),
         may_read=("committed", "sandbox_deleted", "registry"), mutates=True)
 

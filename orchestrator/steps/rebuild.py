@@ -8,8 +8,14 @@ rollback use. The backup is never deleted.
 Every step that changes the world is idempotent, so that a resumed run can run it again
 (`resume: retry` in rebuild-sandbox.yaml): deleting an absent sandbox is done, creating one that
 already runs the target image is done, a restore makes each restored dir equal to the backup
-again, recording the version writes the same value. `--from-backup` recreates an absent sandbox
-from a backup: create, wait, restore, verify, record.
+again, recording the version writes the same value, stopping a Stopped sandbox is done.
+`--from-backup` recreates an absent sandbox from a backup: create, wait, restore, verify, record.
+
+Every lifecycle change is an `openshell sandbox create|delete|stop` (adapters/openshell/lifecycle.py),
+never a Docker call on a managed container (docs/reference/sandbox-lifecycle.md). A sandbox in
+phase Stopped or Error is backed up from its stopped container without starting it (NemoClaw
+#12305); one that was Stopped is returned to Stopped after the rebuild (#12173), also by a run
+resumed after a kill; one in Error comes back running, and the plan says so.
 """
 
 from __future__ import annotations
@@ -18,22 +24,22 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..adapters.agents.version import probe_version
+from ..adapters.agents.version import probe_version, recorded_version
 from ..kernel.errors import StepError
 from ..engine.registry import implements
 from ..adapters.openshell import capture_openshell, list_args, parse_listing
 from ..adapters.openshell.cli import installed_openshell_version, version_gte
+from ..adapters.openshell.lifecycle import ERROR, NOT_RUNNING_PHASES, STOPPED, run_lifecycle, sandbox_phase
 from ..adapters.openshell.rpc_errors import failure_gist
 from ..adapters.nemoclaw_registry import SandboxEntry, pinned_digest
 from ..kernel.paths import rebase
-from ..adapters.sandbox_containers import data_root, find_sandbox_container
+from ..adapters.sandbox_containers import data_root, find_sandbox_container, stopped_workload
 from ..adapters.agents.definitions import load_agent
 from ..store import BackupStore, load_manifest, restore_backup
 from ..store.errors import StoreError
 from ..store.restore import read_back, restore_names
 from ._kill_points import pause_point
 from ._openshell_common import listed_container
-from ._stopped_sandboxes import stopped_container
 from .facts import RebuildPlan
 from .registry import follow_identity, record_agent_version, refuse_problem, verify_identity
 
@@ -56,8 +62,8 @@ def _with_tag(image: str, tag: str) -> str:
 
 @implements("rebuild_target")
 def rebuild_target(ctx: "RunContext") -> str:
-    """Check the sandbox is registered and running (or, with --from-backup, absent); work out
-    the current and target images."""
+    """Check the sandbox is registered and running, Stopped or in Error (or, with --from-backup,
+    absent); work out the current and target images."""
     out, st = ctx.out, ctx.out.style
     name = str(ctx.options["name"])
     entry = next((e for e in ctx.fact("registry") if e.name == name), None)
@@ -71,8 +77,10 @@ def rebuild_target(ctx: "RunContext") -> str:
     listing = ctx.fact("sandbox_list")
     if ctx.options.get("from_backup"):
         return _plan_from_backup(ctx, name, entry, agent, listing)
-    # A stopped sandbox is started for its backup and stopped again (_stopped_sandboxes.py).
-    stopped = None if name in listing.ready or name not in listing.live else stopped_container(name, listing.ids.get(name))
+    # A Stopped or Error sandbox is backed up from its stopped container, never started.
+    phase = listing.phases.get(name) if name not in listing.ready and name in listing.live else None
+    stopped = (stopped_workload(name, listing.ids.get(name), listing.workspaces.get(name))
+               if phase in NOT_RUNNING_PHASES else None)
     if name not in listing.ready and stopped is None:
         raise StepError(f"  Sandbox '{name}' is not running. Cannot back up state.")
     verify_identity(ctx, name)
@@ -89,13 +97,19 @@ def rebuild_target(ctx: "RunContext") -> str:
     target = ctx.options.get("image") or ("@".join(pinned) if pinned else _with_tag(previous, expected) if expected else None)
     if not target:
         raise StepError(f"  No target image for '{name}': agent '{agent.name}' declares no expected version; pass --image.")
-    current = entry.agent_version if stopped is not None else probe_version(container, agent)
-    plan = RebuildPlan(name, agent.name, current, expected, previous, target)
+    current = recorded_version(entry, agent, container) if stopped is not None else probe_version(container, agent)
+    plan = RebuildPlan(name, agent.name, current, expected, previous, target, phase=phase if stopped is not None else None)
     ctx.put("rebuild_plan", plan)
     ctx.put("backup_targets", [name])
     out.line(f"  {st.B}Rebuild sandbox '{name}'{st.R}")
     out.line(f"    Current: {plan.current or '?'} ({previous})")
     out.line(f"    Target:  {plan.expected or '?'} ({target})")
+    if plan.phase == STOPPED:
+        out.line(f"  Sandbox '{name}' is Stopped: backing it up from its stopped container without starting it; "
+                 "it is returned to Stopped after the rebuild.")
+    elif plan.phase == ERROR:
+        out.line(f"  Sandbox '{name}' is in phase Error: rebuilding it from a backup of its stopped container, "
+                 "without starting it; the rebuilt sandbox runs.")
     out.line("  Backing up sandbox state...")
     return "next"
 
@@ -159,8 +173,9 @@ class OpenShellFailed(StepError):
         super().__init__(f"  {what} failed: {self.gist} (openshell exit {status})")
 
 
-def _openshell(args: list[str], what: str, timeout: float = OPERATION_TIMEOUT) -> str:
-    result = capture_openshell(args, timeout=timeout)
+def _lifecycle(verb: str, name: str, what: str, image: str | None = None) -> str:
+    """`openshell sandbox <verb>` (adapters/openshell/lifecycle.py); OpenShellFailed on a non-zero exit."""
+    result = run_lifecycle(verb, name, image=image, timeout=OPERATION_TIMEOUT)
     if result.status != 0:
         raise OpenShellFailed(what, result.status, result.output)
     return result.output
@@ -179,7 +194,7 @@ def delete_sandbox(ctx: "RunContext") -> None:
     verify_identity(ctx, plan.name, absent_ok=True)
     ctx.out.line(f"  Deleting sandbox '{plan.name}'...")
     try:
-        _openshell(["sandbox", "delete", plan.name], f"Deleting sandbox '{plan.name}'")
+        _lifecycle("delete", plan.name, f"Deleting sandbox '{plan.name}'")
     except OpenShellFailed:
         listed, _ = _live(plan.name)
         if listed:
@@ -190,7 +205,7 @@ def delete_sandbox(ctx: "RunContext") -> None:
 
 
 def _create(ctx: "RunContext", plan: RebuildPlan, image: str) -> None:
-    _openshell(["sandbox", "create", "--name", plan.name, "--from", image], f"Creating sandbox '{plan.name}' from {image}")
+    _lifecycle("create", plan.name, f"Creating sandbox '{plan.name}' from {image}", image=image)
     ctx.event("sandbox_created", sandbox=plan.name, image=image)
 
 
@@ -287,6 +302,29 @@ def verify_rebuild(ctx: "RunContext") -> None:
         raise StepError(f"  Sandbox '{plan.name}' files differ from the backup after restore: {mismatch}")
 
 
+def _return_to_stopped(ctx: "RunContext", plan: RebuildPlan) -> None:
+    """`openshell sandbox stop`, then `openshell sandbox get` must say Stopped (idempotent)."""
+    if sandbox_phase(plan.name) == STOPPED:
+        ctx.out.line(f"  Sandbox '{plan.name}' is already Stopped.")
+        return
+    _lifecycle("stop", plan.name, f"Stopping sandbox '{plan.name}'")
+    phase = sandbox_phase(plan.name)
+    if phase != STOPPED:
+        raise StepError(f"  Sandbox '{plan.name}' was stopped through OpenShell but `openshell sandbox get` shows "
+                        f"phase {phase or 'unknown'}; run `openshell sandbox stop {plan.name}` and check it.")
+    ctx.event("sandbox_stopped", sandbox=plan.name)
+    ctx.out.line(f"  Returned '{plan.name}' to Stopped through OpenShell, as it was before the rebuild.")
+
+
+@implements("return_to_stopped", advice=lambda f, s: rebuild_advice(f, s))
+def return_to_stopped(ctx: "RunContext") -> None:
+    """A sandbox that was Stopped before the rebuild is stopped again through OpenShell
+    (NemoClaw #12173); any other sandbox is left running."""
+    plan = _plan(ctx)
+    if plan.phase == STOPPED:
+        _return_to_stopped(ctx, plan)
+
+
 @implements("record_version")
 def record_version(ctx: "RunContext") -> None:
     """Update the registry's agentVersion and say the rebuild succeeded (idempotent)."""
@@ -320,6 +358,8 @@ def manual_commands(plan: RebuildPlan, backup: str | None) -> list[str]:
              f"    openshell sandbox create --name {plan.name} --from {plan.previous_image}"]
     if backup:
         lines.append(f"    nemoclaw backups restore {plan.name} --from {Path(backup).name} --recreated")
+    if plan.phase == STOPPED:
+        lines.append(f"    openshell sandbox stop {plan.name}    # it was Stopped before the rebuild")
     return lines
 
 
@@ -335,6 +375,7 @@ def rebuild_advice(facts: dict[str, Any], state: str) -> list[str]:
         "wait": "may not be Ready yet",
         "restore": "may run the new image without all of its files",
         "verify": "runs the new image; its files were not verified",
+        "stop": "was rebuilt and runs; it was Stopped before the rebuild",
         "rollback": "may be absent, or on either image without all of its files",
     }.get(state, f"was left in state '{state}'")
     lines = [f"  Sandbox '{plan.name}' {what}. The backup is kept in {backup}." if backup else f"  Sandbox '{plan.name}' {what}.",
@@ -365,6 +406,11 @@ def rollback_rebuild(ctx: "RunContext") -> None:
         # The delete itself failed and the sandbox is still there, untouched: nothing to undo.
         out.error(f"  Sandbox '{plan.name}' was not deleted; it still runs {plan.previous_image}. Nothing was changed.")
         raise StepError(f"{what} failed ({cause}); the sandbox was left as it was", reported=True)
+    if (existing is not None and not ctx.fact("sandbox_deleted", False) and not plan.from_backup and plan.phase
+            and dict((e.name, e.phase) for e in existing.entries).get(plan.name) == plan.phase):
+        # The same, for a sandbox that was not running: still listed in its phase, never started.
+        out.error(f"  Sandbox '{plan.name}' was not deleted; it is still {plan.phase}. Nothing was changed.")
+        raise StepError(f"{what} failed ({cause}); the sandbox was left as it was", reported=True)
     out.error(f"  Rolling back '{plan.name}' to {plan.previous_image} and restoring {backup}...")
     try:
         if backup is None:
@@ -372,10 +418,12 @@ def rollback_rebuild(ctx: "RunContext") -> None:
         if existing is None:
             existing = parse_listing(*_list_texts())
         if plan.name in existing.live:
-            _openshell(["sandbox", "delete", plan.name], f"Deleting the half-built sandbox '{plan.name}'")
+            _lifecycle("delete", plan.name, f"Deleting the half-built sandbox '{plan.name}'")
         _create(ctx, plan, plan.previous_image)
         _wait_ready(plan.name, float(ctx.params.get("timeout", OPERATION_TIMEOUT)))
         _restore(ctx, plan.name)
+        if plan.phase == STOPPED:
+            _return_to_stopped(ctx, plan)
     except (StepError, StoreError, OSError) as exc:
         out.error(f"  Rollback of '{plan.name}' failed too: {getattr(exc, 'gist', None) or ' '.join(str(exc).split())}")
         out.error(f"  The backup is kept in {backup}. Restore the sandbox by hand:" if backup else "  Restore the sandbox by hand:")
@@ -384,7 +432,8 @@ def rollback_rebuild(ctx: "RunContext") -> None:
         raise StepError(f"{what} failed ({cause}) and so did the rollback; restore it by hand as shown above", reported=True,
                         outcome="unrecovered") from None
     ctx.event("rolled_back", sandbox=plan.name, image=plan.previous_image, backup=str(backup))
-    out.error(f"  Rolled back '{plan.name}': it runs {plan.previous_image} again with its files restored from {backup}.")
+    how = "is Stopped again on" if plan.phase == STOPPED else "runs"
+    out.error(f"  Rolled back '{plan.name}': it {how} {plan.previous_image} again with its files restored from {backup}.")
     raise StepError(f"{what} failed ({cause}); rolled back to {plan.previous_image} with its files restored", reported=True)
 
 

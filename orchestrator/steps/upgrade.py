@@ -5,7 +5,10 @@
 with `--check` it only reports (it changes nothing) and ends `checked` (exit 1) when anything
 needs doing, `current` (exit 0) only with "All sandboxes are up to date." (NemoClaw #10211).
 A registered sandbox the gateway does not list is *missing*, never "stopped"; so is one it lists
-(phase Error) whose container was deleted. A *pinned* one
+(phase Error) whose container was deleted. A sandbox in
+phase Stopped or Error is classified without starting it (the registry's recorded version, else
+its image's labels: adapters/agents/version.py) and rebuilt like a running one: its backup is
+read from its stopped container, and a Stopped one ends Stopped (steps/rebuild.py). A *pinned* one
 (its registry row's `fromImage`, else its container's image, is `repository@sha256:<digest>`,
 NemoClaw v0.0.129) is listed with its digest and is never stale, never work for `--check` and
 never rebuilt automatically (docs/reference/nemoclaw-registry.md). A registry row that cannot be
@@ -28,6 +31,8 @@ from ..adapters.agents.version import VersionCheck, check_version
 from ..kernel.errors import StepError
 from ..engine.registry import implements
 from ..adapters.nemoclaw_registry import SandboxEntry, pinned_digest
+from ..adapters.openshell.lifecycle import ERROR, NOT_RUNNING_PHASES
+from ..adapters.sandbox_containers import stopped_workload
 from ..adapters.agents.definitions import load_agent
 from ..store.errors import StoreError
 from ..store.lock import read_lock
@@ -40,13 +45,17 @@ if TYPE_CHECKING:
     from ..engine.context import RunContext
 
 
-def _not_running(frozen: dict[str, tuple[str, bool]], name: str, lock_note: str | None) -> str:
+def _not_running(frozen: dict[str, tuple[str, bool]], name: str, lock_note: str | None, phase: str | None = None) -> str:
     """Why a sandbox does not count as running: frozen by a backup (a live one, or a killed one
-    that left it so), held by the run that holds the lock, or stopped."""
+    that left it so), held by the run that holds the lock, stopped, or failed (phase Error)."""
     if name in frozen:
         run_id, alive = frozen[name]
         return f"frozen by run {run_id} while it is backed up" if alive else f"frozen by interrupted run {run_id}"
-    return lock_note or "stopped"
+    if lock_note:
+        return lock_note
+    if phase is not None and phase not in NOT_RUNNING_PHASES:
+        return f"not running; phase {phase}"
+    return "stopped; phase Error" if phase == ERROR else "stopped"
 
 
 @implements("classify_versions")
@@ -61,6 +70,7 @@ def classify_versions(ctx: "RunContext") -> str:
     missing: list[MissingSandbox] = []
     held = {i.sandbox: i.run_id for i in ctx.interrupted if i.sandbox}
     why: dict[str, str] = {}  # running sandboxes whose container could not be reached, and why
+    phases: dict[str, str] = {}  # listed sandboxes that do not run, by phase (Stopped/Error: rebuilt without being started)
     holder = _live_lock_holder(ctx)
     pinned: list[PinnedSandbox] = []
     refused = [RefusedSandbox(e.name, e.problem) for e in registry if e.problem]
@@ -83,19 +93,26 @@ def classify_versions(ctx: "RunContext") -> str:
             except StepError as exc:
                 container = None
                 why[entry.name] = str(exc).strip().split(": ", 1)[0] if "Docker engine" in str(exc) else str(exc).strip()
-        pin = _pinned(entry, container)
+        stopped = None
+        phase = listing.phases.get(entry.name)
+        if entry.name not in ready and phase:
+            phases[entry.name] = phase
+        if entry.name not in ready and phase in NOT_RUNNING_PHASES:
+            # Never started to be asked: the registry's version, else its image's (no exec).
+            stopped = stopped_workload(entry.name, listing.ids.get(entry.name), listing.workspaces.get(entry.name))
+        pin = _pinned(entry, container if container is not None else stopped)
         if pin is not None:
             pinned.append(pin)  # its own category: never stale, never work for --check
             continue
-        check = check_version(entry, agent, container)
+        check = check_version(entry, agent, container, stopped=stopped)
         if entry.name in ready and container is None:
             check = VersionCheck(entry.name, True, agent.expected_version, None)
         checks.append(check)
     stale = [c for c in checks if c.stale]
     unknown = [c for c in checks if not c.stale and c.unknown]
     report = VersionReport(
-        stale=[VersionRow(c.name, c.current, c.expected, c.running) for c in stale],
-        unknown=[VersionRow(c.name, None, c.expected, c.running) for c in unknown],
+        stale=[VersionRow(c.name, c.current, c.expected, c.running, phases.get(c.name)) for c in stale],
+        unknown=[VersionRow(c.name, None, c.expected, c.running, phases.get(c.name)) for c in unknown],
         current=[c.name for c in checks if c not in stale and c not in unknown],
         missing=missing,
         pinned=pinned,
@@ -115,13 +132,14 @@ def classify_versions(ctx: "RunContext") -> str:
         out.line("")
         out.line(f"  {st.B}Stale sandboxes:{st.R}")
         for c in stale:
-            status = f"{st.G}running{st.R}" if c.running else f"{st.D}{_not_running(frozen, c.name, lock_note)}{st.R}"
+            status = (f"{st.G}running{st.R}" if c.running
+                      else f"{st.D}{_not_running(frozen, c.name, lock_note, phases.get(c.name))}{st.R}")
             out.line(f"    {c.name}  v{c.current or '?'} → v{c.expected}  ({status})")
     if unknown:
         out.line("")
         out.line(f"  {st.YW}Unknown version:{st.R}")
         for c in unknown:
-            status = "running" if c.running else _not_running(frozen, c.name, lock_note)
+            status = "running" if c.running else _not_running(frozen, c.name, lock_note, phases.get(c.name))
             if c.name in why:
                 status += f"; could not probe: {why[c.name]}"
             out.line(f"    {c.name}  v? → v{c.expected}  ({status})")
@@ -216,20 +234,23 @@ def report_missing(ctx: "RunContext", missing: list[MissingSandbox]) -> None:
 
 @implements("confirm_rebuilds")
 def confirm_rebuilds(ctx: "RunContext") -> str:
-    """Pick the running stale sandboxes, asking per sandbox unless --yes/--auto."""
+    """Pick the stale sandboxes that are running or not running (phase Stopped or Error: rebuilt
+    from their stopped container, NemoClaw #12173/#12305), asking per sandbox unless --yes/--auto.
+    One in any other state (frozen by another run, being provisioned) is skipped, and said so."""
     out, st = ctx.out, ctx.out.style
     stale = ctx.fact("version_report").stale
-    running = [c for c in stale if c.running]
-    stopped = [c for c in stale if not c.running]
-    if stopped:
-        out.line(f"  {st.D}Skipping {len(stopped)} stopped sandbox(es) — start them first.{st.R}")
+    rebuildable = [c for c in stale if c.running or c.phase in NOT_RUNNING_PHASES]
+    others = [c for c in stale if c not in rebuildable]
+    if others:
+        out.line(f"  {st.D}Skipping {len(others)} sandbox(es) that are neither running nor stopped: "
+                 f"{', '.join(c.sandbox for c in others)}; rerun when they are.{st.R}")
     chosen: list[str] = []
-    if not running:
+    if not rebuildable:
         out.line("  No running stale sandboxes to rebuild.")
         ctx.put("to_rebuild", chosen)
         return "none"
     skip_confirm = bool(ctx.options.get("yes") or ctx.options.get("auto"))
-    for c in running:
+    for c in rebuildable:
         if not skip_confirm and not _ask(ctx, f"  Rebuild '{c.sandbox}'? [y/N]: "):
             out.line(f"  Skipped '{c.sandbox}'.")
             continue

@@ -174,7 +174,7 @@ class Capture:
 
 
 def _container_gone(container: Any) -> CaptureError | None:
-    """A CaptureError if the container no longer exists (or no longer runs), else None."""
+    """A CaptureError if the container no longer exists (or is on its way out), else None."""
     import docker.errors
 
     name = getattr(container, "name", "?")
@@ -187,8 +187,10 @@ def _container_gone(container: Any) -> CaptureError | None:
     status = (getattr(container, "attrs", None) or {}).get("State", {}).get("Status")
     if status in ("removing", "dead"):  # on its way out: as good as gone
         return CaptureError(f"its container {name} no longer exists (it is being removed); nothing of it was committed")
-    if status not in (None, "running", "paused"):
-        return CaptureError(f"its container {name} stopped while it was read ({status}); nothing of it was committed")
+    # A stopped container (exited/created) is read as it is: Docker serves its archive, and a
+    # sandbox in phase Stopped or Error is backed up that way (docs/reference/sandbox-lifecycle.md).
+    if status not in (None, "running", "paused", "exited", "created"):
+        return CaptureError(f"its container {name} is {status} while it is read; nothing of it was committed")
     return None
 
 

@@ -150,7 +150,7 @@ def sandbox() -> None:
 @HOME_OPTION
 @click.argument("name")
 @click.option("--agent-version", default=None, help="OpenClaw version (default: the deployment's).")
-@click.option("--stopped", is_flag=True, help="Stop the container after creating it.")
+@click.option("--stopped", is_flag=True, help="Stop it after creating it (as `sandbox stop` does).")
 @click.option("--unregistered", is_flag=True, help="Do not add it to ~/.nemoclaw/sandboxes.json.")
 @click.option("--gateway-port", type=int, default=None,
               help="Register it in that port's registry, ~/.nemoclaw/gateways/<port>/sandboxes.json.")
@@ -166,18 +166,22 @@ def sandbox_add(home: Path | None, name: str, agent_version: str | None, stopped
 @sandbox.command("stop")
 @HOME_OPTION
 @click.argument("name")
-def sandbox_stop(home: Path | None, name: str) -> None:
-    """Stop NAME's container behind the gateway's back (it then lists as Error)."""
-    deploy.sandbox_stop(_home(home), name)
+@click.option("--how", type=click.Choice(deploy.STOP_WAYS), default=None,
+              help="openshell: `openshell sandbox stop` (phase Stopped; the default from 0.0.116); docker: a bare "
+                   "`docker stop`, kill: `docker kill` (both behind the gateway's back: phase Error).")
+def sandbox_stop(home: Path | None, name: str, how: str | None) -> None:
+    """Stop sandbox NAME (through the gateway where it can, else behind its back)."""
+    deploy.sandbox_stop(_home(home), name, how)
     click.echo(f"sandbox {name} stopped")
 
 
 @sandbox.command("start")
 @HOME_OPTION
 @click.argument("name")
-def sandbox_start(home: Path | None, name: str) -> None:
-    """Start NAME's container again (it then lists as Ready)."""
-    deploy.sandbox_start(_home(home), name)
+@click.option("--bare", is_flag=True, help="A bare `docker start` of its container instead of `openshell sandbox start`.")
+def sandbox_start(home: Path | None, name: str, bare: bool) -> None:
+    """Start sandbox NAME (through the gateway from 0.0.116, else its container)."""
+    deploy.sandbox_start(_home(home), name, "docker" if bare else None)
     click.echo(f"sandbox {name} started")
 
 

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import rpc
+from . import rpc, versions
 from .config import GatewayMetadata, Registry
 from .install import install_program
 from .versions import DEFAULT_CLI_VERSION, DEFAULT_GATEWAY_VERSION, Version
@@ -529,13 +529,11 @@ def swap_cli(home: Path, version: str) -> Deployment:
 
 
 def _container_for(dep: Deployment, name: str):
-    from .driver import LABEL_DEPLOYMENT, LABEL_NAME
-
-    from .driver import LABEL_ROLE
+    from .driver import LABEL_DEPLOYMENT, LABEL_NAME, is_supervisor
 
     found = _docker(dep).containers.list(all=True, filters={"label": [f"{LABEL_DEPLOYMENT}={dep.deployment_id}",
                                                                   f"{LABEL_NAME}={name}"]})
-    found = [c for c in found if c.labels.get(LABEL_ROLE) != "supervisor"]  # 0.1.x: the workload
+    found = [c for c in found if not is_supervisor(c.labels)]  # 0.1.x: the workload
     if not found:
         raise SimError(f"no sandbox container named '{name}' in this deployment")
     return found[0]
@@ -546,7 +544,8 @@ def _gateway_up(dep: Deployment) -> bool:
 
 
 def sandbox_add(home: Path, name: str, agent_version: str | None = None, stopped: bool = False,
-                register: bool = True, gateway_port: int | None = None, pinned: bool = False) -> None:
+                register: bool = True, gateway_port: int | None = None, pinned: bool = False,
+                stop_how: str | None = None) -> None:
     """Create a sandbox and register it: in the registry of `gateway_port` when given (NemoClaw's
     per-port root), else the default one; `pinned` records it as onboarded from its image's
     digest (`fromImage: <repository>@sha256:<image id>`)."""
@@ -569,19 +568,44 @@ def sandbox_add(home: Path, name: str, agent_version: str | None = None, stopped
     dep.sandboxes = [*dep.sandboxes, name]
     save(dep)
     if stopped:
-        sandbox_stop(home, name)
+        sandbox_stop(home, name, stop_how)
 
 
-def sandbox_stop(home: Path, name: str) -> None:
-    """`docker stop` behind the gateway's back; the gateway then reports it Error and won't resume it."""
+STOP_WAYS = ("openshell", "docker", "kill")
+
+
+def _has_start_stop(dep: Deployment) -> bool:
+    return versions.has_sandbox_start_stop(Version(dep.gateway_version))
+
+
+def sandbox_stop(home: Path, name: str, how: str | None = None) -> None:
+    """Stop sandbox NAME. `openshell` (the default where the gateway has `sandbox stop`, 0.0.116+):
+    through the gateway, so its phase is Stopped. `docker` (a bare `docker stop`) or `kill`
+    (`docker kill`): behind the gateway's back, so it is Error and the gateway won't resume it."""
     dep = load(home.resolve())
-    _container_for(dep, name).stop(timeout=10)
+    how = how or ("openshell" if _has_start_stop(dep) else "docker")
+    if how not in STOP_WAYS:
+        raise SimError(f"unknown way to stop a sandbox: {how!r} (one of {', '.join(STOP_WAYS)})")
+    if how == "openshell":
+        run_openshell(dep, ["sandbox", "stop", name])
+        return
+    container = _container_for(dep, name)
+    if how == "kill":
+        container.kill()
+    else:
+        container.stop(timeout=10)
     if _gateway_up(dep):
         run_openshell(dep, ["sandbox", "get", name], check=False)
 
 
-def sandbox_start(home: Path, name: str) -> None:
+def sandbox_start(home: Path, name: str, how: str | None = None) -> None:
+    """Start sandbox NAME: through the gateway where it has `sandbox start` (it refuses an Error
+    sandbox on 0.0.x), else (or with how="docker") a bare `docker start` of its container."""
     dep = load(home.resolve())
+    how = how or ("openshell" if _has_start_stop(dep) else "docker")
+    if how == "openshell":
+        run_openshell(dep, ["sandbox", "start", name])
+        return
     _container_for(dep, name).start()
     if _gateway_up(dep):
         run_openshell(dep, ["sandbox", "get", name], check=False)
@@ -616,11 +640,11 @@ def status(home: Path) -> dict[str, Any]:
     home = home.resolve()
     dep = load(home)
     client = _docker(dep)
-    from .driver import LABEL_ROLE
+    from .driver import is_supervisor
 
     boxes = {c.labels.get(LABEL_NAME, c.name): c.status
              for c in client.containers.list(all=True, filters={"label": f"{LABEL_DEPLOYMENT}={dep.deployment_id}"})
-             if c.labels.get("nemoclaw-sim/role") != "cluster" and c.labels.get(LABEL_ROLE) != "supervisor"}
+             if c.labels.get("nemoclaw-sim/role") != "cluster" and not is_supervisor(c.labels)}
     cl = None
     if cluster.owner(client) is not None:
         c = client.containers.get(cluster.cluster_name())

@@ -10,9 +10,15 @@ shell instead of the bind-mounted supervisor. By release (docs/reference/openshe
 * 0.0.99+: the working directory (data root) is the image's WorkingDir unless it is empty, `/`
   or `/sandbox`;
 * 0.1.x: two containers, the workload and a supervisor companion `openshell-supervisor-{id}`,
-  both carrying the sandbox labels plus `openshell.io/isolation-role=sandbox|supervisor`, sharing
+  both carrying the sandbox labels plus `openshell.ai/isolation-role=sandbox|supervisor` (the
+  spelling current OpenShell writes; an earlier Podman driver wrote `openshell.io/`), sharing
   the channel volume `openshell-channel-{id}` (writable in the workload, read-only in the
-  supervisor) at `/.openshell`; non-root (uid 1000), restart policy `no`.
+  supervisor) at `/.openshell`; non-root (uid 1000), restart policy `no`. The pair is started
+  and stopped together (supervisor first on start, last on stop).
+
+Phases of a container that is not running (docs/reference/sandbox-lifecycle.md): stopped
+through `openshell sandbox stop` (the gateway records the stop) → `Stopped`; exited any other
+way (a bare `docker stop` or `docker kill`, a daemon restart) → `Error`.
 """
 
 from __future__ import annotations
@@ -28,7 +34,8 @@ LABEL_ID = "openshell.ai/sandbox-id"
 LABEL_NAME = "openshell.ai/sandbox-name"
 LABEL_NAMESPACE = "openshell.ai/sandbox-namespace"
 LABEL_WORKSPACE = "openshell.ai/sandbox-workspace"
-LABEL_ROLE = "openshell.io/isolation-role"
+LABEL_ROLE = "openshell.ai/isolation-role"
+ROLE_LABELS = (LABEL_ROLE, "openshell.io/isolation-role")  # read both spellings
 CHANNEL_MOUNT = "/.openshell"
 COMPAT_ROOT = "/sandbox"
 # Extra "template" label so `nemoclaw-sim down` only touches its own deployment's containers.
@@ -65,21 +72,23 @@ def data_root(image_workdir: str | None) -> str:
     return wd if wd and wd != COMPAT_ROOT else COMPAT_ROOT
 
 
-def phase_for_state(status: str | None, split: bool = False) -> str:
+def phase_for_state(status: str | None, stop_recorded: bool = False) -> str:
     """Container state → sandbox phase. running → Ready; created/restarting/paused → Provisioning;
-    exited/dead (stopped behind the gateway's back) → Error (0.1.x: Stopped, its new phase);
-    removing → Deleting; missing → Error."""
-    if split and status in ("exited", "dead"):
-        return "Stopped"
+    exited/dead → Stopped when the gateway stopped it (`openshell sandbox stop`), else Error
+    (stopped behind the gateway's back); removing → Deleting; missing → Error."""
+    if status in ("exited", "dead"):
+        return "Stopped" if stop_recorded else "Error"
     return {
         "running": "Ready",
         "created": "Provisioning",
         "restarting": "Provisioning",
         "paused": "Provisioning",
-        "exited": "Error",
-        "dead": "Error",
         "removing": "Deleting",
     }.get(status or "", "Error")
+
+
+def is_supervisor(labels: dict[str, str]) -> bool:
+    return any(labels.get(k) == "supervisor" for k in ROLE_LABELS)
 
 
 @dataclass

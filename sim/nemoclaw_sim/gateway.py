@@ -183,6 +183,8 @@ class Service:
             "GetSandbox": self.get_sandbox,
             "CreateSandbox": self.create_sandbox,
             "DeleteSandbox": self.delete_sandbox,
+            "StartSandbox": self.start_sandbox,
+            "StopSandbox": self.stop_sandbox,
             "GetSandboxConfig": self.get_sandbox_config,
             "ExecSandbox": self.exec_sandbox,
             "GetGatewayInfo": self.gateway_info,
@@ -220,7 +222,12 @@ class Service:
         from .driver import phase_for_state
 
         status = self.driver.status(obj.payload["container"])
-        phase = phase_for_state(status, self.split)
+        if status == "running" and obj.payload.get("stop_recorded"):
+            obj.payload.pop("stop_recorded")  # started behind the gateway's back: its stop is no longer the last word
+            self.store.update(obj)
+        phase = phase_for_state(status, bool(obj.payload.get("stop_recorded")))
+        if phase == "Ready" and obj.payload.get("supervisor") and self.driver.status(obj.payload["supervisor"]) != "running":
+            phase = "Provisioning"  # 0.1.x: a workload without its supervisor companion never becomes Ready
         if phase != obj.payload.get("phase"):
             obj.payload["phase"] = phase
             if status is None:
@@ -325,6 +332,68 @@ class Service:
             self.store.delete(obj.id)
         return {"1:deleted": True}
 
+    def _containers(self, obj: db.StoredObject) -> list[str]:
+        """The sandbox's containers in start order: 0.1.x's supervisor companion first, then the workload."""
+        return [n for n in (obj.payload.get("supervisor"), obj.payload["container"]) if n]
+
+    def stop_sandbox(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Stop the container(s) and record the stop, so the phase is `Stopped` (not `Error`) and
+        a gateway restart does not start it again (docs/reference/sandbox-lifecycle.md)."""
+        if not versions.has_sandbox_start_stop(self.version):
+            raise RpcError("Unimplemented", "")
+        fault = take_fault("stop")
+        if fault:
+            raise fault
+        with self.lock:
+            obj = self._sync(self._find(req.get("name", ""), req))
+            if obj.id in self.creating:
+                raise RpcError("FailedPrecondition", f"sandbox must be Ready to stop (current phase: {obj.payload['phase']})")
+            obj.payload["stop_recorded"] = True
+            obj.payload["phase"] = "Stopping"
+            self.store.update(obj)
+        for cname in reversed(self._containers(obj)):  # the workload first, its supervisor last
+            self.driver.stop(cname)
+        with self.lock:
+            obj = self._sync(self._find(obj.name))
+        self.log("INFO", "openshell_server", "Sandbox stopped", sandbox_id=obj.id, sandbox_name=obj.name)
+        return {"1:sandbox": self._to_wire(obj)}
+
+    def start_sandbox(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Start a `Stopped` sandbox (0.1.x: the supervisor companion first). 0.0.x refuses an
+        `Error` sandbox (NemoClaw #11885); 0.1.0 recovers it (OS#2269)."""
+        if not versions.has_sandbox_start_stop(self.version):
+            raise RpcError("Unimplemented", "")
+        fault = take_fault("start")
+        if fault:
+            raise fault
+        with self.lock:
+            obj = self._sync(self._find(req.get("name", ""), req))
+            phase = obj.payload.get("phase")
+            if phase == "Ready":
+                return {"1:sandbox": self._to_wire(obj)}
+            if phase != "Stopped" and not (phase == "Error" and versions.starts_error_sandbox(self.version)):
+                raise RpcError("FailedPrecondition", f"sandbox must be Stopped to start (current phase: {phase})")
+            obj.payload["phase"] = "Starting"
+            self.store.update(obj)
+        try:
+            for cname in self._containers(obj):
+                self.driver.start(cname)
+        except Exception as exc:  # noqa: BLE001 - a container that cannot start: the sandbox's Error
+            with self.lock:
+                cur = self._find(obj.name)
+                cur.payload.update(phase="Error", reason="StartFailed", message=str(exc))
+                cur.payload.pop("stop_recorded", None)
+                self.store.update(cur)
+            raise RpcError("Internal", f"failed to start sandbox '{obj.name}': {exc}") from None
+        with self.lock:
+            cur = self._find(obj.name)
+            cur.payload.pop("stop_recorded", None)
+            cur.payload["phase"] = "Provisioning"
+            self.store.update(cur)
+            obj = self._sync(cur)
+        self.log("INFO", "openshell_server", "Sandbox started", sandbox_id=obj.id, sandbox_name=obj.name)
+        return {"1:sandbox": self._to_wire(obj)}
+
     def get_sandbox_config(self, req: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
             obj = self._find(req.get("name", ""), req)
@@ -347,7 +416,7 @@ class Service:
         """`docker start` every stored sandbox not Deleting/Error; missing container ⇒ Error ("Restart")."""
         resumed = failed = 0
         for obj in self.store.list("sandbox"):
-            if obj.payload.get("phase") in ("Deleting", "Error", "Stopped"):
+            if obj.payload.get("phase") in ("Deleting", "Error", "Stopped") or obj.payload.get("stop_recorded"):
                 continue
             cname = obj.payload["container"]
             status = self.driver.status(cname)

@@ -20,7 +20,8 @@ from .clapargs import ClapParser, reject_extras
 from .config import GatewayMetadata, Registry, is_loopback
 from .versions import Version
 
-PHASE_STYLE = {"Ready": term.green, "Error": term.red, "Provisioning": term.yellow, "Deleting": term.dimmed}
+PHASE_STYLE = {"Ready": term.green, "Error": term.red, "Provisioning": term.yellow, "Deleting": term.dimmed,
+               "Stopped": term.dimmed, "Stopping": term.yellow, "Starting": term.yellow}
 
 
 def out(line: str = "") -> None:
@@ -108,6 +109,13 @@ def build_parser(v: Version) -> ClapParser:
     p = leaf(sbs, "delete", "openshell sandbox delete [OPTIONS] [NAME]...", "Delete sandboxes")
     p.add_argument("names", nargs="*")
     p.add_argument("--all", action="store_true")
+    if versions.has_sandbox_start_stop(v):
+        for verb in ("start", "stop"):
+            p = leaf(sbs, verb, f"openshell sandbox {verb} [OPTIONS] <NAME>", f"{verb.title()} a sandbox")
+            p.add_argument("name")
+    if versions.split_supervisor(v):  # 0.1.x selects the workspace explicitly (#3245); `default` is the only one here
+        for sub in ("create", "get", "delete", "start", "stop"):
+            sbs.choices[sub].add_argument("--workspace", default="default")
     p = leaf(sbs, "exec", "openshell sandbox exec [OPTIONS] [NAME] -- <COMMAND>...", "Run a command in a sandbox")
     p.add_argument("--name", dest="exec_name")
     p.add_argument("rest", nargs=argparse.REMAINDER)
@@ -408,6 +416,7 @@ def _get(ctx: Ctx, endpoint: str, name: str) -> wire.Sandbox:
 
 
 def cmd_sandbox_get(ctx: Ctx) -> int:
+    _workspace_known(ctx)
     gw, endpoint = ctx.resolve()
     name = ctx.args.name
     if not name:
@@ -446,6 +455,7 @@ def cmd_sandbox_get(ctx: Ctx) -> int:
 
 
 def cmd_sandbox_create(ctx: Ctx) -> int:
+    _workspace_known(ctx)
     a = ctx.args
     gw, endpoint = ctx.resolve()
     labels = dict(kv.split("=", 1) for kv in a.label if "=" in kv)
@@ -475,6 +485,7 @@ def cmd_sandbox_create(ctx: Ctx) -> int:
 
 
 def cmd_sandbox_delete(ctx: Ctx) -> int:
+    _workspace_known(ctx)
     a = ctx.args
     _, endpoint = ctx.resolve()
     names = list(a.names)
@@ -497,6 +508,36 @@ def cmd_sandbox_delete(ctx: Ctx) -> int:
                 out(f"{term.yellow('!')} Sandbox {name} not found")
             else:
                 term.fail(str(e))
+    return 0
+
+
+def _workspace_known(ctx: Ctx) -> None:
+    ws = getattr(ctx.args, "workspace", "default")
+    if ws != "default":
+        term.fail(f"workspace '{ws}' not found")
+
+
+def cmd_sandbox_stop(ctx: Ctx) -> int:
+    """Stop through the gateway: the sandbox becomes `Stopped` (a bare `docker stop` makes it `Error`)."""
+    _workspace_known(ctx)
+    _, endpoint = ctx.resolve()
+    s = ctx.decode(ctx.call(endpoint, "StopSandbox", {"name": ctx.args.name}).get("1:sandbox", {}), "SandboxResponse.sandbox")
+    out(f"{check()} Stopped sandbox {s.name}")
+    return 0
+
+
+def cmd_sandbox_start(ctx: Ctx) -> int:
+    """Start a `Stopped` sandbox and wait until it is Ready (0.0.x refuses an `Error` one)."""
+    _workspace_known(ctx)
+    _, endpoint = ctx.resolve()
+    s = ctx.decode(ctx.call(endpoint, "StartSandbox", {"name": ctx.args.name}).get("1:sandbox", {}), "SandboxResponse.sandbox")
+    deadline = time.monotonic() + float(os.environ.get("OPENSHELL_SANDBOX_READY_TIMEOUT", "180"))
+    while s.phase != "Ready":
+        if s.phase == "Error" or time.monotonic() > deadline:
+            term.fail(f"sandbox '{s.name}' failed to become ready (phase: {s.phase})")
+        time.sleep(0.25)
+        s = _get(ctx, endpoint, s.name)
+    out(f"{check()} Started sandbox {s.name}")
     return 0
 
 
@@ -549,6 +590,8 @@ DISPATCH = {
     ("sandbox", "get"): cmd_sandbox_get,
     ("sandbox", "list"): cmd_sandbox_list,
     ("sandbox", "delete"): cmd_sandbox_delete,
+    ("sandbox", "start"): cmd_sandbox_start,
+    ("sandbox", "stop"): cmd_sandbox_stop,
     ("sandbox", "exec"): cmd_sandbox_exec,
     ("sandbox", "ssh-config"): cmd_sandbox_ssh_config,
 }

@@ -158,9 +158,26 @@ def live_gateway_info(v: Version) -> bool:
 
 
 def phases(v: Version) -> list[str]:
-    """The sandbox phase enum; 0.1.x adds Stopping, Stopped, Starting, Completed (docs/reference/openshell-versions.md)."""
+    """The sandbox phase enum. Stopping, Stopped and Starting exist with `sandbox start|stop`
+    (0.0.116 refuses to start an Error sandbox because it "must be Stopped", NemoClaw #11885);
+    0.1.0 adds Completed (docs/reference/openshell-versions.md)."""
     base = ["Unspecified", "Provisioning", "Ready", "Error", "Deleting", "Unknown"]
-    return base + (["Stopping", "Stopped", "Starting", "Completed"] if v.at_least("0.1.0") else [])
+    if has_sandbox_start_stop(v):
+        base += ["Stopping", "Stopped", "Starting"]
+    return base + (["Completed"] if v.at_least("0.1.0") else [])
+
+
+def has_sandbox_start_stop(v: Version) -> bool:
+    """docs/reference/sandbox-lifecycle.md: `openshell sandbox start|stop` (and the `Stopped` phase) are
+    what NemoClaw drives on 0.0.116, the release it pins (#11909, #11797); the stand-in has them
+    from 0.0.116 on (when older releases gained them is not known)."""
+    return v.at_least("0.0.116")
+
+
+def starts_error_sandbox(v: Version) -> bool:
+    """docs/reference/sandbox-lifecycle.md: 0.0.116 refuses to start a sandbox in phase Error
+    (NemoClaw #11885); gateway-side recovery of Error sandboxes arrived in 0.1.0 (OS#2269)."""
+    return v.at_least("0.1.0")
 
 
 def has_resource_version(v: Version) -> bool:

@@ -34,7 +34,7 @@ DEPLOYMENTS = {
     "0.1.5": ("/work", 0),
 }
 SAME_LINE_OTHER = {"0.0.44": "0.0.43", "0.0.116": "0.0.115", "0.1.5": "0.1.4"}
-ROLE = "openshell.io/isolation-role"
+ROLE = "openshell.ai/isolation-role"
 
 
 @pytest.fixture(scope="module", params=list(DEPLOYMENTS), ids=[f"openshell-{v}" for v in DEPLOYMENTS])

@@ -166,7 +166,9 @@ FLEET = {"sandboxes": 0, "agent_version": OLD}
 
 
 def add_fleet(sim, docker_client, names):
-    """Two stale running sandboxes, one current, one stale but stopped (registry order a, b, c, d)."""
+    """Two stale running sandboxes, one current, one stale but stopped (registry order a, b, c, d);
+    on this release (0.0.44, no `openshell sandbox stop`) the stand-in stops it behind the
+    gateway's back, so its phase is Error."""
     a, b, c, d = names("a", "b", "c", "d")
     sim.add_sandbox(a, agent_version=OLD)
     sim.add_sandbox(b, agent_version=OLD)
@@ -193,7 +195,7 @@ def test_check_lists_stale_and_stopped_with_upstream_lines_and_changes_nothing(s
         "  Stale sandboxes:",
         stale_line(a, OLD, "running"),
         stale_line(b, OLD, "running"),
-        stale_line(d, OLD, "stopped"),
+        stale_line(d, OLD, "stopped; phase Error"),
         "",
         "  3 sandbox(es) need upgrading.",
         "  Run `nemoclaw upgrade-sandboxes` to rebuild them.",
@@ -205,32 +207,33 @@ def test_check_lists_stale_and_stopped_with_upstream_lines_and_changes_nothing(s
 
 
 @pytest.mark.parametrize("sim", [FLEET], indirect=True)
-def test_yes_rebuilds_running_stale_keeping_files_and_skips_stopped(sim, docker_client, names, new_image):
+def test_yes_rebuilds_stale_running_and_stopped_keeping_files(sim, docker_client, names, new_image):
     a, b, c, d = add_fleet(sim, docker_client, names)
     trees = {n: state_tree(docker_client, n) for n in (a, b)}
     assert all(any("workspace/notes.txt" in line for line in t) for t in trees.values())
-    untouched = containers_state(docker_client, [c, d])
+    untouched = containers_state(docker_client, [c])
 
     res = nemoclaw(sim, "upgrade-sandboxes", "--yes")
 
     out = res.stdout.splitlines()
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "  Skipping 1 stopped sandbox(es) — start them first." in out
+    assert not any("Skipping" in line for line in out)  # a stopped (Error) sandbox is rebuilt too (#12305)
     assert f"  ✓ Sandbox '{a}' rebuilt successfully" in out and f"  ✓ Sandbox '{b}' rebuilt successfully" in out
-    assert out[-1] == "  ✓ 2 sandbox(es) rebuilt."
+    assert f"  ✓ Sandbox '{d}' rebuilt successfully" in out
+    assert out[-1] == "  ✓ 3 sandbox(es) rebuilt."
     assert "Rebuild '" not in res.stdout  # --yes never prompts
     for n in (a, b):
         assert state_tree(docker_client, n) == trees[n], f"{n}: state differs after the rebuild"
         assert agent_version_in(docker_client, n) == f"OpenClaw {NEW}"
         assert container(docker_client, n).attrs["Config"]["Image"] == new_image
-    assert containers_state(docker_client, [c, d]) == untouched  # current and stopped ones: same containers
-    assert registry_versions(sim) == {a: NEW, b: NEW, c: NEW, d: OLD}
-    for n in (a, b):  # the backups stay
+    assert containers_state(docker_client, [c]) == untouched  # the current one: the same container
+    assert agent_version_in(docker_client, d) == f"OpenClaw {NEW}"  # rebuilt from its Error phase: it runs
+    assert registry_versions(sim) == {a: NEW, b: NEW, c: NEW, d: NEW}
+    for n in (a, b, d):  # the backups stay
         assert len(list((sim.home / ".nemoclaw" / "rebuild-backups" / n).iterdir())) == 1
 
     again = nemoclaw(sim, "upgrade-sandboxes", "--check")
-    assert again.returncode == 1  # work to do: exit 1 (NemoClaw #10211)
-    assert [ln for ln in again.stdout.splitlines() if ln.startswith("    ")] == [stale_line(d, OLD, "stopped")]
+    assert (again.returncode, again.stdout) == (0, "  All sandboxes are up to date.\n"), again.stdout + again.stderr
 
 
 @pytest.mark.parametrize("sim", [FLEET], indirect=True)
@@ -519,12 +522,14 @@ def test_rebuild_sandbox_refuses_an_unknown_sandbox_and_backs_up_a_stopped_one_f
     assert f"  Sandbox '{ghost}' is not registered in {sim.paths.registry_file}." in unknown.stderr.splitlines()
     assert_same_world(before, world(sim, docker_client, [a]))
 
-    # NemoClaw #6500: the rebuild's backup starts the stopped sandbox, backs it up and stops it again.
+    # NemoClaw #12305: a sandbox in phase Error is rebuilt from a backup of its stopped container.
     stopped = nemoclaw(sim, "rebuild-sandbox", a)
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
     lines = stopped.stdout.splitlines()
-    assert lines.index(f"  Starting stopped sandbox '{a}' to back it up...") < lines.index(
-        f"  Returned '{a}' to its stopped state.") < lines.index("  Creating new sandbox with current image...")
+    assert lines.index(f"  Sandbox '{a}' is in phase Error: rebuilding it from a backup of its stopped container, "
+                       "without starting it; the rebuilt sandbox runs.") < lines.index(
+        f"  Backing up '{a}' from its stopped container (phase Error)...") < lines.index(
+        "  Creating new sandbox with current image...")
     assert agent_version_in(docker_client, a) == f"OpenClaw {NEW}"
 
 
@@ -545,18 +550,21 @@ def test_auto_rebuilds_without_prompting(sim, docker_client, names, new_image):
 def test_nothing_to_rebuild_exits_0_with_upstream_lines(sim, docker_client, names, new_image):
     c, d = names("c", "d")
     sim.add_sandbox(c, agent_version=NEW)
-    sim.add_sandbox(d, agent_version=OLD, stopped=True)
+    sim.add_sandbox(d, agent_version=OLD)
+    container(docker_client, d).pause()  # neither running nor stopped: the listing says Provisioning
+    sim.openshell("sandbox", "list")  # the gateway records that phase before the world is taken
     before = world(sim, docker_client, [c, d])
 
-    only_stopped = nemoclaw(sim, "upgrade-sandboxes", "--yes")
+    only_paused = nemoclaw(sim, "upgrade-sandboxes", "--yes")
 
-    assert only_stopped.returncode == 0, only_stopped.stdout + only_stopped.stderr
-    assert only_stopped.stdout.splitlines() == [
-        "", "  Stale sandboxes:", stale_line(d, OLD, "stopped"), "",
-        "  Skipping 1 stopped sandbox(es) — start them first.",
+    assert only_paused.returncode == 0, only_paused.stdout + only_paused.stderr
+    assert only_paused.stdout.splitlines() == [
+        "", "  Stale sandboxes:", stale_line(d, OLD, "not running; phase Provisioning"), "",
+        f"  Skipping 1 sandbox(es) that are neither running nor stopped: {d}; rerun when they are.",
         "  No running stale sandboxes to rebuild.",
     ]
     assert_same_world(before, world(sim, docker_client, [c, d]))
+    container(docker_client, d).unpause()
 
     reg = sim.registry()
     del reg["sandboxes"][d]

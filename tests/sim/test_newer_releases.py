@@ -148,7 +148,7 @@ def test_0_0_116_layout_and_listing(sim, docker_client):
     [c] = _labelled(docker_client, sim, "alpha")
     sid = c.labels["openshell.ai/sandbox-id"]
     assert c.name == f"openshell-default--alpha-{sid}"
-    assert c.labels["openshell.ai/sandbox-workspace"] == "default" and "openshell.io/isolation-role" not in c.labels
+    assert c.labels["openshell.ai/sandbox-workspace"] == "default" and not any(k.endswith("/isolation-role") for k in c.labels)
     import json
 
     [row] = json.loads(strip(sim.openshell("sandbox", "list", "-o", "json").stdout))
@@ -161,7 +161,7 @@ def test_0_0_116_layout_and_listing(sim, docker_client):
 @pytest.mark.parametrize("sim", [{"cli": "0.1.5", "gateway": "0.1.5", "sandboxes": 1, "data_root": "/work"}],
                          indirect=True)
 def test_0_1_x_pair_volume_workdir_and_phases(sim, docker_client):
-    boxes = {c.labels["openshell.io/isolation-role"]: c for c in _labelled(docker_client, sim, "alpha")}
+    boxes = {c.labels["openshell.ai/isolation-role"]: c for c in _labelled(docker_client, sim, "alpha")}
     assert set(boxes) == {"sandbox", "supervisor"}
     work, sup = boxes["sandbox"], boxes["supervisor"]
     sid = work.labels["openshell.ai/sandbox-id"]
@@ -172,7 +172,7 @@ def test_0_1_x_pair_volume_workdir_and_phases(sim, docker_client):
     assert [(m["Name"], m["Destination"], m["RW"]) for m in sup.attrs["Mounts"]] == [
         (f"openshell-channel-{sid}", "/.openshell", False)]
 
-    sim.stop_sandbox("alpha")  # behind the gateway's back: the new phase
+    sim.stop_sandbox("alpha")  # `openshell sandbox stop`: the phase 0.0.116 and 0.1.x record (tests/sim/test_lifecycle.py)
     import json
 
     [row] = json.loads(strip(sim.openshell("sandbox", "list", "-o", "json").stdout))

@@ -96,15 +96,17 @@ class SimEnv:
         deploy.start_gateway(self.deployment)
 
     def add_sandbox(self, name: str, agent_version: str | None = None, stopped: bool = False,
-                    gateway_port: int | None = None, pinned: bool = False) -> None:
+                    gateway_port: int | None = None, pinned: bool = False, stop_how: str | None = None) -> None:
         deploy.sandbox_add(self.home, name, agent_version=agent_version, stopped=stopped, gateway_port=gateway_port,
-                           pinned=pinned)
+                           pinned=pinned, stop_how=stop_how)
 
-    def stop_sandbox(self, name: str) -> None:
-        deploy.sandbox_stop(self.home, name)
+    def stop_sandbox(self, name: str, how: str | None = None) -> None:
+        """`openshell sandbox stop` where the gateway has it (phase Stopped), else a bare `docker
+        stop`; how="docker"|"kill" stops it behind the gateway's back (phase Error)."""
+        deploy.sandbox_stop(self.home, name, how)
 
-    def start_sandbox(self, name: str) -> None:
-        deploy.sandbox_start(self.home, name)
+    def start_sandbox(self, name: str, how: str | None = None) -> None:
+        deploy.sandbox_start(self.home, name, how)
 
     def set_fault(self, op: str, message: str, code: str = "Internal", sticky: bool = False) -> None:
         deploy.fault_set(self.home, op, message, code, sticky)

@@ -41,6 +41,8 @@ class AgentSpec:
     state_files: tuple[StateFileSpec, ...] = ()
     expected_version: str | None = None
     version_command: str | None = None
+    # The image label that names the agent version, read for a sandbox that is not running.
+    version_label: str | None = None
     # The whole-home scope: the sandbox home and the paths below it a backup leaves out
     # (runtime and per-install files that must not be restored). Default: the parent of `dir`.
     home: str | None = None

@@ -1,8 +1,10 @@
 """Which agent version a sandbox runs (docs/reference/nemoclaw-commands.md, "The agent version check").
 
 A running sandbox is always probed inside its container (`openclaw --version` through the
-Docker API exec): a cached registry value may be stale (#4429). A stopped sandbox can only be
-judged from the registry value.
+Docker API exec): a cached registry value may be stale (#4429). A stopped (or failed) sandbox is
+never started to ask it: it is judged by the registry's recorded `agentVersion`, else by its
+image (the agent definition's `version_label`, else the OCI `org.opencontainers.image.version`
+label), else its version is unknown.
 """
 
 from __future__ import annotations
@@ -59,11 +61,38 @@ def probe_version(container: Any, agent: AgentSpec, timeout_s: int = 15) -> str 
     return None
 
 
-def check_version(entry: SandboxEntry, agent: AgentSpec, container: Any | None) -> VersionCheck:
+OCI_VERSION_LABEL = "org.opencontainers.image.version"
+
+
+def image_version(container: Any, agent: AgentSpec) -> str | None:
+    """The agent version the container's image declares in its labels (read, never run), or None."""
+    try:
+        from ..sandbox_containers import docker_client
+
+        image = docker_client().images.get(container.attrs.get("Image") or container.image.id)
+        labels = (image.attrs.get("Config") or {}).get("Labels") or {}
+    except Exception:  # noqa: BLE001 - an image that cannot be read declares nothing
+        return None
+    for key in (agent.version_label, OCI_VERSION_LABEL):
+        if key and labels.get(key):
+            found = parse_version(str(labels[key]))
+            if found:
+                return found
+    return None
+
+
+def recorded_version(entry: SandboxEntry, agent: AgentSpec, stopped: Any | None) -> str | None:
+    """A sandbox that is not running: the registry's agentVersion, else its image's, else None."""
+    if entry.agent_version:
+        return entry.agent_version
+    return image_version(stopped, agent) if stopped is not None else None
+
+
+def check_version(entry: SandboxEntry, agent: AgentSpec, container: Any | None, *, stopped: Any | None = None) -> VersionCheck:
+    """Probe a running sandbox's `container`; judge one that is not running (its `stopped`
+    container, when there is one) without starting it."""
     expected = agent.expected_version
     if container is not None:
         current = probe_version(container, agent)
         return VersionCheck(entry.name, True, expected, current)
-    if entry.agent_version:
-        return VersionCheck(entry.name, False, expected, entry.agent_version)
-    return VersionCheck(entry.name, False, expected, None)
+    return VersionCheck(entry.name, False, expected, recorded_version(entry, agent, stopped))
