@@ -20,6 +20,7 @@ from typing import Any
 
 import attrs
 import cattrs
+from cattrs.gen import make_dict_structure_fn
 
 from ..kernel.convert import describe, strict_converter
 from ..kernel.errors import StepError
@@ -61,6 +62,25 @@ def _converter() -> cattrs.Converter:
 
     conv.register_unstructure_hook(Path, str)
     conv.register_structure_hook(Path, _path)
+
+    # A field an older release journaled and this one no longer has is named by its class
+    # (`RETIRED_FIELDS`), so that release's interrupted run still resumes; any other unknown
+    # key is damage.
+    def _retiring(t: Any) -> bool:
+        return attrs.has(t) and bool(getattr(t, "RETIRED_FIELDS", ()))
+
+    def _retired_factory(t: Any) -> Any:
+        base = make_dict_structure_fn(t, conv, _cattrs_forbid_extra_keys=True)
+        retired = frozenset(t.RETIRED_FIELDS)
+
+        def _structure(v: Any, _: Any) -> Any:
+            if isinstance(v, dict):
+                v = {k: x for k, x in v.items() if k not in retired}
+            return base(v, t)
+
+        return _structure
+
+    conv.register_structure_hook_factory(_retiring, _retired_factory)
     return conv
 
 

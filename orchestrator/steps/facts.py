@@ -49,6 +49,8 @@ class SandboxList:
 class StagedBackup:
     """One sandbox's backup in this run's staging area (or why it failed)."""
 
+    RETIRED_FIELDS = ('started',)  # written by releases that started stopped sandboxes for their backup
+
     name: str
     timestamp: str
     staged: str | None
@@ -86,6 +88,8 @@ class Snapshot:
 
 @attrs.frozen
 class BackedUp:
+
+    RETIRED_FIELDS = ('started_and_returned',)  # written by releases that started stopped sandboxes for their backup
     sandbox: str
     path: str
     timestamp: str
@@ -99,6 +103,8 @@ class BackedUp:
 
 @attrs.frozen
 class BackupReport:
+
+    RETIRED_FIELDS = ('started_and_returned',)  # written by releases that started stopped sandboxes for their backup
     backed_up: list[BackedUp]
     failed: list[NotBackedUp]
     skipped: list[NotBackedUp]

@@ -38,3 +38,11 @@ def test_facts_of_an_older_release_that_started_stopped_sandboxes_still_load():
     rows = engine_facts.load("version_report", {"stale": [{"sandbox": "s", "current": "1.0.0", "expected": "2.0.0",
                                                            "running": False}], "unknown": [], "current": [], "missing": []})
     assert rows.stale[0].phase is None
+
+
+def test_only_the_retired_fields_are_let_through_any_other_unknown_key_is_damage():
+    import pytest
+
+    staged = {"name": "s", "timestamp": "t", "staged": "/x", "dest": "/y", "started": True, "surprise": 1}
+    with pytest.raises(ValueError, match="surprise"):
+        engine_facts.load("snapshot", {"backups": [staged], "skipped": []})
