@@ -57,8 +57,12 @@ def test_a_push_killed_mid_upload_is_finished_by_the_next_push(local_repo, tmp_p
     src = make_backup(local_repo.home, "alpha", TS1, files)
     assert invoke("backups", "init-remote", env=local_repo.env()).returncode == 0
     marker = tmp_path / "paused"
+    # restic reports progress 4 times a second by default (client.py), and 32 MiB can be stored in
+    # less than that on an idle machine: at 60 a second its first status with bytes done comes
+    # while the upload is under way.
     proc = popen("backups", "push", env={**os.environ, **local_repo.env(NEMOCLAW_TEST_PAUSE_AT="push:alpha",
-                                                                          NEMOCLAW_TEST_PAUSE_MARKER=str(marker))})
+                                                                          NEMOCLAW_TEST_PAUSE_MARKER=str(marker),
+                                                                          RESTIC_PROGRESS_FPS="60")})
     _wait_for(marker, proc)
     _kill(proc)
     _restic_gone(local_repo)
