@@ -51,6 +51,7 @@ from ..store import (
 )
 from ..store.errors import StoreError
 from ..store.deep_paths import fail_missing as fail_missing_deep
+from ..store.deep_paths import fail_unwalked
 from ..store.deep_paths import probe as probe_deep
 from ..store.home_scope import build_home_manifest, capture_home
 
@@ -339,6 +340,8 @@ def _capture_one(
             hold.close()  # unfreeze as soon as the state is read
             if deep is not None:
                 fail_missing_deep(job.capture, deep, wanted=_wanted(job.capture, agent, home))
+            else:
+                fail_unwalked(job.capture, at_root.home_dir if home else at_root.dir, sandbox=job.name)
             manifest = (build_home_manifest if home else build_manifest)(
                 job.capture,
                 agent,

@@ -13,6 +13,12 @@ name either (busybox); GNU find walks by directory fd and lists it. After the ar
 `missing_from` names every listed entry the archive did not hold, and such a backup fails
 (docs/backups.md, "Long paths"). Restore refuses to clear a home holding such an entry that the
 backup does not hold (`refuse_to_clear`).
+
+A stopped sandbox cannot be walked (exec needs it running, and starting it is OpenShell's
+business), so `fail_unwalked` judges from the archive alone: an entry Docker left out has a
+parent at most NAME_MAX + 1 bytes shorter, and the deepest ancestor that fit is in the archive.
+So an archive none of whose directories reaches `PROBE_MIN - 256` bytes can have lost nothing
+(their children stay below `PROBE_MIN`, far below any engine's limit); one that does fails.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from .archive import ArchiveResult, short_path
 from .errors import RestoreError
 from .records import Rejected
 
-__all__ = ["PROBE_MIN", "DeepPaths", "fail_missing", "probe", "missing_from", "refuse_to_clear"]
+__all__ = ["PROBE_MIN", "DeepPaths", "fail_missing", "fail_unwalked", "probe", "missing_from", "refuse_to_clear"]
 
 #: Entries with a path of at least this many bytes are listed (Docker's limit is near 4,095).
 PROBE_MIN = 3072
@@ -119,3 +125,20 @@ def fail_missing(capture: Any, deep: DeepPaths, *, wanted: Callable[[str], bool]
         capture.failed_dirs[short_path(missing[0].path, 60)] = (
             f"{n} entr{'y' if n == 1 else 'ies'} missing from Docker's archive: {REASON}; move "
             f"{'it' if n == 1 else 'them'} to a shorter path in the sandbox, then rerun")
+
+
+#: A directory this deep may have had a child past Docker's limit (see the module docstring).
+UNWALKED_MAX = PROBE_MIN - 256
+
+
+def fail_unwalked(capture: Any, base: str, *, sandbox: str) -> None:
+    """For a capture read from a stopped container (no walk possible): fail it when one of its
+    directories is deep enough that Docker may have left a child out without a word."""
+    lead = base.rstrip("/") + "/"
+    near = [d.path for d in capture.archive.dirs
+            if len((lead + d.path).encode("utf-8", "surrogateescape")) >= UNWALKED_MAX]
+    if near:
+        capture.failed_dirs[short_path(near[0], 60)] = (
+            f"a directory {UNWALKED_MAX}+ bytes deep in a stopped sandbox, which cannot be checked for paths past "
+            f"Docker's archive path limit without running it; start it (`openshell sandbox start {sandbox}`) "
+            "and rerun, or move that tree to a shorter path")

@@ -237,6 +237,27 @@ def test_rebuild_of_a_sandbox_holding_a_path_past_dockers_limit_aborts_before_th
         == "only-here\n"
 
 
+def test_a_stopped_sandbox_too_deep_to_check_without_running_it_fails_loudly_and_is_not_rebuilt(h):
+    """A stopped sandbox cannot be walked (no exec); a directory deep enough to have lost a child
+    to Docker's limit fails its backup, so a rebuild aborts before the delete."""
+    _deep(h, h.a)
+    h.sim.stop_sandbox(h.a)
+    try:
+        before = h.container(h.a).id
+        res = h.nemoclaw("backup-all")
+        assert res.returncode == 1, res.stdout + res.stderr
+        line = next(x for x in res.stderr.splitlines() if x.startswith(f"  ✗ {h.a}: backup failed ("))
+        assert "cannot be checked for paths past Docker's archive path limit without running it" in line, line
+        assert h.committed(h.a) == [] and len(h.committed(h.b)) == 1
+        res = h.nemoclaw("rebuild-sandbox", h.a)
+        assert res.returncode == 1 and "  Aborting rebuild to prevent data loss." in res.stdout + res.stderr
+        assert h.container(h.a).id == before
+    finally:
+        h.sim.start_sandbox(h.a)
+    assert h.sh(h.a, f"{descend('/sandbox/deep', 19)} && cd -P {'m' * 100} && cd -P {'e' * 255} && cat lost.txt") \
+        == "only-here\n"
+
+
 def test_a_whole_home_restore_never_clears_what_the_backup_does_not_hold(h):
     h.register(h.a)
     assert h.nemoclaw("backup-all").returncode == 0
