@@ -358,6 +358,9 @@ def manual_commands(plan: RebuildPlan, backup: str | None) -> list[str]:
              f"    openshell sandbox create --name {plan.name} --from {plan.previous_image}"]
     if backup:
         lines.append(f"    nemoclaw backups restore {plan.name} --from {Path(backup).name} --recreated")
+    else:  # the journal lost which backup (damaged): the newest verified one is the rebuild's own
+        lines.append(f"    nemoclaw backups list {plan.name}    # the newest verified backup is the rebuild's")
+        lines.append(f"    nemoclaw backups restore {plan.name} --from <that timestamp> --recreated")
     if plan.phase == STOPPED:
         lines.append(f"    openshell sandbox stop {plan.name}    # it was Stopped before the rebuild")
     return lines

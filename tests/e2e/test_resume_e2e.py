@@ -572,7 +572,9 @@ def test_a_damaged_commit_line_is_never_resumed_on_a_guess(env, fleet):
     deadline = time.monotonic() + 60
     while not fleet.listed(name) and time.monotonic() < deadline:
         time.sleep(0.5)
-    restored = nemoclaw(env, "backups", "restore", name, "--from", backups[-1].name)
+    # The printed restore records the recreated sandbox's new id as its registry identity.
+    assert f"    nemoclaw backups restore {name} --from <that timestamp> --recreated" in gone.stdout.splitlines()
+    restored = nemoclaw(env, "backups", "restore", name, "--from", backups[-1].name, "--recreated")
     assert restored.returncode == 0, restored.stdout + restored.stderr
     assert fleet.tree(name) == trees[name]
 
