@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from ..kernel.nemoclaw_commands import GLOBAL_COMMANDS, REBUILD_FLAGS_WITHOUT_MEANING_HERE
 from .upstream import UPSTREAM_ENV, UpstreamProblem, find_upstream
