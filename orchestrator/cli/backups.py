@@ -9,23 +9,19 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import click
 
 from .echo import fail
+from .writer_lock import writer_lock
 from .groups import GROUPS
 
-from ..engine.journal import new_run_id
 from ..engine.output import Reporter
 from ..kernel.paths import Paths
 from ..kernel.sizes import human_size
 from ..adapters.agents.definitions import load_agent
 from ..store import Backup, BackupStore, InvalidBackup, Listing, RestoreError, StoreError, restore_backup
-from ..store.errors import LockHeld
-from ..store.lock import LockUnusable, WriterLock
 
 
 def _store() -> BackupStore:
@@ -42,34 +38,6 @@ def _scan(store: BackupStore, name: str | None) -> Listing:
 def _sandboxes_of(listing: Listing) -> list[str]:
     names = {b.sandbox for b in listing.backups} | {i.sandbox for i in listing.invalid if i.sandbox}
     return sorted(names)
-
-
-@contextmanager
-def _locked(*, finish_interrupted: bool = False) -> Iterator[None]:
-    """Hold the writer lock; with `finish_interrupted`, first resume what interrupted runs
-    left undone (a restore must not race a half-done rebuild of the same sandbox)."""
-    paths = Paths.from_env()
-    me = new_run_id()
-    try:
-        lock = WriterLock(paths.lock_file, me).acquire()
-    except LockHeld as exc:
-        fail(f"  {exc}", exc.exit_code)
-    except LockUnusable as exc:  # a person's mistake: the same sentence and exit 1 as a workflow run
-        fail(f"  {exc}", 1)
-    if lock.broken is not None:
-        click.echo(lock.broken.message)
-    try:
-        if finish_interrupted:
-            from ..engine.resume import resume_all
-            from ..store.staging import describe_sweep, sweep
-
-            swept = describe_sweep(sweep(paths.staging_root, keep=[me]))
-            if swept:
-                click.echo(swept)
-            resume_all(paths, Reporter(), debug=False, by=me)
-        yield
-    finally:
-        lock.release()
 
 
 @click.group("backups", help=GROUPS["backups"].help)
@@ -212,7 +180,7 @@ def restore_cmd(name: str, timestamp: str | None, dry_run: bool, recreated: bool
     if dry_run:
         click.echo(f"  Would restore {chosen.timestamp} ({len(chosen.manifest.files)} files: {names}) into '{name}' at {chosen.manifest.dir}.")
         return
-    with _locked(finish_interrupted=True):
+    with writer_lock(finish_interrupted=True):
         try:
             container = find_sandbox_container(name)
         except StepError as exc:
@@ -303,7 +271,7 @@ def prune_cmd(keep: int, name: str | None, dry_run: bool) -> None:
         if dry_run:
             run()
         else:
-            with _locked():
+            with writer_lock():
                 run()
     except StoreError as exc:
         fail(f"  {exc}", 2)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from .echo import fail
+from .writer_lock import writer_lock
 
 if TYPE_CHECKING:
     from ..adapters.restic import Restic
@@ -61,36 +62,6 @@ def _guarded() -> Iterator[None]:
         _fail_with(exc)
 
 
-@contextmanager
-def _locked() -> Iterator[str]:
-    """The writer lock, after finishing what interrupted runs left (and sweeping dead staging
-    areas, such as a killed pull's); yields this command's run id."""
-    from ..engine.journal import new_run_id
-    from ..engine.output import Reporter
-    from ..engine.resume import resume_all
-    from ..kernel.paths import Paths
-    from ..store.errors import LockHeld
-    from ..store.lock import WriterLock
-    from ..store.staging import describe_sweep, sweep
-
-    paths = Paths.from_env()
-    me = new_run_id()
-    try:
-        lock = WriterLock(paths.lock_file, me).acquire()
-    except LockHeld as exc:
-        fail(f"  {exc}", exc.exit_code)
-    if lock.broken is not None:
-        click.echo(lock.broken.message)
-    try:
-        swept = describe_sweep(sweep(paths.staging_root, keep=[me]))
-        if swept:
-            click.echo(swept)
-        resume_all(paths, Reporter(), debug=False, by=me)
-        yield me
-    finally:
-        lock.release()
-
-
 # --- init-remote, push, pull --------------------------------------------------------------------
 
 
@@ -120,7 +91,7 @@ def push_cmd(names: tuple[str, ...]) -> None:
     failed = 0
     from concurrent.futures import ThreadPoolExecutor
 
-    with _guarded(), _locked(), ThreadPoolExecutor(1) as pool:
+    with _guarded(), writer_lock(finish_interrupted=True), ThreadPoolExecutor(1) as pool:
         # What the repository holds, asked while the local store is read (restic's key
         # derivation alone takes about half a second).
         asked = pool.submit(remote_backups, restic)
@@ -178,7 +149,7 @@ def pull_cmd(name: str, timestamp: str, host: str | None) -> None:
     store = _store()
     with _guarded():
         remote = choose(remote_backups(restic, name), name, timestamp, host, restic.repo.host, restic.repo.shown)
-        with _locked() as me:
+        with writer_lock(finish_interrupted=True) as me:
             staging = Staging.create(Paths.from_env().staging_root, me)
             try:
                 click.echo(f"  Pulling '{name}' {remote.timestamp} (snapshot {remote.short_id} from host {remote.host}) "
