@@ -52,7 +52,7 @@ class Refusal(Exception):
     `reason` is a short machine-readable cause for the event log and `--json` output.
     """
 
-    def __init__(self, diagnosis: Sequence[str], *, reason: str, details: dict | None = None) -> None:
+    def __init__(self, diagnosis: Sequence[str], *, reason: str, details: dict[str, object] | None = None) -> None:
         super().__init__(reason)
         self.diagnosis = list(diagnosis)
         self.reason = reason

@@ -87,7 +87,7 @@ class Owner:
             boot_id=boot_id(),
         )
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, object]:
         return attrs.asdict(self)
 
     @classmethod

@@ -14,12 +14,12 @@ import stat
 import shutil
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 # The durable write and the process identity live in the kernel (the journal, the lock and the
 # registry file use them too); re-exported for the store modules.
-from ..kernel.atomic import dump_json, fsync_dir, write_file_atomic  # noqa: F401
-from ..kernel.owner import boot_id, hostname, pid_alive, process_start_ticks  # noqa: F401
+from ..kernel.atomic import dump_json as dump_json, fsync_dir as fsync_dir, write_file_atomic as write_file_atomic
+from ..kernel.owner import boot_id as boot_id, hostname as hostname, pid_alive as pid_alive, process_start_ticks as process_start_ticks
 
 
 def makedirs_private(path: Path, mode: int = 0o700) -> None:
@@ -85,7 +85,7 @@ def _syncfs(path: Path) -> bool:
         os.close(fd)
 
 
-_LIBC: "ctypes.CDLL | bool | None" = None
+_LIBC: "ctypes.CDLL | Literal[False] | None" = None
 
 
 def fsync_tree(root: Path) -> None:

@@ -38,7 +38,7 @@ import os
 import queue
 import stat
 import threading
-from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Generator, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import attrs
@@ -143,7 +143,7 @@ _PREFETCH_DEPTH = 4  # batches read ahead: at most ~4 x 1 MiB in flight
 _BATCH = 1 << 20  # Docker sends 32 KiB HTTP chunks: hand the parser ~1 MiB at a time
 
 
-def _prefetch(chunks: Iterable[bytes], depth: int = _PREFETCH_DEPTH) -> Iterator[bytes]:
+def _prefetch(chunks: Iterable[bytes], depth: int = _PREFETCH_DEPTH) -> Generator[bytes, None, None]:
     """Read `chunks` in a thread, a bounded few batches ahead, so the Docker engine keeps
     streaming while this thread hashes and writes (both release the GIL). Small chunks are
     joined into ~1 MiB batches (one queue hand-off per batch instead of per 32 KiB). Memory

@@ -43,6 +43,7 @@ from ..kernel.sizes import human_size
 from .archive import ArchiveResult, HostLimits, ProgressCallback, check_written, describe_entries, extract_stream
 from .errors import ArchiveError, CaptureError
 from .manifest import MANIFEST_VERSION, Manifest, Mismatch, StateFile, load_manifest
+from .records import Record
 
 if TYPE_CHECKING:  # the definitions are an adapter: the store only reads their fields
     from ..adapters.agents.definitions import AgentSpec
@@ -375,7 +376,7 @@ def check_staged(staged: Path, capture: Capture) -> Mismatch | None:
     (`archive.check_written`). The first difference, or None."""
     manifest = load_manifest(staged)
     a = capture.archive
-    pairs = (("file", sorted(manifest.files, key=lambda r: r.path), sorted(a.files, key=lambda r: r.path)),
+    pairs: tuple[tuple[str, list[Record], list[Record]], ...] = (("file", sorted(manifest.files, key=lambda r: r.path), sorted(a.files, key=lambda r: r.path)),
              ("symlink", sorted(manifest.symlinks, key=lambda r: r.path), sorted(a.symlinks, key=lambda r: r.path)))
     for kind, listed, got in pairs:
         if listed != got:

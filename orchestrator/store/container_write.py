@@ -122,7 +122,7 @@ def _sparse_plan(backup_dir: Path, manifest: Manifest, names: list[str]) -> dict
 
 def _has_tools(container: Any) -> bool:
     rc, _out = container.exec_run(["sh", "-c", "command -v dd && command -v truncate"], user="0")
-    return rc == 0
+    return bool(rc == 0)
 
 
 def _write_extents(container: Any, backup_dir: Path, plan: dict[str, tuple[int, list[tuple[int, int]]]],

@@ -26,13 +26,13 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 import attrs
 
-from .archive import ArchiveResult, short_path
+from .archive import ArchiveResult
 from .errors import RestoreError
-from .records import Rejected
+from .records import Record, Rejected, short_path
 
 __all__ = ["PROBE_MIN", "DeepPaths", "fail_missing", "fail_unwalked", "probe", "missing_from", "refuse_to_clear"]
 
@@ -85,7 +85,7 @@ def missing_from(deep: DeepPaths, archive: ArchiveResult, *, prefix: str = "",
     """The entries the walk found that the archive does not hold (as rejected entries, named):
     `prefix` puts the walked paths where the records have them; `wanted(path)` false leaves
     a path out (excluded, or outside what this capture reads)."""
-    held = {r.path for r in (*archive.files, *archive.dirs, *archive.symlinks, *archive.skipped, *archive.rejected)}
+    held = {r.path for r in cast("tuple[Record | Rejected, ...]", (*archive.files, *archive.dirs, *archive.symlinks, *archive.skipped, *archive.rejected))}
     out: list[Rejected] = []
     for rel in (*deep.long, *deep.unnamed):
         path = posixpath.join(prefix, rel) if prefix else rel

@@ -24,15 +24,16 @@ import posixpath
 import shlex
 from pathlib import Path
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, cast
 
 from ..kernel.paths import rebase
-from .archive import ArchiveResult, HostLimits, ProgressCallback, hash_stream, short_path
+from .archive import ArchiveResult, HostLimits, ProgressCallback, hash_stream
 from .container_write import exec_root, owner_of, stream_in
 from .capture import Capture, SpaceBudget, _container_gone, _fetch
 from .deep_paths import probe, refuse_to_clear
 from .errors import ArchiveError, RestoreError
 from .manifest import MANIFEST_VERSION, Manifest, Mismatch, diff_records
+from .records import Record, short_path
 
 if TYPE_CHECKING:  # the definitions are an adapter: the store only reads their fields
     from ..adapters.agents.definitions import AgentSpec
@@ -188,7 +189,7 @@ def build_home_manifest(
 
 def home_restore_names(manifest: Manifest) -> list[str]:
     """The top-level entries of a home backup (what a restore writes into the home)."""
-    return sorted({r.path.split("/", 1)[0] for r in [*manifest.files, *manifest.dirs, *manifest.symlinks]})
+    return sorted({r.path.split("/", 1)[0] for r in cast("list[Record]", [*manifest.files, *manifest.dirs, *manifest.symlinks])})
 
 
 def _clear_script(home: str, excludes: list[str]) -> str:
@@ -196,7 +197,8 @@ def _clear_script(home: str, excludes: list[str]) -> str:
     through a symlink: a kept path's ancestor that is not a real directory is removed."""
     tree: dict[str, Any] = {}  # name -> None (kept whole) or a dict (kept in part: descend)
     for e in sorted(excludes, key=lambda x: x.count("/")):
-        node: dict[str, Any] | None = tree
+        node: dict[str, Any] | None
+        node = tree  # narrowed to a dict here: an annotated assignment would not narrow it
         *parents, leaf = e.split("/")
         for part in parents:
             node = node.setdefault(part, {})
@@ -241,7 +243,7 @@ def restore_home(
     back separately (`read_back_home`)."""
     home = rebase(manifest.dir, data_root)
     skip = excluded(manifest.excludes)
-    for r in [*manifest.files, *manifest.dirs, *manifest.symlinks]:
+    for r in cast("list[Record]", [*manifest.files, *manifest.dirs, *manifest.symlinks]):
         if skip(r.path):
             raise RestoreError(f"backup {backup_dir} holds {r.path}, which its own manifest excludes; not restoring it")
     why = _check_home(container, home)
@@ -253,7 +255,7 @@ def restore_home(
     # Never clear what the backup does not hold because no archive could (store/deep_paths.py).
     deep = probe(container, home)
     if deep.error is None:
-        refuse_to_clear(deep, (r.path for r in [*manifest.files, *manifest.dirs, *manifest.symlinks]), keep=skip,
+        refuse_to_clear(deep, (r.path for r in cast("list[Record]", [*manifest.files, *manifest.dirs, *manifest.symlinks])), keep=skip,
                         archivable=lambda rel: _stat_or_none(container, posixpath.join(home, rel)) is not None,
                         where=f"{container.name}:{home}")
     exec_root(container, ["sh", "-c", _clear_script(home, list(manifest.excludes))], shown=2)

@@ -18,7 +18,7 @@ import re
 import stat
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import cattrs
@@ -27,7 +27,7 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 from ..kernel.convert import strict_converter
 from . import _fsutil
 from .errors import ManifestError
-from .records import DirRecord, FileRecord, LinkRecord, short_path
+from .records import DirRecord, FileRecord, LinkRecord, Record, short_path
 
 __all__ = [
     "MANIFEST_NAME",
@@ -113,7 +113,7 @@ def _make_converter() -> cattrs.Converter:
     conv = strict_converter()
     for cls in (StateFile, FileRecord, DirRecord, LinkRecord):
         conv.register_structure_hook(cls, make_dict_structure_fn(cls, conv, _cattrs_forbid_extra_keys=True))
-    overrides = {k: override(rename=v) for k, v in _CAMEL.items()}
+    overrides: dict[str, Any] = {k: override(rename=v) for k, v in _CAMEL.items()}
     conv.register_structure_hook(
         Manifest, make_dict_structure_fn(Manifest, conv, _cattrs_forbid_extra_keys=True, **overrides)
     )
@@ -177,7 +177,7 @@ def _check_semantics(m: Manifest, source: object) -> None:
         if sf.path.startswith("/") or any(p in ("", ".", "..") for p in sp):
             raise ManifestError(source, f"invalid state file path {sf.path!r}")
     seen: set[str] = set()
-    for rec in [*m.files, *m.dirs, *m.symlinks]:
+    for rec in cast("list[Record]", [*m.files, *m.dirs, *m.symlinks]):
         parts = rec.path.split("/")
         if rec.path.startswith("/") or any(p in ("", ".", "..") for p in parts):
             raise ManifestError(source, f"invalid path {rec.path!r} in manifest")
@@ -261,7 +261,7 @@ def _check_home_scope(m: Manifest, agent: Any, source: object) -> None:
     for d in m.backed_up_dirs:
         if d not in top_dirs:
             raise ManifestError(source, f"backedUpDirs entry {d!r} has no directory record")
-    for r in [*m.files, *m.dirs, *m.symlinks]:
+    for r in cast("list[Record]", [*m.files, *m.dirs, *m.symlinks]):
         if any(r.path == e or r.path.startswith(e + "/") for e in m.excludes):
             raise ManifestError(source, f"{r.path!r} lies under the excluded path it should not hold")
 

@@ -6,6 +6,8 @@ mode bits with setuid/setgid/sticky (0o7777), as the sandbox had them (docs/refe
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 import attrs
 
 
@@ -35,6 +37,10 @@ class Rejected:
 
     path: str
     reason: str
+
+
+# A backed-up entry of any kind, where only what they share (`path`) is read.
+Record: TypeAlias = "FileRecord | DirRecord | LinkRecord"
 
 
 def short_path(path: str, keep: int = 100) -> str:

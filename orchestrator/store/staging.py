@@ -18,7 +18,7 @@ from pathlib import Path
 
 import attrs
 
-from ..kernel.owner import Owner
+from ..kernel.owner import Owner as Owner  # also the store's (store/__init__.py)
 from . import _fsutil
 from .errors import StagingError
 
