@@ -58,11 +58,11 @@ def docker_client() -> Any:
         from . import deadlines
 
         try:
-            client = docker.from_env(timeout=deadlines.probe())
+            client = docker.from_env(timeout=deadlines.probe())  # type: ignore[arg-type]  # docker-py hands it to requests, which takes seconds as a float; the stubs say int
             client.ping()
         except docker.errors.DockerException as exc:
             raise StepError(f"  Cannot reach the Docker engine (DOCKER_HOST={_docker_host()}): {exc}", kind="docker") from None
-        client.api.timeout = deadlines.DOCKER_REQUEST
+        client.api.timeout = deadlines.DOCKER_REQUEST  # type: ignore[assignment]  # a float, as above
         _client = client
     return _client
 

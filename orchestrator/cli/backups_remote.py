@@ -112,7 +112,7 @@ def push_cmd(names: tuple[str, ...]) -> None:
             for b in backups:
                 row = progress.task(f"Pushing '{b.sandbox}' {b.timestamp}")
                 try:
-                    res = push_backup(restic, b, held=held, on_status=lambda s, r=row: r.update(s.bytes_done, s.files_done))
+                    res = push_backup(restic, b, held=held, on_status=lambda s, r=row: r.update(s.bytes_done, s.files_done))  # type: ignore[misc]  # mypy infers no lambda with a default
                 except (RepositoryMissing, RepositoryUnreachable, WrongPassword):
                     raise
                 except StepError as exc:
@@ -181,7 +181,7 @@ def _list_remote(name: str | None, rehash: bool, as_json: bool) -> None:
     store = _store()
     with _guarded():
         remotes = remote_backups(restic, name)
-        rows = [{"sandbox": r.sandbox, "timestamp": r.timestamp, "host": r.host, "bytes": r.bytes,
+        rows: list[dict[str, Any]] = [{"sandbox": r.sandbox, "timestamp": r.timestamp, "host": r.host, "bytes": r.bytes,
                  "snapshot": r.snapshot_id, "manifest_sha256": r.digest, "local": local_copy(store, r) is not None}
                 for r in remotes]
     if as_json:

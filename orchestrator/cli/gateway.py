@@ -223,7 +223,7 @@ def check(as_json: bool, gateway: str) -> None:
     sys.exit(0 if verdict == "ok" and not interrupted else 1)
 
 
-def _interrupted_runs() -> list:  # type: ignore[type-arg]
+def _interrupted_runs() -> list:
     """Runs a crash left unfinished (journals under ~/.nemoclaw/runs/); reported, never resumed here."""
     from ..engine.resume import find_interrupted
 

@@ -94,7 +94,7 @@ def show_cmd(run_id: str, as_json: bool) -> None:
                    "sandbox back by hand and gives it up.")
 
 
-def _interrupted(run_id: str):  # type: ignore[no-untyped-def]
+def _interrupted(run_id: str):
     from ..engine.resume import fact_check, find_interrupted
 
     path = _find(run_id)

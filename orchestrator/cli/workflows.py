@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -26,7 +27,7 @@ def workflows_group() -> None:
 def list_cmd(as_json: bool) -> None:
     """List the workflows on the workflow path (built-in first)."""
     found = find_all()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, f in sorted(found.items()):
         try:
             spec = load_workflow(f.path, set(found))
@@ -68,7 +69,7 @@ def show_cmd(name: str) -> None:
         if s.terminal:
             click.echo(f"  {sname}: terminal, exit {spec.exit_code(sname)}")
             continue
-        what = f"do {s.do}" if s.do else f"foreach {s.foreach.items} -> {s.foreach.workflow}"  # type: ignore[union-attr]
+        what = f"do {s.do}" if s.do else f"foreach {s.foreach.items} -> {s.foreach.workflow}"
         routes = ", ".join(f"{k} -> {v}" for k, v in s.routes().items())
         retry = f"; retry {s.retry.attempts}x on {', '.join(s.retry.errors)}" if s.retry else ""
         click.echo(f"  {sname}: {what}; {routes}{retry}")
@@ -119,7 +120,7 @@ def graph_cmd(name: str | None, markdown: bool, write_dir: Path | None) -> None:
             click.echo(diagram_markdown(spec) if markdown else mermaid(spec), nl=False)
 
 
-def _load_or_exit(path: Path, known: set[str]):  # type: ignore[no-untyped-def]
+def _load_or_exit(path: Path, known: set[str]):
     try:
         return load_workflow(path, known)
     except DefinitionError as exc:

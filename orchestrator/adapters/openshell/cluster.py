@@ -64,7 +64,7 @@ def inspect_cluster(gateway: str, *, timeout: float | None = None) -> ClusterInf
 
     name = cluster_container_name(gateway)
     try:
-        client = docker.from_env(timeout=deadlines.probe() if timeout is None else timeout)
+        client = docker.from_env(timeout=deadlines.probe() if timeout is None else timeout)  # type: ignore[arg-type]  # docker-py hands it to requests, which takes seconds as a float; the stubs say int
     except Exception:  # noqa: BLE001 - no engine configured/reachable = no cluster
         return None
     try:

@@ -111,7 +111,7 @@ def grpc_health(target: GatewayTarget, timeout: float = HEALTH_TIMEOUT) -> Healt
     except Exception as exc:  # noqa: BLE001 - unreadable cert files and the like
         return HealthReply(target, None, f"cannot build a client for {target.url}: {exc}")
     try:
-        call = channel.unary_unary(HEALTH_METHOD, request_serializer=lambda _request: b"",  # HealthRequest{}
+        call: grpc.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(HEALTH_METHOD, request_serializer=lambda _request: b"",  # HealthRequest{}
                                    response_deserializer=lambda raw: raw)
         raw = call(b"", timeout=timeout)
     except Exception as exc:  # noqa: BLE001 - grpc.RpcError and whatever a broken channel raises
