@@ -327,7 +327,7 @@ def replay(events: list[dict[str, Any]], run_id: str, lines: list[int] | None = 
         elif kind == "state_left":
             for name, raw in (e.get("facts") or {}).items() if check_fact is not None else ():
                 try:
-                    check_fact(name, raw)
+                    check_fact(name, raw)  # type: ignore[misc]  # not None: the loop runs only with it
                 except ValueError as exc:
                     r.damaged.append(Damaged(line, f"event 'state_left' of state '{e['state']}': {exc}"))
             r.facts.update(e.get("facts") or {})

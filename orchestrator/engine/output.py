@@ -19,9 +19,12 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from ..kernel.sizes import human_size
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 _RESET = "\x1b[0m"
 STDOUT_GONE = ("  Standard output was closed (its reader went away); the run goes on without printing there, "
@@ -105,7 +108,7 @@ class Reporter:
         self.quiet = quiet
         self.style = Style(color_enabled(self.stdout) and not json_mode)
         self.interactive = color_enabled(self.stdout) and not json_mode
-        self._live_console = None  # a rich Console while a progress display is on screen
+        self._live_console: Console | None = None  # a rich Console while a progress display is on screen
         self._lost: set[int] = set()  # id() of each stream whose reader went away
 
     def _write(self, stream: IO[str], text: str) -> None:

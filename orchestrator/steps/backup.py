@@ -278,6 +278,7 @@ def _jobs(
 def _capture_one(
     ctx: "RunContext", job: SandboxBackup, entry: SandboxEntry, task: "ProgressTask", cancel: threading.Event, consistent: bool
 ) -> None:
+    assert job.staged is not None and job.dest is not None  # every runnable job has both (_jobs)
     last = {"bytes": 0, "files": 0}
     deadline = _freeze_limit.Deadline(_freeze_limit.limit_seconds(), cancel)
 
@@ -439,6 +440,7 @@ def commit_backups(ctx: "RunContext") -> str:
     committed: dict[str, str] = {}
     backed: list[StagedBackup] = []
     for job in good:
+        assert job.staged is not None and job.dest is not None  # a backup without them failed (_staged)
         staged, dest = Path(job.staged), Path(job.dest)
         manifest = load_manifest(staged)
         capture = _CAPTURES.pop(str(staged), None)

@@ -112,7 +112,7 @@ def sandbox_list(ctx: "RunContext") -> None:
         return result, parse_listing(result.stdout, result.output)
 
     retrying = Retrying(stop=stop_after_attempt(2), retry=retry_if_result(transient), before_sleep=again,
-                        retry_error_callback=lambda state: state.outcome.result(), reraise=True)
+                        retry_error_callback=lambda state: state.outcome.result(), reraise=True)  # type: ignore[union-attr]  # set by then
     result, listing = retrying(attempt_once)
     attempt = attrs.evolve(attempt, result=result)
     kind = result_issue(result, phases=listing.phases)

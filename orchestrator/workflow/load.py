@@ -8,6 +8,7 @@ validation errors are walked back to the YAML position of the offending key.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +84,7 @@ class Located:
     file: str
     root: Any
 
-    def line_of(self, path: list[PathItem]) -> int:
+    def line_of(self, path: Sequence[PathItem]) -> int:
         node: Any = self.root
         line = getattr(node, "line", 1)
         for item in path:
@@ -99,11 +100,11 @@ class Located:
                 line = node.line
         return line
 
-    def error(self, path: list[PathItem], message: str) -> str:
+    def error(self, path: Sequence[PathItem], message: str) -> str:
         return f"{self.file}:{self.line_of(path)}: {format_path(path)}: {message}"
 
 
-def format_path(path: list[PathItem]) -> str:
+def format_path(path: Sequence[PathItem]) -> str:
     if not path:
         return "(top level)"
     out = ""

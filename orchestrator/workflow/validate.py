@@ -234,7 +234,7 @@ def _check_graph(spec: WorkflowSpec, loc: Located, steps: Mapping[str, StepDef],
     # A non-terminal state must be able to end the run other than by an error.
     normal = {name: {d for o, d in s.transitions().items() if o != "error"} for name, s in states.items()}
     # A state whose step can never end normally (e.g. `fail`, `rollback`) ends the run itself.
-    ends = {name for name, s in states.items() if s.terminal or (s.do in steps and not steps[s.do].outcomes)}
+    ends = {name for name, s in states.items() if s.terminal or (s.do is not None and s.do in steps and not steps[s.do].outcomes)}
     changed = True
     while changed:
         changed = False
