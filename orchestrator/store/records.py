@@ -40,7 +40,7 @@ class Rejected:
 
 
 # A backed-up entry of any kind, where only what they share (`path`) is read.
-Record: TypeAlias = "FileRecord | DirRecord | LinkRecord"
+Record: TypeAlias = FileRecord | DirRecord | LinkRecord
 
 
 def short_path(path: str, keep: int = 100) -> str:
