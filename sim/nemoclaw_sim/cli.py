@@ -158,7 +158,8 @@ def upgrade_openshell(home: Path | None, version: str) -> None:
 
     r = reinstall(_home(home), version)
     pids = ", ".join(str(p) for p in r.old_gateway_pids)
-    click.echo(f"openshell-gateway {r.old_gateway} stopped" + (f" (pid {pids})" if pids else " (it was not running)"))
+    click.echo(f"openshell-gateway {r.old_gateway} stopped (pid {pids})" if pids else
+               f"openshell-gateway {r.old_gateway} was not running")
     if r.cluster_stopped:
         click.echo(f"container {r.cluster_stopped} stopped")
     if r.db_backup:

@@ -544,7 +544,8 @@ def _container_for(dep: Deployment, name: str):
     found = _docker(dep).containers.list(all=True, filters={"label": [f"{LABEL_DEPLOYMENT}={dep.deployment_id}",
                                                                   f"{LABEL_NAME}={name}"]})
     found = [c for c in found if not is_supervisor(c.labels)]  # 0.1.x: the workload
-    found = [c for c in found if of_gateway_line(dep, c.labels)] or found  # not a 0.0.x one left unadopted
+    mine = [c for c in found if of_gateway_line(dep, c.labels)]
+    found = mine if mine or dep.upgraded_from else found  # never a 0.0.x one upgrade-openshell left unadopted
     if not found:
         raise SimError(f"no sandbox container named '{name}' in this deployment")
     return found[0]

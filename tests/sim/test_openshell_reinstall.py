@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from nemoclaw_sim.deploy import pid_alive
-from tests.support.sim_helpers import strip
+from nemoclaw_sim import cluster
+from nemoclaw_sim.deploy import SimError, pid_alive
+from tests.support.sim_helpers import strip, wait_for
 from tests.support.simenv import SimEnv
 
 pytestmark = pytest.mark.docker
@@ -110,6 +112,8 @@ def test_the_0_0_x_containers_stay_in_docker_unlisted_and_undeletable(up, docker
     got = sim.openshell("sandbox", "get", "alpha")
     assert got.returncode == 1 and "sandbox not found" in strip(got.stderr)
     sim.openshell("sandbox", "delete", "alpha", "beta", "gamma")
+    with pytest.raises(SimError, match="no sandbox container named 'beta' in this deployment"):
+        sim.start_sandbox("beta", how="docker")  # nor does the stand-in itself touch a leftover
     assert {c.name: c.id for c in _containers(docker_client, sim)} == before["containers"]
     assert res.stdout.splitlines()[4] == ("0.0.x sandbox containers left in Docker, unadopted: "
                                           + ", ".join(sorted(before["containers"])))
@@ -180,9 +184,24 @@ def test_a_deployment_already_on_0_1_x_is_refused_and_left_alone(up):
     assert sorted(p.name for p in sim.state_dir.iterdir()) == files
 
 
+def _restart_as_nemoclaw(sim: SimEnv) -> subprocess.Popen:
+    """What NemoClaw's gateway recovery does: the same gateway started by another launcher, with
+    its own pid file and marker; the stand-in's deployment.json still names the old pid."""
+    from nemoclaw_sim import deploy
+
+    dep = sim.deployment
+    deploy.stop_gateway(dep)
+    env = {**sim.env, "NEMOCLAW_SIM_FAULTS": str(sim.paths.faults_file), "NEMOCLAW_SIM_DEPLOYMENT": dep.deployment_id}
+    proc = subprocess.Popen(deploy.gateway_argv(sim.paths, dep), env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    sim.paths.pid_file.write_text(f"{proc.pid}\n")
+    assert wait_for(lambda: "Version: 0.0.116" in strip(sim.openshell("status").stdout), 60)
+    return proc
+
+
 @pytest.mark.parametrize("sim", [{"cli": "0.0.116", "gateway": "0.0.116", "sandboxes": 1, "health_port": 0}],
                          indirect=True)
-def test_unknown_versions_are_refused_and_a_0_1_x_cli_on_a_0_0_x_gateway_is_upgraded(sim, docker_client):
+def test_unknown_versions_are_refused_and_any_0_0_x_gateway_is_stopped(sim, docker_client):
     help_ = sim.run(["nemoclaw-sim", "upgrade-openshell", "--help"])
     assert help_.returncode == 0 and "Usage: nemoclaw-sim upgrade-openshell [OPTIONS] VERSION" in help_.stdout
     assert "unadopted" in help_.stdout
@@ -196,11 +215,23 @@ def test_unknown_versions_are_refused_and_a_0_1_x_cli_on_a_0_0_x_gateway_is_upgr
     assert r.returncode == 2 and "not an OpenShell version: 'latest'" in r.stderr
     assert (sim.deployment.gateway_version, sim.deployment.gateway_pid) == ("0.0.116", pid) and pid_alive(pid)
 
-    # The other half-upgraded host: the 0.1.x CLI is installed, the 0.0.x gateway still runs.
+    # The other half-upgraded host: the 0.1.x CLI is installed, the 0.0.x gateway still runs, and
+    # it runs as NemoClaw restarted it, next to this deployment's legacy cluster container.
     sim.swap_cli("0.1.5")
-    assert "Version: 0.0.116" in strip(sim.openshell("status").stdout)
-    done = sim.upgrade_openshell("0.1.5")  # the Python API the workflow tests use
-    assert (done.old_cli, done.old_gateway, done.version) == ("0.1.5", "0.0.116", "0.1.5")
-    assert len(done.unadopted) == 1 and done.unadopted[0].startswith("openshell-default--alpha-")
-    sim.down()  # the 0.0.x leftover belongs to the deployment: `down` removes it too
+    restarted = _restart_as_nemoclaw(sim)
+    cluster.up(docker_client, "0.0.36", sim.port, deployment=sim.deployment.deployment_id)
+    try:
+        done = sim.upgrade_openshell("0.1.5")  # the Python API the workflow tests use
+        assert not pid_alive(restarted.pid)
+        assert done.old_gateway_pids == [restarted.pid]
+        assert (done.old_cli, done.old_gateway, done.version) == ("0.1.5", "0.0.116", "0.1.5")
+        assert done.cluster_stopped == cluster.cluster_name()
+        assert docker_client.containers.get(cluster.cluster_name()).status == "exited"
+        assert "Version: 0.1.5" in strip(sim.openshell("status").stdout)
+        assert len(done.unadopted) == 1 and done.unadopted[0].startswith("openshell-default--alpha-")
+    finally:
+        if restarted.poll() is None:
+            restarted.kill()
+            restarted.wait()
+    sim.down()  # the 0.0.x leftover and the cluster container belong to the deployment: `down` removes them
     assert _containers(docker_client, sim) == []
