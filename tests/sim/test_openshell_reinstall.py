@@ -235,3 +235,18 @@ def test_unknown_versions_are_refused_and_any_0_0_x_gateway_is_stopped(sim, dock
             restarted.wait()
     sim.down()  # the 0.0.x leftover and the cluster container belong to the deployment: `down` removes them
     assert _containers(docker_client, sim) == []
+
+
+@pytest.mark.parametrize("sim", [{"cli": "0.0.116", "gateway": "0.0.116", "sandboxes": 0}], indirect=True)
+def test_a_0_0_x_gateway_that_is_down_is_reinstalled_all_the_same(sim):
+    health_port = sim.health_port
+    sim.stop_gateway()  # crashed, or stopped by the user first as the guide says
+    r = sim.run(["nemoclaw-sim", "upgrade-openshell", "--home", str(sim.home), "0.1.2"])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0] == "openshell-gateway 0.0.116 was not running"
+    assert r.stdout.splitlines()[-1] == "0.0.x sandbox containers left in Docker, unadopted: none"
+    assert "Version: 0.1.2" in strip(sim.openshell("status").stdout)
+    import urllib.request  # the same health port as before
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{health_port}/readyz", timeout=5) as reply:
+        assert json.loads(reply.read())["version"] == "0.1.2"
