@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import deploy, versions
-from .install import install_program
+from .install import install_program, installed_version, process_version
 from .versions import Version
 
 DB_SIDECARS = ("", "-wal", "-shm")
@@ -48,13 +48,13 @@ class Reinstall:
     cluster_stopped: str | None = None
 
 
-def _refusal(dep: deploy.Deployment, target: Version) -> str | None:
+def _refusal(dep: deploy.Deployment, gateway: str, target: Version) -> str | None:
     """One sentence when this reinstall cannot be played, else None."""
     if not versions.known_0_1_release(target):
         return (f"OpenShell {target} is not a 0.1.x release the stand-in knows (0.1.0 to {versions.NEWEST_0_1}); "
                 f"give one of those, e.g. 0.1.5.")
-    if Version(dep.gateway_version).line != (0, 0):
-        return (f"the deployment in {dep.home} already runs openshell-gateway {dep.gateway_version}, not a 0.0.x "
+    if Version(gateway).line != (0, 0):
+        return (f"the deployment in {dep.home} already runs openshell-gateway {gateway}, not a 0.0.x "
                 f"release; use swap-cli or swap-gateway to change versions within the 0.1.x line.")
     return None
 
@@ -86,14 +86,19 @@ def upgrade_openshell(home: Path, version: str) -> Reinstall:
     target = Version(version)
     home = home.resolve()
     dep = deploy.load(home)
-    refusal = _refusal(dep, target)
+    paths = deploy.Paths(home)
+    # What runs and what is on disk, which a half-done reinstall may have made differ from what
+    # the deployment recorded (e.g. `nemoclaw-sim install` over the programs, old gateway still up).
+    pids = [p for p in _gateway_pids(dep, paths) if deploy.pid_alive(p)]
+    running = next((v for v in map(process_version, pids) if v), None)
+    old_gateway = running or dep.gateway_version
+    refusal = _refusal(dep, old_gateway, target)
     if refusal:
         raise deploy.SimError(refusal)
-    paths = deploy.Paths(home)
-    result = Reinstall(home=str(home), old_cli=dep.cli_version, old_gateway=dep.gateway_version, version=version)
+    result = Reinstall(home=str(home), old_cli=installed_version(paths.bin / "openshell") or dep.cli_version,
+                       old_gateway=old_gateway, version=version, old_gateway_pids=pids)
 
     # 1. Stop the 0.0.x runtime.
-    result.old_gateway_pids = [p for p in _gateway_pids(dep, paths) if deploy.pid_alive(p)]
     deploy.stop_gateway(dep)
     client = deploy._docker(dep)
     if cluster.owner(client) == dep.deployment_id:
@@ -106,7 +111,7 @@ def upgrade_openshell(home: Path, version: str) -> Reinstall:
 
     # 2. The old database goes aside; the new gateway creates a fresh one.
     if paths.db.exists():
-        backup = _backup_path(paths.db, dep.gateway_version)
+        backup = _backup_path(paths.db, old_gateway)
         for suffix in DB_SIDECARS:
             src = Path(f"{paths.db}{suffix}")
             if src.exists():

@@ -215,12 +215,15 @@ def test_unknown_versions_are_refused_and_any_0_0_x_gateway_is_stopped(sim, dock
     assert r.returncode == 2 and "not an OpenShell version: 'latest'" in r.stderr
     assert (sim.deployment.gateway_version, sim.deployment.gateway_pid) == ("0.0.116", pid) and pid_alive(pid)
 
-    # The other half-upgraded host: the 0.1.x CLI is installed, the 0.0.x gateway still runs, and
-    # it runs as NemoClaw restarted it, next to this deployment's legacy cluster container.
-    sim.swap_cli("0.1.5")
+    # A reinstall done halfway: the 0.0.x gateway, as NemoClaw restarted it and next to this
+    # deployment's legacy cluster container, still runs after the 0.1.x programs replaced it on disk.
     restarted = _restart_as_nemoclaw(sim)
     cluster.up(docker_client, "0.0.36", sim.port, deployment=sim.deployment.deployment_id)
     try:
+        r = sim.run(["nemoclaw-sim", "install", "--cli", "0.1.5", "--gateway", "0.1.5", "--bin", str(sim.bin)])
+        assert r.returncode == 0, r.stderr
+        assert sim.run(["openshell-gateway", "--version"]).stdout.strip() == "openshell-gateway 0.1.5"
+        assert "Version: 0.0.116" in strip(sim.openshell("status").stdout)
         done = sim.upgrade_openshell("0.1.5")  # the Python API the workflow tests use
         assert not pid_alive(restarted.pid)
         assert done.old_gateway_pids == [restarted.pid]
