@@ -114,7 +114,11 @@ def test_the_0_0_x_containers_stay_in_docker_unlisted_and_undeletable(up, docker
     sim.openshell("sandbox", "delete", "alpha", "beta", "gamma")
     with pytest.raises(SimError, match="no sandbox container named 'beta' in this deployment"):
         sim.start_sandbox("beta", how="docker")  # nor does the stand-in itself touch a leftover
-    assert {c.name: c.id for c in _containers(docker_client, sim)} == before["containers"]
+    left = _containers(docker_client, sim)
+    assert {c.name: c.id for c in left} == before["containers"]
+    assert {c.status for c in left} == {"exited"}  # the 0.0.x gateway stopped them on its way out
+    stream, stat = left[0].get_archive("/sandbox/.openclaw/openclaw.json")  # their files are still there
+    assert stat["size"] > 0 and b"".join(stream)
     assert res.stdout.splitlines()[4] == ("0.0.x sandbox containers left in Docker, unadopted: "
                                           + ", ".join(sorted(before["containers"])))
     st = json.loads(sim.run(["nemoclaw-sim", "status", "--home", str(sim.home), "--json"]).stdout)
