@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from nemoclaw_sim import cluster
-from nemoclaw_sim.deploy import SimError, pid_alive
+from nemoclaw_sim.deploy import SimError, fingerprint, pid_alive
+from nemoclaw_sim.reinstall import unadopted_containers
 from tests.support.sim_helpers import strip, wait_for
 from tests.support.simenv import SimEnv
 
@@ -164,6 +165,13 @@ def test_a_new_sandbox_is_the_0_1_x_pair_and_its_lifecycle_works(up, docker_clie
     assert {c.name: c.id for c in _containers(docker_client, sim)} == before["containers"]
     assert docker_client.volumes.list(filters={"name": f"openshell-channel-{sid}"}) == []
 
+    # The stand-in's own `sandbox add` makes the pair too, and registers it with the new id.
+    sim.add_sandbox("delta")
+    [work] = [c for c in _containers(docker_client, sim, "delta") if c.labels.get(ROLE) == "sandbox"]
+    row = sim.registry()["sandboxes"]["delta"]
+    assert row["lifecycleLiveIdentityFingerprint"] == fingerprint(work.labels["openshell.ai/sandbox-id"])
+    assert sim.openshell("sandbox", "delete", "delta").returncode == 0
+
 
 def test_a_0_0_x_cli_against_the_new_gateway_is_the_half_upgraded_host(up):
     sim, _, _ = up
@@ -244,14 +252,18 @@ def test_unknown_versions_are_refused_and_any_0_0_x_gateway_is_stopped(sim, dock
     assert _containers(docker_client, sim) == []
 
 
-@pytest.mark.parametrize("sim", [{"cli": "0.0.116", "gateway": "0.0.116", "sandboxes": 0}], indirect=True)
-def test_a_0_0_x_gateway_that_is_down_is_reinstalled_all_the_same(sim):
+@pytest.mark.parametrize("sim", [{"cli": "0.0.44", "gateway": "0.0.44", "sandboxes": 1}], indirect=True)
+def test_an_older_0_0_x_gateway_that_is_down_is_reinstalled_all_the_same(sim):
     health_port = sim.health_port
     sim.stop_gateway()  # crashed, or stopped by the user first as the guide says
     r = sim.run(["nemoclaw-sim", "upgrade-openshell", "--home", str(sim.home), "0.1.2"])
     assert r.returncode == 0, r.stderr
-    assert r.stdout.splitlines()[0] == "openshell-gateway 0.0.116 was not running"
-    assert r.stdout.splitlines()[-1] == "0.0.x sandbox containers left in Docker, unadopted: none"
+    out = r.stdout.splitlines()
+    assert out[0] == "openshell-gateway 0.0.44 was not running"
+    assert out[1].endswith("/openshell-docker-gateway/openshell.db.bak-0.0.44")
+    [left] = unadopted_containers(sim.deployment)
+    assert left.startswith("openshell-alpha-")  # the name before workspaces (0.0.88)
+    assert out[-1] == f"0.0.x sandbox containers left in Docker, unadopted: {left}"
     assert "Version: 0.1.2" in strip(sim.openshell("status").stdout)
     import urllib.request  # the same health port as before
 
