@@ -311,19 +311,28 @@ def start_gateway(dep: Deployment, wait: bool = True, timeout: float = 60.0) -> 
         time.sleep(0.1)
 
 
-def stop_gateway(dep: Deployment) -> None:
-    """Stop the gateway this deployment started, and one NemoClaw (re)started for this home
-    (its pid file), if that process runs this home's gateway binary."""
+def gateway_pids(dep: Deployment) -> list[int]:
+    """The gateway this deployment started, and one NemoClaw (re)started for this home (its pid
+    file) if that process runs this home's gateway binary; `stop_gateway` stops these."""
     pids = [dep.gateway_pid] if dep.gateway_pid else []
     try:
         pids.append(int(Paths(Path(dep.home)).pid_file.read_text().strip()))
     except (OSError, ValueError):
         pass
     home = str(Path(dep.home).resolve())
+    out = []
     for i, pid in enumerate(dict.fromkeys(pids)):
         args = _cmdline(pid)
         if i == 0 and pid == dep.gateway_pid or (args and args[0].startswith(home + os.sep)):
-            _stop_pid(pid)
+            out.append(pid)
+    return out
+
+
+def stop_gateway(dep: Deployment) -> None:
+    """Stop the gateway this deployment started, and one NemoClaw (re)started for this home
+    (its pid file), if that process runs this home's gateway binary."""
+    for pid in gateway_pids(dep):
+        _stop_pid(pid)
 
 
 # --- openshell helpers ---------------------------------------------------------------------------------

@@ -89,7 +89,7 @@ def upgrade_openshell(home: Path, version: str) -> Reinstall:
     paths = deploy.Paths(home)
     # What runs and what is on disk, which a half-done reinstall may have made differ from what
     # the deployment recorded (e.g. `nemoclaw-sim install` over the programs, old gateway still up).
-    pids = [p for p in _gateway_pids(dep, paths) if deploy.pid_alive(p)]
+    pids = [p for p in deploy.gateway_pids(dep) if deploy.pid_alive(p) and deploy.is_gateway_process(p)]
     running = next((v for v in map(process_version, pids) if v), None)
     old_gateway = running or dep.gateway_version
     refusal = _refusal(dep, old_gateway, target)
@@ -135,11 +135,3 @@ def upgrade_openshell(home: Path, version: str) -> Reinstall:
     result.unadopted = unadopted_containers(dep)
     return result
 
-
-def _gateway_pids(dep: deploy.Deployment, paths: deploy.Paths) -> list[int]:
-    pids = [dep.gateway_pid] if dep.gateway_pid else []
-    try:
-        pids.append(int(paths.pid_file.read_text().strip()))
-    except (OSError, ValueError):
-        pass
-    return [p for p in dict.fromkeys(pids) if deploy.is_gateway_process(p)]
