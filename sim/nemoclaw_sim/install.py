@@ -76,6 +76,28 @@ def install_program(bin_dir: Path, program: str, version: str) -> Path:
     return target
 
 
+def installed_version(path: Path) -> str | None:
+    """The release a launcher written by `install_program` reports, or None (missing, not ours)."""
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError):
+        return None
+    for line in text.splitlines():
+        if line.startswith(f"{VERSION_ENV}="):
+            return shlex.split(line.split("=", 1)[1])[0]
+    return None
+
+
+def process_version(pid: int) -> str | None:
+    """The release a running stand-in program reports (its launcher's version in its environment)."""
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    prefix = f"{VERSION_ENV}=".encode()
+    return next((e[len(prefix):].decode() for e in environ if e.startswith(prefix)), None)
+
+
 def install(bin_dir: Path, cli: str | None, gateway: str | None) -> list[Path]:
     written = []
     if cli:
