@@ -60,7 +60,7 @@ declare("pull_backup", REPLICATE, commits=True, params={"sandbox": str, "timesta
 declare("prune_backups", STORE_OPS, params={"keep": int, "sandbox": str}, mutates=True)
 # Re-hash the newest backup of each sandbox (of `sandbox`; every backup with `all`; a `sample` percentage of files)
 # against its manifest; fails naming each damaged or invalid backup, or when there is none.
-declare("verify_backups", STORE_OPS, params={"sandbox": str, "all": bool, "sample": float})
+declare("verify_backups", STORE_OPS, params={"sandbox": str, "all": bool, "sample": float}, local=True)
 # Write backup `timestamp` (default `latest`: the newest, refused when it is invalid) of `sandbox` (default `{name}`)
 # into that running sandbox, checked against its registry identity, and read every file back. Needs the writer lock.
 declare("restore_backup", STORE_OPS, params={"sandbox": str, "timestamp": str}, mutates=True)

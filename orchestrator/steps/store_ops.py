@@ -68,7 +68,8 @@ def prune_backups(ctx: "RunContext") -> None:
     sandbox = _sandbox(ctx, None)
     _need_lock(ctx, "prune_backups")
     store = open_store(ctx.paths)
-    if sandbox is not None and not scan(store, sandbox).backups:
+    if sandbox is not None and ctx.resumed_from is None and not scan(store, sandbox).backups:
+        # (a resumed run may have removed the last ones before it was killed: nothing is wrong then)
         raise StepError(f"No backups of '{sandbox}' found in {store.root}; nothing to prune.", exit_code=1)
 
     def removed(b: Any) -> None:
@@ -123,6 +124,9 @@ def restore_backup(ctx: "RunContext") -> None:
     """Write backup `with.timestamp` (default `latest`, the newest) of sandbox `with.sandbox`
     (default the run's `name` option) into that running sandbox and read it back."""
     name = _sandbox(ctx, "{name}") or ""
+    if "{" in name:
+        raise StepError("Step 'restore_backup' needs the sandbox to restore: add `with: {sandbox: <name>}`, or a "
+                        "`name` argument to the workflow.", exit_code=2)
     asked = ctx.fill(str(ctx.params.get("timestamp") or LATEST))
     _need_lock(ctx, "restore_backup")
     resumed = _interrupted_choice(ctx, name)
@@ -136,7 +140,8 @@ def restore_backup(ctx: "RunContext") -> None:
                             f"`timestamp: {exc.fallback.timestamp}` in this state's `with:`.") from None
     if resumed is not None:
         ctx.out.line(f"  Restoring '{name}' again from {resumed}, the backup the interrupted run was restoring.")
-    container = restore_target(name, paths=ctx.paths, rerun=f"nemoclaw {ctx.workflow.name}")
+    args = " ".join(str(ctx.options[a.name]) for a in ctx.workflow.arguments if ctx.options.get(a.name) is not None)
+    container = restore_target(name, paths=ctx.paths, rerun=f"nemoclaw {ctx.workflow.name} {args}".rstrip())
     ctx.event(CHOSEN_EVENT, sandbox=name, timestamp=chosen.timestamp, path=str(chosen.path))
     ctx.out.line(f"  Restoring {chosen.timestamp} into '{name}' ({len(chosen.manifest.files)} files)...")
 

@@ -144,6 +144,13 @@ def test_restore_backup_killed_mid_upload_is_finished_by_the_next_run_with_nothi
     row = next(r for r in json.loads(sim.run(["nemoclaw", "runs", "list", "--json"]).stdout) if r["run"] == run_id)
     assert row["status"] == "interrupted" and row["stopped_in"] == "restore"
     assert tree(sim, docker_client, A) != before  # half written
+    # A newer slot appears meanwhile (invalid: its manifest names another time), so `latest` now
+    # means a backup that is refused: the resumed run restores the one the killed run chose.
+    newer = ts[:-4] + "999Z"
+    shutil.copytree(sim.home / ".nemoclaw" / "rebuild-backups" / A / ts,
+                    sim.home / ".nemoclaw" / "rebuild-backups" / A / newer)
+    refused = sim.run(["nemoclaw", "backups", "restore", A, "--dry-run"])
+    assert refused.returncode == 1 and f"its newest backup {newer} is invalid" in refused.stderr
 
     resumed = sim.run(["nemoclaw", "runs", "resume", run_id])
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr

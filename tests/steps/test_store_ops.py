@@ -58,6 +58,19 @@ states:
 """
 
 
+RESTORE = """\
+name: restore-latest
+summary: Put a sandbox back to its newest backup
+arguments: [{name: name, required: true}]
+options:
+  check: {type: bool, default: false, help: Change nothing.}
+read_only_when: check
+initial: restore
+states:
+  restore: {do: restore_backup, resume: retry, next: done}
+"""
+
+
 @pytest.fixture
 def home(tmp_path) -> Path:
     h = tmp_path / "home"
@@ -65,6 +78,7 @@ def home(tmp_path) -> Path:
     (h / ".nemoclaw" / "workflows" / "rotate-backups.yaml").write_text(ROTATE)
     (h / ".nemoclaw" / "workflows" / "check-backups.yaml").write_text(CHECK)
     (h / ".nemoclaw" / "workflows" / "verify-all.yaml").write_text(VERIFY_ALL)
+    (h / ".nemoclaw" / "workflows" / "restore-latest.yaml").write_text(RESTORE)
     return h
 
 
@@ -203,3 +217,29 @@ def test_a_prune_killed_between_two_removals_is_finished_by_the_next_run_with_no
     assert all(store.verify(b) is None for b in store.list("alpha"))
     again = program("runs", "resume", run_id, env=env)
     assert again.returncode == 2 and "is finished, not interrupted" in again.stderr
+
+
+def test_restore_of_an_invalid_newest_backup_is_refused_and_names_the_timestamp_that_restores_the_valid_one(home):
+    """Refused before any sandbox is looked up (no Docker here): the newest slot is invalid, so it
+    never silently restores the older one, and says how to ask for it in the workflow."""
+    make_backup(root(home), "alpha", TS[0])
+    edit_manifest(make_backup(root(home), "alpha", TS[1]), lambda d: d | {"version": 2})
+    res = nemoclaw(home, "restore-latest", "alpha")
+    assert res.returncode == 1, res.stdout + res.stderr
+    [line] = res.stderr.splitlines()
+    assert line.startswith(f"  Refusing to restore 'alpha': its newest backup {TS[1]} is invalid: ")
+    assert line.endswith(f"; the newest valid backup is {TS[0]}: to restore it, set `timestamp: {TS[0]}` in this "
+                         "state's `with:`.")
+
+    damaged = make_backup(root(home), "beta", TS[0])
+    (damaged / "workspace" / "SOUL.md").write_bytes(b"SOUL\n")
+    res = nemoclaw(home, "restore-latest", "beta")
+    assert res.returncode == 1
+    assert res.stderr.splitlines()[0].startswith("  Refusing to restore a damaged backup: workspace/SOUL.md")
+
+
+def test_a_read_only_run_refuses_to_restore(home):
+    make_backup(root(home), "alpha", TS[0])
+    res = nemoclaw(home, "restore-latest", "alpha", "--check")
+    assert res.returncode == 1
+    assert "  Refusing to run 'restore_backup': this run is read-only (--check)." in res.stderr.splitlines()
