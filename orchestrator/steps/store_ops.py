@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from ..engine.journal import read_journal
 from ..engine.registry import implements
 from ..kernel.errors import StepError, StoreError
-from ..store import LATEST, held_here
+from ..store import LATEST, InvalidBackup, held_here
 from ._backup_ops import NotRestorable, choose_for_restore, open_store, prune_lines, restore_into, restore_target, \
     scan, verify_slots
 from ._kill_points import pause_point
@@ -105,7 +105,7 @@ def verify_backups(ctx: "RunContext") -> None:
     out = ctx.out
     for v in found:
         t = v.slot
-        if not v.ok:
+        if isinstance(t, InvalidBackup) or not v.ok:
             out.error(f"  ✗ {t.sandbox} {t.timestamp}: {v.problem}")
         elif sample is None:
             out.line(f"  ✓ {t.sandbox} {t.timestamp}: {len(t.manifest.files)} files match the manifest")

@@ -243,3 +243,13 @@ def test_a_read_only_run_refuses_to_restore(home):
     res = nemoclaw(home, "restore-latest", "alpha", "--check")
     assert res.returncode == 1
     assert "  Refusing to run 'restore_backup': this run is read-only (--check)." in res.stderr.splitlines()
+
+
+def test_the_backup_rotate_example_of_docs_backups_md_is_a_valid_workflow(tmp_path):
+    page = (Path(__file__).resolve().parents[2] / "docs" / "backups.md").read_text()
+    block = page.split("## In a workflow", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "backup-rotate.yaml"
+    path.write_text(block)
+    res = invoke("workflows", "validate", str(path), env={"HOME": str(tmp_path)})
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "do: prune_backups" in block and "do: verify_backups" in block and "do: unpause_leftovers" in block
