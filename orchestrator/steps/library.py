@@ -57,10 +57,11 @@ declare("pull_backup", REPLICATE, commits=True, params={"sandbox": str, "timesta
 # is its summary (the docs' step table row).
 # Keep the `keep` newest backups of each sandbox (of `sandbox`) and remove the rest, never a sandbox's newest backup
 # that verifies; fails, after pruning, when a kept backup is damaged. Needs the run's writer lock.
-declare("prune_backups", STORE_OPS, params={"keep": int, "sandbox": str}, mutates=True)
+declare("prune_backups", STORE_OPS, params={"keep": int, "sandbox": str}, writes=("prune_report",), mutates=True)
 # Re-hash the newest backup of each sandbox (of `sandbox`; every backup with `all`; a `sample` percentage of files)
 # against its manifest; fails naming each damaged or invalid backup, or when there is none.
-declare("verify_backups", STORE_OPS, params={"sandbox": str, "all": bool, "sample": float}, local=True)
+declare("verify_backups", STORE_OPS, params={"sandbox": str, "all": bool, "sample": float}, local=True,
+        writes=("verify_report",))
 # Write backup `timestamp` (default `latest`: the newest, refused when it is invalid) of `sandbox` (default `{name}`)
 # into that running sandbox, checked against its registry identity, and read every file back. Needs the writer lock.
 declare("restore_backup", STORE_OPS, params={"sandbox": str, "timestamp": str}, mutates=True)

@@ -32,6 +32,7 @@ from ..store import LATEST, InvalidBackup, held_here
 from ._backup_ops import NotRestorable, choose_for_restore, open_store, prune_lines, restore_into, restore_target, \
     scan, verify_slots
 from ._kill_points import pause_point
+from .store_facts import BackupSlot, DamagedBackup, Pruned, PruneReport, VerifiedBackup, VerifyReport
 
 if TYPE_CHECKING:
     from ..engine.context import RunContext
@@ -85,6 +86,11 @@ def prune_backups(ctx: "RunContext") -> None:
         (ctx.out.error if problem else ctx.out.line)(f"  {line}")
     removed_now = {(b.sandbox, b.timestamp) for b in result.removed}
     damaged = [(b, m) for b, m in result.failed_verify if (b.sandbox, b.timestamp) not in removed_now]
+    ctx.put("prune_report", PruneReport(Pruned(
+        removed=[BackupSlot(b.sandbox, b.timestamp) for b in result.removed],
+        kept=[BackupSlot(b.sandbox, b.timestamp) for b in result.kept],
+        protected=[BackupSlot(b.sandbox, b.timestamp) for b in result.protected],
+        damaged=[DamagedBackup(b.sandbox, b.timestamp, str(m)) for b, m in result.failed_verify])))
     if damaged:
         names = ", ".join(f"{b.sandbox} {b.timestamp}" for b, _ in damaged)
         raise StepError(f"{len(damaged)} kept backup(s) are damaged ({names}): see `nemoclaw backups verify --all`, "
@@ -113,6 +119,9 @@ def verify_backups(ctx: "RunContext") -> None:
             out.line(f"  ✓ {t.sandbox} {t.timestamp}: all {len(t.manifest.files)} files present with their sizes; "
                      f"a {sample:g} % sample re-hashed matches")
         ctx.event("backup_verified", sandbox=t.sandbox, timestamp=t.timestamp, ok=v.ok, problem=v.problem)
+    ctx.put("verify_report", VerifyReport([
+        VerifiedBackup(v.slot.sandbox, v.slot.timestamp, str(v.path), v.ok, v.problem,
+                       None if sample is None else float(sample)) for v in found]))
     bad = [v for v in found if not v.ok]
     if bad:
         names = ", ".join(f"{v.slot.sandbox} {v.slot.timestamp} ({v.path})" for v in bad)

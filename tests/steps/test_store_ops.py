@@ -6,6 +6,7 @@ they keep verifies. `restore_backup` (it needs a sandbox) and the kills: tests/e
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -24,6 +25,8 @@ TS = [f"2026-05-0{d}T00-00-00-000Z" for d in range(1, 6)]  # oldest first
 ROTATE = """\
 name: rotate-backups
 summary: Keep the newest backups of each sandbox, then check what is kept
+options:
+  json: {type: bool, default: false, help: Print a machine-readable summary on stdout.}
 initial: prune
 states:
   prune:
@@ -253,3 +256,19 @@ def test_the_backup_rotate_example_of_docs_backups_md_is_a_valid_workflow(tmp_pa
     res = invoke("workflows", "validate", str(path), env={"HOME": str(tmp_path)})
     assert res.returncode == 0, res.stdout + res.stderr
     assert "do: prune_backups" in block and "do: verify_backups" in block and "do: unpause_leftovers" in block
+
+
+def test_prune_and_verify_report_in_the_runs_json_summary(home):
+    for ts in TS[:3]:
+        make_backup(root(home), "alpha", ts)
+    res = nemoclaw(home, "rotate-backups", "--json")
+    assert res.returncode == 0, res.stdout + res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["terminal"] == "done"
+    pruned = doc["summary"]["pruned"]
+    assert pruned["removed"] == [{"sandbox": "alpha", "timestamp": TS[0]}]
+    assert pruned["kept"] == [{"sandbox": "alpha", "timestamp": TS[2]}, {"sandbox": "alpha", "timestamp": TS[1]}]
+    assert pruned["protected"] == [] and pruned["damaged"] == []
+    verified = doc["summary"]["verified"]
+    assert [(v["timestamp"], v["ok"], v["problem"]) for v in verified] == [(TS[2], True, None), (TS[1], True, None)]
+    assert "Removed alpha" in res.stderr  # progress goes to stderr in --json mode
