@@ -56,7 +56,18 @@ def _sandbox(ctx: "RunContext", default: str | None) -> str | None:
     return None if raw is None else ctx.fill(str(raw))
 
 
-@implements("prune_backups")
+def _prune_advice(_facts: dict[str, Any], state: str) -> list[str]:
+    return [f"  State '{state}' was pruning backups: what it removed is gone whole, the older backups it had not "
+            "removed yet are still there and valid; `nemoclaw backups prune --keep N` finishes the job."]
+
+
+def _restore_advice(_facts: dict[str, Any], state: str) -> list[str]:
+    return [f"  State '{state}' was restoring a backup into the sandbox: its restored directories may be half "
+            "written. Restore it again with `nemoclaw backups restore <sandbox> --from <timestamp>`, the backup "
+            f"named by this run's `{CHOSEN_EVENT}` event (`nemoclaw runs show <run>`)."]
+
+
+@implements("prune_backups", advice=_prune_advice)
 def prune_backups(ctx: "RunContext") -> None:
     """Keep the `with.keep` newest backups of each sandbox (of `with.sandbox`), never removing
     one's newest backup that verifies; fails after pruning when a kept backup is damaged."""
@@ -128,7 +139,7 @@ def verify_backups(ctx: "RunContext") -> None:
         raise StepError(f"{len(bad)} of {len(found)} backup(s) failed verification: {names}.", exit_code=1)
 
 
-@implements("restore_backup")
+@implements("restore_backup", advice=_restore_advice)
 def restore_backup(ctx: "RunContext") -> None:
     """Write backup `with.timestamp` (default `latest`, the newest) of sandbox `with.sandbox`
     (default the run's `name` option) into that running sandbox and read it back."""

@@ -161,6 +161,27 @@ def test_restore_backup_killed_mid_upload_is_finished_by_the_next_run_with_nothi
     assert backups(sim, A) == [ts]  # the backup itself is untouched and still valid
 
 
+def test_a_killed_restore_given_up_says_how_to_finish_it_by_hand_and_that_works(sim, docker_client):
+    made = sim.run(["nemoclaw", "backup-all"])
+    assert made.returncode == 0, made.stdout + made.stderr
+    [ts] = backups(sim, B)
+    before = tree(sim, docker_client, B)
+    sh(sim, docker_client, B, f"cd {AGENT.dir} && echo changed > workspace/SOUL.md")
+    run_id = killed_at_pause([shutil.which("nemoclaw", path=sim.env["PATH"]), "restore-latest", B], sim.env,
+                             f"restore:{B}", sim.home)
+    gone = sim.run(["nemoclaw", "runs", "abandon", run_id])
+    assert gone.returncode == 0, gone.stdout + gone.stderr
+    assert any(line.startswith("  State 'restore' was restoring a backup into the sandbox: its restored directories "
+                               "may be half written.") for line in gone.stdout.splitlines()), gone.stdout
+    shown = sim.run(["nemoclaw", "runs", "show", run_id])
+    [chosen] = [line for line in shown.stdout.splitlines() if line.split()[1:2] == ["backup_restore_chosen"]]
+    assert ts in chosen, chosen
+
+    by_hand = sim.run(["nemoclaw", "backups", "restore", B, "--from", ts])
+    assert by_hand.returncode == 0, by_hand.stdout + by_hand.stderr
+    assert tree(sim, docker_client, B) == before
+
+
 def test_restore_backup_without_a_backup_or_a_sandbox_fails_with_one_sentence(sim):
     res = sim.run(["nemoclaw", "restore-latest", A])
     assert res.returncode == 1

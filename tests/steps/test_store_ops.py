@@ -272,3 +272,18 @@ def test_prune_and_verify_report_in_the_runs_json_summary(home):
     verified = doc["summary"]["verified"]
     assert [(v["timestamp"], v["ok"], v["problem"]) for v in verified] == [(TS[2], True, None), (TS[1], True, None)]
     assert "Removed alpha" in res.stderr  # progress goes to stderr in --json mode
+
+
+def test_a_killed_prune_given_up_says_what_is_left_and_the_next_prune_finishes_it(home):
+    for ts in TS[:4]:
+        make_backup(root(home), "alpha", ts)
+    env = {"HOME": str(home), "NEMOCLAW_WORKFLOWS_PATH": "", "DOCKER_HOST": f"unix://{home}/no-engine.sock"}
+    run_id = killed_at_pause([NEMOCLAW, "rotate-backups"], env, "prune:alpha", home)
+    gone = program("runs", "abandon", run_id, env=env)
+    assert gone.returncode == 0, gone.stdout + gone.stderr
+    assert ("  State 'prune' was pruning backups: what it removed is gone whole, the older backups it had not removed "
+            "yet are still there and valid; `nemoclaw backups prune --keep N` finishes the job.") in gone.stdout.splitlines()
+    assert len(stamps(home, "alpha")) == 3
+    pruned = program("backups", "prune", "--keep", "2", env=env)
+    assert pruned.returncode == 0, pruned.stdout + pruned.stderr
+    assert stamps(home, "alpha") == [TS[3], TS[2]]
