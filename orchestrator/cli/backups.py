@@ -3,6 +3,8 @@
 Read-only commands (list, verify) take no lock; restore and prune change state, so they hold
 the single-writer lock like a workflow run. A command given, or defaulting to, a backup that
 is invalid says so and exits 1: it never silently takes an older one (docs/backups.md).
+Which backup verify and restore use, their checks and the restore itself are the workflow
+steps' too (steps/_backup_ops.py); prune is BackupStore.prune: this module words and shows them.
 """
 
 from __future__ import annotations
