@@ -3,6 +3,8 @@
 Read-only commands (list, verify) take no lock; restore and prune change state, so they hold
 the single-writer lock like a workflow run. A command given, or defaulting to, a backup that
 is invalid says so and exits 1: it never silently takes an older one (docs/backups.md).
+Which backup verify and restore use, their checks and the restore itself are the workflow
+steps' too (steps/_backup_ops.py); prune is BackupStore.prune: this module words and shows them.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from ..engine.output import Reporter
 from ..kernel.paths import Paths
 from ..kernel.sizes import human_size
 from ..adapters.agents.definitions import load_agent
-from ..store import Backup, BackupStore, InvalidBackup, Listing, RestoreError, StoreError, restore_backup
+from ..store import Backup, BackupStore, InvalidBackup, Listing, StoreError
 
 
 def _store() -> BackupStore:
@@ -33,11 +35,6 @@ def _scan(store: BackupStore, name: str | None) -> Listing:
         return store.scan(name)
     except StoreError as exc:
         fail(f"  {exc}", 2)
-
-
-def _sandboxes_of(listing: Listing) -> list[str]:
-    names = {b.sandbox for b in listing.backups} | {i.sandbox for i in listing.invalid if i.sandbox}
-    return sorted(names)
 
 
 @click.group("backups", help=GROUPS["backups"].help)
@@ -102,10 +99,6 @@ def _table(header: list[str], rows: list[list[str]]) -> None:
         click.echo("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
 
 
-def _invalid_line(i: InvalidBackup) -> str:
-    return f"  ✗ {i.sandbox} {i.timestamp}: invalid backup: {i.error}"
-
-
 @backups_group.command("verify")
 @click.argument("name", required=False)
 @click.option("--all", "all_", is_flag=True, help="Verify every backup, not only the newest of each sandbox.")
@@ -114,32 +107,25 @@ def verify_cmd(name: str | None, all_: bool, sample: float | None) -> None:
     """Re-hash backups against their manifests; exit 1 if any is damaged or invalid (each is
     named, the others still verified). Without --all, the newest backup of each sandbox: when
     that one is invalid, it says so."""
-    store = _store()
-    listing = _scan(store, name)
-    targets: list[Backup | InvalidBackup]
-    if all_:
-        targets = [*listing.backups, *(i for i in listing.invalid if i.sandbox and i.timestamp)]
-    else:
-        targets = [t for t in (listing.newest_slot(n) for n in _sandboxes_of(listing)) if t is not None]
-    if not targets:
-        fail("  No backups to verify." if name is None else f"  No backups of '{name}' found.")
-    failed = False
-    for t in targets:
+    from ..kernel.errors import StepError
+    from ..steps._backup_ops import verify_slots
+
+    try:
+        found = verify_slots(_store(), name, every=all_, sample=sample)
+    except StepError as exc:
+        fail(f"  {exc}", exc.exit_code or 1)
+    for v in found:
+        t = v.slot
         if isinstance(t, InvalidBackup):
-            click.echo(_invalid_line(t), err=True)
-            failed = True
-            continue
-        mismatch = store.verify(t, sample_pct=sample)
-        if mismatch is not None:  # named, and the other backups still verified
-            click.echo(f"  ✗ {t.sandbox} {t.timestamp}: {mismatch}\n    ({t.path})", err=True)
-            failed = True
-            continue
-        n = len(t.manifest.files)
-        if sample is None:
-            click.echo(f"  ✓ {t.sandbox} {t.timestamp}: {n} files match the manifest")
+            click.echo(f"  ✗ {t.sandbox} {t.timestamp}: {v.problem}", err=True)
+        elif not v.ok:  # named, and the other backups still verified
+            click.echo(f"  ✗ {t.sandbox} {t.timestamp}: {v.problem}\n    ({t.path})", err=True)
+        elif sample is None:
+            click.echo(f"  ✓ {t.sandbox} {t.timestamp}: {len(t.manifest.files)} files match the manifest")
         else:
-            click.echo(f"  ✓ {t.sandbox} {t.timestamp}: all {n} files present with their sizes; a {sample:g} % sample re-hashed matches")
-    if failed:
+            click.echo(f"  ✓ {t.sandbox} {t.timestamp}: all {len(t.manifest.files)} files present with their sizes; "
+                       f"a {sample:g} % sample re-hashed matches")
+    if not all(v.ok for v in found):
         sys.exit(1)
 
 
@@ -152,40 +138,31 @@ def verify_cmd(name: str | None, all_: bool, sample: float | None) -> None:
 def restore_cmd(name: str, timestamp: str | None, dry_run: bool, recreated: bool) -> None:
     """Write a backup back into sandbox NAME's container, then check the sandbox's files hash
     to the manifest. Refuses when the chosen (or newest) backup is invalid or damaged."""
-    from ..adapters.sandbox_containers import data_root, find_sandbox_container
     from ..kernel.errors import StepError
+    from ..steps._backup_ops import NotRestorable, RestoreFailed, choose_for_restore, restore_into, restore_target
 
-    store = _store()
-    listing = _scan(store, name)
-    if timestamp is None:
-        chosen_slot = listing.newest_slot(name)
-    else:
-        chosen_slot = next((b for b in listing.backups if b.timestamp == timestamp), None) or next(
-            (i for i in listing.invalid if i.timestamp == timestamp), None
-        )
-    if chosen_slot is None:
-        fail(f"  No backup of '{name}'" + (f" with timestamp {timestamp}." if timestamp else "."), 1)
-    if isinstance(chosen_slot, InvalidBackup):
-        which = "its newest backup" if timestamp is None else "backup"
-        message = f"  Refusing to restore '{name}': {which} {chosen_slot.timestamp} is invalid: {chosen_slot.error}"
-        fallback = listing.newest_valid(name)
-        if timestamp is None and fallback is not None:
-            message += f"\n  The newest valid backup is {fallback.timestamp}; to restore it, run: nemoclaw backups restore {name} --from {fallback.timestamp}"
-        fail(message)
-    chosen: Backup = chosen_slot
-    mismatch = store.verify(chosen)
-    if mismatch is not None:
-        fail(f"  Refusing to restore a damaged backup: {mismatch} ({chosen.path})")
+    try:
+        chosen = choose_for_restore(_store(), name, timestamp)
+    except NotRestorable as exc:
+        message = f"  {exc}"
+        if exc.fallback is not None:
+            message += (f"\n  The newest valid backup is {exc.fallback.timestamp}; to restore it, run: "
+                        f"nemoclaw backups restore {name} --from {exc.fallback.timestamp}")
+        fail(message, exc.exit_code or 1)
+    except StepError as exc:
+        fail(f"  {exc}", exc.exit_code or 1)
     names = ", ".join(chosen.manifest.backed_up_dirs + [s.path for s in chosen.manifest.state_files])
     if dry_run:
         click.echo(f"  Would restore {chosen.timestamp} ({len(chosen.manifest.files)} files: {names}) into '{name}' at {chosen.manifest.dir}.")
         return
     with writer_lock(finish_interrupted=True):
         try:
-            container = find_sandbox_container(name)
+            container = restore_target(name, paths=Paths.from_env(), rerun=f"nemoclaw backups restore {name}",
+                                       recreated=recreated,
+                                       recreated_hint=" If you recreated it yourself, rerun with --recreated.",
+                                       on_note=lambda line: click.echo(f"  {line}"))
         except StepError as exc:
-            fail(f"  Cannot restore '{name}': {_why_not_running(name) or str(exc).strip()}")
-        _check_identity(name, recreated)
+            fail(f"  {exc}", exc.exit_code or 1)
         out = Reporter()
         out.line(f"  Restoring {chosen.timestamp} into '{name}' ({len(chosen.manifest.files)} files)...")
         try:
@@ -198,53 +175,10 @@ def restore_cmd(name: str, timestamp: str | None, dry_run: bool, recreated: bool
                         rows.append(progress.task(f"Reading back '{name}'"))
                     rows[1].update(nbytes, files)
 
-                result = restore_backup(container, chosen.path, chosen.manifest, data_root=data_root(container),
-                                        agents=load_agent, on_progress=rows[0].update, on_read_back=read_back)
-        except (RestoreError, StoreError) as exc:
-            fail(f"  ✗ Restore of '{name}' failed: {exc}")
-        if not result.ok:
-            fail(f"  ✗ Restored files of '{name}' do not match the backup: {result.mismatch}")
+                result = restore_into(container, name, chosen, on_progress=rows[0].update, on_read_back=read_back)
+        except RestoreFailed as exc:
+            fail(f"  ✗ {exc}")
         out.line(f"  ✓ Restored '{name}' from {chosen.timestamp}; {result.files} files verified in the sandbox.")
-
-
-def _check_identity(name: str, recreated: bool) -> None:
-    """The live sandbox must be the one its registry row names (its identity fingerprint, when
-    recorded; docs/reference/nemoclaw-registry.md): a restore never writes into another one.
-    With `recreated` (the user recreated it by hand, e.g. following a failed rollback's
-    commands) the row's fingerprint follows the live sandbox instead."""
-    from ..adapters.nemoclaw_registry import IdentityMismatch, check_identity, follow_identity, read_all
-    from ..kernel.errors import StepError
-    from ..steps.registry import live_id
-
-    paths = Paths.from_env()
-    try:
-        entry = next((e for e in read_all(paths.nemoclaw_dir) if e.name == name), None)
-        if entry is None or entry.fingerprint is None:
-            return
-        current = live_id(name)
-        if recreated and current is not None:
-            if follow_identity(entry, current, nemoclaw_dir=paths.nemoclaw_dir):
-                click.echo(f"  Recorded the recreated sandbox's id {current} as '{name}''s registry identity.")
-            return
-        check_identity(entry, current)
-    except IdentityMismatch as exc:
-        fail(f"{exc} If you recreated it yourself, rerun with --recreated.", 1)
-    except StepError as exc:
-        fail(str(exc), exc.exit_code or 1)
-
-
-def _why_not_running(name: str) -> str | None:
-    """For a sandbox whose container exists but is not running: what it is and what to do (a
-    restore runs commands in the container, which needs it running)."""
-    from ..adapters.sandbox_containers import find_sandbox_container
-    from ..kernel.errors import StepError
-
-    try:
-        c = find_sandbox_container(name, running=False, ask_gateway=False)
-    except StepError:
-        return None
-    return (f"its container {c.name} is {c.status}; start the sandbox, then rerun: "
-            f"nemoclaw backups restore {name}")
 
 
 @backups_group.command("prune")
@@ -254,18 +188,13 @@ def _why_not_running(name: str) -> str | None:
 def prune_cmd(keep: int, name: str | None, dry_run: bool) -> None:
     """Remove all but the KEEP newest backups of each sandbox (of NAME). The newest backup that
     verifies is never removed, even when it is older than those kept."""
+    from ..steps._backup_ops import prune_lines
+
     store = _store()
 
     def run() -> None:
-        result = store.prune(keep, sandbox=name, dry_run=dry_run)
-        verb = "Would remove" if dry_run else "Removed"
-        for b in result.removed:
-            click.echo(f"  {verb} {b.sandbox} {b.timestamp}")
-        for b in result.protected:
-            click.echo(f"  Kept {b.sandbox} {b.timestamp}: the newest backup that verifies")
-        for b, mismatch in result.failed_verify:
-            click.echo(f"  Damaged: {b.sandbox} {b.timestamp}: {mismatch}", err=True)
-        click.echo(f"  {verb} {len(result.removed)} backup(s), kept {len(result.kept)}.")
+        for line, problem in prune_lines(store.prune(keep, sandbox=name, dry_run=dry_run)):
+            click.echo(f"  {line}", err=problem)
 
     try:
         if dry_run:

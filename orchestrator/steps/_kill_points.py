@@ -1,4 +1,4 @@
-"""Test kill points for backup-all: stop at an exact point so a test can SIGKILL the process there.
+"""Test kill points inside steps: stop at an exact point so a test can SIGKILL the process there.
 
 Test hook (inactive unless the variable is set): `NEMOCLAW_TEST_PAUSE_AT=<point>:<sandbox>`
 stops the run at that point of that sandbox's backup, writes the file named by
@@ -7,7 +7,8 @@ stops the run at that point of that sandbox's backup, writes the file named by
 point, or change something and remove the marker file to let the run go on. Points: `archive` (the first file of the sandbox's archive is in staging, its stream
 still open), `before_commit` (its staged copy re-verified, right before the rename into
 place), `after_commit` (right after that rename, before the next sandbox's), `restore` (a
-rebuild's restore upload into the new sandbox is under way, its first file sent). State
+rebuild's or a `restore_backup`'s upload into the sandbox is under way, its first file sent),
+`prune` (`prune_backups` has removed one backup of that sandbox, the others not yet). State
 boundaries have their own hook in the engine (NEMOCLAW_TEST_KILL_AT, engine/drive.py).
 """
 

@@ -13,7 +13,7 @@ from ..engine.registry import declare
 _PKG = __name__.rpartition(".")[0]
 REGISTRY, PREFLIGHT, SANDBOX_LIST = f"{_PKG}.registry", f"{_PKG}.preflight", f"{_PKG}.sandbox_list"
 BACKUP, REBUILD, UPGRADE, CONTROL = f"{_PKG}.backup", f"{_PKG}.rebuild", f"{_PKG}.upgrade", f"{_PKG}.control"
-REPLICATE = f"{_PKG}.replicate"
+REPLICATE, STORE_OPS = f"{_PKG}.replicate", f"{_PKG}.store_ops"
 
 declare("read_registry", REGISTRY, outcomes=("next", "empty"), local=True, params={"empty_message": str},
         writes=("registry",))
@@ -52,3 +52,16 @@ declare("replicate_backups", REPLICATE, outcomes=("next", "incomplete"), may_rea
         writes=("replication",), mutates=True)
 declare("pull_backup", REPLICATE, commits=True, params={"sandbox": str, "timestamp": str, "host": str},
         writes=("pulled",))
+
+# The local backup store, as `nemoclaw backups prune|verify|restore` (steps/store_ops.py). The comment above each
+# is its summary (the docs' step table row).
+# Keep the `keep` newest backups of each sandbox (of `sandbox`) and remove the rest, never a sandbox's newest backup
+# that verifies; fails, after pruning, when a kept backup is damaged. Needs the run's writer lock.
+declare("prune_backups", STORE_OPS, params={"keep": int, "sandbox": str}, writes=("prune_report",), mutates=True)
+# Re-hash the newest backup of each sandbox (of `sandbox`; every backup with `all`; a `sample` percentage of files)
+# against its manifest; fails naming each damaged or invalid backup, or when there is none.
+declare("verify_backups", STORE_OPS, params={"sandbox": str, "all": bool, "sample": float}, local=True,
+        writes=("verify_report",))
+# Write backup `timestamp` (default `latest`: the newest, refused when it is invalid) of `sandbox` (default `{name}`)
+# into that running sandbox, checked against its registry identity, and read every file back. Needs the writer lock.
+declare("restore_backup", STORE_OPS, params={"sandbox": str, "timestamp": str}, mutates=True)

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
     "archive": ('ArchiveResult', 'ProgressCallback', 'extract_stream', 'hash_stream', 'pack_directory'),
-    "backups": ('Backup', 'BackupStore', 'InvalidBackup', 'Listing', 'PruneResult', 'check_sandbox_name', 'refuse_symlink'),
+    "backups": ('LATEST', 'Backup', 'BackupStore', 'InvalidBackup', 'Listing', 'PruneResult', 'check_sandbox_name', 'refuse_symlink'),
     "capture": ('Capture', 'SpaceBudget', 'build_manifest', 'capture_sandbox', 'check_staged'),
     "errors": ('ArchiveError', 'CaptureError', 'LockHeld', 'ManifestError', 'RestoreError', 'StagingError', 'StoreError'),
-    "lock": ('BrokenLock', 'WriterLock', 'read_lock'),
+    "lock": ('BrokenLock', 'WriterLock', 'held_here', 'read_lock'),
     "manifest": ('MANIFEST_NAME', 'Manifest', 'check_against_agent', 'Mismatch', 'StateFile', 'diff_records', 'load_manifest', 'new_timestamp', 'parse_timestamp', 'verify', 'write_manifest'),
     "records": ('DirRecord', 'FileRecord', 'LinkRecord', 'Rejected'),
     "restore": ('RestoreResult', 'read_back', 'restore_backup'),
@@ -46,10 +46,10 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from .archive import ArchiveResult, ProgressCallback, extract_stream, hash_stream, pack_directory
-    from .backups import Backup, BackupStore, InvalidBackup, Listing, PruneResult, check_sandbox_name, refuse_symlink
+    from .backups import LATEST, Backup, BackupStore, InvalidBackup, Listing, PruneResult, check_sandbox_name, refuse_symlink
     from .capture import Capture, SpaceBudget, build_manifest, capture_sandbox, check_staged
     from .errors import ArchiveError, CaptureError, LockHeld, ManifestError, RestoreError, StagingError, StoreError
-    from .lock import BrokenLock, WriterLock, read_lock
+    from .lock import BrokenLock, WriterLock, held_here, read_lock
     from .manifest import MANIFEST_NAME, Manifest, check_against_agent, Mismatch, StateFile, diff_records, load_manifest, new_timestamp, parse_timestamp, verify, write_manifest
     from .records import DirRecord, FileRecord, LinkRecord, Rejected
     from .restore import RestoreResult, read_back, restore_backup

@@ -31,9 +31,11 @@ from . import _fsutil
 from .errors import ManifestError, StoreError
 from .manifest import MANIFEST_NAME, Manifest, Mismatch, check_against_agent, load_manifest, parse_timestamp, verify
 
-__all__ = ["Backup", "BackupStore", "InvalidBackup", "Listing", "PruneResult", "check_sandbox_name", "refuse_symlink"]
+__all__ = ["LATEST", "Backup", "BackupStore", "InvalidBackup", "Listing", "PruneResult", "check_sandbox_name", "refuse_symlink"]
 
 _SANDBOX_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
+#: The name a command or step gives for "the newest backup".
+LATEST = "latest"
 #: A backup dated further ahead than this is taken for one made under a wrong clock.
 FUTURE_TOLERANCE = timedelta(days=1)
 
@@ -100,6 +102,26 @@ class Listing:
 
     def newest_valid(self, sandbox: str) -> Backup | None:
         return next((b for b in self.backups if b.sandbox == sandbox), None)
+
+    def sandboxes(self) -> list[str]:
+        """Every sandbox with a backup slot, valid or not, sorted."""
+        return sorted({b.sandbox for b in self.backups} | {i.sandbox for i in self.invalid if i.sandbox})
+
+    def slot(self, sandbox: str, timestamp: str | None = None) -> Backup | InvalidBackup | None:
+        """The slot a restore of `sandbox` means: the one named `timestamp`, or with None (or
+        `latest`) the newest one, valid or not (a command refuses an invalid one instead of
+        silently taking an older one). None when there is no such slot."""
+        if timestamp is None or timestamp == LATEST:
+            return self.newest_slot(sandbox)
+        return next((b for b in self.backups if b.sandbox == sandbox and b.timestamp == timestamp), None) or next(
+            (i for i in self.invalid if i.sandbox == sandbox and i.timestamp == timestamp), None)
+
+    def to_verify(self, *, every: bool = False) -> list[Backup | InvalidBackup]:
+        """What a verify checks: the newest slot of each sandbox, or with `every` each valid
+        backup and each invalid slot named like a backup (an invalid one is a failure to report)."""
+        if every:
+            return [*self.backups, *(i for i in self.invalid if i.sandbox and i.timestamp)]
+        return [t for t in (self.newest_slot(n) for n in self.sandboxes()) if t is not None]
 
 
 @attrs.frozen
@@ -198,9 +220,15 @@ class BackupStore:
     def verify(self, backup: Backup, sample_pct: float | None = None) -> Mismatch | None:
         return verify(backup.path, backup.manifest, sample_pct)
 
-    def prune(self, keep: int, *, sandbox: str | None = None, dry_run: bool = False) -> PruneResult:
+    def prune(self, keep: int, *, sandbox: str | None = None, dry_run: bool = False,
+              on_removed: Callable[[Backup], None] | None = None) -> PruneResult:
         """Keep the `keep` newest backups of each sandbox and remove the rest, except that the
-        newest backup which fully verifies is always kept, even if it is older than those."""
+        newest backup which fully verifies is always kept, even if it is older than those.
+
+        Pruning again gives the same result: a prune cut short (killed) removed only backups a
+        full one removes, each renamed aside whole first, and the next prune finishes those
+        removals (`.trash-*`) in every sandbox folder it looks at, also one left with no backup.
+        `on_removed` is called after each removal."""
         if keep < 0:
             raise StoreError("keep must be 0 or more")
         kept: list[Backup] = []
@@ -227,6 +255,10 @@ class BackupStore:
                 for b in removed:
                     if b.sandbox == name:
                         _fsutil.remove_tree(b.path)
+                        if on_removed is not None:
+                            on_removed(b)
+        if not dry_run:
+            for name in [check_sandbox_name(sandbox)] if sandbox is not None else self.sandboxes():
                 _sweep_trash(self.root / name)
         return PruneResult(dry_run=dry_run, kept=kept, removed=removed, protected=protected, failed_verify=failed)
 

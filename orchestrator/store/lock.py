@@ -29,7 +29,7 @@ from . import _fsutil
 from .errors import LockHeld, StoreError
 from .staging import Owner
 
-__all__ = ["WriterLock", "BrokenLock", "LockHeld", "LockUnusable", "check_lock_path"]
+__all__ = ["WriterLock", "BrokenLock", "LockHeld", "LockUnusable", "check_lock_path", "held_here", "read_lock"]
 
 _MAX_ATTEMPTS = 20
 
@@ -219,3 +219,13 @@ def read_lock(path: Path) -> Owner | None:
         return _parse(fd)
     finally:
         os.close(fd)
+
+
+def held_here(path: Path) -> bool:
+    """Whether this process holds the lock at `path` (a run, or a command, took it and has not
+    released it): code running inside a run, such as a step, must not take it a second time
+    (its own flock would refuse it, as if another run held it)."""
+    holder = read_lock(path)
+    if holder is None or holder.pid != os.getpid() or holder.host != _fsutil.hostname():
+        return False
+    return holder.proc_start is None or holder.proc_start == _fsutil.process_start_ticks(os.getpid())
