@@ -5,11 +5,13 @@ store's own archive code, as backup-all writes it).
 
     .venv/bin/python bench/remote_throughput.py [--runs 3] [--mb 200] [--files 400]
 
-What ours does on top: push reads the local store (every manifest), lists the repository's
-snapshots (skip by digest) and removes stale locks first; pull lists snapshots, restores into
-staging, re-hashes every file against the manifest, fsyncs and renames it into place.
-Every restic command pays its key derivation (scrypt, ~0.3-0.5 s here): push runs three, pull
-three, the baseline one each.
+What ours does on top (bench/README.md, "Off-host copies", says what each part buys):
+push reads the local store (every manifest) and lists the repository's snapshots (skip by
+digest), with restic's backup started beside the listing; pull lists the snapshots while
+restic restores into staging (with the disk write-back started as restic writes), then reads
+every file once to hash it against the manifest, fsyncs and renames it into place. Every
+restic command pays its key derivation (scrypt, ~0.5 s here): ours run two at once, the
+baseline one. The load average is printed before and after (the machine is shared).
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ def main() -> None:
         base = {**os.environ, "RESTIC_PASSWORD_FILE": str(scratch / "pw"), "RESTIC_CACHE_DIR": str(scratch / "cache"),
                 "NEMOCLAW_BACKUP_HOST": "bench"}
         times: dict[str, list[float]] = {k: [] for k in ("push", "backup", "pull", "restore")}
+        load_before = os.getloadavg()
         for i in range(args.runs):
             ours_repo, by_hand = scratch / f"ours-{i}", scratch / f"hand-{i}"
             ours = {**base, "HOME": str(home), "NEMOCLAW_BACKUP_REPOSITORY": str(ours_repo)}
@@ -98,7 +101,9 @@ def main() -> None:
             for p in (ours_repo, by_hand, new_home, target):
                 shutil.rmtree(p)
         size = sum(f.stat().st_size for f in backup.rglob("*") if f.is_file())
-        print(f"{size / 1e6:.0f} MB in {args.files + 1} files, {args.runs} runs, medians, local repository")
+        load_after = os.getloadavg()
+        print(f"{size / 1e6:.0f} MB in {args.files + 1} files, {args.runs} runs, medians, local repository; "
+              f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after ({os.cpu_count()} cores)")
         print(f"{'what':<10} {'ours':>8} {'baseline':>10} {'ratio':>6}")
         for ours_k, base_k, label in (("push", "backup", "push"), ("pull", "restore", "pull")):
             o, b = median(times[ours_k]), median(times[base_k])
