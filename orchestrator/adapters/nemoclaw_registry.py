@@ -265,6 +265,79 @@ def _swap(path: Path, key: str, changes: Mapping[str, Any]) -> bool:
     return True
 
 
+def recorded_row(entry: SandboxEntry, nemoclaw_dir: Path) -> tuple[str, dict[str, Any]] | None:
+    """The entry's row as its file holds it now, and that file relative to `nemoclaw_dir`
+    (`sandboxes.json` or `gateways/<port>/sandboxes.json`): what a backup records so that a host
+    that lost its registry can register the sandbox again (`register_row`). None when the row
+    is gone or its file is not one of the registry roots."""
+    path = _file_of(entry, nemoclaw_dir)
+    try:
+        rel = path.relative_to(nemoclaw_dir).as_posix()
+        doc = _load(path, path.read_text(encoding="utf-8"))
+    except (ValueError, OSError, UnicodeDecodeError, RegistryError):
+        return None
+    row = doc.get("sandboxes", {}).get(entry.key or entry.name)
+    if not isinstance(row, dict) or not re.fullmatch(r"sandboxes\.json|gateways/[0-9]{1,5}/sandboxes\.json", rel):
+        return None
+    return rel, row
+
+
+def entry_from_row(nemoclaw_dir: Path, rel_file: str, key: str, row: Any) -> SandboxEntry:
+    """The entry a recorded row (`recorded_row`) would be once registered in `rel_file`."""
+    m = re.fullmatch(r"gateways/([0-9]{1,5})/sandboxes\.json", rel_file)
+    return _entry(nemoclaw_dir / rel_file, int(m.group(1)) if m else None, key, row)
+
+
+def register_row(nemoclaw_dir: Path, rel_file: str, key: str, row: dict[str, Any]) -> bool:
+    """Add row `key` to registry file `rel_file` of `nemoclaw_dir` (created when missing, 0600 in
+    a 0700 directory), keeping every other row and key; compare-and-swap like `update_row`.
+    Returns False, writing nothing, when the file already has a row `key`."""
+    from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_random
+
+    path = nemoclaw_dir / rel_file
+    try:
+        for attempt in Retrying(retry=retry_if_exception_type(_Changed), stop=stop_after_attempt(CAS_ATTEMPTS),
+                                wait=wait_random(0.005, 0.05)):
+            with attempt:
+                return _insert(path, key, row)
+    except RetryError:
+        raise RegistryBusy(path, CAS_ATTEMPTS) from None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _insert(path: Path, key: str, row: dict[str, Any]) -> bool:
+    try:
+        before: bytes | None = path.read_bytes()
+    except FileNotFoundError:
+        before = None
+    except OSError as exc:
+        raise RegistryError(path, str(exc)) from None
+    if before is None:
+        doc: dict[str, Any] = {"sandboxes": {}}
+        mode = 0o600
+    else:
+        try:
+            doc = _load(path, before.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise RegistryError(path, str(exc)) from None
+        mode = (os.stat(path).st_mode & 0o777) or 0o600
+    sandboxes = doc.setdefault("sandboxes", {})
+    if key in sandboxes:
+        return False
+    sandboxes[key] = row
+    if between_read_and_write is not None:
+        between_read_and_write(path)
+    try:
+        now: bytes | None = path.read_bytes()
+    except FileNotFoundError:
+        now = None
+    if now != before:
+        raise _Changed()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    write_file_atomic(path, dump_json(doc), mode=mode)
+    return True
+
+
 def update_agent_version(entry: SandboxEntry, version: str, *, nemoclaw_dir: Path) -> bool:
     """Set the entry's `agentVersion` in the file it came from."""
     return update_row(_file_of(entry, nemoclaw_dir), entry.key or entry.name, {"agentVersion": version})

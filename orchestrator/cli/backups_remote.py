@@ -83,7 +83,8 @@ def push_cmd(names: tuple[str, ...]) -> None:
     there (the same manifest digest) is skipped. Exit 1 if any failed."""
     from ..engine.output import Reporter
     from ..kernel.sizes import human_size
-    from ..steps._replication import push_backup, remote_backups
+    from ..kernel.paths import Paths
+    from ..steps._replication import known_pushed, manifest_digest, push_backup, remember_pushed, remote_backups
 
     restic = _restic()
     store = _store()
@@ -92,19 +93,22 @@ def push_cmd(names: tuple[str, ...]) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     with _guarded(), writer_lock(finish_interrupted=True), ThreadPoolExecutor(1) as pool:
-        # What the repository holds, asked while the local store is read (restic's key
-        # derivation alone takes about half a second).
+        # What the repository holds, asked while the local store is read and while the first
+        # push starts (restic's key derivation alone takes about half a second): push_backup.
         asked = pool.submit(remote_backups, restic)
+        cache = Paths.from_env().nemoclaw_dir / "cache"
+        hints = known_pushed(cache, restic)
         listing = store.scan(names[0]) if len(names) == 1 else store.scan()
         backups = [b for b in reversed(listing.backups) if not names or b.sandbox in names]  # oldest first
         for i in listing.invalid:
             if not names or i.sandbox in names:
                 out.error(f"  Not pushed: invalid backup {i.path}: {i.error}")
-        held = asked.result()
         if not backups:
+            asked.result()  # the repository's problem, if it has one, before ours
             fail("  No valid local backups to push." if not names else f"  No valid local backups of {', '.join(names)}.")
         out.line(f"  Pushing {len(backups)} backup(s) to {restic.repo.shown}...")
         pushed = skipped = 0
+        done: list[Any] = []
         from ..adapters.restic import RepositoryMissing, RepositoryUnreachable, WrongPassword
         from ..kernel.errors import StepError
 
@@ -112,15 +116,19 @@ def push_cmd(names: tuple[str, ...]) -> None:
             for b in backups:
                 row = progress.task(f"Pushing '{b.sandbox}' {b.timestamp}")
                 try:
-                    res = push_backup(restic, b, held=held, on_status=lambda s, r=row: r.update(s.bytes_done, s.files_done))  # type: ignore[misc]  # mypy infers no lambda with a default
+                    res = push_backup(restic, b, held=asked, hints=hints,
+                                      on_status=lambda s, r=row: r.update(s.bytes_done, s.files_done))  # type: ignore[misc]  # mypy infers no lambda with a default
                 except (RepositoryMissing, RepositoryUnreachable, WrongPassword):
                     raise
                 except StepError as exc:
+                    if asked.exception() is not None:  # the listing failed: the whole push stops, as it said
+                        raise asked.exception() from None  # type: ignore[misc]
                     row.done()
                     failed += 1
                     out.error(f"  ✗ {b.sandbox} {b.timestamp}: not pushed: {str(exc).strip()}")
                     continue
                 row.done()
+                done.append(b)
                 if res.skipped:
                     skipped += 1
                     out.line(f"  - {b.sandbox} {b.timestamp}: already in the repository, skipped")
@@ -128,6 +136,7 @@ def push_cmd(names: tuple[str, ...]) -> None:
                     pushed += 1
                     out.line(f"  ✓ {b.sandbox} {b.timestamp}: pushed as snapshot {res.snapshot_id} "
                              f"({human_size(res.bytes)}, {human_size(res.data_added)} new in the repository)")
+        remember_pushed(cache, restic, {r.digest for r in asked.result()} | {manifest_digest(b.path) for b in done})
         out.line(f"  Pushed {pushed}, skipped {skipped} already there, failed {failed}.")
     if failed:
         raise SystemExit(1)
@@ -143,20 +152,25 @@ def pull_cmd(name: str, timestamp: str, host: str | None) -> None:
     `backups restore NAME` or `rebuild-sandbox NAME --from-backup TIMESTAMP` use it."""
     from ..kernel.paths import Paths
     from ..store.staging import Staging
-    from ..steps._replication import choose, pull_backup, remote_backups
+    from ..steps._replication import pull
 
     restic = _restic()
     store = _store()
-    with _guarded():
-        remote = choose(remote_backups(restic, name), name, timestamp, host, restic.repo.host, restic.repo.shown)
-        with writer_lock(finish_interrupted=True) as me:
-            staging = Staging.create(Paths.from_env().staging_root, me)
-            try:
-                click.echo(f"  Pulling '{name}' {remote.timestamp} (snapshot {remote.short_id} from host {remote.host}) "
-                           f"from {restic.repo.shown}...")
-                dest = pull_backup(restic, store, staging, remote)
-            finally:
-                staging.discard()
+
+    def chosen(remote: Any) -> None:
+        click.echo(f"  Pulling '{name}' {remote.timestamp} (snapshot {remote.short_id} from host {remote.host}) "
+                   f"from {restic.repo.shown}...")
+
+    with _guarded(), writer_lock(finish_interrupted=True) as me:
+        staging = Staging.create(Paths.from_env().staging_root, me)
+        try:
+            remote, dest = pull(restic, store, staging, name, timestamp, host, on_chosen=chosen)
+        finally:
+            staging.discard()
+    from ..steps._replication import known_pushed, remember_pushed
+
+    cache = Paths.from_env().nemoclaw_dir / "cache"
+    remember_pushed(cache, restic, known_pushed(cache, restic) | {remote.digest})  # a later push waits for its listing
     if dest is None:
         click.echo(f"  '{name}' {remote.timestamp} is already in the local store; nothing pulled.")
         return

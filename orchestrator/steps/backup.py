@@ -34,7 +34,7 @@ import attrs
 
 from ..kernel.errors import StepError
 from ..engine.registry import implements
-from ..adapters.nemoclaw_registry import SandboxEntry, duplicate_names
+from ..adapters.nemoclaw_registry import SandboxEntry, duplicate_names, recorded_row
 from ..adapters.openshell.lifecycle import NOT_RUNNING_PHASES
 from ..adapters.sandbox_containers import agent_at_root, docker_client, has_container, stopped_workload
 from ..adapters.agents.definitions import load_agent
@@ -355,6 +355,9 @@ def _capture_one(
             )
             if not (consistent and job.point_in_time):
                 manifest = attrs.evolve(manifest, point_in_time=False)
+            recorded = recorded_row(entry, ctx.paths.nemoclaw_dir)  # a dead host registers it again from this
+            if recorded is not None:
+                manifest = attrs.evolve(manifest, registry_file=recorded[0], registry_row=recorded[1])
             write_manifest(job.staged, manifest)
         except _Cancelled:
             job.error = "interrupted"

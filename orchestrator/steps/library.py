@@ -15,7 +15,7 @@ REGISTRY, PREFLIGHT, SANDBOX_LIST = f"{_PKG}.registry", f"{_PKG}.preflight", f"{
 BACKUP, REBUILD, UPGRADE, CONTROL = f"{_PKG}.backup", f"{_PKG}.rebuild", f"{_PKG}.upgrade", f"{_PKG}.control"
 REPLICATE, STORE_OPS = f"{_PKG}.replicate", f"{_PKG}.store_ops"
 
-declare("read_registry", REGISTRY, outcomes=("next", "empty"), local=True, params={"empty_message": str},
+declare("read_registry", REGISTRY, outcomes=("next", "empty"), local=True, params={"empty_message": str, "empty_ok_with": str},
         writes=("registry",))
 declare("preflight", PREFLIGHT, outcomes=("next",), refuses=True, writes=("cli_version",))
 declare("sandbox_list", SANDBOX_LIST, outcomes=("next",), refuses=True, params={"recover": bool},
@@ -32,7 +32,7 @@ declare("rebuild_target", REBUILD, outcomes=("next", "from_backup"), reads=("reg
         writes=("rebuild_plan", "backup_targets"))
 declare("delete_sandbox", REBUILD, reads=("rebuild_plan",), may_read=("registry",), writes=("sandbox_deleted",),
         mutates=True)
-declare("create_sandbox", REBUILD, reads=("rebuild_plan",), mutates=True)
+declare("create_sandbox", REBUILD, reads=("rebuild_plan",), may_read=("registry",), mutates=True)
 declare("wait_ready", REBUILD, params={"timeout": float}, reads=("rebuild_plan",))
 declare("restore_sandbox", REBUILD, reads=("rebuild_plan",), may_read=("committed", "registry"), mutates=True)
 declare("verify_rebuild", REBUILD, reads=("rebuild_plan",), may_read=("committed",))

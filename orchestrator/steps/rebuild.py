@@ -31,7 +31,7 @@ from ..adapters.openshell import capture_openshell, list_args, parse_listing
 from ..adapters.openshell.cli import installed_openshell_version, version_gte
 from ..adapters.openshell.lifecycle import ERROR, NOT_RUNNING_PHASES, STOPPED, run_lifecycle, sandbox_phase
 from ..adapters.openshell.rpc_errors import failure_gist
-from ..adapters.nemoclaw_registry import SandboxEntry, pinned_digest
+from ..adapters.nemoclaw_registry import SandboxEntry, entry_from_row, pinned_digest
 from ..kernel.paths import rebase
 from ..adapters.sandbox_containers import data_root, find_sandbox_container, stopped_workload
 from ..adapters.agents.definitions import load_agent
@@ -41,7 +41,7 @@ from ..store.restore import read_back, restore_names
 from ._kill_points import pause_point
 from ._openshell_common import listed_container
 from .facts import RebuildPlan
-from .registry import follow_identity, record_agent_version, refuse_problem, verify_identity
+from .registry import follow_identity, record_agent_version, refuse_problem, register_from_backup, verify_identity
 
 if TYPE_CHECKING:
     from ..engine.context import RunContext
@@ -67,6 +67,8 @@ def rebuild_target(ctx: "RunContext") -> str:
     out, st = ctx.out, ctx.out.style
     name = str(ctx.options["name"])
     entry = next((e for e in ctx.fact("registry") if e.name == name), None)
+    if entry is None and ctx.options.get("from_backup"):
+        entry = _entry_from_backup(ctx, name)
     if entry is None:
         raise StepError(f"  Sandbox '{name}' is not registered in {ctx.paths.registry_file}.", exit_code=1)
     refuse_problem(entry)
@@ -133,6 +135,22 @@ def _plan_from_backup(ctx: "RunContext", name: str, entry: SandboxEntry, agent: 
     out.line(f"    Backup: {backup.path}")
     out.line(f"    Image:  {image}")
     return "from_backup"
+
+
+def _entry_from_backup(ctx: "RunContext", name: str) -> SandboxEntry:
+    """A sandbox the registry does not know, recreated from its backup: the entry its backup's
+    recorded registry row will be once `create` registers it (steps/registry.py)."""
+    backup = select_backup(ctx.paths.backups_root, name, str(ctx.options["from_backup"]))
+    m = backup.manifest
+    if m.registry_row is None or m.registry_file is None:
+        raise StepError(f"Sandbox '{name}' is not registered in {ctx.paths.registry_file} and its backup {backup.path} "
+                        "does not record its registry row: register it with NemoClaw (nemoclaw onboard), then rerun.",
+                        exit_code=1)
+    try:
+        return entry_from_row(ctx.paths.nemoclaw_dir, m.registry_file, name, m.registry_row)
+    except StepError as exc:
+        raise StepError(f"The registry row recorded in {backup.path} cannot be used: {str(exc).strip()}",
+                        exit_code=2) from None
 
 
 def select_backup(root: Path, name: str, which: str) -> Any:
@@ -218,10 +236,13 @@ def create_sandbox(ctx: "RunContext") -> None:
     if listed:
         if _runs_image(plan.name, plan.target_image):
             ctx.out.line(f"  Sandbox '{plan.name}' already exists on {plan.target_image}.")
-            return
-        raise StepError(f"  Sandbox '{plan.name}' exists but does not run {plan.target_image}; not creating it again.")
-    ctx.out.line("  Creating new sandbox with current image...")
-    _create(ctx, plan, plan.target_image)
+        else:
+            raise StepError(f"  Sandbox '{plan.name}' exists but does not run {plan.target_image}; not creating it again.")
+    else:
+        ctx.out.line("  Creating new sandbox with current image...")
+        _create(ctx, plan, plan.target_image)
+    if plan.from_backup:
+        register_from_backup(ctx, plan.name, plan.from_backup)  # a host that lost its registry
 
 
 def _wait_ready(name: str, timeout: float) -> None:

@@ -29,10 +29,13 @@ _ID_LINE = re.compile(r"^\s*Id:\s*(\S+)\s*$", re.MULTILINE)
 
 @implements("read_registry")
 def read_registry(ctx: "RunContext") -> str:
-    """Read every ~/.nemoclaw registry root; end with `empty` (printing `with.empty_message`) if none."""
+    """Read every ~/.nemoclaw registry root; end with `empty` (printing `with.empty_message`) if
+    none, unless the run's option named by `with.empty_ok_with` is set (rebuild-sandbox
+    --from-backup on a host that lost its registry registers the sandbox from its backup)."""
     entries = read_all(ctx.paths.nemoclaw_dir)
     ctx.put("registry", entries)
-    if not entries:
+    empty_ok = ctx.params.get("empty_ok_with")
+    if not entries and not (empty_ok and ctx.options.get(str(empty_ok))):
         message = ctx.params.get("empty_message")
         if message:
             ctx.out.line(message)
@@ -44,9 +47,35 @@ def entry_of(ctx: "RunContext", name: str) -> SandboxEntry | None:
     """The registered entry of sandbox `name`: from this run's `registry` fact, or read now
     when the workflow has no `read_registry` state."""
     entries = ctx.fact("registry", None)
-    if entries is None:
-        entries = read_all(ctx.paths.nemoclaw_dir)
-    return next((e for e in entries if e.name == name), None)
+    found = next((e for e in entries if e.name == name), None) if entries is not None else None
+    if found is None:  # no `read_registry` state, or registered by this run (register_from_backup)
+        found = next((e for e in read_all(ctx.paths.nemoclaw_dir) if e.name == name), None)
+    return found
+
+
+def register_from_backup(ctx: "RunContext", name: str, backup_dir: str) -> None:
+    """rebuild-sandbox --from-backup of a sandbox the registry does not know (a host that lost
+    ~/.nemoclaw): register it with the row its backup recorded, in the file it was in, its
+    identity fingerprint (when it had one) the recreated sandbox's. Idempotent; a row that is
+    there already (NemoClaw wrote one meanwhile) is left as it is (docs/backups.md, "A dead host")."""
+    from ..store import load_manifest
+
+    if entry_of(ctx, name) is not None:
+        return
+    manifest = load_manifest(backup_dir)
+    if manifest.registry_row is None or manifest.registry_file is None:
+        raise StepError(f"Sandbox '{name}' is not registered and its backup {backup_dir} does not record its "
+                        "registry row: register it with NemoClaw (nemoclaw onboard), then rerun.", exit_code=1)
+    row = dict(manifest.registry_row)
+    if reg.FINGERPRINT in row:
+        current = live_id(name)
+        if current is None:
+            raise StepError(f"OpenShell did not say the id of the recreated sandbox '{name}'; it was not registered.")
+        row[reg.FINGERPRINT] = reg.fingerprint_of(current)
+    if reg.register_row(ctx.paths.nemoclaw_dir, manifest.registry_file, name, row):
+        where = ctx.paths.nemoclaw_dir / manifest.registry_file
+        ctx.event("sandbox_registered", sandbox=name, registry=str(where), backup=backup_dir)
+        ctx.out.line(f"  Registered sandbox '{name}' in {where} with the registry row its backup recorded.")
 
 
 def refuse_problem(entry: SandboxEntry) -> None:

@@ -24,7 +24,7 @@ from ..adapters.restic import Restic, configured
 from ..engine.registry import implements
 from ..kernel.errors import StepError, StoreError
 from ..store import BackupStore
-from ._replication import ReplicationError, choose, pull_backup as _pull, push_backup, remote_backups
+from ._replication import ReplicationError, pull as _pull, push_backup, remote_backups
 from .facts import NotBackedUp
 from .replicate_facts import OffHost, ReplicatedCopy, ReplicationReport
 
@@ -108,9 +108,7 @@ def pull_backup(ctx: "RunContext") -> None:
     host = ctx.params.get("host")
     restic = Restic(repo)
     store = BackupStore(ctx.paths.backups_root, load_agent)
-    remote = choose(remote_backups(restic, sandbox), sandbox, timestamp, ctx.fill(host) if host else None, repo.host,
-                    repo.shown)
-    dest = _pull(restic, store, ctx.staging, remote)
+    remote, dest = _pull(restic, store, ctx.staging, sandbox, timestamp, ctx.fill(host) if host else None)
     where = dest or store.dest_for(remote.sandbox, remote.timestamp)
     ctx.put("pulled", {sandbox: str(where)})
     if dest is None:

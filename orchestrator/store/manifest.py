@@ -46,6 +46,7 @@ __all__ = [
 MANIFEST_NAME = "rebuild-manifest.json"
 MANIFEST_VERSION = 1
 _TIMESTAMP_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})T(\d{2})-(\d{2})-(\d{2})-(\d{3})Z$")
+_REGISTRY_FILE = re.compile(r"^(sandboxes\.json|gateways/[0-9]{1,5}/sandboxes\.json)$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -85,6 +86,12 @@ class Manifest:
     # False when the state was not read with the sandbox frozen throughout (--no-freeze, or the
     # freeze limit was reached: steps/_freeze_limit.py); the key is written only then.
     point_in_time: bool = True
+    # The sandbox's NemoClaw registry row as it was at the backup, and the registry file it was
+    # in relative to ~/.nemoclaw (`sandboxes.json`, `gateways/<port>/sandboxes.json`): what
+    # `rebuild-sandbox --from-backup` registers again on a host that lost its registry
+    # (docs/backups.md, "A dead host"). Absent in older manifests.
+    registry_row: dict[str, Any] | None = None
+    registry_file: str | None = None
 
     def file_modes(self) -> dict[str, int]:
         """Relative path -> permission bits, for restoring with the original modes."""
@@ -106,6 +113,8 @@ _CAMEL = {
     "policy_presets": "policyPresets",
     "sandbox_image": "sandboxImage",
     "point_in_time": "pointInTime",
+    "registry_row": "registryRow",
+    "registry_file": "registryFile",
 }
 
 
@@ -123,7 +132,10 @@ def _make_converter() -> cattrs.Converter:
                                  sandbox_image=override(rename="sandboxImage", omit_if_default=True),
                                  excludes=override(omit_if_default=True),
                                  point_in_time=override(rename="pointInTime", omit_if_default=True),
-                                 **{k: v for k, v in overrides.items() if k not in ("sandbox_image", "point_in_time")}),
+                                 registry_row=override(rename="registryRow", omit_if_default=True),
+                                 registry_file=override(rename="registryFile", omit_if_default=True),
+                                 **{k: v for k, v in overrides.items()
+                                    if k not in ("sandbox_image", "point_in_time", "registry_row", "registry_file")}),
     )
     return conv
 
@@ -134,7 +146,7 @@ _converter = _make_converter()
 _KEY_ORDER = [
     "version", "sandboxName", "timestamp", "agentType", "agentVersion", "expectedVersion", "stateDirs",
     "backedUpDirs", "stateFiles", "dir", "backupPath", "blueprintDigest", "policyPresets", "name",
-    "sandboxImage", "scope", "excludes", "pointInTime", "files", "dirs", "symlinks",
+    "sandboxImage", "scope", "excludes", "pointInTime", "registryFile", "registryRow", "files", "dirs", "symlinks",
 ]  # fmt: skip
 
 
@@ -164,6 +176,11 @@ def _check_semantics(m: Manifest, source: object) -> None:
         raise ManifestError(source, f"invalid timestamp {m.timestamp!r}")
     if not m.dir.startswith("/") or ".." in m.dir.split("/"):
         raise ManifestError(source, f"dir {m.dir!r} must be an absolute path without '..'")
+    if m.registry_file is not None and not _REGISTRY_FILE.match(m.registry_file):
+        raise ManifestError(source, f"invalid registry file {m.registry_file!r} (expected sandboxes.json or "
+                                    "gateways/<port>/sandboxes.json)")
+    if m.registry_row is not None and m.registry_row.get("name", m.sandbox_name) != m.sandbox_name:
+        raise ManifestError(source, f"its registry row names another sandbox than {m.sandbox_name!r}")
     if m.scope not in ("agent", "home"):
         raise ManifestError(source, f"unknown scope {m.scope!r} (expected agent or home)")
     for e in m.excludes:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -99,9 +100,22 @@ class Restic:
             raise E.ResticError(f"restic backup to {self.repo.shown} ended without a summary; nothing is known to be stored.")
         return summary[-1]
 
-    def restore(self, snapshot_id: str, target: Path, *, on_started: StartedCallback | None = None) -> None:
-        self._check(self._run(["restore", snapshot_id, "--target", str(target)], TRANSFER_TIMEOUT, what="restore",
-                              on_started=on_started), "restore")
+    def restore(self, snapshot: str, target: Path, *, tags: Sequence[str] = (), host: str | None = None,
+                on_started: StartedCallback | None = None) -> str | None:
+        """Restore `snapshot` (an id, or `latest` of those matching `tags` and `host`) into
+        `target`. Returns the short id restic says it restored (`restoring <Snapshot 1a2b3c4d
+        of ...`), which tells which snapshot `latest` was; a failure carries it as `.snapshot`."""
+        args = ["restore", snapshot, "--target", str(target)] + [a for t in tags for a in ("--tag", t)]
+        args += ["--host", host] if host else []
+        done = self._run(args, TRANSFER_TIMEOUT, what="restore", on_started=on_started)
+        said = _RESTORING.search(done.stdout)
+        restored = said.group(1) if said else None
+        try:
+            self._check(done, "restore")
+        except E.ResticError as exc:
+            exc.snapshot = restored
+            raise
+        return restored
 
     def forget(self, *, tags: Sequence[str], host: str, keep_last: int, prune: bool, dry_run: bool) -> str:
         args = ["forget", "--tag", ",".join(tags), "--host", host, "--group-by", "host", "--keep-last", str(keep_last)]
@@ -194,6 +208,9 @@ class Restic:
             return done
         raise classify(self.repo, what, done.stderr, done.returncode)
 
+
+_RESTORING = re.compile(r"^restoring <Snapshot ([0-9a-f]{8,64}) ", re.MULTILINE)
+"""restic 0.14's first line of `restore` (text even with --json): which snapshot it restores."""
 
 _UNREACHABLE = ("connection refused", "no such host", "i/o timeout", "network is unreachable", "no route to host",
                 "connection reset", "tls: ", "x509: ", "context deadline exceeded", "server misbehaving")

@@ -15,6 +15,7 @@ class ResticError(StepError):
     def __init__(self, message: str, *, exit_code: int = 1, detail: str | None = None) -> None:
         super().__init__(message, exit_code=exit_code)
         self.detail = detail  # restic's own last words, redacted (for the journal)
+        self.snapshot: str | None = None  # a failed restore: the snapshot it was restoring, when restic said
 
 
 class ResticNotFound(ResticError):
