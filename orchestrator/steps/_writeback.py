@@ -16,6 +16,7 @@ import ctypes
 import ctypes.util
 import os
 import threading
+from collections.abc import Callable
 import time
 from pathlib import Path
 from types import TracebackType
@@ -24,7 +25,7 @@ _SYNC_FILE_RANGE_WRITE = 2
 _libc: "ctypes.CDLL | None | bool" = None
 
 
-def _sync_file_range() -> "ctypes._CFuncPtr | None":
+def _sync_file_range() -> "Callable[..., int] | None":
     global _libc
     if _libc is None:
         try:

@@ -14,6 +14,7 @@ with nothing of it changed. `follow_identity` moves the fingerprint to a recreat
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..adapters import nemoclaw_registry as reg
@@ -62,7 +63,7 @@ def register_from_backup(ctx: "RunContext", name: str, backup_dir: str) -> None:
 
     if entry_of(ctx, name) is not None:
         return
-    manifest = load_manifest(backup_dir)
+    manifest = load_manifest(Path(backup_dir))
     if manifest.registry_row is None or manifest.registry_file is None:
         raise StepError(f"Sandbox '{name}' is not registered and its backup {backup_dir} does not record its "
                         "registry row: register it with NemoClaw (nemoclaw onboard), then rerun.", exit_code=1)
