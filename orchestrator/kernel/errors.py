@@ -39,12 +39,6 @@ class StepError(Exception):
         self.outcome = outcome
 
 
-class TransientError(StepError):
-    """Worth retrying: a timeout, a busy daemon, a gateway still starting."""
-
-    kind = "transient"
-
-
 class Refusal(Exception):
     """The step refuses to go on; nothing has been changed.
 

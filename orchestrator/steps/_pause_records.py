@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..adapters.sandbox_containers import docker_client
-from ..store import _fsutil
+from ..kernel import atomic
+from ..store import fsops
 from ..store.staging import Owner
 
 if TYPE_CHECKING:
@@ -30,10 +31,10 @@ def paused_dir(ctx: "RunContext") -> Path:
 def write_intent(d: Path, ctx: "RunContext", name: str, container: Any) -> Path:
     """Write (durably, in `d`) that this run is about to pause `container`, before it does:
     the record lets the next run undo it if this one dies."""
-    _fsutil.makedirs_private(d)
+    fsops.makedirs_private(d)
     path = d / f"{container.id}.json"
     doc = {"sandbox": name, "container": container.name, "owner": Owner.current(ctx.run_id).to_json()}
-    _fsutil.write_file_atomic(path, _fsutil.dump_json(doc))
+    atomic.write_file_atomic(path, atomic.dump_json(doc))
     return path
 
 

@@ -9,7 +9,7 @@ import os
 import time
 from pathlib import Path
 
-from orchestrator.kernel.errors import Refusal, StepError, TransientError
+from orchestrator.kernel.errors import Refusal, StepError
 from orchestrator.engine.facts import declare
 from orchestrator.engine.registry import Outcome, step
 
@@ -58,7 +58,7 @@ def t_flaky(ctx):
     """Fails with a transient error until its counter reaches $FLAKY_SUCCEEDS_AT."""
     n = _bump("flaky")
     if n < int(os.environ.get("FLAKY_SUCCEEDS_AT", "3")):
-        raise TransientError(f"not yet (attempt {n})")
+        raise StepError(f"not yet (attempt {n})", kind="transient")
     ctx.out.line(f"  flaky succeeded on attempt {n}")
 
 
