@@ -76,12 +76,12 @@ def unpause_leftovers_of_dead_runs(ctx: "RunContext") -> None:
             container.reload()
             if container.status == "paused":
                 container.unpause()
-                ctx.out.line(f"  Unpaused '{name}' (container {cname}): interrupted run {owner.run_id} had paused it.")
+                ctx.out.say(f"Unpaused '{name}' (container {cname}): interrupted run {owner.run_id} had paused it.")
                 ctx.event("container_unpaused", sandbox=name, container=cname, paused_by=owner.run_id)
         except Exception as exc:  # noqa: BLE001 - gone or not ours to fix: say so, keep going
             if "No such container" not in str(exc) and type(exc).__name__ != "NotFound":
-                ctx.out.error(f"  Could not unpause '{name}' (container {cname}), paused by interrupted run "
-                              f"{owner.run_id}: {exc}. Run: docker unpause {cname}")
+                ctx.out.say(f"Could not unpause '{name}' (container {cname}), paused by interrupted run "
+                              f"{owner.run_id}: {exc}. Run: docker unpause {cname}", err=True)
                 continue
         forget_pause(path)
 

@@ -35,7 +35,7 @@ def read_registry(ctx: "RunContext") -> str:
     if not entries:
         message = ctx.params.get("empty_message")
         if message:
-            ctx.out.line(message)
+            ctx.out.say_text(message)
         return "empty"
     return "next"
 
@@ -52,7 +52,7 @@ def entry_of(ctx: "RunContext", name: str) -> SandboxEntry | None:
 def refuse_problem(entry: SandboxEntry) -> None:
     """A row we cannot act on is an error for its sandbox (never a silent skip)."""
     if entry.problem:
-        raise StepError(f"  Sandbox '{entry.name}' cannot be used: {entry.problem}.", kind="registry", exit_code=1)
+        raise StepError(f"Sandbox '{entry.name}' cannot be used: {entry.problem}.", kind="registry", exit_code=1)
 
 
 def live_id(name: str) -> str | None:
@@ -92,7 +92,7 @@ def follow_identity(ctx: "RunContext", name: str) -> None:
         return
     current = live_id(name)
     if current is None:
-        raise StepError(f"  OpenShell did not say the id of the recreated sandbox '{name}'; its registry "
+        raise StepError(f"OpenShell did not say the id of the recreated sandbox '{name}'; its registry "
                         "fingerprint was not updated.")
     if reg.follow_identity(entry, current, nemoclaw_dir=ctx.paths.nemoclaw_dir):
         ctx.event("identity_followed", sandbox=name, fingerprint=reg.fingerprint_of(current))
@@ -102,5 +102,5 @@ def record_agent_version(ctx: "RunContext", name: str, version: str) -> None:
     """Write the sandbox's `agentVersion` into the registry file its row came from."""
     entry = entry_of(ctx, name)
     if entry is None:
-        raise StepError(f"  Sandbox '{name}' is not registered.")
+        raise StepError(f"Sandbox '{name}' is not registered.")
     reg.update_agent_version(entry, version, nemoclaw_dir=ctx.paths.nemoclaw_dir)
