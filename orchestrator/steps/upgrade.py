@@ -133,9 +133,9 @@ def classify_versions(ctx: "RunContext") -> str:
         out.line("")
         out.say("Stale sandboxes:", tone="title")
         for c in stale:
-            status = (Span("running", "good") if c.running
-                      else Span(_not_running(frozen, c.name, lock_note, phases.get(c.name)), "dim"))
-            out.say((f"{c.name}  v{c.current or '?'} → v{c.expected}  (", status, ")"), indent=4, sandbox=c.name)
+            state = (Span("running", "good") if c.running
+                     else Span(_not_running(frozen, c.name, lock_note, phases.get(c.name)), "dim"))
+            out.say((f"{c.name}  v{c.current or '?'} → v{c.expected}  (", state, ")"), indent=4, sandbox=c.name)
     if unknown:
         out.line("")
         out.say("Unknown version:", tone="alert")
