@@ -213,6 +213,7 @@ def _check_identity(name: str, recreated: bool) -> None:
     With `recreated` (the user recreated it by hand, e.g. following a failed rollback's
     commands) the row's fingerprint follows the live sandbox instead."""
     from ..adapters.nemoclaw_registry import IdentityMismatch, check_identity, follow_identity, read_all
+    from ..engine.output import failure_text
     from ..kernel.errors import StepError
     from ..steps.registry import live_id
 
@@ -228,9 +229,9 @@ def _check_identity(name: str, recreated: bool) -> None:
             return
         check_identity(entry, current)
     except IdentityMismatch as exc:
-        fail(f"{exc} If you recreated it yourself, rerun with --recreated.", 1)
+        fail(f"{failure_text(exc)} If you recreated it yourself, rerun with --recreated.", 1)
     except StepError as exc:
-        fail(str(exc), exc.exit_code or 1)
+        fail(failure_text(exc), exc.exit_code or 1)
 
 
 def _why_not_running(name: str) -> str | None:

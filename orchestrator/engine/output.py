@@ -194,6 +194,14 @@ def failure_lines(exc: BaseException, *, state: str, step: str | None) -> list[N
     return [Note(f"Step '{step}' (state '{state}') failed: {type(exc).__name__}: {exc}", mark="fail", err=True)]
 
 
+def failure_text(exc: BaseException) -> str:
+    """A StepError as the plain lines a log shows (the house indent, no colour), for a command
+    that says it itself (`nemoclaw backups restore`) rather than through a run."""
+    if not isinstance(exc, StepError):
+        return render(Note.of(str(exc), err=True), Style(False))
+    return "\n".join(render(n, Style(False)) for n in failure_lines(exc, state="", step=None))
+
+
 def failure_data(exc: BaseException, *, state: str | None = None, step: str | None = None) -> dict[str, Any]:
     """A failure as `--json` fields: no indent, no colour."""
     data: dict[str, Any] = exc.as_data() if isinstance(exc, StepError) else {"message": str(exc), "kind": "error"}
