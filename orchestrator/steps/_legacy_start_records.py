@@ -86,10 +86,10 @@ def return_legacy_starts(ctx: "RunContext") -> None:
                 ok, why = False, " ".join(str(exc).split())
             if ok:
                 ctx.out.say(f"Returned '{name}' to its stopped state through OpenShell (container {cname}): "
-                             f"interrupted run {owner.run_id} had started it to back it up.")
+                            f"interrupted run {owner.run_id} had started it to back it up.")
                 ctx.event("sandbox_stopped", sandbox=name, container=cname, started_by=owner.run_id)
             else:
                 ctx.out.say(f"'{name}' (container {cname}) still runs: interrupted run {owner.run_id} had started it "
-                              f"to back it up, and `openshell sandbox stop {name}` failed ({why}); stop it through "
-                              "OpenShell if it should be stopped.", err=True)
+                            f"to back it up, and `openshell sandbox stop {name}` failed ({why}); stop it through "
+                            "OpenShell if it should be stopped.", err=True)
         _forget(path)

@@ -81,7 +81,7 @@ def unpause_leftovers_of_dead_runs(ctx: "RunContext") -> None:
         except Exception as exc:  # noqa: BLE001 - gone or not ours to fix: say so, keep going
             if "No such container" not in str(exc) and type(exc).__name__ != "NotFound":
                 ctx.out.say(f"Could not unpause '{name}' (container {cname}), paused by interrupted run "
-                              f"{owner.run_id}: {exc}. Run: docker unpause {cname}", err=True)
+                            f"{owner.run_id}: {exc}. Run: docker unpause {cname}", err=True)
                 continue
         forget_pause(path)
 

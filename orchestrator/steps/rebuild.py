@@ -106,10 +106,10 @@ def rebuild_target(ctx: "RunContext") -> str:
     out.say(f"Target:  {plan.expected or '?'} ({target})", indent=4)
     if plan.phase == STOPPED:
         out.say(f"Sandbox '{name}' is Stopped: backing it up from its stopped container without starting it; "
-                 "it is returned to Stopped after the rebuild.")
+                "it is returned to Stopped after the rebuild.")
     elif plan.phase == ERROR:
         out.say(f"Sandbox '{name}' is in phase Error: rebuilding it from a backup of its stopped container, "
-                 "without starting it; the rebuilt sandbox runs.")
+                "without starting it; the rebuilt sandbox runs.")
     out.say("Backing up sandbox state...")
     return "next"
 

@@ -118,4 +118,4 @@ def pull_backup(ctx: "RunContext") -> None:
     else:
         ctx.event("backup_pulled", sandbox=sandbox, timestamp=remote.timestamp, path=str(dest))
         ctx.out.ok(f"Pulled '{sandbox}' {remote.timestamp}; its files match "
-                     f"its manifest → {dest}")
+                   f"its manifest → {dest}")

@@ -160,7 +160,7 @@ def classify_versions(ctx: "RunContext") -> str:
             out.say(f"{len(unreachable)} running sandbox(es) could not be version-checked: {reasons}. Fix that and rerun.", err=True)
         if holder:
             out.say(f"Another run ({holder.run_id}, pid {holder.pid}) holds the lock: sandboxes it is rebuilding may "
-                     "show as not running. Rerun --check when it has finished.")
+                    "show as not running. Rerun --check when it has finished.")
         if stale or unknown:
             out.say("Run `nemoclaw upgrade-sandboxes` to rebuild them.")
         if refused:
@@ -196,7 +196,7 @@ def _report_pinned_and_refused(ctx: "RunContext", pinned: list[PinnedSandbox], r
     if pinned:
         out.line("")
         out.say((Span("Pinned sandboxes", "title"), " (kept on their image digest, not rebuilt automatically; "
-                 "`nemoclaw rebuild-sandbox NAME` rebuilds one from the same digest):"))
+                "`nemoclaw rebuild-sandbox NAME` rebuilds one from the same digest):"))
         for p in pinned:
             out.say(f"{p.sandbox}  {p.repository}@{p.digest}  (pinned)", indent=4)
     for r in refused:
@@ -221,14 +221,14 @@ def report_missing(ctx: "RunContext", missing: list[MissingSandbox]) -> None:
     what holds it or how to recreate it (never "stopped": it is not there)."""
     out = ctx.out
     out.say(f"{len(missing)} recorded sandbox(es) were not found on their recorded gateway: "
-             f"{', '.join(m.sandbox for m in missing)}.")
+            f"{', '.join(m.sandbox for m in missing)}.")
     for m in missing:
         if m.held_by:
             out.say(f"{m.sandbox}: interrupted run {m.held_by} was working on it; "
-                     f"finish it with `nemoclaw runs resume {m.held_by}`.", indent=4)
+                    f"finish it with `nemoclaw runs resume {m.held_by}`.", indent=4)
         elif m.backup:
             out.say(f"{m.sandbox}: latest verified backup {m.backup}; recreate it with "
-                     f"`nemoclaw rebuild-sandbox {m.sandbox} --from-backup latest`.", indent=4)
+                    f"`nemoclaw rebuild-sandbox {m.sandbox} --from-backup latest`.", indent=4)
         else:
             out.say(f"{m.sandbox}: no verified backup was found in {ctx.paths.backups_root / m.sandbox}.", indent=4)
 
