@@ -61,7 +61,7 @@ def docker_client() -> Any:
             client = docker.from_env(timeout=deadlines.probe())
             client.ping()
         except docker.errors.DockerException as exc:
-            raise StepError(f"  Cannot reach the Docker engine (DOCKER_HOST={_docker_host()}): {exc}", kind="docker") from None
+            raise StepError(f"Cannot reach the Docker engine (DOCKER_HOST={_docker_host()}): {exc}", kind="docker") from None
         client.api.timeout = deadlines.DOCKER_REQUEST
         _client = client
     return _client
