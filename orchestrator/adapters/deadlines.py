@@ -12,6 +12,8 @@ forever. The bounds:
   the bound `nemoclaw gateway check` answers in. `NEMOCLAW_OPENSHELL_TIMEOUT` (seconds) sets it.
 - `operation()`: `gateway select`, upstream's OPENSHELL_OPERATION_TIMEOUT_MS (30 s by default:
   twice the probe bound, so the variable scales it too).
+- `READYZ`: each attempt of the HTTP `/readyz` probe of a host-process gateway's health
+  listener (loopback: connect and answer; adapters/openshell/readyz.py).
 - `DOCKER_REQUEST`: each Docker Engine API request of the shared client (the socket timeout of
   one request; an archive stream must deliver some data within it).
 
@@ -26,6 +28,7 @@ TIMEOUT_ENV = "NEMOCLAW_OPENSHELL_TIMEOUT"
 PROBE_SECONDS = 15.0
 """Upstream's OPENSHELL_PROBE_TIMEOUT_MS, the default of `probe()`."""
 DOCKER_REQUEST = 120.0
+READYZ = 2.0
 
 
 def probe() -> float:

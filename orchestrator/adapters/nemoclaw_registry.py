@@ -50,14 +50,14 @@ class RegistryError(StepError):
     """The registry file is unreadable or not the registry's shape (bad input: exit 2)."""
 
     def __init__(self, path: Path, problem: str) -> None:
-        super().__init__(f"  Cannot read the sandbox registry {path}: {problem}", kind="registry", exit_code=2)
+        super().__init__(f"Cannot read the sandbox registry {path}: {problem}", kind="registry", exit_code=2)
 
 
 class RegistryBusy(StepError):
     """Another program kept rewriting the registry file while we tried to write our change."""
 
     def __init__(self, path: Path, attempts: int) -> None:
-        super().__init__(f"  The sandbox registry {path} was changed by another program {attempts} times while we "
+        super().__init__(f"The sandbox registry {path} was changed by another program {attempts} times while we "
                          "tried to write it; nothing of ours was written, rerun the command.", kind="registry")
 
 
@@ -66,7 +66,7 @@ class IdentityMismatch(StepError):
 
     def __init__(self, name: str, recorded: str, live_id: str) -> None:
         super().__init__(
-            f"  Refusing to touch sandbox '{name}': its registry row belongs to another sandbox (identity "
+            f"Refusing to touch sandbox '{name}': its registry row belongs to another sandbox (identity "
             f"fingerprint {recorded}) than the live one (id {live_id}, fingerprint {fingerprint_of(live_id)}); "
             "nothing of it was changed. Check which sandbox this is with `openshell sandbox get "
             f"{name}` and `nemoclaw {name} status`.", kind="identity")
@@ -106,7 +106,7 @@ def check_identity(entry: SandboxEntry, live_id: str | None) -> None:
     if entry.fingerprint is None:
         return
     if live_id is None:
-        raise StepError(f"  Refusing to touch sandbox '{entry.name}': its registry row records an identity "
+        raise StepError(f"Refusing to touch sandbox '{entry.name}': its registry row records an identity "
                         "fingerprint, and OpenShell did not say the live sandbox's id; nothing of it was changed.",
                         kind="identity")
     if fingerprint_of(live_id) != entry.fingerprint:

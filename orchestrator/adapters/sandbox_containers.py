@@ -61,7 +61,7 @@ def docker_client() -> Any:
             client = docker.from_env(timeout=deadlines.probe())  # type: ignore[arg-type]  # docker-py hands it to requests, which takes seconds as a float; the stubs say int
             client.ping()
         except docker.errors.DockerException as exc:
-            raise StepError(f"  Cannot reach the Docker engine (DOCKER_HOST={_docker_host()}): {exc}", kind="docker") from None
+            raise StepError(f"Cannot reach the Docker engine (DOCKER_HOST={_docker_host()}): {exc}", kind="docker") from None
         client.api.timeout = deadlines.DOCKER_REQUEST  # type: ignore[assignment]  # a float, as above
         _client = client
     return _client

@@ -74,7 +74,13 @@ def _print_json_summary(result: Any) -> None:
         summary["registered"] = 0
     if summary:
         doc["summary"] = summary
-    from ..engine.output import STDOUT_GONE, write_safely
+    from ..engine.output import STDOUT_GONE, failure_data, write_safely
+
+    # What the run told the user, as fields: no indent, no colour (engine/output.py renders the terminal's).
+    if ctx is not None and ctx.last_error is not None:
+        doc["error"] = failure_data(ctx.last_error, state=ctx.last_error_state)
+    if ctx is not None and ctx.out.notes:
+        doc["messages"] = [n.as_data() for n in ctx.out.notes]
 
     # A closed stdout never changes the exit code: the run is over, only its document is lost.
     if not write_safely(sys.stdout, json.dumps(doc, indent=2, default=str) + "\n"):

@@ -116,8 +116,8 @@ def drive(ctx: RunContext, resume_child: ResumeChild, start: str | None = None) 
         step_name = sspec.do if sspec.foreach is None else f"foreach:{sspec.foreach.workflow}"
         mutates = sspec.foreach is not None or bool(step_def and step_def.mutates)
         if mutates and ctx.journal.broken and not ctx.read_only:
-            ctx.out.error(f"  Stopping before state '{name}': it changes sandboxes or backups, and the run journal "
-                          f"cannot be written ({ctx.journal.broken}), so a crash there could not be finished later.")
+            ctx.out.say(f"Stopping before state '{name}': it changes sandboxes or backups, and the run journal "
+                        f"cannot be written ({ctx.journal.broken}), so a crash there could not be finished later.", err=True)
             reason = "journal unwritable"
             model.trigger("error")
             continue
@@ -143,7 +143,7 @@ def drive(ctx: RunContext, resume_child: ResumeChild, start: str | None = None) 
             if isinstance(exc, SystemExit):
                 raise
             outcome = "error"
-            reason = f"{type(exc).__name__}: {exc}"
+            reason = f"{type(exc).__name__}: {exc}"  # a StepError's sentence carries no indent
             ctx.last_error, ctx.last_error_state = exc, name
             _report_failure(ctx, name, sspec, exc)
             if isinstance(exc, StepError) and exc.exit_code is not None:
@@ -156,7 +156,7 @@ def drive(ctx: RunContext, resume_child: ResumeChild, start: str | None = None) 
         routes = sspec.transitions()
         if outcome not in routes:
             _report_failure(ctx, name, sspec, StepError(
-                f"  step '{sspec.do}' ended with '{outcome}', which state '{name}' does not route "
+                f"step '{sspec.do}' ended with '{outcome}', which state '{name}' does not route "
                 f"(it routes: {', '.join(sorted(routes))})"))
             outcome = "error"
         facts = {}
@@ -172,14 +172,10 @@ def drive(ctx: RunContext, resume_child: ResumeChild, start: str | None = None) 
 
 
 def _report_failure(ctx: RunContext, state: str, sspec: StateSpec, exc: BaseException) -> None:
-    ctx.event("step_failed", state=state, step=sspec.do, kind=error_kind(exc), error=str(exc).strip(), type=type(exc).__name__)
-    if isinstance(exc, StepError):
-        if not exc.reported and str(exc):
-            ctx.out.error(str(exc) if str(exc).startswith("  ") else f"  {exc}")
-    else:
-        ctx.out.error(f"  {ctx.out.style.RD}✗{ctx.out.style.R} Step '{sspec.do}' (state '{state}') failed: {type(exc).__name__}: {exc}")
-        if not ctx.debug:
-            ctx.out.error("  Rerun with --debug for a traceback.")
+    extra = {k: v for k, v in (("sandbox", getattr(exc, "sandbox", None)), ("hint", getattr(exc, "hint", None))) if v}
+    ctx.event("step_failed", state=state, step=sspec.do, kind=error_kind(exc), error=str(exc).strip(), type=type(exc).__name__,
+              **extra)
+    ctx.out.failure(exc, state=state, step=sspec.do, debug=ctx.debug)
     if ctx.debug:
         ctx.out.error("".join(traceback.format_exception(exc)).rstrip())
 
@@ -196,7 +192,7 @@ def _run_state(ctx: RunContext, name: str, sspec: StateSpec, resume_child: Resum
     if step is None:  # validated at load time; kept for workflows built in code
         raise StepError(f"unknown step '{sspec.do}'")
     if step.commits and ctx.read_only:
-        raise StepError(f"  Refusing to run '{step.name}' (state '{name}'): this run is read-only (--{ctx.workflow.read_only_when}).")
+        raise StepError(f"Refusing to run '{step.name}' (state '{name}'): this run is read-only (--{ctx.workflow.read_only_when}).")
     return run_step(ctx, name, sspec, step)
 
 
@@ -218,7 +214,7 @@ def run_step(ctx: RunContext, name: str, sspec: StateSpec, step: Any) -> str:
             exc = rs.outcome.exception() if rs.outcome else None
             wait = rs.next_action.sleep if rs.next_action else 0
             ctx.event("retry", state=name, attempt=rs.attempt_number, of=r.attempts, error=str(exc), kind=error_kind(exc) if exc else None, wait_s=wait)
-            ctx.out.line(f"  Retrying '{name}' (attempt {rs.attempt_number + 1} of {r.attempts}) in {wait:.1f} s: {exc}")
+            ctx.out.say(f"Retrying '{name}' (attempt {rs.attempt_number + 1} of {r.attempts}) in {wait:.1f} s: {exc}")
 
         retrying = Retrying(
             stop=stop_after_attempt(r.attempts),
@@ -231,7 +227,7 @@ def run_step(ctx: RunContext, name: str, sspec: StateSpec, step: Any) -> str:
     outcome = _normalize(result)
     missing = sorted(set(step.writes) - set(ctx.written))
     if missing:
-        raise StepError(f"  internal error: step '{step.name}' ended with '{outcome}' without writing {', '.join(missing)}")
+        raise StepError(f"internal error: step '{step.name}' ended with '{outcome}' without writing {', '.join(missing)}")
     ctx.event("step_outcome", state=name, step=step.name, outcome=outcome)
     return outcome
 

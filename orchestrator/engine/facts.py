@@ -120,9 +120,9 @@ def check_value(name: str, value: Any) -> None:
     """Raise StepError when `value` cannot be a value of fact `name` (a bug in a step)."""
     fd = _FACTS.get(name)
     if fd is None:
-        raise StepError(f"  internal error: fact '{name}' is not declared")
+        raise StepError(f"internal error: fact '{name}' is not declared")
     try:
         raw = CONVERTER.unstructure(value, fd.type)
         CONVERTER.structure(raw, fd.type)
     except Exception as exc:  # noqa: BLE001
-        raise StepError(f"  internal error: a value for fact '{name}' does not fit its type: {_why(exc)}") from None
+        raise StepError(f"internal error: a value for fact '{name}' does not fit its type: {_why(exc)}") from None

@@ -58,7 +58,7 @@ def run_foreach(ctx: RunContext, state: str, fe: ForEach, runner: ChildRunner) -
             continue
         if stopped_by is not None:
             message = fe.stop_message.format(item=key, stopped_by=stopped_by, terminal=stopped_terminal)
-            ctx.out.error(message)
+            ctx.out.say_text(message, err=True)
             results[key] = ItemResult("not_run", 1, "stopped", message.strip())
             ctx.event("item_finished", state=state, item=item, terminal="not_run", exit_code=1, message=message.strip())
             continue

@@ -216,10 +216,6 @@ def ended(path: Path) -> bool:
     return isinstance(last, dict) and last.get("event") in END_EVENTS and last.get("run") == path.stem
 
 
-def read_events(path: Path) -> list[dict[str, Any]]:
-    return read_journal(path)[0]
-
-
 def run_logs(runs_dir: Path) -> Iterator[Path]:
     try:
         names = sorted((p for p in runs_dir.glob("*.jsonl") if p.is_file() and not p.is_symlink()),

@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 @attrs.frozen
 class Outcome:
     name: str = "next"
-    value: Any = None
 
 
 StepFunc = Callable[["RunContext"], "Outcome | str | None"]

@@ -300,12 +300,11 @@ def _preflight_again(ctx: RunContext, spec: WorkflowSpec) -> bool:
     except Refusal as refusal:
         ctx.out.lines(refusal.diagnosis, error=True)
         ctx.event("resume_refused", reason=refusal.reason)
-        ctx.out.error(f"  Run {ctx.run_id} was not resumed and stays interrupted; nothing was changed.")
+        ctx.out.say(f"Run {ctx.run_id} was not resumed and stays interrupted; nothing was changed.", err=True)
         return False
     except StepError as exc:
-        if not exc.reported:
-            ctx.out.error(str(exc) if str(exc).startswith("  ") else f"  {exc}")
-        ctx.out.error(f"  Run {ctx.run_id} was not resumed and stays interrupted; nothing was changed.")
+        ctx.out.failure(exc, state=name, step="preflight")
+        ctx.out.say(f"Run {ctx.run_id} was not resumed and stays interrupted; nothing was changed.", err=True)
         return False
     finally:
         ctx.step_signature = None

@@ -38,7 +38,7 @@ def limit_seconds(env: dict[str, str] | None = None) -> float:
     except ValueError:
         value = -1.0
     if not value > 0 or value != value:
-        raise StepError(f"  {FREEZE_ENV}={raw!r} is not a number of seconds: use a positive number (e.g. 30)")
+        raise StepError(f"{FREEZE_ENV}={raw!r} is not a number of seconds: use a positive number (e.g. 30)")
     return value
 
 

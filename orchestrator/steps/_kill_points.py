@@ -47,7 +47,7 @@ def pause_point(ctx: "RunContext", point: str, name: str, cancel: threading.Even
             fh.write(note)
         os.replace(tmp, marker)  # the test sees the whole line or nothing
     else:
-        ctx.out.error(f"  {PAUSE_ENV}: paused at {where} (pid {os.getpid()})")
+        ctx.out.say(f"{PAUSE_ENV}: paused at {where} (pid {os.getpid()})", err=True)
     deadline = time.monotonic() + _PAUSE_MAX_SECONDS
     while time.monotonic() < deadline:
         if cancel is not None and cancel.is_set():

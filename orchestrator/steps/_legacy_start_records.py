@@ -76,7 +76,7 @@ def return_legacy_starts(ctx: "RunContext") -> None:
         try:
             state = _state(path.name[: -len(".json")])
         except Exception as exc:  # noqa: BLE001 - no engine: keep the record for the next run
-            ctx.out.error(f"  Could not check '{name}' (container {cname}), started by interrupted run {owner.run_id}: {exc}")
+            ctx.out.say(f"Could not check '{name}' (container {cname}), started by interrupted run {owner.run_id}: {exc}", err=True)
             continue
         if state in RUNNING_STATES:
             try:
@@ -85,11 +85,11 @@ def return_legacy_starts(ctx: "RunContext") -> None:
             except StepError as exc:
                 ok, why = False, " ".join(str(exc).split())
             if ok:
-                ctx.out.line(f"  Returned '{name}' to its stopped state through OpenShell (container {cname}): "
-                             f"interrupted run {owner.run_id} had started it to back it up.")
+                ctx.out.say(f"Returned '{name}' to its stopped state through OpenShell (container {cname}): "
+                            f"interrupted run {owner.run_id} had started it to back it up.")
                 ctx.event("sandbox_stopped", sandbox=name, container=cname, started_by=owner.run_id)
             else:
-                ctx.out.error(f"  '{name}' (container {cname}) still runs: interrupted run {owner.run_id} had started it "
-                              f"to back it up, and `openshell sandbox stop {name}` failed ({why}); stop it through "
-                              "OpenShell if it should be stopped.")
+                ctx.out.say(f"'{name}' (container {cname}) still runs: interrupted run {owner.run_id} had started it "
+                            f"to back it up, and `openshell sandbox stop {name}` failed ({why}); stop it through "
+                            "OpenShell if it should be stopped.", err=True)
         _forget(path)

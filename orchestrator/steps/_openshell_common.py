@@ -22,13 +22,6 @@ def guard_wording(ctx: "RunContext") -> Wording:
     return Wording(action=ctx.fill(guard.action), command=ctx.fill(guard.command))
 
 
-def report_exactly(ctx: "RunContext", exc: StepError) -> StepError:
-    """Print a StepError's message as-is (no added indent) and mark it reported."""
-    ctx.out.error(str(exc))
-    exc.reported = True
-    return exc
-
-
 def listed_container(ctx: "RunContext", name: str) -> Any:
     """The container of a sandbox the `sandbox_list` step saw, found by the id the listing
     gave (`-o json`), so no `openshell sandbox get` runs (it records a last-used sandbox). Only

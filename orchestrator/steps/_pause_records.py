@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..adapters.sandbox_containers import docker_client
-from ..store import _fsutil
+from ..kernel import atomic
+from ..store import fsops
 from ..store.staging import Owner
 
 if TYPE_CHECKING:
@@ -30,10 +31,10 @@ def paused_dir(ctx: "RunContext") -> Path:
 def write_intent(d: Path, ctx: "RunContext", name: str, container: Any) -> Path:
     """Write (durably, in `d`) that this run is about to pause `container`, before it does:
     the record lets the next run undo it if this one dies."""
-    _fsutil.makedirs_private(d)
+    fsops.makedirs_private(d)
     path = d / f"{container.id}.json"
     doc = {"sandbox": name, "container": container.name, "owner": Owner.current(ctx.run_id).to_json()}
-    _fsutil.write_file_atomic(path, _fsutil.dump_json(doc))
+    atomic.write_file_atomic(path, atomic.dump_json(doc))
     return path
 
 
@@ -75,12 +76,12 @@ def unpause_leftovers_of_dead_runs(ctx: "RunContext") -> None:
             container.reload()
             if container.status == "paused":
                 container.unpause()
-                ctx.out.line(f"  Unpaused '{name}' (container {cname}): interrupted run {owner.run_id} had paused it.")
+                ctx.out.say(f"Unpaused '{name}' (container {cname}): interrupted run {owner.run_id} had paused it.")
                 ctx.event("container_unpaused", sandbox=name, container=cname, paused_by=owner.run_id)
         except Exception as exc:  # noqa: BLE001 - gone or not ours to fix: say so, keep going
             if "No such container" not in str(exc) and type(exc).__name__ != "NotFound":
-                ctx.out.error(f"  Could not unpause '{name}' (container {cname}), paused by interrupted run "
-                              f"{owner.run_id}: {exc}. Run: docker unpause {cname}")
+                ctx.out.say(f"Could not unpause '{name}' (container {cname}), paused by interrupted run "
+                            f"{owner.run_id}: {exc}. Run: docker unpause {cname}", err=True)
                 continue
         forget_pause(path)
 

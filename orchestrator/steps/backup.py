@@ -103,7 +103,7 @@ class SandboxBackup:
 
 def skip_line(name: str) -> str:
     """Upstream's line for a registered sandbox that cannot be backed up (no usable container)."""
-    return (f"  Skipping '{name}' (not running; start the sandbox/container and rerun 'nemoclaw backup-all' "
+    return (f"Skipping '{name}' (not running; start the sandbox/container and rerun 'nemoclaw backup-all' "
             "so NemoClaw can capture a fresh snapshot)")
 
 
@@ -149,13 +149,13 @@ def _report_missing(ctx: "RunContext", missing: dict[str, str]) -> None:
     what recreates it (stderr: the run ends incomplete)."""
     from .rebuild import latest_verified_backup
 
-    out, st = ctx.out, ctx.out.style
-    out.error(f"  {len(missing)} recorded sandbox(es) were not found on their recorded gateway: {', '.join(missing)}.")
+    out = ctx.out
+    out.say(f"{len(missing)} recorded sandbox(es) were not found on their recorded gateway: {', '.join(missing)}.", err=True)
     for name, why in missing.items():
         backup = latest_verified_backup(ctx.paths.backups_root, name)
         todo = (f"latest verified backup {backup}; recreate it with `nemoclaw rebuild-sandbox {name} --from-backup latest`"
                 if backup is not None else f"no verified backup was found in {ctx.paths.backups_root / name}")
-        out.error(f"  {st.RD}✗{st.R} {name}: missing ({why}); {todo}.")
+        out.fail(f"{name}: missing ({why}); {todo}.", sandbox=name)
         ctx.event("sandbox_missing", sandbox=name, reason=why)
 
 
@@ -194,12 +194,12 @@ def _freeze(ctx: "RunContext") -> bool:
 @implements("snapshot")
 def snapshot(ctx: "RunContext") -> None:
     """Stream each ready sandbox's state into staging, in parallel; refuse hostile entries."""
-    out, st = ctx.out, ctx.out.style
+    out = ctx.out
     targets, skipped, stopped = _targets(ctx)
     missing = _missing(ctx, skipped) if skipped else {}
     for entry in ctx.fact("registry"):
         if entry.name in skipped and entry.name not in missing:
-            out.line(f"{st.D}{skip_line(entry.name)}{st.R}")
+            out.say(skip_line(entry.name), tone="dim", sandbox=entry.name)
     if missing:
         _report_missing(ctx, missing)
     timestamp = new_timestamp()
@@ -208,7 +208,7 @@ def snapshot(ctx: "RunContext") -> None:
         try:
             ctx.staging  # a symlinked backups folder is the user's to fix: one plain sentence
         except StoreError as exc:
-            raise StepError(f"  {exc}", kind="store") from None
+            raise StepError(str(exc), kind="store") from None
     jobs, targets = _jobs(ctx, store, targets, timestamp, stopped, _scope(ctx))
     if not jobs:
         ctx.put("snapshot", _staged(jobs, skipped, missing))
@@ -239,10 +239,10 @@ def snapshot(ctx: "RunContext") -> None:
                 raise
     for job in jobs:
         if not job.ok:
-            out.error(f"  {st.RD}✗{st.R} {job.name}: backup failed ({job.failure()})")
+            out.fail(f"{job.name}: backup failed ({job.failure()})", sandbox=job.name)
         elif job.capture is not None and job.capture.skipped_line():
             # FIFOs, sockets, device nodes: nothing a restore could give back; named, not fatal.
-            out.error(f"  {st.YW}⚠{st.R} {job.name}: {job.capture.skipped_line()}")
+            out.warn(f"{job.name}: {job.capture.skipped_line()}", sandbox=job.name)
     ctx.put("snapshot", _staged(jobs, skipped, missing))
 
 
@@ -305,14 +305,14 @@ def _capture_one(
             container = listed_container(ctx, job.name)
     except (StepError, StoreError) as exc:
         job.error = str(exc).strip()
-        ctx.out.line(f"  Backing up '{job.name}'...")
+        ctx.out.say(f"Backing up '{job.name}'...")
         return
     with contextlib.ExitStack() as hold:
         try:
             if job.phase:  # read from the stopped container: not started, not frozen (nothing runs)
-                ctx.out.line(f"  Backing up '{job.name}' from its stopped container (phase {job.phase})...")
+                ctx.out.say(f"Backing up '{job.name}' from its stopped container (phase {job.phase})...")
             else:
-                ctx.out.line(f"  Backing up '{job.name}'...")
+                ctx.out.say(f"Backing up '{job.name}'...")
             home = job.scope == "home"
             # The image's WorkingDir may move the data root (0.0.99+); the manifest keeps the agent's
             # canonical directories, which restores move under the target container's own root.
@@ -333,7 +333,7 @@ def _capture_one(
                 if _strict(ctx):
                     job.error = _freeze_limit.strict_message(deadline.seconds)
                     return
-                ctx.out.error(f"  {ctx.out.style.YW}⚠{ctx.out.style.R} {job.name}: {_freeze_limit.warning(deadline.seconds)}")
+                ctx.out.warn(f"{job.name}: {_freeze_limit.warning(deadline.seconds)}", sandbox=job.name)
                 job.point_in_time, job.bytes, last["bytes"], last["files"] = False, 0, 0, 0
                 job.staged = ctx.staging.fresh_dir(job.name)
                 job.capture = read(container, at_root, job.staged, on_progress=on_progress, store_at=job.dest)
@@ -402,7 +402,7 @@ def _hold_frozen(ctx: "RunContext", job: SandboxBackup, container: Any, hold: co
         except docker.errors.NotFound:  # the container is gone (its backup fails): nothing to unfreeze
             _forget_pause(record)
         except Exception as exc:  # noqa: BLE001
-            ctx.out.error(f"  Could not unpause the container of '{job.name}': {exc}. Run: docker unpause {container.name}")
+            ctx.out.say(f"Could not unpause the container of '{job.name}': {exc}. Run: docker unpause {container.name}", err=True)
         else:
             _forget_pause(record)
         job.frozen_seconds = round(time.monotonic() - began, 3)
@@ -423,7 +423,7 @@ def unpause_leftovers(ctx: "RunContext") -> None:
 @implements("commit_backups")
 def commit_backups(ctx: "RunContext") -> str:
     """Re-verify every staged backup against its manifest, then rename it into place."""
-    out, st = ctx.out, ctx.out.style
+    out = ctx.out
     snap: Snapshot = ctx.fact("snapshot")
     jobs = snap.backups
     good = [j for j in jobs if j.ok]
@@ -433,12 +433,12 @@ def commit_backups(ctx: "RunContext") -> str:
         ctx.put("backup_report", _summary([], failed, snap))
         lines = []
         if snap.skipped:
-            lines.append(f"  Strict pre-upgrade backup requires every registered sandbox to be backed up; "
+            lines.append(f"Strict pre-upgrade backup requires every registered sandbox to be backed up; "
                          f"{len(snap.skipped)} sandbox(es) were skipped.")
         if failed:
-            lines.append(f"  --strict: nothing was committed because {len(failed)} of {len(jobs)} sandbox backup(s) failed.")
+            lines.append(f"--strict: nothing was committed because {len(failed)} of {len(jobs)} sandbox backup(s) failed.")
         else:
-            lines.append("  --strict: nothing was committed.")
+            lines.append("--strict: nothing was committed.")
         raise StepError("\n".join(lines))
     committed: dict[str, str] = {}
     backed: list[StagedBackup] = []
@@ -454,7 +454,7 @@ def commit_backups(ctx: "RunContext") -> str:
         if mismatch is not None:
             job = attrs.evolve(job, error=f"staged copy does not match its manifest: {mismatch}")
             failed.append(job)
-            out.error(f"  {st.RD}✗{st.R} {job.name}: backup failed ({job.error})")
+            out.fail(f"{job.name}: backup failed ({job.error})", sandbox=job.name)
             continue
         _pause_point(ctx, "before_commit", job.name)
         try:
@@ -462,7 +462,7 @@ def commit_backups(ctx: "RunContext") -> str:
         except StoreError as exc:  # e.g. a symlinked rebuild-backups/<name>: this sandbox only
             job = attrs.evolve(job, error=str(exc))
             failed.append(job)
-            out.error(f"  {st.RD}✗{st.R} {job.name}: backup failed ({job.error})")
+            out.fail(f"{job.name}: backup failed ({job.error})", sandbox=job.name)
             continue
         committed[job.name] = str(dest)
         backed.append(job)
@@ -471,15 +471,15 @@ def commit_backups(ctx: "RunContext") -> str:
         if job.empty:
             what = (f"the sandbox home {manifest.dir} holds nothing" if manifest.scope == "home"
                     else f"none of the agent's state dirs or files exist under {manifest.dir} in the sandbox")
-            out.error(f"  {st.YW}⚠{st.R} {job.name}: empty backup: {what} → {dest}")
+            out.warn(f"{job.name}: empty backup: {what} → {dest}", sandbox=job.name)
             ctx.event("backup_empty", sandbox=job.name, path=str(dest))
             continue
         ndirs = len(manifest.dirs) if manifest.scope == "home" else len(manifest.backed_up_dirs)
-        out.line(f"  {st.G}✓{st.R} {job.name}: {ndirs} dirs, {len(manifest.files)} files → {dest}")
+        out.ok(f"{job.name}: {ndirs} dirs, {len(manifest.files)} files → {dest}", sandbox=job.name)
         if job.frozen_seconds is not None:
-            out.line(f"    {st.D}Frozen for {job.frozen_seconds:.3f} s while its state was read.{st.R}")
+            out.say(f"Frozen for {job.frozen_seconds:.3f} s while its state was read.", tone="dim", indent=4, sandbox=job.name)
         if job.phase:
-            out.line(f"    {st.D}Read from its stopped container (phase {job.phase}); it was not started.{st.R}")
+            out.say(f"Read from its stopped container (phase {job.phase}); it was not started.", tone="dim", indent=4, sandbox=job.name)
     ctx.put("committed", committed)
     ctx.put("backup_report", _summary(backed, failed, snap))
     skipped = snap.skipped
@@ -487,9 +487,9 @@ def commit_backups(ctx: "RunContext") -> str:
     if ctx.params.get("quiet_summary"):
         return "partial" if incomplete else "next"
     out.line("")
-    out.line(f"  Pre-upgrade backup: {len(backed)} backed up, {len(failed)} failed, {len(skipped)} skipped")
+    out.say(f"Pre-upgrade backup: {len(backed)} backed up, {len(failed)} failed, {len(skipped)} skipped")
     if backed:
-        out.line(f"  Backups stored in: {ctx.paths.backups_root.absolute()}")
+        out.say(f"Backups stored in: {ctx.paths.backups_root.absolute()}")
     return "partial" if incomplete else "next"
 
 

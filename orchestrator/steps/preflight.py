@@ -20,7 +20,7 @@ from ..adapters import deadlines
 from ..adapters.openshell import OpenShellNotFound, decide, format_diagnosis, observe
 from ..adapters.openshell.cli import hung_sentence
 from ..adapters.openshell.version import cross_line
-from ._openshell_common import guard_wording, report_exactly
+from ._openshell_common import guard_wording
 
 if TYPE_CHECKING:
     from ..engine.context import RunContext
@@ -31,8 +31,8 @@ def preflight(ctx: "RunContext") -> None:
     """Refuse when the OpenShell CLI and gateway versions drift (cluster image, host binary, served version)."""
     try:
         obs = observe(state_dir=ctx.paths.gateway_state_dir)
-    except OpenShellNotFound as exc:
-        raise report_exactly(ctx, exc) from None
+    except OpenShellNotFound as exc:  # upstream's sentence, shown as-is (StepError.verbatim)
+        raise exc from None
     issue = decide(obs)
     if issue is not None:
         raise Refusal(

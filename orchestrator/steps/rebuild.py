@@ -64,18 +64,18 @@ def _with_tag(image: str, tag: str) -> str:
 def rebuild_target(ctx: "RunContext") -> str:
     """Check the sandbox is registered and running, Stopped or in Error (or, with --from-backup,
     absent); work out the current and target images."""
-    out, st = ctx.out, ctx.out.style
+    out = ctx.out
     name = str(ctx.options["name"])
     entry = next((e for e in ctx.fact("registry") if e.name == name), None)
     if entry is None and ctx.options.get("from_backup"):
         entry = _entry_from_backup(ctx, name)
     if entry is None:
-        raise StepError(f"  Sandbox '{name}' is not registered in {ctx.paths.registry_file}.", exit_code=1)
+        raise StepError(f"Sandbox '{name}' is not registered in {ctx.paths.registry_file}.", exit_code=1)
     refuse_problem(entry)
     try:
         agent = load_agent(entry.agent)
     except StoreError as exc:
-        raise StepError(f"  {exc}", exit_code=2) from None
+        raise StepError(str(exc), exit_code=2) from None
     listing = ctx.fact("sandbox_list")
     if ctx.options.get("from_backup"):
         return _plan_from_backup(ctx, name, entry, agent, listing)
@@ -84,12 +84,12 @@ def rebuild_target(ctx: "RunContext") -> str:
     stopped = (stopped_workload(name, listing.ids.get(name), listing.workspaces.get(name))
                if phase in NOT_RUNNING_PHASES else None)
     if name not in listing.ready and stopped is None:
-        raise StepError(f"  Sandbox '{name}' is not running. Cannot back up state.")
+        raise StepError(f"Sandbox '{name}' is not running. Cannot back up state.")
     verify_identity(ctx, name)
     container = stopped if stopped is not None else listed_container(ctx, name)
     previous = container.attrs.get("Config", {}).get("Image") or (container.image.tags or [""])[0]
     if not previous:
-        raise StepError(f"  Cannot tell which image sandbox '{name}' runs.")
+        raise StepError(f"Cannot tell which image sandbox '{name}' runs.")
     expected = agent.expected_version
     # A pinned sandbox (`repository@sha256:<digest>`) is rebuilt from the same digest, so its
     # agent version is whatever that image holds: not checked against the expected one.
@@ -98,42 +98,42 @@ def rebuild_target(ctx: "RunContext") -> str:
         expected = None
     target = ctx.options.get("image") or ("@".join(pinned) if pinned else _with_tag(previous, expected) if expected else None)
     if not target:
-        raise StepError(f"  No target image for '{name}': agent '{agent.name}' declares no expected version; pass --image.")
+        raise StepError(f"No target image for '{name}': agent '{agent.name}' declares no expected version; pass --image.")
     current = recorded_version(entry, agent, container) if stopped is not None else probe_version(container, agent)
     plan = RebuildPlan(name, agent.name, current, expected, previous, target, phase=phase if stopped is not None else None)
     ctx.put("rebuild_plan", plan)
     ctx.put("backup_targets", [name])
-    out.line(f"  {st.B}Rebuild sandbox '{name}'{st.R}")
-    out.line(f"    Current: {plan.current or '?'} ({previous})")
-    out.line(f"    Target:  {plan.expected or '?'} ({target})")
+    out.say(f"Rebuild sandbox '{name}'", tone="title", sandbox=name)
+    out.say(f"Current: {plan.current or '?'} ({previous})", indent=4)
+    out.say(f"Target:  {plan.expected or '?'} ({target})", indent=4)
     if plan.phase == STOPPED:
-        out.line(f"  Sandbox '{name}' is Stopped: backing it up from its stopped container without starting it; "
-                 "it is returned to Stopped after the rebuild.")
+        out.say(f"Sandbox '{name}' is Stopped: backing it up from its stopped container without starting it; "
+                "it is returned to Stopped after the rebuild.")
     elif plan.phase == ERROR:
-        out.line(f"  Sandbox '{name}' is in phase Error: rebuilding it from a backup of its stopped container, "
-                 "without starting it; the rebuilt sandbox runs.")
-    out.line("  Backing up sandbox state...")
+        out.say(f"Sandbox '{name}' is in phase Error: rebuilding it from a backup of its stopped container, "
+                "without starting it; the rebuilt sandbox runs.")
+    out.say("Backing up sandbox state...")
     return "next"
 
 
 def _plan_from_backup(ctx: "RunContext", name: str, entry: SandboxEntry, agent: Any, listing: Any) -> str:
     """--from-backup: recreate an absent sandbox from one of its backups (no backup, no delete)."""
-    out, st = ctx.out, ctx.out.style
+    out = ctx.out
     if name in listing.live:
-        raise StepError(f"  Sandbox '{name}' exists (phase {listing.phases.get(name, '?')}); "
+        raise StepError(f"Sandbox '{name}' exists (phase {listing.phases.get(name, '?')}); "
                         f"rebuild it with `nemoclaw rebuild-sandbox {name}` (no --from-backup).", exit_code=1)
     backup = select_backup(ctx.paths.backups_root, name, str(ctx.options["from_backup"]))
     recorded = backup.manifest.sandbox_image
     expected = agent.expected_version
     image = ctx.options.get("image") or (_with_tag(recorded, expected) if recorded and expected else recorded)
     if not image:
-        raise StepError(f"  The backup {backup.path} does not record the sandbox's image; pass --image IMAGE.", exit_code=2)
+        raise StepError(f"The backup {backup.path} does not record the sandbox's image; pass --image IMAGE.", exit_code=2)
     plan = RebuildPlan(name, agent.name, entry.agent_version, expected, recorded or image, image, from_backup=str(backup.path))
     ctx.put("rebuild_plan", plan)
     ctx.put("backup_targets", [])
-    out.line(f"  {st.B}Recreate sandbox '{name}' from its backup{st.R}")
-    out.line(f"    Backup: {backup.path}")
-    out.line(f"    Image:  {image}")
+    out.say(f"Recreate sandbox '{name}' from its backup", tone="title", sandbox=name)
+    out.say(f"Backup: {backup.path}", indent=4)
+    out.say(f"Image:  {image}", indent=4)
     return "from_backup"
 
 
@@ -160,11 +160,11 @@ def select_backup(root: Path, name: str, which: str) -> Any:
     try:
         backups = store.list(name)
     except StoreError as exc:
-        raise StepError(f"  {exc}", exit_code=2) from None
+        raise StepError(str(exc), exit_code=2) from None
     if which != "latest":
         chosen = [b for b in backups if b.path.name == which or b.timestamp == which]
         if not chosen:
-            raise StepError(f"  No valid backup '{which}' of sandbox '{name}' in {root / name}; "
+            raise StepError(f"No valid backup '{which}' of sandbox '{name}' in {root / name}; "
                             f"see `nemoclaw backups list {name}`.", exit_code=1)
         candidates = chosen
     else:
@@ -174,8 +174,8 @@ def select_backup(root: Path, name: str, which: str) -> Any:
         if mismatch is None:
             return b
         if which != "latest":
-            raise StepError(f"  Backup {b.path} does not verify ({mismatch}); choose another with --from-backup.", exit_code=1)
-    raise StepError(f"  No verified backup of sandbox '{name}' in {root / name}.", exit_code=1)
+            raise StepError(f"Backup {b.path} does not verify ({mismatch}); choose another with --from-backup.", exit_code=1)
+    raise StepError(f"No verified backup of sandbox '{name}' in {root / name}.", exit_code=1)
 
 
 def latest_verified_backup(root: Path, name: str) -> Path | None:
@@ -188,7 +188,7 @@ def latest_verified_backup(root: Path, name: str) -> Path | None:
 class OpenShellFailed(StepError):
     def __init__(self, what: str, status: int, output: str) -> None:
         self.gist = failure_gist(output)
-        super().__init__(f"  {what} failed: {self.gist} (openshell exit {status})")
+        super().__init__(f"{what} failed: {self.gist} (openshell exit {status})")
 
 
 def _lifecycle(verb: str, name: str, what: str, image: str | None = None) -> str:
@@ -210,14 +210,14 @@ def delete_sandbox(ctx: "RunContext") -> None:
     """`openshell sandbox delete NAME`; a sandbox already gone counts as deleted (idempotent)."""
     plan = _plan(ctx)
     verify_identity(ctx, plan.name, absent_ok=True)
-    ctx.out.line(f"  Deleting sandbox '{plan.name}'...")
+    ctx.out.say(f"Deleting sandbox '{plan.name}'...")
     try:
         _lifecycle("delete", plan.name, f"Deleting sandbox '{plan.name}'")
     except OpenShellFailed:
         listed, _ = _live(plan.name)
         if listed:
             raise
-        ctx.out.line(f"  Sandbox '{plan.name}' is already deleted.")
+        ctx.out.say(f"Sandbox '{plan.name}' is already deleted.")
     ctx.put("sandbox_deleted", True)
     ctx.event("sandbox_deleted", sandbox=plan.name, image=plan.previous_image)
 
@@ -235,11 +235,11 @@ def create_sandbox(ctx: "RunContext") -> None:
     listed, _ = _live(plan.name)
     if listed:
         if _runs_image(plan.name, plan.target_image):
-            ctx.out.line(f"  Sandbox '{plan.name}' already exists on {plan.target_image}.")
+            ctx.out.say(f"Sandbox '{plan.name}' already exists on {plan.target_image}.")
         else:
-            raise StepError(f"  Sandbox '{plan.name}' exists but does not run {plan.target_image}; not creating it again.")
+            raise StepError(f"Sandbox '{plan.name}' exists but does not run {plan.target_image}; not creating it again.")
     else:
-        ctx.out.line("  Creating new sandbox with current image...")
+        ctx.out.say("Creating new sandbox with current image...")
         _create(ctx, plan, plan.target_image)
     if plan.from_backup:
         register_from_backup(ctx, plan.name, plan.from_backup)  # a host that lost its registry
@@ -256,7 +256,7 @@ def _wait_ready(name: str, timeout: float) -> None:
             return
         last = dict((e.name, e.phase) for e in listing.entries).get(name, "not listed")
         if time.monotonic() > deadline:
-            raise StepError(f"  Sandbox '{name}' did not become Ready within {timeout:.0f} s (phase: {last}).", kind="timeout")
+            raise StepError(f"Sandbox '{name}' did not become Ready within {timeout:.0f} s (phase: {last}).", kind="timeout")
         time.sleep(0.5)
 
 
@@ -270,7 +270,7 @@ def wait_ready(ctx: "RunContext") -> None:
 def _backup_dir(ctx: "RunContext", name: str) -> Path:
     path = ctx.fact("committed", {}).get(name) or _plan(ctx).from_backup
     if path is None:
-        raise StepError(f"  No committed backup of '{name}' in this run.")
+        raise StepError(f"No committed backup of '{name}' in this run.")
     return Path(path)
 
 
@@ -286,14 +286,14 @@ def _restore(ctx: "RunContext", name: str) -> Any:
     try:
         manifest = load_manifest(backup)
         if manifest.sandbox_name != name:  # a journal may name any directory: never restore another's
-            raise StepError(f"  Refusing to restore {backup} into sandbox '{name}': it is a backup of sandbox "
+            raise StepError(f"Refusing to restore {backup} into sandbox '{name}': it is a backup of sandbox "
                             f"'{manifest.sandbox_name}'.")
         result = restore_backup(container, backup, manifest, on_progress=on_progress,
                                 data_root=data_root(container), agents=load_agent)
     except StoreError as exc:
-        raise StepError(f"  Restoring '{name}' from {backup} failed: {exc}") from None
+        raise StepError(f"Restoring '{name}' from {backup} failed: {exc}") from None
     if not result.ok:
-        raise StepError(f"  Restored files of '{name}' do not match the backup: {result.mismatch}")
+        raise StepError(f"Restored files of '{name}' do not match the backup: {result.mismatch}")
     return result
 
 
@@ -302,7 +302,7 @@ def restore_sandbox(ctx: "RunContext") -> None:
     """Write the backup (committed by this run, or the --from-backup one) into the new
     sandbox; restoring again is safe (each restored dir is first made empty)."""
     plan = _plan(ctx)
-    ctx.out.line("  Restoring workspace state...")
+    ctx.out.say("Restoring workspace state...")
     result = _restore(ctx, plan.name)
     ctx.event("sandbox_restored", sandbox=plan.name, files=result.files, bytes=result.bytes)
 
@@ -315,26 +315,26 @@ def verify_rebuild(ctx: "RunContext") -> None:
     agent = load_agent(plan.agent)
     version = probe_version(container, agent)
     if plan.expected and (version is None or not (version_gte(version, plan.expected) and version_gte(plan.expected, version))):
-        raise StepError(f"  Sandbox '{plan.name}' reports agent version {version or 'unknown'}, expected {plan.expected}.")
+        raise StepError(f"Sandbox '{plan.name}' reports agent version {version or 'unknown'}, expected {plan.expected}.")
     backup = _backup_dir(ctx, plan.name)
     manifest = load_manifest(backup)
     mismatch = read_back(container, manifest, restore_names(backup, manifest), base=rebase(manifest.dir, data_root(container)))
     if mismatch is not None:
-        raise StepError(f"  Sandbox '{plan.name}' files differ from the backup after restore: {mismatch}")
+        raise StepError(f"Sandbox '{plan.name}' files differ from the backup after restore: {mismatch}")
 
 
 def _return_to_stopped(ctx: "RunContext", plan: RebuildPlan) -> None:
     """`openshell sandbox stop`, then `openshell sandbox get` must say Stopped (idempotent)."""
     if sandbox_phase(plan.name) == STOPPED:
-        ctx.out.line(f"  Sandbox '{plan.name}' is already Stopped.")
+        ctx.out.say(f"Sandbox '{plan.name}' is already Stopped.")
         return
     _lifecycle("stop", plan.name, f"Stopping sandbox '{plan.name}'")
     phase = sandbox_phase(plan.name)
     if phase != STOPPED:
-        raise StepError(f"  Sandbox '{plan.name}' was stopped through OpenShell but `openshell sandbox get` shows "
+        raise StepError(f"Sandbox '{plan.name}' was stopped through OpenShell but `openshell sandbox get` shows "
                         f"phase {phase or 'unknown'}; run `openshell sandbox stop {plan.name}` and check it.")
     ctx.event("sandbox_stopped", sandbox=plan.name)
-    ctx.out.line(f"  Returned '{plan.name}' to Stopped through OpenShell, as it was before the rebuild.")
+    ctx.out.say(f"Returned '{plan.name}' to Stopped through OpenShell, as it was before the rebuild.")
 
 
 @implements("return_to_stopped", advice=lambda f, s: rebuild_advice(f, s))
@@ -352,9 +352,8 @@ def record_version(ctx: "RunContext") -> None:
     plan = _plan(ctx)
     if plan.expected:
         record_agent_version(ctx, plan.name, plan.expected)
-    st = ctx.out.style
     done = "recreated from its backup" if plan.from_backup else "rebuilt successfully"
-    ctx.out.line(f"  {st.G}✓{st.R} Sandbox '{plan.name}' {done}")
+    ctx.out.ok(f"Sandbox '{plan.name}' {done}", sandbox=plan.name)
 
 
 _WHAT_FAILED = {
@@ -420,7 +419,7 @@ def rollback_rebuild(ctx: "RunContext") -> None:
     cause = _cause(ctx)
     backup = ctx.fact("committed", {}).get(plan.name) or plan.from_backup
     if getattr(ctx.last_error, "kind", None) == "identity":  # refused before its delete: nothing to undo
-        raise StepError(f"{what} refused ({cause})", reported=True)
+        raise StepError(f"{what} refused ({cause})", sandbox=plan.name, details=())  # the refusal was shown
     try:
         existing = parse_listing(*_list_texts())
     except (StepError, OSError):
@@ -428,17 +427,17 @@ def rollback_rebuild(ctx: "RunContext") -> None:
     if (existing is not None and not ctx.fact("sandbox_deleted", False) and not plan.from_backup and plan.name in existing.ready
             and _runs_image(plan.name, plan.previous_image)):
         # The delete itself failed and the sandbox is still there, untouched: nothing to undo.
-        out.error(f"  Sandbox '{plan.name}' was not deleted; it still runs {plan.previous_image}. Nothing was changed.")
-        raise StepError(f"{what} failed ({cause}); the sandbox was left as it was", reported=True)
+        raise StepError(f"{what} failed ({cause}); the sandbox was left as it was", sandbox=plan.name, details=[
+            f"Sandbox '{plan.name}' was not deleted; it still runs {plan.previous_image}. Nothing was changed."])
     if (existing is not None and not ctx.fact("sandbox_deleted", False) and not plan.from_backup and plan.phase
             and dict((e.name, e.phase) for e in existing.entries).get(plan.name) == plan.phase):
         # The same, for a sandbox that was not running: still listed in its phase, never started.
-        out.error(f"  Sandbox '{plan.name}' was not deleted; it is still {plan.phase}. Nothing was changed.")
-        raise StepError(f"{what} failed ({cause}); the sandbox was left as it was", reported=True)
-    out.error(f"  Rolling back '{plan.name}' to {plan.previous_image} and restoring {backup}...")
+        raise StepError(f"{what} failed ({cause}); the sandbox was left as it was", sandbox=plan.name, details=[
+            f"Sandbox '{plan.name}' was not deleted; it is still {plan.phase}. Nothing was changed."])
+    out.say(f"Rolling back '{plan.name}' to {plan.previous_image} and restoring {backup}...", err=True)
     try:
         if backup is None:
-            raise StepError(f"  No committed backup of '{plan.name}' in this run.")
+            raise StepError(f"No committed backup of '{plan.name}' in this run.")
         if existing is None:
             existing = parse_listing(*_list_texts())
         if plan.name in existing.live:
@@ -449,16 +448,16 @@ def rollback_rebuild(ctx: "RunContext") -> None:
         if plan.phase == STOPPED:
             _return_to_stopped(ctx, plan)
     except (StepError, StoreError, OSError) as exc:
-        out.error(f"  Rollback of '{plan.name}' failed too: {getattr(exc, 'gist', None) or ' '.join(str(exc).split())}")
-        out.error(f"  The backup is kept in {backup}. Restore the sandbox by hand:" if backup else "  Restore the sandbox by hand:")
-        out.lines(manual_commands(plan, backup), error=True)
         ctx.event("rollback_failed", sandbox=plan.name, image=plan.previous_image, backup=str(backup), error=str(exc))
-        raise StepError(f"{what} failed ({cause}) and so did the rollback; restore it by hand as shown above", reported=True,
-                        outcome="unrecovered") from None
+        shown = [f"Rollback of '{plan.name}' failed too: {getattr(exc, 'gist', None) or ' '.join(str(exc).split())}",
+                 f"The backup is kept in {backup}. Restore the sandbox by hand:" if backup else "Restore the sandbox by hand:",
+                 *manual_commands(plan, backup)]
+        raise StepError(f"{what} failed ({cause}) and so did the rollback; restore it by hand as shown above",
+                        sandbox=plan.name, details=shown, outcome="unrecovered") from None
     ctx.event("rolled_back", sandbox=plan.name, image=plan.previous_image, backup=str(backup))
     how = "is Stopped again on" if plan.phase == STOPPED else "runs"
-    out.error(f"  Rolled back '{plan.name}': it {how} {plan.previous_image} again with its files restored from {backup}.")
-    raise StepError(f"{what} failed ({cause}); rolled back to {plan.previous_image} with its files restored", reported=True)
+    raise StepError(f"{what} failed ({cause}); rolled back to {plan.previous_image} with its files restored", sandbox=plan.name,
+                    details=[f"Rolled back '{plan.name}': it {how} {plan.previous_image} again with its files restored from {backup}."])
 
 
 def _runs_image(name: str, image: str) -> bool:

@@ -39,7 +39,7 @@ def read_registry(ctx: "RunContext") -> str:
     if not entries and not (empty_ok and ctx.options.get(str(empty_ok))):
         message = ctx.params.get("empty_message")
         if message:
-            ctx.out.line(message)
+            ctx.out.say_text(message)
         return "empty"
     return "next"
 
@@ -82,7 +82,7 @@ def register_from_backup(ctx: "RunContext", name: str, backup_dir: str) -> None:
 def refuse_problem(entry: SandboxEntry) -> None:
     """A row we cannot act on is an error for its sandbox (never a silent skip)."""
     if entry.problem:
-        raise StepError(f"  Sandbox '{entry.name}' cannot be used: {entry.problem}.", kind="registry", exit_code=1)
+        raise StepError(f"Sandbox '{entry.name}' cannot be used: {entry.problem}.", kind="registry", exit_code=1)
 
 
 def live_id(name: str) -> str | None:
@@ -122,7 +122,7 @@ def follow_identity(ctx: "RunContext", name: str) -> None:
         return
     current = live_id(name)
     if current is None:
-        raise StepError(f"  OpenShell did not say the id of the recreated sandbox '{name}'; its registry "
+        raise StepError(f"OpenShell did not say the id of the recreated sandbox '{name}'; its registry "
                         "fingerprint was not updated.")
     if reg.follow_identity(entry, current, nemoclaw_dir=ctx.paths.nemoclaw_dir):
         ctx.event("identity_followed", sandbox=name, fingerprint=reg.fingerprint_of(current))
@@ -132,5 +132,5 @@ def record_agent_version(ctx: "RunContext", name: str, version: str) -> None:
     """Write the sandbox's `agentVersion` into the registry file its row came from."""
     entry = entry_of(ctx, name)
     if entry is None:
-        raise StepError(f"  Sandbox '{name}' is not registered.")
+        raise StepError(f"Sandbox '{name}' is not registered.")
     reg.update_agent_version(entry, version, nemoclaw_dir=ctx.paths.nemoclaw_dir)

@@ -42,24 +42,24 @@ def replicate_backups(ctx: "RunContext") -> str:
     if repo is None or not committed:
         ctx.put("replication", ReplicationReport(OffHost(repository=repo.shown if repo else None, mode=mode)))
         return "next"
-    out, st = ctx.out, ctx.out.style
+    out = ctx.out
     restic = Restic(repo)
     store = BackupStore(ctx.paths.backups_root, load_agent)
     copies: list[ReplicatedCopy] = []
     failed: list[NotBackedUp] = []
-    out.line(f"  Copying {len(committed)} backup(s) off-host to {repo.shown}...")
+    out.say(f"Copying {len(committed)} backup(s) off-host to {repo.shown}...")
     try:
         held = remote_backups(restic)
     except StepError as exc:
         failed = [NotBackedUp(name, str(exc).strip()) for name in committed]
-        out.error(f"  {st.RD}✗{st.R} No backup was copied off-host: {str(exc).strip()}")
+        out.fail(f"No backup was copied off-host: {str(exc).strip()}")
     else:
         for name, path in committed.items():
             try:
                 backups = _to_push(store, name, Path(path))
             except (StepError, StoreError) as exc:
                 failed.append(NotBackedUp(name, str(exc).strip()))
-                out.error(f"  {st.RD}✗{st.R} {name}: not copied off-host: {str(exc).strip()}")
+                out.fail(f"{name}: not copied off-host: {str(exc).strip()}", sandbox=name)
                 continue
             for backup in backups:
                 try:
@@ -70,21 +70,21 @@ def replicate_backups(ctx: "RunContext") -> str:
                         row.done()
                 except (StepError, StoreError) as exc:
                     failed.append(NotBackedUp(name, str(exc).strip()))
-                    out.error(f"  {st.RD}✗{st.R} {name} {backup.timestamp}: not copied off-host: {str(exc).strip()}")
+                    out.fail(f"{name} {backup.timestamp}: not copied off-host: {str(exc).strip()}", sandbox=name)
                     break
                 copies.append(ReplicatedCopy(name, backup.timestamp, res.snapshot_id, res.bytes, res.data_added))
                 ctx.event("backup_replicated", sandbox=name, timestamp=backup.timestamp, snapshot=res.snapshot_id)
                 if not res.skipped:
-                    out.line(f"  {st.G}✓{st.R} {name} {backup.timestamp}: copied off-host as snapshot {res.snapshot_id}")
+                    out.ok(f"{name} {backup.timestamp}: copied off-host as snapshot {res.snapshot_id}", sandbox=name)
     ctx.put("replication", ReplicationReport(OffHost(repository=repo.shown, mode=mode, copies=copies, failed=failed)))
     if not failed:
         return "next"
     if mode == BEST_EFFORT:
-        out.error(f"  {st.YW}⚠{st.R} {len(failed)} backup(s) are committed locally only (--replicate best-effort); "
-                  "copy them later with: nemoclaw backups push")
+        out.warn(f"{len(failed)} backup(s) are committed locally only (--replicate best-effort); "
+                 "copy them later with: nemoclaw backups push")
         return "next"
-    out.error(f"  {len(failed)} backup(s) are committed locally but not off-host; when the repository is reachable, "
-              "run: nemoclaw backups push")
+    out.say(f"{len(failed)} backup(s) are committed locally but not off-host; when the repository is reachable, "
+            "run: nemoclaw backups push", err=True)
     return "incomplete"
 
 
@@ -102,7 +102,7 @@ def _to_push(store: BackupStore, sandbox: str, committed: Path) -> list:
 def pull_backup(ctx: "RunContext") -> None:
     repo = configured()
     if repo is None:
-        raise StepError("  NEMOCLAW_BACKUP_REPOSITORY is not set: pull_backup needs a restic repository to pull from.")
+        raise StepError("NEMOCLAW_BACKUP_REPOSITORY is not set: pull_backup needs a restic repository to pull from.")
     sandbox = ctx.fill(str(ctx.params.get("sandbox") or "{name}"))
     timestamp = ctx.fill(str(ctx.params.get("timestamp") or "latest"))
     host = ctx.params.get("host")
@@ -112,8 +112,8 @@ def pull_backup(ctx: "RunContext") -> None:
     where = dest or store.dest_for(remote.sandbox, remote.timestamp)
     ctx.put("pulled", {sandbox: str(where)})
     if dest is None:
-        ctx.out.line(f"  '{sandbox}' {remote.timestamp} is already in the local store.")
+        ctx.out.say(f"'{sandbox}' {remote.timestamp} is already in the local store.")
     else:
         ctx.event("backup_pulled", sandbox=sandbox, timestamp=remote.timestamp, path=str(dest))
-        ctx.out.line(f"  {ctx.out.style.G}✓{ctx.out.style.R} Pulled '{sandbox}' {remote.timestamp}; its files match "
-                     f"its manifest → {dest}")
+        ctx.out.ok(f"Pulled '{sandbox}' {remote.timestamp}; its files match "
+                   f"its manifest → {dest}")

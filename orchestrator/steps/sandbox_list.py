@@ -43,7 +43,7 @@ from ..adapters.openshell import (
     result_issue,
 )
 from ..adapters.openshell.rpc_errors import grpc_cause, is_transient_failure, last_line
-from ._openshell_common import guard_wording, report_exactly
+from ._openshell_common import guard_wording
 from .facts import SandboxList
 
 if TYPE_CHECKING:
@@ -79,8 +79,8 @@ def sandbox_list(ctx: "RunContext") -> None:
             warn=ctx.out.error,
             recover=_recover(ctx),
         )
-    except OpenShellNotFound as exc:
-        raise report_exactly(ctx, exc) from None
+    except OpenShellNotFound as exc:  # upstream's sentence, shown as-is (StepError.verbatim)
+        raise exc from None
     except OpenShellTimeout as exc:
         ctx.event("sandbox_list_hung", command=exc.command, seconds=exc.seconds)
         raise
@@ -94,7 +94,7 @@ def sandbox_list(ctx: "RunContext") -> None:
     def again(state) -> None:  # noqa: ANN001 - tenacity's RetryCallState
         result = state.outcome.result()[0]
         cause = grpc_cause(result.output) or last_line(result.output) or f"exit {result.status}"
-        ctx.out.line(f"  `openshell sandbox list` failed ({cause}); retrying once.")
+        ctx.out.say(f"`openshell sandbox list` failed ({cause}); retrying once.")
         ctx.event("sandbox_list_retry", status=result.status, cause=cause)
 
     def transient(pair) -> bool:  # noqa: ANN001
@@ -123,12 +123,11 @@ def sandbox_list(ctx: "RunContext") -> None:
         cause = grpc_cause(result.output)
         lines = list_failure_lines(attempt)
         if cause:
-            lines.append(f"  OpenShell said: {cause}")
-        ctx.out.lines(lines, error=True)
+            lines.append(f"OpenShell said: {cause}")
         ctx.event("sandbox_list_failed", status=result.status, cause=cause, output=last_line(result.output))
-        raise StepError(
+        raise StepError(  # what a person reads is upstream's block; the sentence is the run's account
             "Failed to query running sandboxes from OpenShell." + (f" ({cause})" if cause else ""),
-            kind="openshell", exit_code=result.status or 1, reported=True,
+            kind="openshell", exit_code=result.status or 1, details=lines,
         )
     data = listing.as_data()
     ctx.put("sandbox_list", SandboxList(live=data["live"], ready=data["ready"], phases=data["phases"], ids=data["ids"],

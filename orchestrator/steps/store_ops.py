@@ -94,7 +94,7 @@ def prune_backups(ctx: "RunContext") -> None:
         raise StepError(f"Pruning backups in {store.root} failed: {exc}", exit_code=2 if isinstance(exc, StoreError)
                         else None) from None
     for line, problem in prune_lines(result):
-        (ctx.out.error if problem else ctx.out.line)(f"  {line}")
+        ctx.out.say(line, err=problem)
     removed_now = {(b.sandbox, b.timestamp) for b in result.removed}
     damaged = [(b, m) for b, m in result.failed_verify if (b.sandbox, b.timestamp) not in removed_now]
     ctx.put("prune_report", PruneReport(Pruned(
@@ -159,11 +159,11 @@ def restore_backup(ctx: "RunContext") -> None:
         raise NotRestorable(f"{exc}; the newest valid backup is {exc.fallback.timestamp}: to restore it, set "
                             f"`timestamp: {exc.fallback.timestamp}` in this state's `with:`.") from None
     if resumed is not None:
-        ctx.out.line(f"  Restoring '{name}' again from {resumed}, the backup the interrupted run was restoring.")
+        ctx.out.say(f"Restoring '{name}' again from {resumed}, the backup the interrupted run was restoring.")
     args = " ".join(str(ctx.options[a.name]) for a in ctx.workflow.arguments if ctx.options.get(a.name) is not None)
     container = restore_target(name, paths=ctx.paths, rerun=f"nemoclaw {ctx.workflow.name} {args}".rstrip())
     ctx.event(CHOSEN_EVENT, sandbox=name, timestamp=chosen.timestamp, path=str(chosen.path))
-    ctx.out.line(f"  Restoring {chosen.timestamp} into '{name}' ({len(chosen.manifest.files)} files)...")
+    ctx.out.say(f"Restoring {chosen.timestamp} into '{name}' ({len(chosen.manifest.files)} files)...")
 
     def on_progress(_bytes: int, files: int) -> None:
         if files:
@@ -171,7 +171,7 @@ def restore_backup(ctx: "RunContext") -> None:
 
     result = restore_into(container, name, chosen, on_progress=on_progress)
     ctx.event("backup_restored", sandbox=name, timestamp=chosen.timestamp, files=result.files, bytes=result.bytes)
-    ctx.out.line(f"  ✓ Restored '{name}' from {chosen.timestamp}; {result.files} files verified in the sandbox.")
+    ctx.out.ok(f"Restored '{name}' from {chosen.timestamp}; {result.files} files verified in the sandbox.")
 
 
 def _interrupted_choice(ctx: "RunContext", name: str) -> str | None:

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from ..adapters.agents.version import VersionCheck, check_version
 from ..kernel.errors import StepError
 from ..engine.registry import implements
+from ..engine.output import Span
 from ..adapters.nemoclaw_registry import SandboxEntry, pinned_digest
 from ..adapters.openshell.lifecycle import ERROR, NOT_RUNNING_PHASES
 from ..adapters.sandbox_containers import stopped_workload
@@ -62,7 +63,7 @@ def _not_running(frozen: dict[str, tuple[str, bool]], name: str, lock_note: str 
 def classify_versions(ctx: "RunContext") -> str:
     """Sort sandboxes into stale / unknown / current / missing; print the report (and stop
     there with --check: `checked` when anything needs doing, which exits 1)."""
-    out, st = ctx.out, ctx.out.style
+    out = ctx.out
     registry: list[SandboxEntry] = ctx.fact("registry")
     listing = ctx.fact("sandbox_list")
     live, ready = set(listing.live), set(listing.ready)
@@ -80,7 +81,7 @@ def classify_versions(ctx: "RunContext") -> str:
         try:
             agent = load_agent(entry.agent)
         except StoreError as exc:
-            raise StepError(f"  {exc}", exit_code=2) from None
+            raise StepError(str(exc), exit_code=2) from None
         if entry.name not in live or (entry.name not in ready and _container_gone(listing, entry.name)):
             missing.append(MissingSandbox(entry.name, _latest_backup(ctx, entry.name), held.get(entry.name)))
             continue
@@ -123,47 +124,47 @@ def classify_versions(ctx: "RunContext") -> str:
     if not stale and not unknown and not missing and not refused:
         if ctx.interrupted:
             return "attention"
-        out.line("  All sandboxes are up to date." if not pinned else
-                 "  All other sandboxes are up to date; pinned sandboxes keep their digest.")
+        out.say("All sandboxes are up to date." if not pinned else
+                "All other sandboxes are up to date; pinned sandboxes keep their digest.")
         return "current"
     lock_note = f"not running; run {holder.run_id} (pid {holder.pid}) holds the lock and may be rebuilding it" if holder else None
     frozen = frozen_by_runs(ctx)  # frozen by a backup: not "stopped"
     if stale:
         out.line("")
-        out.line(f"  {st.B}Stale sandboxes:{st.R}")
+        out.say("Stale sandboxes:", tone="title")
         for c in stale:
-            status = (f"{st.G}running{st.R}" if c.running
-                      else f"{st.D}{_not_running(frozen, c.name, lock_note, phases.get(c.name))}{st.R}")
-            out.line(f"    {c.name}  v{c.current or '?'} → v{c.expected}  ({status})")
+            state = (Span("running", "good") if c.running
+                     else Span(_not_running(frozen, c.name, lock_note, phases.get(c.name)), "dim"))
+            out.say((f"{c.name}  v{c.current or '?'} → v{c.expected}  (", state, ")"), indent=4, sandbox=c.name)
     if unknown:
         out.line("")
-        out.line(f"  {st.YW}Unknown version:{st.R}")
+        out.say("Unknown version:", tone="alert")
         for c in unknown:
             status = "running" if c.running else _not_running(frozen, c.name, lock_note, phases.get(c.name))
             if c.name in why:
                 status += f"; could not probe: {why[c.name]}"
-            out.line(f"    {c.name}  v? → v{c.expected}  ({status})")
+            out.say(f"{c.name}  v? → v{c.expected}  ({status})", indent=4, sandbox=c.name)
     if missing:
         out.line("")
         report_missing(ctx, missing)
     out.line("")
     if ctx.options.get("check"):
         if stale:
-            out.line(f"  {len(stale)} sandbox(es) need upgrading.")
+            out.say(f"{len(stale)} sandbox(es) need upgrading.")
         unreachable = [c for c in unknown if c.name in why]
         others = [c for c in unknown if c.name not in why]
         if others:
-            out.line(f"  {len(others)} sandbox(es) could not be version-checked; start them and rerun, or rebuild manually.")
+            out.say(f"{len(others)} sandbox(es) could not be version-checked; start them and rerun, or rebuild manually.")
         if unreachable:
             reasons = "; ".join(sorted({why[c.name] for c in unreachable}))
-            out.error(f"  {len(unreachable)} running sandbox(es) could not be version-checked: {reasons}. Fix that and rerun.")
+            out.say(f"{len(unreachable)} running sandbox(es) could not be version-checked: {reasons}. Fix that and rerun.", err=True)
         if holder:
-            out.line(f"  Another run ({holder.run_id}, pid {holder.pid}) holds the lock: sandboxes it is rebuilding may "
-                     "show as not running. Rerun --check when it has finished.")
+            out.say(f"Another run ({holder.run_id}, pid {holder.pid}) holds the lock: sandboxes it is rebuilding may "
+                    "show as not running. Rerun --check when it has finished.")
         if stale or unknown:
-            out.line("  Run `nemoclaw upgrade-sandboxes` to rebuild them.")
+            out.say("Run `nemoclaw upgrade-sandboxes` to rebuild them.")
         if refused:
-            out.error(f"  {len(refused)} sandbox(es) could not be checked: their registry rows are wrong (see above).")
+            out.say(f"{len(refused)} sandbox(es) could not be checked: their registry rows are wrong (see above).", err=True)
         return "checked"
     if not stale:
         return "attention"
@@ -191,15 +192,15 @@ def _pinned(entry: SandboxEntry, container: Any | None) -> PinnedSandbox | None:
 
 
 def _report_pinned_and_refused(ctx: "RunContext", pinned: list[PinnedSandbox], refused: list[RefusedSandbox]) -> None:
-    out, st = ctx.out, ctx.out.style
+    out = ctx.out
     if pinned:
         out.line("")
-        out.line(f"  {st.B}Pinned sandboxes{st.R} (kept on their image digest, not rebuilt automatically; "
-                 "`nemoclaw rebuild-sandbox NAME` rebuilds one from the same digest):")
+        out.say((Span("Pinned sandboxes", "title"), " (kept on their image digest, not rebuilt automatically; "
+                "`nemoclaw rebuild-sandbox NAME` rebuilds one from the same digest):"))
         for p in pinned:
-            out.line(f"    {p.sandbox}  {p.repository}@{p.digest}  (pinned)")
+            out.say(f"{p.sandbox}  {p.repository}@{p.digest}  (pinned)", indent=4)
     for r in refused:
-        out.error(f"  {st.RD}✗{st.R} {r.sandbox}: {r.problem}")
+        out.fail(f"{r.sandbox}: {r.problem}", sandbox=r.sandbox)
 
 
 def _live_lock_holder(ctx: "RunContext") -> Any:
@@ -219,17 +220,17 @@ def report_missing(ctx: "RunContext", missing: list[MissingSandbox]) -> None:
     """Upstream's line for registered sandboxes the gateway does not list, then per sandbox
     what holds it or how to recreate it (never "stopped": it is not there)."""
     out = ctx.out
-    out.line(f"  {len(missing)} recorded sandbox(es) were not found on their recorded gateway: "
-             f"{', '.join(m.sandbox for m in missing)}.")
+    out.say(f"{len(missing)} recorded sandbox(es) were not found on their recorded gateway: "
+            f"{', '.join(m.sandbox for m in missing)}.")
     for m in missing:
         if m.held_by:
-            out.line(f"    {m.sandbox}: interrupted run {m.held_by} was working on it; "
-                     f"finish it with `nemoclaw runs resume {m.held_by}`.")
+            out.say(f"{m.sandbox}: interrupted run {m.held_by} was working on it; "
+                    f"finish it with `nemoclaw runs resume {m.held_by}`.", indent=4)
         elif m.backup:
-            out.line(f"    {m.sandbox}: latest verified backup {m.backup}; recreate it with "
-                     f"`nemoclaw rebuild-sandbox {m.sandbox} --from-backup latest`.")
+            out.say(f"{m.sandbox}: latest verified backup {m.backup}; recreate it with "
+                    f"`nemoclaw rebuild-sandbox {m.sandbox} --from-backup latest`.", indent=4)
         else:
-            out.line(f"    {m.sandbox}: no verified backup was found in {ctx.paths.backups_root / m.sandbox}.")
+            out.say(f"{m.sandbox}: no verified backup was found in {ctx.paths.backups_root / m.sandbox}.", indent=4)
 
 
 @implements("confirm_rebuilds")
@@ -237,22 +238,22 @@ def confirm_rebuilds(ctx: "RunContext") -> str:
     """Pick the stale sandboxes that are running or not running (phase Stopped or Error: rebuilt
     from their stopped container, NemoClaw #12173/#12305), asking per sandbox unless --yes/--auto.
     One in any other state (frozen by another run, being provisioned) is skipped, and said so."""
-    out, st = ctx.out, ctx.out.style
+    out = ctx.out
     stale = ctx.fact("version_report").stale
     rebuildable = [c for c in stale if c.running or c.phase in NOT_RUNNING_PHASES]
     others = [c for c in stale if c not in rebuildable]
     if others:
-        out.line(f"  {st.D}Skipping {len(others)} sandbox(es) that are neither running nor stopped: "
-                 f"{', '.join(c.sandbox for c in others)}; rerun when they are.{st.R}")
+        out.say(f"Skipping {len(others)} sandbox(es) that are neither running nor stopped: "
+                f"{', '.join(c.sandbox for c in others)}; rerun when they are.", tone="dim")
     chosen: list[str] = []
     if not rebuildable:
-        out.line("  No running stale sandboxes to rebuild.")
+        out.say("No running stale sandboxes to rebuild.")
         ctx.put("to_rebuild", chosen)
         return "none"
     skip_confirm = bool(ctx.options.get("yes") or ctx.options.get("auto"))
     for c in rebuildable:
         if not skip_confirm and not _ask(ctx, f"  Rebuild '{c.sandbox}'? [y/N]: "):
-            out.line(f"  Skipped '{c.sandbox}'.")
+            out.say(f"Skipped '{c.sandbox}'.")
             continue
         chosen.append(c.sandbox)
     ctx.put("to_rebuild", chosen)
@@ -272,18 +273,18 @@ def _ask(ctx: "RunContext", prompt: str) -> bool:
 @implements("rebuild_report")
 def rebuild_report(ctx: "RunContext") -> str:
     """Summarize the per-sandbox rebuilds of a foreach state (missing sandboxes count as not done)."""
-    out, st = ctx.out, ctx.out.style
+    out = ctx.out
     results = ctx.fact("item_results")
     rebuilt = [n for n, r in results.items() if r.exit_code == 0]
     failed = [n for n, r in results.items() if r.exit_code != 0]
     for name in failed:
         r = results[name]
-        out.error(f"  {st.YW}⚠{st.R} Failed to rebuild '{name}': {r.message or r.reason or r.terminal}")
+        out.warn(f"Failed to rebuild '{name}': {r.message or r.reason or r.terminal}", sandbox=name)
     out.line("")
     if rebuilt:
-        out.line(f"  {st.G}✓{st.R} {len(rebuilt)} sandbox(es) rebuilt.")
+        out.ok(f"{len(rebuilt)} sandbox(es) rebuilt.")
     if failed:
-        out.line(f"  {st.YW}⚠{st.R} {len(failed)} sandbox(es) failed — see errors above.")
+        out.warn(f"{len(failed)} sandbox(es) failed — see errors above.", err=False)
     ctx.put("rebuild_summary", RebuildSummary(rebuilt, failed))
     missing = ctx.fact("version_report", None)
     return "partial" if failed or (missing is not None and (missing.missing or missing.refused)) else "next"

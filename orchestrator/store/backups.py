@@ -27,7 +27,7 @@ from pathlib import Path
 
 import attrs
 
-from . import _fsutil
+from . import fsops
 from .errors import ManifestError, StoreError
 from .manifest import MANIFEST_NAME, Manifest, Mismatch, check_against_agent, load_manifest, parse_timestamp, verify
 
@@ -213,10 +213,6 @@ class BackupStore:
         """Valid backups, newest first."""
         return self.scan(sandbox).backups
 
-    def latest(self, sandbox: str) -> Backup | None:
-        backups = self.list(sandbox)
-        return backups[0] if backups else None
-
     def verify(self, backup: Backup, sample_pct: float | None = None) -> Mismatch | None:
         return verify(backup.path, backup.manifest, sample_pct)
 
@@ -254,7 +250,7 @@ class BackupStore:
             if not dry_run:
                 for b in removed:
                     if b.sandbox == name:
-                        _fsutil.remove_tree(b.path)
+                        fsops.remove_tree(b.path)
                         if on_removed is not None:
                             on_removed(b)
         if not dry_run:
@@ -302,5 +298,5 @@ def _sweep_trash(path: Path) -> None:
     except FileNotFoundError:
         return
     for e in entries:
-        if e.name.startswith(_fsutil.TRASH_PREFIX) and e.is_dir(follow_symlinks=False):
-            _fsutil.remove_tree(Path(e.path))
+        if e.name.startswith(fsops.TRASH_PREFIX) and e.is_dir(follow_symlinks=False):
+            fsops.remove_tree(Path(e.path))

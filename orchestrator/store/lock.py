@@ -25,7 +25,9 @@ from types import TracebackType
 
 import attrs
 
-from . import _fsutil
+from ..kernel import atomic
+from ..kernel.owner import hostname, pid_alive, process_start_ticks
+from . import fsops
 from .errors import LockHeld, StoreError
 from .staging import Owner
 
@@ -110,13 +112,13 @@ class WriterLock:
     def acquire(self) -> "WriterLock":
         if self._fd is not None:
             raise StoreError(f"lock {self.path} is already held by this run")
-        _fsutil.makedirs_private(self.path.parent)
+        fsops.makedirs_private(self.path.parent)
         check_lock_path(self.path)
         owner = Owner.current(self.run_id)
         tmp = self.path.parent / f".{self.path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
-            os.write(fd, _fsutil.dump_json(owner.to_json()))
+            os.write(fd, atomic.dump_json(owner.to_json()))
             os.fsync(fd)
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fresh inode: cannot be contended
             for _ in range(_MAX_ATTEMPTS):
@@ -125,7 +127,7 @@ class WriterLock:
                 except FileExistsError:
                     self._inspect_existing()  # raises LockHeld, or removes a stale lock
                     continue
-                _fsutil.fsync_dir(self.path.parent)
+                atomic.fsync_dir(self.path.parent)
                 self._fd, self._owner = fd, owner
                 return self
             raise LockHeld(_held_message(self.path, None, "it keeps changing"))
@@ -157,9 +159,9 @@ class WriterLock:
                 raise LockHeld(_held_message(self.path, _parse(fd), "flock held"), _parse(fd)) from None
             # We now hold the old file's flock: nobody else can be breaking it at the same time.
             holder = _parse(fd)
-            if holder is not None and holder.host != _fsutil.hostname():
+            if holder is not None and holder.host != hostname():
                 raise LockHeld(_held_message(self.path, holder, "other host"), holder)
-            if holder is not None and _fsutil.pid_alive(holder.pid, holder.proc_start, holder.boot_id):
+            if holder is not None and pid_alive(holder.pid, holder.proc_start, holder.boot_id):
                 raise LockHeld(_held_message(self.path, holder, "process alive"), holder)
             try:
                 same = os.stat(self.path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
@@ -168,7 +170,7 @@ class WriterLock:
             if not same:
                 return  # someone else replaced it already: look again
             os.unlink(self.path)
-            _fsutil.fsync_dir(self.path.parent)
+            atomic.fsync_dir(self.path.parent)
             reason = f"pid {holder.pid} is gone" if holder is not None else "lock file unreadable, no process holds it"
             self.broken = BrokenLock(previous=holder, path=self.path, reason=reason)
         finally:
@@ -183,7 +185,7 @@ class WriterLock:
             try:
                 if os.stat(self.path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino:
                     os.unlink(self.path)
-                    _fsutil.fsync_dir(self.path.parent)
+                    atomic.fsync_dir(self.path.parent)
             except FileNotFoundError:
                 pass
         finally:
@@ -226,6 +228,6 @@ def held_here(path: Path) -> bool:
     released it): code running inside a run, such as a step, must not take it a second time
     (its own flock would refuse it, as if another run held it)."""
     holder = read_lock(path)
-    if holder is None or holder.pid != os.getpid() or holder.host != _fsutil.hostname():
+    if holder is None or holder.pid != os.getpid() or holder.host != hostname():
         return False
-    return holder.proc_start is None or holder.proc_start == _fsutil.process_start_ticks(os.getpid())
+    return holder.proc_start is None or holder.proc_start == process_start_ticks(os.getpid())

@@ -25,7 +25,7 @@ import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from ..kernel.convert import strict_converter
-from . import _fsutil
+from ..kernel import atomic
 from .errors import ManifestError
 from .records import DirRecord, FileRecord, LinkRecord, Record, short_path
 
@@ -286,7 +286,7 @@ def _check_home_scope(m: Manifest, agent: Any, source: object) -> None:
 def write_manifest(directory: Path, manifest: Manifest) -> Path:
     """Write `<directory>/rebuild-manifest.json` atomically, mode 0600, 2-space pretty JSON."""
     path = Path(directory) / MANIFEST_NAME
-    _fsutil.write_file_atomic(path, _fsutil.dump_json(manifest_to_dict(manifest)), mode=0o600)
+    atomic.write_file_atomic(path, atomic.dump_json(manifest_to_dict(manifest)), mode=0o600)
     return path
 
 

@@ -19,11 +19,12 @@ from pathlib import Path
 import attrs
 
 from ..kernel.owner import Owner as Owner  # also the store's (store/__init__.py)
-from . import _fsutil
+from ..kernel import atomic
+from . import fsops
 from .errors import StagingError
 
 OWNER_FILE = ".owner.json"
-_TRASH_PREFIX = _fsutil.TRASH_PREFIX
+_TRASH_PREFIX = fsops.TRASH_PREFIX
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 #: How old an area without a readable owner file must be before sweep() takes it for dead.
 DEFAULT_GRACE_SECONDS = 3600.0
@@ -50,7 +51,7 @@ class Staging:
         _check_name(run_id, "run id")
         # A symlinked backups folder (or staging folder) could send every write elsewhere.
         _refuse_symlinked_ancestors(staging_root, stop_at=staging_root.parent)
-        _fsutil.makedirs_private(staging_root)
+        fsops.makedirs_private(staging_root)
         _refuse_symlinked_ancestors(staging_root, stop_at=staging_root.parent)
         path = staging_root / run_id
         try:
@@ -59,8 +60,8 @@ class Staging:
             raise StagingError(f"staging area {path} already exists: run ids must be unique") from None
         os.chmod(path, 0o700)
         owner = Owner.current(run_id)
-        _fsutil.write_file_atomic(path / OWNER_FILE, _fsutil.dump_json(owner.to_json()))
-        _fsutil.fsync_dir(staging_root)
+        atomic.write_file_atomic(path / OWNER_FILE, atomic.dump_json(owner.to_json()))
+        atomic.fsync_dir(staging_root)
         return cls(root=staging_root, run_id=run_id, path=path)
 
     def dir_for(self, name: str) -> Path:
@@ -75,7 +76,7 @@ class Staging:
 
     def fresh_dir(self, name: str) -> Path:
         """The staged directory for `name` emptied (what a read that was given up left there removed)."""
-        _fsutil.remove_tree(self.path / _check_name(name, "staged name"))
+        fsops.remove_tree(self.path / _check_name(name, "staged name"))
         return self.dir_for(name)
 
     def staged(self) -> list[str]:
@@ -96,25 +97,25 @@ class Staging:
         if os.path.lexists(dest):
             raise StagingError(f"refusing to commit {name!r}: {dest} already exists")
         _refuse_symlinked_ancestors(dest.parent, stop_at=self.root.parent)
-        _fsutil.makedirs_private(dest.parent)
+        fsops.makedirs_private(dest.parent)
         _refuse_symlinked_ancestors(dest.parent, stop_at=self.root.parent)  # re-check after mkdir
         if os.stat(dest.parent).st_dev != os.stat(src).st_dev:
             raise StagingError(
                 f"refusing to commit {name!r}: {dest.parent} is on another filesystem than {self.path}"
             )
-        _fsutil.fsync_tree(src)
+        fsops.fsync_tree(src)
         try:
-            _fsutil.rename_noreplace(src, dest)
+            fsops.rename_noreplace(src, dest)
         except FileExistsError:
             raise StagingError(f"refusing to commit {name!r}: {dest} already exists") from None
-        _fsutil.fsync_dir(dest.parent)
-        _fsutil.fsync_dir(self.path)
+        atomic.fsync_dir(dest.parent)
+        atomic.fsync_dir(self.path)
         self.committed.append(dest)
         return dest
 
     def discard(self) -> None:
         """Remove the whole staging area (committed items are elsewhere and stay). Idempotent."""
-        _fsutil.remove_tree(self.path)
+        fsops.remove_tree(self.path)
 
 
 def _refuse_symlinked_ancestors(path: Path, stop_at: Path) -> None:
@@ -181,7 +182,7 @@ def sweep(
     for entry in entries:
         path = Path(entry.path)
         if entry.name.startswith(_TRASH_PREFIX):
-            _fsutil.remove_tree(path)
+            fsops.remove_tree(path)
             continue
         if not entry.is_dir(follow_symlinks=False) or entry.name in keep:
             continue
@@ -199,7 +200,7 @@ def sweep(
                 continue
             reason = f"{reason} and older than {int(grace_seconds)} s"
         staged = tuple(_staged_names(path))
-        _fsutil.remove_tree(path)
+        fsops.remove_tree(path)
         swept.append(SweptRun(run_id=owner.run_id if owner else entry.name, path=path, staged=staged, reason=reason, owner=owner))
     return swept
 

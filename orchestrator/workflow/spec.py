@@ -89,7 +89,7 @@ class ForEach:
     results: str = "item_results"
     stop_on: list[str] = attrs.Factory(list)
     # Printed (stderr) for each item not run after a stop; {item}, {stopped_by}, {terminal}.
-    stop_message: str = "  Not running '{item}': the item '{stopped_by}' before it ended in '{terminal}'."
+    stop_message: str = "Not running '{item}': the item '{stopped_by}' before it ended in '{terminal}'."
 
 
 @attrs.frozen

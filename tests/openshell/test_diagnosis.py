@@ -5,10 +5,8 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.adapters.openshell.diagnosis import (
-    Wording,
     backup_all_wording,
     format_diagnosis,
-    rebuild_wording,
     upgrade_sandboxes_wording,
 )
 from orchestrator.adapters.openshell.drift import HostProcessDrift, ImageDrift, ServedVersionDrift, StateRpcIssue
@@ -150,7 +148,6 @@ def test_migration_variant_names_the_cause():
 
 
 def test_wordings_and_default():
-    assert rebuild_wording("alpha") == Wording("rebuilding sandbox 'alpha'", "nemoclaw alpha rebuild")
     lines = format_diagnosis(StateRpcIssue("host_process_drift", HostProcessDrift(None, "1", "2")))
     assert lines[1] == "  OpenShell gateway schema preflight failed before querying OpenShell sandbox state."
     assert "    2. Rerun the command after `openshell status` reports a healthy NemoClaw gateway." in lines

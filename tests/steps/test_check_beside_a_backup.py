@@ -19,7 +19,8 @@ from orchestrator.kernel.owner import Owner
 from orchestrator.steps._openshell_common import listed_container
 from orchestrator.steps._pause_records import paused_dir
 from orchestrator.steps.facts import SandboxList
-from orchestrator.store import _fsutil
+from orchestrator.kernel import atomic
+from orchestrator.store import fsops
 
 from tests.support.steputil import make_ctx
 
@@ -41,9 +42,9 @@ def _ctx(read_only: bool):
 
 def _record_freeze(ctx, owner: Owner) -> None:
     d = paused_dir(ctx)
-    _fsutil.makedirs_private(d)
+    fsops.makedirs_private(d)
     doc = {"sandbox": "alpha", "container": "openshell-alpha-id", "owner": owner.to_json()}
-    _fsutil.write_file_atomic(d / "c0ffee.json", _fsutil.dump_json(doc))
+    atomic.write_file_atomic(d / "c0ffee.json", atomic.dump_json(doc))
 
 
 def test_check_never_asks_docker_about_a_sandbox_a_live_backup_froze(home):

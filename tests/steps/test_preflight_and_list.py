@@ -138,7 +138,7 @@ def test_openshell_not_found_exact_message(home):
         run_step("preflight", ctx)
     assert info.value.exit_code == 1
     assert stderr(ctx) == "openshell CLI not found. Install OpenShell before using sandbox commands.\n"
-    assert getattr(info.value, "reported", False)
+    assert info.value.verbatim  # upstream's sentence, shown as-is by the output layer
 
 
 def test_nemoclaw_openshell_bin_must_be_absolute_and_executable(fake_openshell, home, tmp_path, monkeypatch):

@@ -149,7 +149,7 @@ def test_listing_is_newest_first_and_ignores_non_backups(tmp_path):
         ("alpha", "2026-05-01T00-00-00-000Z", "v1"),
     ]
     assert sorted(p.path.name for p in listing.invalid) == ["2026-05-04T00-00-00-000Z", "2026-05-05T00-00-00-000Z"]
-    assert store.latest("alpha").timestamp == "2026-05-03T00-00-00-000Z"
+    assert store.list("alpha")[0].timestamp == "2026-05-03T00-00-00-000Z"
     assert store.sandboxes() == ["alpha", "beta"]
     assert store.dest_for("alpha", "2026-06-01T00-00-00-000Z") == root / "alpha" / "2026-06-01T00-00-00-000Z"
     with pytest.raises(StoreError) as info:

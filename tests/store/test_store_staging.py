@@ -95,10 +95,10 @@ def test_discard_is_idempotent_and_never_follows_symlinks(tmp_path):
 def _crash_child(root: Path, kill_at: str, wait_after_a: bool = False) -> None:
     """In a forked child: stage and commit items `a` and `b`, SIGKILLing itself at `kill_at`
     (or, with `wait_after_a`, saying "committed a" and waiting for a line on stdin)."""
-    from orchestrator.store import _fsutil
+    from orchestrator.store import fsops
     from orchestrator.store.staging import Staging
 
-    real_rename = _fsutil.rename_noreplace
+    real_rename = fsops.rename_noreplace
     renames = []
 
     def die(point):
@@ -112,7 +112,7 @@ def _crash_child(root: Path, kill_at: str, wait_after_a: bool = False) -> None:
         real_rename(src, dst)
         die(f"after_rename_{len(renames)}")
 
-    _fsutil.rename_noreplace = rename  # in the child only
+    fsops.rename_noreplace = rename  # in the child only
     st = Staging.create(root / ".staging", "run-crash")
     for item in ("a", "b"):
         d = st.dir_for(item)

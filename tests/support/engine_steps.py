@@ -9,7 +9,7 @@ import os
 import time
 from pathlib import Path
 
-from orchestrator.kernel.errors import Refusal, StepError, TransientError
+from orchestrator.kernel.errors import Refusal, StepError
 from orchestrator.engine.facts import declare
 from orchestrator.engine.registry import Outcome, step
 
@@ -58,7 +58,7 @@ def t_flaky(ctx):
     """Fails with a transient error until its counter reaches $FLAKY_SUCCEEDS_AT."""
     n = _bump("flaky")
     if n < int(os.environ.get("FLAKY_SUCCEEDS_AT", "3")):
-        raise TransientError(f"not yet (attempt {n})")
+        raise StepError(f"not yet (attempt {n})", kind="transient")
     ctx.out.line(f"  flaky succeeded on attempt {n}")
 
 
@@ -134,3 +134,19 @@ def t_hold(ctx):
         time.sleep(0.02)
     with open(_dir() / "marks", "a") as fh:
         fh.write("held" + (f"-{ctx.options['name']}" if ctx.options.get("name") else "") + "\n")
+
+
+@step("t_say")
+def t_say(ctx):
+    """Tells the user what it did the way steps do (data, no indent, no colour), then fails."""
+    from orchestrator.engine.output import Span
+
+    out = ctx.out
+    out.say("Looking at 'alpha'...", sandbox="alpha")
+    out.ok("alpha: 2 dirs, 3 files", sandbox="alpha")
+    out.say("Frozen for 0.125 s while its state was read.", tone="dim", indent=4, sandbox="alpha")
+    out.say(("beta  v1 → v2  (", Span("running", "good"), ")"), indent=4, sandbox="beta")
+    out.warn("beta: 1 socket was not backed up", sandbox="beta")
+    if ctx.options.get("plain"):
+        raise StepError("Nothing more to say.\nSecond line of it.")
+    raise StepError("Sandbox 'gamma' is not registered", sandbox="gamma", hint="register it, then rerun.")

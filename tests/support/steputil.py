@@ -9,6 +9,7 @@ from orchestrator.engine.context import RunContext
 from orchestrator.engine.journal import Journal
 from orchestrator.engine.output import Reporter
 from orchestrator.engine.registry import get_step
+from orchestrator.kernel.errors import StepError
 from orchestrator.kernel.paths import Paths
 
 BACKUP_ALL = SimpleNamespace(action="backing up registered sandboxes", command="nemoclaw backup-all")
@@ -28,10 +29,15 @@ def make_ctx(guard=BACKUP_ALL) -> RunContext:
 
 
 def run_step(name: str, ctx: RunContext):
+    """The step, with a StepError shown on the context's stderr as the engine shows it
+    (engine/output.py) and raised again."""
     step = get_step(name)
     ctx.step_signature = step.signature
     try:
         return step.func(ctx)
+    except StepError as exc:
+        ctx.out.failure(exc, state=name, step=name)
+        raise
     finally:
         ctx.step_signature = None
 

@@ -62,24 +62,14 @@ def gateway_bin_version(gateway_bin: str | None, timeout: float | None = None) -
     return parse_version((out + err).decode("utf-8", "replace"))
 
 
-def served_version(port: int | None, timeout: float = 2.0) -> str | None:
-    """The version the running gateway reports on its health listener's /readyz, or None. A
-    plain HTTP GET on loopback: no proxy settings apply, and no HTTP library is imported."""
+def served_version(port: int | None, timeout: float | None = None) -> str | None:
+    """The version the running gateway reports on its health listener's /readyz, or None
+    whatever kept it from answering (adapters/openshell/readyz.py tells which)."""
     if not port:
         return None
-    import http.client
-    import json
+    from .readyz import ReadyzError, read_readyz
 
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        conn.request("GET", "/readyz")
-        resp = conn.getresponse()
-        if resp.status != 200:
-            return None
-        doc = json.loads(resp.read(1 << 16))
-    except (OSError, http.client.HTTPException, ValueError):
+        return read_readyz(port, timeout)
+    except ReadyzError:
         return None
-    finally:
-        conn.close()
-    version = doc.get("version") if isinstance(doc, dict) else None
-    return parse_version(version) if isinstance(version, str) else None

@@ -34,7 +34,9 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 class OpenShellNotFound(StepError):
-    """No usable `openshell` binary: upstream prints the message and exits 1."""
+    """No usable `openshell` binary: upstream prints the message (as-is) and exits 1."""
+
+    verbatim = True
 
     def __init__(self) -> None:
         super().__init__(NOT_FOUND_MESSAGE, kind="openshell_missing", exit_code=1)
@@ -44,7 +46,7 @@ class OpenShellSpawnError(StepError):
     """The binary exists but could not be started (upstream: exit 1)."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(f"  Failed to start OpenShell command: {message}", kind="openshell_spawn", exit_code=1)
+        super().__init__(f"Failed to start OpenShell command: {message}", kind="openshell_spawn", exit_code=1)
 
 
 class OpenShellTimeout(OpenShellSpawnError):
@@ -59,7 +61,7 @@ class OpenShellTimeout(OpenShellSpawnError):
 
 def hung_sentence(command: str, seconds: float) -> str:
     """The one sentence for a hung call (`openshell sandbox list`): what hung and what to do."""
-    return (f"  Could not check: `{command}` did not answer within {seconds:g} s (the OpenShell CLI or its gateway "
+    return (f"Could not check: `{command}` did not answer within {seconds:g} s (the OpenShell CLI or its gateway "
             f"hangs); make sure the gateway process is running and answers (`nemoclaw gateway check`), then rerun.")
 
 

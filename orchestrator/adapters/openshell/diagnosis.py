@@ -52,10 +52,6 @@ def upgrade_sandboxes_wording() -> Wording:
     return Wording("checking sandbox upgrade state", f"{cli_name()} upgrade-sandboxes")
 
 
-def rebuild_wording(sandbox: str) -> Wording:
-    return Wording(f"rebuilding sandbox '{sandbox}'", f"{cli_name()} {sandbox} rebuild")
-
-
 def compact_output(output: str) -> str:
     """stripAnsi, whitespace runs → one space, trimmed, first 260 characters."""
     return re.sub(r"\s+", " ", strip_ansi(output)).strip()[:260]

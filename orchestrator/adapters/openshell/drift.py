@@ -141,13 +141,15 @@ def observe(
         gateway_bin = f_bin.result()
         f_binver = pool.submit(gateway_bin_version, gateway_bin, timeout)
         port = f_port.result() if f_live.result() else None
-        f_served = pool.submit(served_version, port)
-        probes, cluster = f_probes.result(), f_cluster.result()
         health = f_grpc.result() if f_grpc is not None else None
+        probes, cluster = f_probes.result(), f_cluster.result()
+        served: str | None
+        source: str | None
+        endpoint: str | None
         if health is not None and health.version:
             served, source, endpoint = health.version, "grpc", health.target.url
-        else:
-            served, source = f_served.result(), "readyz"
+        else:  # /readyz only when gRPC Health gave no version: the HTTP client is imported for that alone
+            served, source = served_version(port), "readyz"
             endpoint = (marker.endpoint if marker and marker.endpoint else None) or (
                 f"http://127.0.0.1:{port}" if port else None
             )

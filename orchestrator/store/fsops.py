@@ -1,7 +1,9 @@
-"""Small filesystem and process helpers shared by the store modules (private).
+"""The store's filesystem operations: private directories, a removal that never leaves a
+half-deleted directory under its real name, a durable tree, a rename that never replaces.
 
 Everything here exists for durability (fsync of files *and* directories, so a rename survives a
-power cut) or for telling a live process from a dead one without trusting a pid alone.
+power cut). The durable single-file write and the process identity are the kernel's
+(kernel/atomic.py, kernel/owner.py).
 """
 
 from __future__ import annotations
@@ -16,10 +18,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Literal
 
-# The durable write and the process identity live in the kernel (the journal, the lock and the
-# registry file use them too); re-exported for the store modules.
-from ..kernel.atomic import dump_json as dump_json, fsync_dir as fsync_dir, write_file_atomic as write_file_atomic
-from ..kernel.owner import boot_id as boot_id, hostname as hostname, pid_alive as pid_alive, process_start_ticks as process_start_ticks
+from ..kernel.atomic import fsync_dir
 
 
 def makedirs_private(path: Path, mode: int = 0o700) -> None:
