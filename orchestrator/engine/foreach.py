@@ -73,7 +73,7 @@ def run_foreach(ctx: RunContext, state: str, fe: ForEach, runner: ChildRunner) -
             options[fe.option] = item
             child_id = f"{ctx.run_id}.{index + 1}"
             child = new_context(child_spec, options, run_id=child_id, paths=ctx.paths, out=ctx.out,
-                                journal=ctx.journal, debug=ctx.debug)
+                                journal=ctx.journal, debug=ctx.debug, read_only_by=ctx.read_only_by)
             child.facts = {name: ctx.facts[name] for name in fe.facts if name in ctx.facts}
             ctx.event("item_started", state=state, item=item, child=child_id, workflow=child_spec.name)
             child.event("child_started", workflow=child_spec.name, source=str(child_spec.source or ""),

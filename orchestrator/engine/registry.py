@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ..workflow.signature import StepSignature
+from ..workflow.signature import StepOption, StepSignature
+from .facts import Fact
 
 if TYPE_CHECKING:
     from .context import RunContext
@@ -64,37 +65,54 @@ _IMPLS: dict[str, tuple[StepFunc, Advice | None]] = {}
 _LOADED = False
 
 
+FactRef = str | Fact[Any]
+"""A fact in a signature: its name, or its handle (engine/facts.py `declare`)."""
+
+
+def _names(facts: Iterable[FactRef]) -> frozenset[str]:
+    return frozenset(f if isinstance(f, str) else f.name for f in facts)
+
+
 def _signature(
     name: str,
     *,
     outcomes: Iterable[str] = ("next",),
     params: Mapping[str, type] | None = None,
-    reads: Iterable[str] = (),
-    may_read: Iterable[str] = (),
-    writes: Iterable[str] = (),
+    options: Mapping[str, StepOption] | None = None,
+    reads: Iterable[FactRef] = (),
+    may_read: Iterable[FactRef] = (),
+    writes: Iterable[FactRef] = (),
     commits: bool = False,
     refuses: bool = False,
     local: bool = False,
     mutates: bool = False,
+    guards: bool = False,
+    doc: str = "",
 ) -> StepSignature:
-    """The keywords `step` and `declare` take: the step's signature (workflow/signature.py)."""
+    """The keywords `step` and `declare` take: the step's signature (workflow/signature.py).
+    `options` are the workflow options the step reads (`ctx.option`), with their type, default
+    and help; facts are given by name or by handle."""
     return StepSignature(
         name=name,
         outcomes=frozenset(outcomes),
         params=dict(params or {}),
-        reads=frozenset(reads),
-        may_read=frozenset(may_read),
-        writes=frozenset(writes),
+        options=dict(options or {}),
+        reads=_names(reads),
+        may_read=_names(may_read),
+        writes=_names(writes),
         commits=commits,
         refuses=refuses,
         local=local,
         mutates=mutates or commits,
+        guards=guards,
+        doc=doc,
     )
 
 
 def step(name: str, *, advice: Advice | None = None, **signature: Any) -> Callable[[StepFunc], StepFunc]:
     """Register `func` under `name` with its signature (the keywords of `_signature`:
-    outcomes, params, reads, may_read, writes, commits, refuses, local, mutates)."""
+    outcomes, params, options, reads, may_read, writes, commits, refuses, local, mutates,
+    guards, doc)."""
     sig = _signature(name, **signature)
 
     def register(func: StepFunc) -> StepFunc:

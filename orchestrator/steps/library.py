@@ -9,11 +9,31 @@ steps/facts.py.
 from __future__ import annotations
 
 from ..engine.registry import declare
+from ..workflow.signature import StepOption
 
 _PKG = __name__.rpartition(".")[0]
 REGISTRY, PREFLIGHT, SANDBOX_LIST = f"{_PKG}.registry", f"{_PKG}.preflight", f"{_PKG}.sandbox_list"
 BACKUP, REBUILD, UPGRADE, CONTROL = f"{_PKG}.backup", f"{_PKG}.rebuild", f"{_PKG}.upgrade", f"{_PKG}.control"
 REPLICATE = f"{_PKG}.replicate"
+
+# The workflow options the steps read (ctx.option): a workflow that does not declare one gives
+# the step this default; one that declares it must give it this type.
+PARALLEL = StepOption(int, 4, "Back up this many sandboxes at once.")
+SCOPE = StepOption(str, "home", "What a backup holds: home, the whole sandbox home minus runtime files; agent, "
+                   "only the agent's declared state dirs and files.", choices=("home", "agent"))
+NO_FREEZE = StepOption(bool, False, "Do not freeze (Docker pause) each sandbox while its state is read.")
+STRICT = StepOption(bool, False, "Commit nothing and exit 1 unless every registered sandbox was backed up "
+                    "(also NEMOCLAW_REQUIRE_ALL_SANDBOX_BACKUPS=1).")
+REPLICATE_MODE = StepOption(str, "required", "With NEMOCLAW_BACKUP_REPOSITORY set: required, a backup not copied "
+                            "off-host ends the run incomplete; best-effort, it warns and goes on.",
+                            choices=("required", "best-effort"))
+SANDBOX_NAME = StepOption(str, None, "The sandbox to rebuild.", required=True)
+IMAGE = StepOption(str, None, "Recreate from this image (default the sandbox's image tagged with the expected agent "
+                   "version).")
+FROM_BACKUP = StepOption(str, None, "Recreate an absent sandbox from this backup ('latest' or a backup's timestamp).")
+CHECK = StepOption(bool, False, "Only report (the workflow's read-only option).")
+YES = StepOption(bool, False, "Skip confirmation prompts.")
+AUTO = StepOption(bool, False, "Rebuild stale sandboxes without asking.")
 
 declare("read_registry", REGISTRY, outcomes=("next", "empty"), local=True, params={"empty_message": str},
         writes=("registry",))
@@ -24,12 +44,13 @@ declare("fail", CONTROL, outcomes=(), local=True, params={"message": str, "exit_
 
 declare("unpause_leftovers", BACKUP, mutates=True)
 declare("snapshot", BACKUP, reads=("registry", "sandbox_list"), may_read=("backup_targets",), writes=("snapshot",),
-        mutates=True)
+        mutates=True, options={"parallel": PARALLEL, "scope": SCOPE, "no_freeze": NO_FREEZE, "strict": STRICT})
 declare("commit_backups", BACKUP, outcomes=("next", "partial"), commits=True, params={"quiet_summary": bool},
-        reads=("snapshot",), writes=("committed", "backup_report"))
+        reads=("snapshot",), writes=("committed", "backup_report"), options={"strict": STRICT})
 
 declare("rebuild_target", REBUILD, outcomes=("next", "from_backup"), reads=("registry", "sandbox_list"),
-        writes=("rebuild_plan", "backup_targets"))
+        writes=("rebuild_plan", "backup_targets"),
+        options={"name": SANDBOX_NAME, "image": IMAGE, "from_backup": FROM_BACKUP})
 declare("delete_sandbox", REBUILD, reads=("rebuild_plan",), may_read=("registry",), writes=("sandbox_deleted",),
         mutates=True)
 declare("create_sandbox", REBUILD, reads=("rebuild_plan",), mutates=True)
@@ -42,13 +63,14 @@ declare("rollback_rebuild", REBUILD, outcomes=("unrecovered",), params={"timeout
         may_read=("committed", "sandbox_deleted", "registry"), mutates=True)
 
 declare("classify_versions", UPGRADE, outcomes=("next", "current", "checked", "attention"),
-        reads=("registry", "sandbox_list"), writes=("version_report",))
-declare("confirm_rebuilds", UPGRADE, outcomes=("next", "none"), reads=("version_report",), writes=("to_rebuild",))
+        reads=("registry", "sandbox_list"), writes=("version_report",), options={"check": CHECK})
+declare("confirm_rebuilds", UPGRADE, outcomes=("next", "none"), reads=("version_report",), writes=("to_rebuild",),
+        options={"yes": YES, "auto": AUTO})
 declare("rebuild_report", UPGRADE, outcomes=("next", "partial"), reads=("item_results",), may_read=("version_report",),
         writes=("rebuild_summary",))
 
 # Off-host copies in the restic repository NEMOCLAW_BACKUP_REPOSITORY (steps/replicate.py).
 declare("replicate_backups", REPLICATE, outcomes=("next", "incomplete"), may_read=("committed",),
-        writes=("replication",), mutates=True)
+        writes=("replication",), mutates=True, options={"replicate": REPLICATE_MODE})
 declare("pull_backup", REPLICATE, commits=True, params={"sandbox": str, "timestamp": str, "host": str},
         writes=("pulled",))

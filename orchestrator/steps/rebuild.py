@@ -65,7 +65,7 @@ def rebuild_target(ctx: "RunContext") -> str:
     """Check the sandbox is registered and running, Stopped or in Error (or, with --from-backup,
     absent); work out the current and target images."""
     out, st = ctx.out, ctx.out.style
-    name = str(ctx.options["name"])
+    name = str(ctx.option("name"))
     entry = next((e for e in ctx.fact("registry") if e.name == name), None)
     if entry is None:
         raise StepError(f"  Sandbox '{name}' is not registered in {ctx.paths.registry_file}.", exit_code=1)
@@ -75,7 +75,7 @@ def rebuild_target(ctx: "RunContext") -> str:
     except StoreError as exc:
         raise StepError(f"  {exc}", exit_code=2) from None
     listing = ctx.fact("sandbox_list")
-    if ctx.options.get("from_backup"):
+    if ctx.option("from_backup"):
         return _plan_from_backup(ctx, name, entry, agent, listing)
     # A Stopped or Error sandbox is backed up from its stopped container, never started.
     phase = listing.phases.get(name) if name not in listing.ready and name in listing.live else None
@@ -91,10 +91,10 @@ def rebuild_target(ctx: "RunContext") -> str:
     expected = agent.expected_version
     # A pinned sandbox (`repository@sha256:<digest>`) is rebuilt from the same digest, so its
     # agent version is whatever that image holds: not checked against the expected one.
-    pinned = None if ctx.options.get("image") else pinned_digest(entry.image) or pinned_digest(previous)
+    pinned = None if ctx.option("image") else pinned_digest(entry.image) or pinned_digest(previous)
     if pinned:
         expected = None
-    target = ctx.options.get("image") or ("@".join(pinned) if pinned else _with_tag(previous, expected) if expected else None)
+    target = ctx.option("image") or ("@".join(pinned) if pinned else _with_tag(previous, expected) if expected else None)
     if not target:
         raise StepError(f"  No target image for '{name}': agent '{agent.name}' declares no expected version; pass --image.")
     current = recorded_version(entry, agent, container) if stopped is not None else probe_version(container, agent)
@@ -120,10 +120,10 @@ def _plan_from_backup(ctx: "RunContext", name: str, entry: SandboxEntry, agent: 
     if name in listing.live:
         raise StepError(f"  Sandbox '{name}' exists (phase {listing.phases.get(name, '?')}); "
                         f"rebuild it with `nemoclaw rebuild-sandbox {name}` (no --from-backup).", exit_code=1)
-    backup = select_backup(ctx.paths.backups_root, name, str(ctx.options["from_backup"]))
+    backup = select_backup(ctx.paths.backups_root, name, str(ctx.option("from_backup")))
     recorded = backup.manifest.sandbox_image
     expected = agent.expected_version
-    image = ctx.options.get("image") or (_with_tag(recorded, expected) if recorded and expected else recorded)
+    image = ctx.option("image") or (_with_tag(recorded, expected) if recorded and expected else recorded)
     if not image:
         raise StepError(f"  The backup {backup.path} does not record the sandbox's image; pass --image IMAGE.", exit_code=2)
     plan = RebuildPlan(name, agent.name, entry.agent_version, expected, recorded or image, image, from_backup=str(backup.path))

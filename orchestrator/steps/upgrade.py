@@ -147,7 +147,7 @@ def classify_versions(ctx: "RunContext") -> str:
         out.line("")
         report_missing(ctx, missing)
     out.line("")
-    if ctx.options.get("check"):
+    if ctx.option("check"):
         if stale:
             out.line(f"  {len(stale)} sandbox(es) need upgrading.")
         unreachable = [c for c in unknown if c.name in why]
@@ -249,7 +249,7 @@ def confirm_rebuilds(ctx: "RunContext") -> str:
         out.line("  No running stale sandboxes to rebuild.")
         ctx.put("to_rebuild", chosen)
         return "none"
-    skip_confirm = bool(ctx.options.get("yes") or ctx.options.get("auto"))
+    skip_confirm = bool(ctx.option("yes") or ctx.option("auto"))
     for c in rebuildable:
         if not skip_confirm and not _ask(ctx, f"  Rebuild '{c.sandbox}'? [y/N]: "):
             out.line(f"  Skipped '{c.sandbox}'.")

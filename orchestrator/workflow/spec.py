@@ -151,7 +151,7 @@ class WorkflowSpec:
     guard: Guard | None = None
     lock: bool = True
     # A bool option that makes the run read-only (e.g. `check`): no lock, no sweep, no gateway
-    # recovery, and reaching a commit step is an error.
+    # recovery, and reaching a step that changes the world (mutates or commits) ends it failed.
     read_only_when: str | None = None
     # How an interrupted run of this workflow is finished: `resume` it where it stopped, or,
     # with `rerun`, by the next run of the same workflow, which does the whole job again (other

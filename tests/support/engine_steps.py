@@ -12,6 +12,7 @@ from pathlib import Path
 from orchestrator.kernel.errors import Refusal, StepError, TransientError
 from orchestrator.engine.facts import declare
 from orchestrator.engine.registry import Outcome, step
+from orchestrator.workflow.signature import StepOption
 
 declare("items", list[str], "Items for the engine tests' foreach.")
 
@@ -134,3 +135,16 @@ def t_hold(ctx):
         time.sleep(0.02)
     with open(_dir() / "marks", "a") as fh:
         fh.write("held" + (f"-{ctx.options['name']}" if ctx.options.get("name") else "") + "\n")
+
+
+@step("t_colour", options={"colour": StepOption(str, "blue", "The colour to say."),
+                           "item": StepOption(str, required=True, help="The item to colour.")})
+def t_colour(ctx):
+    """Says the `colour` option (its declared default when the workflow has none) and the item."""
+    ctx.out.line(f"  {ctx.option('item')} is {ctx.option('colour')}")
+
+
+@step("t_sneaky")
+def t_sneaky(ctx):
+    """Reads an option it does not declare (a buggy step)."""
+    ctx.out.line(f"  {ctx.option('colour')}")
