@@ -1,6 +1,8 @@
 """One workflow file as a `nemoclaw` subcommand: its options and arguments as click parameters,
-its run, and its --json summary; a file that does not load is a command that prints why and
-exits 2. Imported when a workflow command is run or asked for its help, not for `nemoclaw --help`."""
+plus `--json` and `--debug`, which every workflow command has; its run, and its --json document
+(one object per run, docs/workflows.md "--json"); a file that does not load is a command that
+prints why and exits 2. Imported when a workflow command is run or asked for its help, not for
+`nemoclaw --help`."""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ if TYPE_CHECKING:
     from ..workflow.spec import OptionSpec, WorkflowSpec
 
 _TYPES: dict[str, Any] = {}
+
+JSON_HELP = "Print one JSON object describing the run on stdout (progress goes to stderr)."
 
 
 def _option(name: str, o: OptionSpec) -> click.Option:
@@ -31,6 +35,8 @@ def _option(name: str, o: OptionSpec) -> click.Option:
 def workflow_command(spec: WorkflowSpec) -> click.Command:
     _TYPES.update(int=click.INT, float=click.FLOAT, str=click.STRING)
     params: list[click.Parameter] = [_option(n, o) for n, o in spec.options.items()]
+    if "json" not in spec.options:  # a file may still declare it (a bool), as older ones did
+        params.append(click.Option(["--json", "json"], is_flag=True, help=JSON_HELP))
     params += [click.Argument([a.name], required=a.required) for a in spec.arguments]
     params.append(click.Option(["--debug"], is_flag=True, help="Show tracebacks of unexpected errors."))
 

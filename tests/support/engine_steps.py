@@ -148,3 +148,13 @@ def t_colour(ctx):
 def t_sneaky(ctx):
     """Reads an option it does not declare (a buggy step)."""
     ctx.out.line(f"  {ctx.option('colour')}")
+
+
+declare("t_tally", dict[str, int], "What t_tally counted (a report: part of --json).", report=True)
+
+
+@step("t_tally", writes=("t_tally",))
+def t_tally(ctx):
+    """Counts, says so (progress), and leaves the count as a report fact."""
+    ctx.out.line("  counted 3")
+    ctx.put("t_tally", {"counted": 3})

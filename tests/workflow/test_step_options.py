@@ -62,7 +62,7 @@ def test_a_foreach_needs_a_child_option_that_takes_the_item(tmp_path):
 
 
 def test_reserved_flags_cannot_be_redeclared(tmp_path):
-    path = _copy(tmp_path, "backup-all", "backup-flags", ("  json:\n    type: bool\n", "  debug:\n    type: bool\n"))
+    path = _copy(tmp_path, "backup-all", "backup-flags", ("options:\n", "options:\n  debug:\n    type: bool\n"))
     assert any("options.debug: 'debug' is an option of every workflow command (--debug); remove it" in p
                for p in _problems(path))
 
