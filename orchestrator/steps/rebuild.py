@@ -40,7 +40,7 @@ from ..store.errors import StoreError
 from ..store.restore import read_back, restore_names
 from ._kill_points import pause_point
 from ._openshell_common import listed_container
-from .facts import RebuildPlan
+from .facts import BACKUP_TARGETS, COMMITTED, REBUILD_PLAN, REGISTRY, RebuildPlan, SANDBOX_DELETED, SANDBOX_LIST
 from .registry import follow_identity, record_agent_version, refuse_problem, verify_identity
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ OPERATION_TIMEOUT = 120.0
 
 
 def _plan(ctx: "RunContext") -> RebuildPlan:
-    return ctx.fact("rebuild_plan")
+    return ctx.get(REBUILD_PLAN)
 
 
 def _with_tag(image: str, tag: str) -> str:
@@ -66,7 +66,7 @@ def rebuild_target(ctx: "RunContext") -> str:
     absent); work out the current and target images."""
     out, st = ctx.out, ctx.out.style
     name = str(ctx.option("name"))
-    entry = next((e for e in ctx.fact("registry") if e.name == name), None)
+    entry = next((e for e in ctx.get(REGISTRY) if e.name == name), None)
     if entry is None:
         raise StepError(f"  Sandbox '{name}' is not registered in {ctx.paths.registry_file}.", exit_code=1)
     refuse_problem(entry)
@@ -74,7 +74,7 @@ def rebuild_target(ctx: "RunContext") -> str:
         agent = load_agent(entry.agent)
     except StoreError as exc:
         raise StepError(f"  {exc}", exit_code=2) from None
-    listing = ctx.fact("sandbox_list")
+    listing = ctx.get(SANDBOX_LIST)
     if ctx.option("from_backup"):
         return _plan_from_backup(ctx, name, entry, agent, listing)
     # A Stopped or Error sandbox is backed up from its stopped container, never started.
@@ -99,8 +99,8 @@ def rebuild_target(ctx: "RunContext") -> str:
         raise StepError(f"  No target image for '{name}': agent '{agent.name}' declares no expected version; pass --image.")
     current = recorded_version(entry, agent, container) if stopped is not None else probe_version(container, agent)
     plan = RebuildPlan(name, agent.name, current, expected, previous, target, phase=phase if stopped is not None else None)
-    ctx.put("rebuild_plan", plan)
-    ctx.put("backup_targets", [name])
+    ctx.set(REBUILD_PLAN, plan)
+    ctx.set(BACKUP_TARGETS, [name])
     out.line(f"  {st.B}Rebuild sandbox '{name}'{st.R}")
     out.line(f"    Current: {plan.current or '?'} ({previous})")
     out.line(f"    Target:  {plan.expected or '?'} ({target})")
@@ -127,8 +127,8 @@ def _plan_from_backup(ctx: "RunContext", name: str, entry: SandboxEntry, agent: 
     if not image:
         raise StepError(f"  The backup {backup.path} does not record the sandbox's image; pass --image IMAGE.", exit_code=2)
     plan = RebuildPlan(name, agent.name, entry.agent_version, expected, recorded or image, image, from_backup=str(backup.path))
-    ctx.put("rebuild_plan", plan)
-    ctx.put("backup_targets", [])
+    ctx.set(REBUILD_PLAN, plan)
+    ctx.set(BACKUP_TARGETS, [])
     out.line(f"  {st.B}Recreate sandbox '{name}' from its backup{st.R}")
     out.line(f"    Backup: {backup.path}")
     out.line(f"    Image:  {image}")
@@ -200,7 +200,7 @@ def delete_sandbox(ctx: "RunContext") -> None:
         if listed:
             raise
         ctx.out.line(f"  Sandbox '{plan.name}' is already deleted.")
-    ctx.put("sandbox_deleted", True)
+    ctx.set(SANDBOX_DELETED, True)
     ctx.event("sandbox_deleted", sandbox=plan.name, image=plan.previous_image)
 
 
@@ -247,7 +247,7 @@ def wait_ready(ctx: "RunContext") -> None:
 
 
 def _backup_dir(ctx: "RunContext", name: str) -> Path:
-    path = ctx.fact("committed", {}).get(name) or _plan(ctx).from_backup
+    path = ctx.get(COMMITTED, {}).get(name) or _plan(ctx).from_backup
     if path is None:
         raise StepError(f"  No committed backup of '{name}' in this run.")
     return Path(path)
@@ -397,19 +397,19 @@ def rollback_rebuild(ctx: "RunContext") -> None:
     out = ctx.out
     what = _WHAT_FAILED.get(ctx.last_error_state or "", f"state '{ctx.last_error_state}'")
     cause = _cause(ctx)
-    backup = ctx.fact("committed", {}).get(plan.name) or plan.from_backup
+    backup = ctx.get(COMMITTED, {}).get(plan.name) or plan.from_backup
     if getattr(ctx.last_error, "kind", None) == "identity":  # refused before its delete: nothing to undo
         raise StepError(f"{what} refused ({cause})", reported=True)
     try:
         existing = parse_listing(*_list_texts())
     except (StepError, OSError):
         existing = None  # the rollback below will say what is wrong, and print the commands
-    if (existing is not None and not ctx.fact("sandbox_deleted", False) and not plan.from_backup and plan.name in existing.ready
+    if (existing is not None and not ctx.get(SANDBOX_DELETED, False) and not plan.from_backup and plan.name in existing.ready
             and _runs_image(plan.name, plan.previous_image)):
         # The delete itself failed and the sandbox is still there, untouched: nothing to undo.
         out.error(f"  Sandbox '{plan.name}' was not deleted; it still runs {plan.previous_image}. Nothing was changed.")
         raise StepError(f"{what} failed ({cause}); the sandbox was left as it was", reported=True)
-    if (existing is not None and not ctx.fact("sandbox_deleted", False) and not plan.from_backup and plan.phase
+    if (existing is not None and not ctx.get(SANDBOX_DELETED, False) and not plan.from_backup and plan.phase
             and dict((e.name, e.phase) for e in existing.entries).get(plan.name) == plan.phase):
         # The same, for a sandbox that was not running: still listed in its phase, never started.
         out.error(f"  Sandbox '{plan.name}' was not deleted; it is still {plan.phase}. Nothing was changed.")

@@ -20,6 +20,7 @@ from ..adapters import nemoclaw_registry as reg
 from ..adapters.nemoclaw_registry import SandboxEntry, read_all
 from ..engine.registry import implements
 from ..kernel.errors import StepError
+from .facts import REGISTRY
 
 if TYPE_CHECKING:
     from ..engine.context import RunContext
@@ -31,7 +32,7 @@ _ID_LINE = re.compile(r"^\s*Id:\s*(\S+)\s*$", re.MULTILINE)
 def read_registry(ctx: "RunContext") -> str:
     """Read every ~/.nemoclaw registry root; end with `empty` (printing `with.empty_message`) if none."""
     entries = read_all(ctx.paths.nemoclaw_dir)
-    ctx.put("registry", entries)
+    ctx.set(REGISTRY, entries)
     if not entries:
         message = ctx.params.get("empty_message")
         if message:
@@ -43,7 +44,7 @@ def read_registry(ctx: "RunContext") -> str:
 def entry_of(ctx: "RunContext", name: str) -> SandboxEntry | None:
     """The registered entry of sandbox `name`: from this run's `registry` fact, or read now
     when the workflow has no `read_registry` state."""
-    entries = ctx.fact("registry", None)
+    entries = ctx.get(REGISTRY, None)
     if entries is None:
         entries = read_all(ctx.paths.nemoclaw_dir)
     return next((e for e in entries if e.name == name), None)

@@ -44,7 +44,7 @@ from ..adapters.openshell import (
 )
 from ..adapters.openshell.rpc_errors import grpc_cause, is_transient_failure, last_line
 from ._openshell_common import guard_wording, report_exactly
-from .facts import SandboxList
+from .facts import CLI_VERSION, SANDBOX_LIST, SandboxList
 
 if TYPE_CHECKING:
     from ..engine.context import RunContext
@@ -71,7 +71,7 @@ def sandbox_list(ctx: "RunContext") -> None:
     """List OpenShell sandboxes (recovering the gateway once if unreachable); refuse on schema mismatch."""
     state_dir = ctx.paths.gateway_state_dir
     try:
-        cli_version = ctx.fact("cli_version", None) or installed_openshell_version()
+        cli_version = ctx.get(CLI_VERSION, None) or installed_openshell_version()
         attempt = capture_sandbox_list_with_recovery(
             list_args(cli_version),
             state_dir=state_dir,
@@ -131,6 +131,6 @@ def sandbox_list(ctx: "RunContext") -> None:
             kind="openshell", exit_code=result.status or 1, reported=True,
         )
     data = listing.as_data()
-    ctx.put("sandbox_list", SandboxList(live=data["live"], ready=data["ready"], phases=data["phases"], ids=data["ids"],
+    ctx.set(SANDBOX_LIST, SandboxList(live=data["live"], ready=data["ready"], phases=data["phases"], ids=data["ids"],
                                         format=data["format"], recovered=attempt.attempted and attempt.succeeded,
                                         workspaces=data.get("workspaces", {})))

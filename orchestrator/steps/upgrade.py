@@ -38,7 +38,7 @@ from ..store.errors import StoreError
 from ..store.lock import read_lock
 from ._openshell_common import listed_container
 from ._pause_records import frozen_by_runs
-from .facts import MissingSandbox, PinnedSandbox, RebuildSummary, RefusedSandbox, VersionReport, VersionRow
+from .facts import ITEM_RESULTS, MissingSandbox, PinnedSandbox, REBUILD_SUMMARY, REGISTRY, RebuildSummary, RefusedSandbox, SANDBOX_LIST, TO_REBUILD, VERSION_REPORT, VersionReport, VersionRow
 from .rebuild import latest_verified_backup
 
 if TYPE_CHECKING:
@@ -63,8 +63,8 @@ def classify_versions(ctx: "RunContext") -> str:
     """Sort sandboxes into stale / unknown / current / missing; print the report (and stop
     there with --check: `checked` when anything needs doing, which exits 1)."""
     out, st = ctx.out, ctx.out.style
-    registry: list[SandboxEntry] = ctx.fact("registry")
-    listing = ctx.fact("sandbox_list")
+    registry: list[SandboxEntry] = ctx.get(REGISTRY)
+    listing = ctx.get(SANDBOX_LIST)
     live, ready = set(listing.live), set(listing.ready)
     checks: list[VersionCheck] = []
     missing: list[MissingSandbox] = []
@@ -118,7 +118,7 @@ def classify_versions(ctx: "RunContext") -> str:
         pinned=pinned,
         refused=refused,
     )
-    ctx.put("version_report", report)
+    ctx.set(VERSION_REPORT, report)
     _report_pinned_and_refused(ctx, pinned, refused)
     if not stale and not unknown and not missing and not refused:
         if ctx.interrupted:
@@ -238,7 +238,7 @@ def confirm_rebuilds(ctx: "RunContext") -> str:
     from their stopped container, NemoClaw #12173/#12305), asking per sandbox unless --yes/--auto.
     One in any other state (frozen by another run, being provisioned) is skipped, and said so."""
     out, st = ctx.out, ctx.out.style
-    stale = ctx.fact("version_report").stale
+    stale = ctx.get(VERSION_REPORT).stale
     rebuildable = [c for c in stale if c.running or c.phase in NOT_RUNNING_PHASES]
     others = [c for c in stale if c not in rebuildable]
     if others:
@@ -247,7 +247,7 @@ def confirm_rebuilds(ctx: "RunContext") -> str:
     chosen: list[str] = []
     if not rebuildable:
         out.line("  No running stale sandboxes to rebuild.")
-        ctx.put("to_rebuild", chosen)
+        ctx.set(TO_REBUILD, chosen)
         return "none"
     skip_confirm = bool(ctx.option("yes") or ctx.option("auto"))
     for c in rebuildable:
@@ -255,7 +255,7 @@ def confirm_rebuilds(ctx: "RunContext") -> str:
             out.line(f"  Skipped '{c.sandbox}'.")
             continue
         chosen.append(c.sandbox)
-    ctx.put("to_rebuild", chosen)
+    ctx.set(TO_REBUILD, chosen)
     return "next" if chosen else "none"
 
 
@@ -273,7 +273,7 @@ def _ask(ctx: "RunContext", prompt: str) -> bool:
 def rebuild_report(ctx: "RunContext") -> str:
     """Summarize the per-sandbox rebuilds of a foreach state (missing sandboxes count as not done)."""
     out, st = ctx.out, ctx.out.style
-    results = ctx.fact("item_results")
+    results = ctx.get(ITEM_RESULTS)
     rebuilt = [n for n, r in results.items() if r.exit_code == 0]
     failed = [n for n, r in results.items() if r.exit_code != 0]
     for name in failed:
@@ -284,6 +284,6 @@ def rebuild_report(ctx: "RunContext") -> str:
         out.line(f"  {st.G}✓{st.R} {len(rebuilt)} sandbox(es) rebuilt.")
     if failed:
         out.line(f"  {st.YW}⚠{st.R} {len(failed)} sandbox(es) failed — see errors above.")
-    ctx.put("rebuild_summary", RebuildSummary(rebuilt, failed))
-    missing = ctx.fact("version_report", None)
+    ctx.set(REBUILD_SUMMARY, RebuildSummary(rebuilt, failed))
+    missing = ctx.get(VERSION_REPORT, None)
     return "partial" if failed or (missing is not None and (missing.missing or missing.refused)) else "next"
