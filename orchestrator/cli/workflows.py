@@ -1,4 +1,4 @@
-"""`nemoclaw workflows list|show|validate|graph`."""
+"""`nemoclaw workflows list|show|validate|graph|docs`."""
 
 from __future__ import annotations
 
@@ -117,6 +117,25 @@ def graph_cmd(name: str | None, markdown: bool, write_dir: Path | None) -> None:
             click.echo(f"  wrote {write_dir / f'{n}.md'}")
         else:
             click.echo(diagram_markdown(spec) if markdown else mermaid(spec), nl=False)
+
+
+@workflows_group.command("docs")
+@click.option("--write", "write_dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Rewrite the generated tables in <DIR>/workflows.md.")
+def docs_cmd(write_dir: Path | None) -> None:
+    """Print the step and fact tables of docs/workflows.md, generated from the step registry."""
+    from ..engine.contract_docs import generated, rewrite
+
+    if write_dir is None:
+        click.echo(generated("steps") + "\n" + generated("facts"), nl=False)
+        return
+    target = write_dir / "workflows.md"
+    try:
+        text = target.read_text(encoding="utf-8")
+        target.write_text(rewrite(text, str(target)), encoding="utf-8")
+    except (OSError, ValueError) as exc:
+        fail(f"  Cannot write the generated tables: {exc}", 2)
+    click.echo(f"  wrote {target}")
 
 
 def _load_or_exit(path: Path, known: set[str]):  # type: ignore[no-untyped-def]

@@ -179,6 +179,14 @@ def signatures() -> Mapping[str, StepSignature]:
     return dict(_SIGNATURES)
 
 
+def step_modules() -> Mapping[str, str]:
+    """Each step's module: the one declared for it, or its callable's (without importing any)."""
+    load_step_modules()
+    modules = {name: func.__module__ for name, (func, _) in _IMPLS.items()}
+    modules.update(_MODULES)
+    return modules
+
+
 def get_step(name: str) -> StepDef | None:
     """Step `name` ready to run (its module imported if it was only declared), None if unknown."""
     sig = signatures().get(name)

@@ -4,6 +4,10 @@ a step's module is imported when a run first enters one of its states, so a refu
 preflight never imports the backup, rebuild or upgrade code. Each module's `@implements(name)`
 must match the module named here (a mismatch fails at import). What each fact is:
 steps/facts.py.
+
+This is the one place the steps' contract is written: the step table and the fact table of
+docs/workflows.md are generated from these signatures (`doc=` is a step's notes there) by
+`nemoclaw workflows docs --write docs`, and a test fails when they drift.
 """
 
 from __future__ import annotations
@@ -36,41 +40,62 @@ YES = StepOption(bool, False, "Skip confirmation prompts.")
 AUTO = StepOption(bool, False, "Rebuild stale sandboxes without asking.")
 
 declare("read_registry", REGISTRY, outcomes=("next", "empty"), local=True, params={"empty_message": str},
-        writes=("registry",))
-declare("preflight", PREFLIGHT, outcomes=("next",), refuses=True, writes=("cli_version",))
+        writes=("registry",), doc="every registry root (default and per gateway port); ends `empty`, printing `empty_message`, when none has a sandbox")
+declare("preflight", PREFLIGHT, outcomes=("next",), refuses=True, guards=True, writes=("cli_version",),
+        doc="gateway schema preflight (both drivers, served version); a probe that hung (`NEMOCLAW_OPENSHELL_TIMEOUT`, "
+            "docs/reference/deadlines.md) fails the run with the \"could not check\" sentence")
 declare("sandbox_list", SANDBOX_LIST, outcomes=("next",), refuses=True, params={"recover": bool},
-        may_read=("cli_version",), writes=("sandbox_list",))
-declare("fail", CONTROL, outcomes=(), local=True, params={"message": str, "exit_code": int})
+        may_read=("cli_version",), writes=("sandbox_list",),
+        doc='`openshell sandbox list` with gateway recovery (none with `with: {recover: false}`, nor in a read-only run: it then never selects or starts a gateway); refuses on schema mismatch; retries one transient gRPC failure (`Unavailable`, ...) and shows the gRPC cause of a failure (also in the run log); a list that hangs is killed at the probe bound and fails the run with the "could not check" sentence, never recovered')
+declare("fail", CONTROL, outcomes=(), local=True, params={"message": str, "exit_code": int},
+        doc='always fails: ends the run as failed with `message` (and `exit_code`)')
 
-declare("unpause_leftovers", BACKUP, mutates=True)
+declare("unpause_leftovers", BACKUP, mutates=True,
+        doc='unpauses, with a line, any sandbox a killed run left paused (records in `rebuild-backups/.paused/`), before the list would call it not running; then returns to stopped through `openshell sandbox stop`, with a line, any sandbox that a killed run of an older release had started for its backup (its records in `rebuild-backups/.started/`; no new ones are written)')
 declare("snapshot", BACKUP, reads=("registry", "sandbox_list"), may_read=("backup_targets",), writes=("snapshot",),
-        mutates=True, options={"parallel": PARALLEL, "scope": SCOPE, "no_freeze": NO_FREEZE, "strict": STRICT})
+        mutates=True, options={"parallel": PARALLEL, "scope": SCOPE, "no_freeze": NO_FREEZE, "strict": STRICT},
+        doc="streams ready sandboxes into staging, `parallel` at once; each sandbox is frozen (Docker pause, recorded first) while it is read unless `no_freeze`, the freeze time goes into the report; `scope` home (the whole home minus the agent's `home_excludes`) or agent (its declared state); a sandbox in phase `Stopped` or `Error` is read from its stopped workload container (selected by sandbox id, never a supervisor), never started, stopped or frozen, and its summary names its phase ([docs/reference/sandbox-lifecycle.md](reference/sandbox-lifecycle.md)); one without a usable container is skipped with upstream's line; one that is not there (not listed, or listed with no container) is reported missing and makes the run incomplete")
 declare("commit_backups", BACKUP, outcomes=("next", "partial"), commits=True, params={"quiet_summary": bool},
-        reads=("snapshot",), writes=("committed", "backup_report"), options={"strict": STRICT})
+        reads=("snapshot",), writes=("committed", "backup_report"), options={"strict": STRICT},
+        doc='verifies and renames staged backups into place (`partial` when one failed or was missing); with `strict` (or `NEMOCLAW_REQUIRE_ALL_SANDBOX_BACKUPS=1`) nothing is committed and the run fails if any sandbox was skipped or failed; an empty capture is committed with a ⚠ warning')
 
 declare("rebuild_target", REBUILD, outcomes=("next", "from_backup"), reads=("registry", "sandbox_list"),
         writes=("rebuild_plan", "backup_targets"),
-        options={"name": SANDBOX_NAME, "image": IMAGE, "from_backup": FROM_BACKUP})
+        options={"name": SANDBOX_NAME, "image": IMAGE, "from_backup": FROM_BACKUP},
+        doc="the sandbox `name` must be registered and running, `Stopped` or `Error` (or absent, with `from_backup`: ends `from_backup`), and its registry identity fingerprint must match its live id; previous and target images (`image`, else a pinned sandbox's own digest, else its image tagged with the expected version); a `Stopped`/`Error` one is backed up from its stopped container (a line says so)")
 declare("delete_sandbox", REBUILD, reads=("rebuild_plan",), may_read=("registry",), writes=("sandbox_deleted",),
-        mutates=True)
-declare("create_sandbox", REBUILD, reads=("rebuild_plan",), mutates=True)
-declare("wait_ready", REBUILD, params={"timeout": float}, reads=("rebuild_plan",))
-declare("restore_sandbox", REBUILD, reads=("rebuild_plan",), may_read=("committed", "registry"), mutates=True)
-declare("verify_rebuild", REBUILD, reads=("rebuild_plan",), may_read=("committed",))
-declare("record_version", REBUILD, reads=("rebuild_plan",), may_read=("registry",), mutates=True)
-declare("return_to_stopped", REBUILD, reads=("rebuild_plan",), mutates=True)
+        mutates=True,
+        doc='through `openshell sandbox delete` (never a Docker call on a managed container), after checking the identity fingerprint again; idempotent')
+declare("create_sandbox", REBUILD, reads=("rebuild_plan",), mutates=True,
+        doc='through `openshell sandbox create` (`--workspace default` on 0.1.x) from the target image; one that already runs it is done; idempotent')
+declare("wait_ready", REBUILD, params={"timeout": float}, reads=("rebuild_plan",),
+        doc='waits until the sandbox is Ready (`timeout` seconds)')
+declare("restore_sandbox", REBUILD, reads=("rebuild_plan",), may_read=("committed", "registry"), mutates=True,
+        doc='restores the backup through the Docker API (archives, exec), making each restored directory equal to it again, and moves the registry fingerprint to the recreated sandbox; idempotent')
+declare("verify_rebuild", REBUILD, reads=("rebuild_plan",), may_read=("committed",),
+        doc='the agent version equals the expected one and the restored files hash equal to the backup')
+declare("record_version", REBUILD, reads=("rebuild_plan",), may_read=("registry",), mutates=True,
+        doc="writes `agentVersion` into the row's own registry file; idempotent")
+declare("return_to_stopped", REBUILD, reads=("rebuild_plan",), mutates=True,
+        doc='a sandbox that was `Stopped` before the rebuild is stopped again through `openshell sandbox stop` and must then show `Stopped` in `openshell sandbox get` (NemoClaw #12173); any other is left running; idempotent')
 declare("rollback_rebuild", REBUILD, outcomes=("unrecovered",), params={"timeout": float}, reads=("rebuild_plan",),
-        may_read=("committed", "sandbox_deleted", "registry"), mutates=True)
+        may_read=("committed", "sandbox_deleted", "registry"), mutates=True,
+        doc='never ends `next`: recreates from the previous image and restores the same backup (then fails); if that fails too, prints the manual commands and ends `unrecovered`')
 
 declare("classify_versions", UPGRADE, outcomes=("next", "current", "checked", "attention"),
-        reads=("registry", "sandbox_list"), writes=("version_report",), options={"check": CHECK})
+        reads=("registry", "sandbox_list"), writes=("version_report",), options={"check": CHECK},
+        doc="probes running sandboxes' agent version in the container; a `Stopped` or `Error` one is judged without starting it (the registry's `agentVersion`, else its image's version label, else unknown) and shown `(stopped)` or `(stopped; phase Error)`; stale / unknown / current / missing / pinned report (missing: not listed, or listed with no container; a row named unlike its key is an error for that sandbox); `checked` with `check`, `attention` when only missing sandboxes or interrupted runs need doing; a sandbox a killed backup left frozen shows `(frozen by interrupted run <id>)`, one a running backup has frozen `(frozen by run <id> while it is backed up)`, not `(stopped)`")
 declare("confirm_rebuilds", UPGRADE, outcomes=("next", "none"), reads=("version_report",), writes=("to_rebuild",),
-        options={"yes": YES, "auto": AUTO})
+        options={"yes": YES, "auto": AUTO},
+        doc='stale sandboxes that run or are `Stopped`/`Error`, prompting unless `yes`/`auto`; any other (frozen by another run, provisioning) is skipped with a line naming it')
 declare("rebuild_report", UPGRADE, outcomes=("next", "partial"), reads=("item_results",), may_read=("version_report",),
-        writes=("rebuild_summary",))
+        writes=("rebuild_summary",),
+        doc='counts rebuilt and failed sandboxes (missing ones count as not done); `partial` when any failed')
 
 # Off-host copies in the restic repository NEMOCLAW_BACKUP_REPOSITORY (steps/replicate.py).
 declare("replicate_backups", REPLICATE, outcomes=("next", "incomplete"), may_read=("committed",),
-        writes=("replication",), mutates=True, options={"replicate": REPLICATE_MODE})
+        writes=("replication",), mutates=True, options={"replicate": REPLICATE_MODE},
+        doc='with `NEMOCLAW_BACKUP_REPOSITORY` set, pushes each committed backup, and the older valid backups of the same sandboxes, that the restic repository lacks (by manifest digest); without it, nothing; a failure leaves the local backups committed and ends `incomplete` unless `replicate` is `best-effort` ([backups.md](backups.md#off-host-copies))')
 declare("pull_backup", REPLICATE, commits=True, params={"sandbox": str, "timestamp": str, "host": str},
-        writes=("pulled",))
+        writes=("pulled",),
+        doc='restores `with: {sandbox, timestamp, host}` (defaults `{name}`, `latest`, this or the only host) from the restic repository into staging, checks every file against its manifest and commits it under its original timestamp')
