@@ -68,7 +68,7 @@ def classify_versions(ctx: "RunContext") -> str:
     live, ready = set(listing.live), set(listing.ready)
     checks: list[VersionCheck] = []
     missing: list[MissingSandbox] = []
-    held = {i.sandbox: i.run_id for i in ctx.interrupted if i.sandbox}
+    held = {i.subject_value: i.run_id for i in ctx.interrupted if i.subject_value}
     why: dict[str, str] = {}  # running sandboxes whose container could not be reached, and why
     phases: dict[str, str] = {}  # listed sandboxes that do not run, by phase (Stopped/Error: rebuilt without being started)
     holder = _live_lock_holder(ctx)

@@ -93,3 +93,20 @@ def find_one(name: str, paths: Paths | None = None) -> tuple[Found, set[str]]:
     if name not in found:
         raise DefinitionError([f"unknown workflow '{name}'; known: {', '.join(sorted(found)) or 'none'}"])
     return found[name], set(found)
+
+
+def subject_of(workflow: str | None, source: str | None) -> str | None:
+    """The subject argument (`WorkflowSpec.subject`) of the workflow a journal names: from the
+    file it ran (`source`), else the one of that name on the path; None when neither loads."""
+    from .load import load_file
+
+    candidates = [Path(source)] if source else []
+    found = find_all().get(workflow or "") if workflow else None
+    if found is not None:
+        candidates.append(found.path)
+    for path in candidates:
+        try:
+            return load_file(path)[0].subject
+        except DefinitionError:
+            continue
+    return None

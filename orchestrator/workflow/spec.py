@@ -83,8 +83,9 @@ class ForEach:
 
     items: str
     workflow: str
-    # The child workflow's option (or argument) that receives the item.
-    option: str = "name"
+    # The child workflow's option (or argument) that receives the item; default its subject
+    # (its first argument: `WorkflowSpec.subject`).
+    option: str | None = None
     facts: list[str] = attrs.Factory(list)
     results: str = "item_results"
     stop_on: list[str] = attrs.Factory(list)
@@ -159,6 +160,12 @@ class WorkflowSpec:
     interrupted: Literal["resume", "rerun"] = "resume"
     # Where it was loaded from (not a YAML key).
     source: Path | None = None
+
+    @property
+    def subject(self) -> str | None:
+        """The argument naming what a run works on (the first one), by which the journal's
+        readers say what an interrupted run was doing: `rebuild-sandbox 'alpha'`."""
+        return self.arguments[0].name if self.arguments else None
 
     @property
     def all_states(self) -> dict[str, StateSpec]:

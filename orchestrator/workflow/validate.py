@@ -157,11 +157,14 @@ def validate(
 
 
 def _check_guard(spec: WorkflowSpec, loc: Located, steps: Mapping[str, StepDef], err: Callable[[str], None]) -> None:
-    """A guarded workflow reaches `do: preflight` before any step that talks to OpenShell or
-    Docker or changes anything; only `local` (read-only, local files) steps may come first."""
+    """A guarded workflow reaches its guard check (a step whose signature `guards`: the
+    preflight) before any step that talks to OpenShell or Docker or changes anything; only
+    `local` (read-only, local files) steps may come first."""
+    guards = sorted(n for n, s in steps.items() if s.guards)
+    wanted = " or ".join(f"'do: {n}'" for n in guards) or "a step that guards"
     seen: set[str] = set()
     todo = [spec.initial]
-    has_preflight = False
+    has_guard = False
     while todo:
         name = todo.pop()
         if name in seen:
@@ -170,17 +173,17 @@ def _check_guard(spec: WorkflowSpec, loc: Located, steps: Mapping[str, StepDef],
         state = spec.all_states[name]
         if state.terminal:
             continue
-        if state.do == "preflight":
-            has_preflight = True
-            continue
         step = steps.get(state.do or "")
+        if step is not None and step.guards:
+            has_guard = True
+            continue
         if step is None or not step.local:
             what = f"step '{state.do}'" if state.do else "a foreach"
-            err(loc.error(["states", name], f"guarded workflow runs {what} before 'do: preflight'; only local read-only steps may come first"))
+            err(loc.error(["states", name], f"guarded workflow runs {what} before {wanted}; only local read-only steps may come first"))
             continue
         todo.extend(v for k, v in state.routes().items() if k != "error")
-    if not has_preflight:
-        err(loc.error(["guard"], "a guarded workflow must run 'do: preflight' (the guard is its wording)"))
+    if not has_guard:
+        err(loc.error(["guard"], f"a guarded workflow must run {wanted} (the guard is its wording)"))
 
 
 def _check_default(kind: str, default: object, choices: list[str] | None) -> str | None:
@@ -344,9 +347,18 @@ def _yaml_type(want: StepOption) -> str:
     return next(k for k, v in OPTION_TYPES.items() if v is want.type)
 
 
-def _check_foreach_child(loc: Located, name: str, option: str, child: WorkflowSpec, err: Callable[[str], None]) -> None:
-    """The child workflow takes the item (`option`) and needs no other argument."""
+def _check_foreach_child(loc: Located, name: str, option: str | None, child: WorkflowSpec,
+                         err: Callable[[str], None]) -> None:
+    """The child workflow takes the item (`option`, default its subject: its first argument)
+    and needs no other argument."""
     takes = [*child.options, *(a.name for a in child.arguments)]
+    if option is None:
+        option = child.subject
+        if option is None:
+            err(loc.error(["states", name, "foreach"], f"workflow '{child.name}' has no argument to receive each item; "
+                                                       f"name the option that does with 'option:' (it takes: "
+                                                       f"{', '.join(takes) or 'none'})"))
+            return
     if option not in takes:
         err(loc.error(["states", name, "foreach", "option"], f"workflow '{child.name}' has no option or argument "
                                                              f"'{option}' to receive each item; it takes: "
