@@ -3,11 +3,12 @@
 A step is `func(ctx: RunContext) -> Outcome | str | None`:
   * `None` means the outcome `next`;
   * a `str` names the outcome (`next`, or a declared branch such as `empty`).
-It reads and writes facts (`ctx.fact(name)`, `ctx.put(name, value)`), only those its
-signature declares; it raises `Refusal` to refuse and `StepError` (or any exception) to fail.
+It reads and writes facts (`ctx.get(FACT)`, `ctx.set(FACT, value)` by typed handle, or
+`ctx.fact(name)`, `ctx.put(name, value)` by name) and reads workflow options (`ctx.option(name)`,
+with the default its signature declares), only those its signature declares; it raises `Refusal` to refuse and `StepError` (or any exception) to fail.
 
 The signature (workflow/signature.py) is what the loader checks a workflow against: outcomes,
-typed `with:` parameters, the facts read and written, and whether the step commits, refuses,
+typed `with:` parameters, the workflow options read, the facts read and written, and whether the step commits, refuses,
 is local or changes the world (then its state must declare `resume:`).
 
 A step library registers its steps one of two ways:

@@ -40,7 +40,8 @@ class Retry:
 
 @attrs.frozen
 class OptionSpec:
-    """A command-line option; its value is visible to steps as ctx.options[<name>]."""
+    """A command-line option; a step that declares it (its signature's `options`) reads it as
+    ctx.option(<name>)."""
 
     type: OptionType = "str"
     default: Any = None
@@ -54,7 +55,7 @@ class OptionSpec:
 
 @attrs.frozen
 class ArgumentSpec:
-    """A positional command-line argument (ctx.options[<name>])."""
+    """A positional command-line argument (ctx.option(<name>) in a step that declares it)."""
 
     name: str
     help: str = ""

@@ -37,3 +37,18 @@ def test_a_report_fact_reaches_stdout_and_progress_stays_on_stderr(engine):
     assert r.stderr == "  counted 3\n"
     plain = invoke("t-tally")
     assert (plain.stdout, plain.stderr) == ("  counted 3\n", "")
+
+
+def test_an_option_without_help_gets_the_help_its_step_declares(engine, monkeypatch, tmp_path):
+    from tests.support.engine import WORKFLOWS
+
+    (tmp_path / "t-colour-flag.yaml").write_text(
+        (WORKFLOWS / "t-colour.yaml").read_text().replace("name: t-colour\n", "name: t-colour-flag\n")
+        .replace("arguments:", "options:\n  colour: {type: str, default: red}\narguments:"))
+    monkeypatch.setenv("NEMOCLAW_WORKFLOWS_PATH", f"{WORKFLOWS}:{tmp_path}")
+    r = invoke("t-colour-flag", "--help")
+    assert r.returncode == 0, r.stderr
+    assert "--colour TEXT  The colour to say.  [default: red]" in r.stdout
+    assert "item: The item." in r.stdout
+    ran = invoke("t-colour-flag", "sky")
+    assert (ran.returncode, ran.stdout) == (0, "  sky is red\n"), ran.stderr
