@@ -58,7 +58,7 @@ def _kinds(sig: StepSignature) -> list[str]:
 
 
 def _option(name: str, o: StepOption) -> str:
-    kind = "\\|".join(o.choices) if o.choices else _type_name(o.type)
+    kind = "|".join(o.choices) if o.choices else _type_name(o.type)
     if o.required:
         return f"`{name}` ({kind}, required)"
     return f"`{name}` ({kind}, default `{str(o.default).lower() if isinstance(o.default, bool) else o.default}`)" \
