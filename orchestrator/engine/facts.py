@@ -3,8 +3,9 @@
 A fact is declared once (`declare(name, type, doc)`; the built-in ones are all on one page,
 steps/facts.py), which returns its handle: a `Fact[T]` that steps pass to `ctx.get(FACT)` and
 `ctx.set(FACT, value)`, so a type checker sees `ctx.get(SANDBOX_LIST)` is a `SandboxList`
-(`ctx.fact(name)` and `ctx.put(name, value)` do the same by name, untyped). It is written by the steps whose signature lists it under `writes`, and read by
-those that list it under `reads`/`may_read`. The loader checks that every read fact is written
+(`ctx.fact(name)` and `ctx.put(name, value)` do the same by name, untyped). It is written
+by the steps whose signature lists it under `writes`, and read by those that list it under
+`reads`/`may_read`. The loader checks that every read fact is written
 by an earlier state on every path; at run time `ctx.put` checks the value's type and
 `ctx.fact` refuses undeclared reads, so the declarations cannot drift from the code.
 

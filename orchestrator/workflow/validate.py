@@ -132,6 +132,7 @@ def validate(
                 child_spec = child(fe.workflow)
                 if child_spec is not None:
                     _check_foreach_child(loc, name, fe.option, child_spec, err)
+                    _check_passed_options(spec, loc, name, child_spec, err)
             if state.next is None:
                 err(loc.error(where, "a foreach state needs 'next'"))
             bad = set(state.branches) - {"partial"}
@@ -367,3 +368,22 @@ def _check_foreach_child(loc: Located, name: str, option: str | None, child: Wor
         if arg.required and arg.name != option:
             err(loc.error(["states", name, "foreach"], f"workflow '{child.name}' needs argument '{arg.name}', which a "
                                                        f"foreach gives no value (it gives each item as '{option}')"))
+
+
+def _check_passed_options(spec: WorkflowSpec, loc: Located, name: str, child: WorkflowSpec,
+                          err: Callable[[str], None]) -> None:
+    """A foreach passes each option of this workflow that the child also has to the child: the
+    two must be of one type (and the child's choices must hold this one's)."""
+    for opt, mine in spec.options.items():
+        theirs = child.options.get(opt)
+        if theirs is None:
+            continue
+        if OPTION_TYPES.get(mine.type) is not OPTION_TYPES.get(theirs.type):
+            err(loc.error(["options", opt, "type"], f"state '{name}' passes option '{opt}' to workflow '{child.name}', "
+                                                    f"where it is of type {theirs.type}, not {mine.type}"))
+        elif theirs.type == "choice" and mine.type == "choice":
+            extra = [c for c in mine.choices or [] if c not in (theirs.choices or [])]
+            if extra:
+                err(loc.error(["options", opt, "choices"], f"state '{name}' passes option '{opt}' to workflow "
+                                                           f"'{child.name}', which knows only "
+                                                           f"{', '.join(theirs.choices or [])}, not {', '.join(extra)}"))

@@ -79,3 +79,10 @@ def test_reading_an_undeclared_option_is_an_internal_error(engine):
     r = engine.run("t-sneaky")
     assert r.returncode == 1
     assert "  internal error: step 't_sneaky' reads option 'colour' without declaring it" in r.stderr
+
+
+def test_an_option_a_foreach_passes_on_must_fit_the_childs(tmp_path):
+    path = _copy(tmp_path, "upgrade-sandboxes", "upgrade-typed",
+                 ("  image:\n    type: str\n", "  image:\n    type: int\n"))
+    assert any("options.image.type: state 'rebuild' passes option 'image' to workflow 'rebuild-sandbox', where it "
+               "is of type str, not int" in p for p in _problems(path, {"rebuild-sandbox"}))
