@@ -63,6 +63,9 @@ def show_cmd(name: str) -> None:
         click.echo(f"  guarded: preflight wording '{spec.guard.action}' / '{spec.guard.command}'")
     for oname, o in spec.options.items():
         click.echo(f"  option --{oname.replace('_', '-')} ({o.type}, default {o.default!r}): {o.help}")
+    for oname, step, o in _fixed_options(spec):
+        click.echo(f"  fixed {oname} = {o.default!r} (no --{oname.replace('_', '-')} here; step '{step}' reads this "
+                   f"default): {o.help}")
     click.echo(f"  initial: {spec.initial}")
     for sname, s in spec.all_states.items():
         if s.terminal:
@@ -136,6 +139,20 @@ def docs_cmd(write_dir: Path | None) -> None:
     except (OSError, ValueError) as exc:
         fail(f"  Cannot write the generated tables: {exc}", 2)
     click.echo(f"  wrote {target}")
+
+
+def _fixed_options(spec):  # type: ignore[no-untyped-def]
+    """(option, step, declaration) for each option a step of `spec` reads that `spec` does not
+    declare: the step gets its declared default."""
+    from ..engine.registry import signatures
+
+    sigs, taken, seen = signatures(), set(spec.options) | {a.name for a in spec.arguments}, set()
+    for state in spec.states.values():
+        sig = sigs.get(state.do or "")
+        for name, o in sorted(sig.options.items()) if sig is not None else ():
+            if name not in taken and name not in seen:
+                seen.add(name)
+                yield name, sig.name, o
 
 
 def _load_or_exit(path: Path, known: set[str]):  # type: ignore[no-untyped-def]

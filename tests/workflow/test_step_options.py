@@ -86,3 +86,12 @@ def test_an_option_a_foreach_passes_on_must_fit_the_childs(tmp_path):
                  ("  image:\n    type: str\n", "  image:\n    type: int\n"))
     assert any("options.image.type: state 'rebuild' passes option 'image' to workflow 'rebuild-sandbox', where it "
                "is of type str, not int" in p for p in _problems(path, {"rebuild-sandbox"}))
+
+
+def test_show_names_the_options_a_step_reads_that_the_workflow_fixes(engine):
+    from tests.support.cli import invoke
+
+    r = invoke("workflows", "show", "t-colour")
+    assert r.returncode == 0, r.stderr
+    assert "  fixed colour = 'blue' (no --colour here; step 't_colour' reads this default): The colour to say.\n" in r.stdout
+    assert "fixed item" not in r.stdout  # an argument of the workflow
