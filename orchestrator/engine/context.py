@@ -100,6 +100,16 @@ class RunContext:
             return decl.default
         return value
 
+    def param(self, name: str) -> Any:
+        """The state's `with:` value of a parameter the running step declares, else the default
+        its signature declares (None without one). Reading an undeclared one is a bug."""
+        sig = self.step_signature
+        if sig is not None and name not in sig.params:
+            raise StepError(f"  internal error: step '{sig.name}' reads parameter '{name}' without declaring it")
+        if name in self.params:
+            return self.params[name]
+        return sig.param_defaults.get(name) if sig is not None else None
+
     def fact(self, name: str | Fact[Any], default: Any = _MISSING) -> Any:
         """A fact an earlier state wrote. Reading a fact the step does not declare is a bug;
         a declared optional (`may_read`) fact that was not written gives `default`."""

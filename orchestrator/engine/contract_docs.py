@@ -65,6 +65,13 @@ def _option(name: str, o: StepOption) -> str:
         if o.default is not None else f"`{name}` ({kind})"
 
 
+def _param(name: str, kind: type, default: Any) -> str:
+    if default is None:
+        return f"`{name}` ({_type_name(kind)})"
+    shown = str(default).lower() if isinstance(default, bool) else str(default).strip()
+    return f"`{name}` ({_type_name(kind)}, default `{shown}`)"
+
+
 def _facts(sig: StepSignature) -> str:
     parts = []
     if sig.reads:
@@ -79,7 +86,7 @@ def _facts(sig: StepSignature) -> str:
 def _inputs(sig: StepSignature) -> str:
     parts = [_option(n, o) for n, o in sorted(sig.options.items())]
     if sig.params:
-        parts.append("with: " + ", ".join(f"`{n}` ({_type_name(t)})" for n, t in sorted(sig.params.items())))
+        parts.append("with: " + ", ".join(_param(n, t, sig.param_defaults.get(n)) for n, t in sorted(sig.params.items())))
     return "; ".join(parts) or "-"
 
 

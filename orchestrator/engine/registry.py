@@ -78,7 +78,7 @@ def _signature(
     name: str,
     *,
     outcomes: Iterable[str] = ("next",),
-    params: Mapping[str, type] | None = None,
+    params: Mapping[str, type | StepOption] | None = None,
     options: Mapping[str, StepOption] | None = None,
     reads: Iterable[FactRef] = (),
     may_read: Iterable[FactRef] = (),
@@ -92,11 +92,14 @@ def _signature(
 ) -> StepSignature:
     """The keywords `step` and `declare` take: the step's signature (workflow/signature.py).
     `options` are the workflow options the step reads (`ctx.option`), with their type, default
-    and help; facts are given by name or by handle."""
+    and help; a `with:` parameter is given by its type or, with a default (`ctx.param`), as a
+    StepOption; facts are given by name or by handle."""
+    given = dict(params or {})
     return StepSignature(
         name=name,
         outcomes=frozenset(outcomes),
-        params=dict(params or {}),
+        params={k: v.type if isinstance(v, StepOption) else v for k, v in given.items()},
+        param_defaults={k: v.default for k, v in given.items() if isinstance(v, StepOption) and v.default is not None},
         options=dict(options or {}),
         reads=_names(reads),
         may_read=_names(may_read),

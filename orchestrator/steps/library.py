@@ -38,16 +38,20 @@ FROM_BACKUP = StepOption(str, None, "Recreate an absent sandbox from this backup
 CHECK = StepOption(bool, False, "Only report (the workflow's read-only option).")
 YES = StepOption(bool, False, "Skip confirmation prompts.")
 AUTO = StepOption(bool, False, "Rebuild stale sandboxes without asking.")
+# `with:` parameters that have a default.
+WAIT_TIMEOUT = StepOption(float, 120.0, "Seconds to wait for the sandbox to be Ready.")
 
 declare("read_registry", REGISTRY, outcomes=("next", "empty"), local=True, params={"empty_message": str},
         writes=("registry",), doc="every registry root (default and per gateway port); ends `empty`, printing `empty_message`, when none has a sandbox")
 declare("preflight", PREFLIGHT, outcomes=("next",), refuses=True, guards=True, writes=("cli_version",),
         doc="gateway schema preflight (both drivers, served version); a probe that hung (`NEMOCLAW_OPENSHELL_TIMEOUT`, "
             "docs/reference/deadlines.md) fails the run with the \"could not check\" sentence")
-declare("sandbox_list", SANDBOX_LIST, outcomes=("next",), refuses=True, params={"recover": bool},
+declare("sandbox_list", SANDBOX_LIST, outcomes=("next",), refuses=True,
+        params={"recover": StepOption(bool, True, "Recover a gateway that is down (never in a read-only run).")},
         may_read=("cli_version",), writes=("sandbox_list",),
         doc='`openshell sandbox list` with gateway recovery (none with `with: {recover: false}`, nor in a read-only run: it then never selects or starts a gateway); refuses on schema mismatch; retries one transient gRPC failure (`Unavailable`, ...) and shows the gRPC cause of a failure (also in the run log); a list that hangs is killed at the probe bound and fails the run with the "could not check" sentence, never recovered')
-declare("fail", CONTROL, outcomes=(), local=True, params={"message": str, "exit_code": int},
+declare("fail", CONTROL, outcomes=(), local=True,
+        params={"message": StepOption(str, "  The workflow ended in a failure state."), "exit_code": int},
         doc='always fails: ends the run as failed with `message` (and `exit_code`)')
 
 declare("unpause_leftovers", BACKUP, mutates=True,
@@ -68,7 +72,7 @@ declare("delete_sandbox", REBUILD, reads=("rebuild_plan",), may_read=("registry"
         doc='through `openshell sandbox delete` (never a Docker call on a managed container), after checking the identity fingerprint again; idempotent')
 declare("create_sandbox", REBUILD, reads=("rebuild_plan",), mutates=True,
         doc='through `openshell sandbox create` (`--workspace default` on 0.1.x) from the target image; one that already runs it is done; idempotent')
-declare("wait_ready", REBUILD, params={"timeout": float}, reads=("rebuild_plan",),
+declare("wait_ready", REBUILD, params={"timeout": WAIT_TIMEOUT}, reads=("rebuild_plan",),
         doc='waits until the sandbox is Ready (`timeout` seconds)')
 declare("restore_sandbox", REBUILD, reads=("rebuild_plan",), may_read=("committed", "registry"), mutates=True,
         doc='restores the backup through the Docker API (archives, exec), making each restored directory equal to it again, and moves the registry fingerprint to the recreated sandbox; idempotent')
@@ -78,7 +82,7 @@ declare("record_version", REBUILD, reads=("rebuild_plan",), may_read=("registry"
         doc="writes `agentVersion` into the row's own registry file; idempotent")
 declare("return_to_stopped", REBUILD, reads=("rebuild_plan",), mutates=True,
         doc='a sandbox that was `Stopped` before the rebuild is stopped again through `openshell sandbox stop` and must then show `Stopped` in `openshell sandbox get` (NemoClaw #12173); any other is left running; idempotent')
-declare("rollback_rebuild", REBUILD, outcomes=("unrecovered",), params={"timeout": float}, reads=("rebuild_plan",),
+declare("rollback_rebuild", REBUILD, outcomes=("unrecovered",), params={"timeout": WAIT_TIMEOUT}, reads=("rebuild_plan",),
         may_read=("committed", "sandbox_deleted", "registry"), mutates=True,
         doc='never ends `next`: recreates from the previous image and restores the same backup (then fails); if that fails too, prints the manual commands and ends `unrecovered`')
 

@@ -243,7 +243,7 @@ def _wait_ready(name: str, timeout: float) -> None:
 def wait_ready(ctx: "RunContext") -> None:
     """Poll `openshell sandbox list` until the sandbox is Ready (`with.timeout`, default 120 s)."""
     plan = _plan(ctx)
-    _wait_ready(plan.name, float(ctx.params.get("timeout", OPERATION_TIMEOUT)))
+    _wait_ready(plan.name, float(ctx.param("timeout")))
 
 
 def _backup_dir(ctx: "RunContext", name: str) -> Path:
@@ -423,7 +423,7 @@ def rollback_rebuild(ctx: "RunContext") -> None:
         if plan.name in existing.live:
             _lifecycle("delete", plan.name, f"Deleting the half-built sandbox '{plan.name}'")
         _create(ctx, plan, plan.previous_image)
-        _wait_ready(plan.name, float(ctx.params.get("timeout", OPERATION_TIMEOUT)))
+        _wait_ready(plan.name, float(ctx.param("timeout")))
         _restore(ctx, plan.name)
         if plan.phase == STOPPED:
             _return_to_stopped(ctx, plan)

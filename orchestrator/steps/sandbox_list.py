@@ -63,7 +63,7 @@ def _recover(ctx: "RunContext") -> bool:
     `read_only_when` option, e.g. `--check`, which must not select or start a gateway)."""
     if ctx.read_only:
         return False
-    return bool(ctx.params.get("recover", True))
+    return bool(ctx.param("recover"))
 
 
 @implements("sandbox_list")

@@ -42,6 +42,8 @@ class StepSignature:
     outcomes: frozenset[str] = frozenset({"next"})
     params: Mapping[str, type] = attrs.field(factory=dict)
     options: Mapping[str, StepOption] = attrs.field(factory=dict)
+    # The value a `with:` parameter has where the state does not give it (`ctx.param`).
+    param_defaults: Mapping[str, Any] = attrs.field(factory=dict)
     reads: frozenset[str] = frozenset()
     may_read: frozenset[str] = frozenset()
     writes: frozenset[str] = frozenset()

@@ -158,3 +158,9 @@ def t_tally(ctx):
     """Counts, says so (progress), and leaves the count as a report fact."""
     ctx.out.line("  counted 3")
     ctx.put("t_tally", {"counted": 3})
+
+
+@step("t_say", params={"word": StepOption(str, "hello", "What to say."), "times": int})
+def t_say(ctx):
+    """Says `with.word` (its declared default when the state gives none) `with.times` times (1 when unset)."""
+    ctx.out.line("  " + " ".join([ctx.param("word")] * (ctx.param("times") or 1)))

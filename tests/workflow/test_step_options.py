@@ -95,3 +95,8 @@ def test_show_names_the_options_a_step_reads_that_the_workflow_fixes(engine):
     assert r.returncode == 0, r.stderr
     assert "  fixed colour = 'blue' (no --colour here; step 't_colour' reads this default): The colour to say.\n" in r.stdout
     assert "fixed item" not in r.stdout  # an argument of the workflow
+
+
+def test_a_with_parameter_the_state_does_not_give_is_the_declared_default(engine):
+    r = engine.run("t-say")
+    assert (r.returncode, r.stdout) == (0, "  hello\n  bye bye\n"), r.stderr
