@@ -1,6 +1,8 @@
 """One workflow file as a `nemoclaw` subcommand: its options and arguments as click parameters,
-its run, and its --json summary; a file that does not load is a command that prints why and
-exits 2. Imported when a workflow command is run or asked for its help, not for `nemoclaw --help`."""
+plus `--json` and `--debug`, which every workflow command has; its run, and its --json document
+(one object per run, docs/workflows.md "--json"); a file that does not load is a command that
+prints why and exits 2. Imported when a workflow command is run or asked for its help, not for
+`nemoclaw --help`."""
 
 from __future__ import annotations
 
@@ -14,8 +16,29 @@ if TYPE_CHECKING:
 
 _TYPES: dict[str, Any] = {}
 
+JSON_HELP = "Print one JSON object describing the run on stdout (progress goes to stderr)."
 
-def _option(name: str, o: OptionSpec) -> click.Option:
+
+def _step_help(spec: WorkflowSpec) -> dict[str, str]:
+    """What the steps a workflow runs say of the options they read (their signatures), for the
+    options its file gives no `help:`."""
+    from ..engine.registry import signatures  # loaded already: the file was checked against them
+
+    sigs = signatures()
+    helps: dict[str, str] = {}
+    for state in spec.states.values():
+        sig = sigs.get(state.do or "")
+        for name, o in (sig.options.items() if sig is not None else ()):
+            if o.help:
+                helps.setdefault(name, o.help)
+    return helps
+
+
+def _option(name: str, o: OptionSpec, fallback: str = "") -> click.Option:
+    if not o.help and fallback:
+        import attrs
+
+        o = attrs.evolve(o, help=fallback)
     flag = "--" + name.replace("_", "-")
     decls = [flag] + ([f"-{o.short}"] if o.short else [])
     if o.type == "bool":
@@ -30,7 +53,10 @@ def _option(name: str, o: OptionSpec) -> click.Option:
 
 def workflow_command(spec: WorkflowSpec) -> click.Command:
     _TYPES.update(int=click.INT, float=click.FLOAT, str=click.STRING)
-    params: list[click.Parameter] = [_option(n, o) for n, o in spec.options.items()]
+    helps = _step_help(spec)
+    params: list[click.Parameter] = [_option(n, o, helps.get(n, "")) for n, o in spec.options.items()]
+    if "json" not in spec.options:  # a file may still declare it (a bool), as older ones did
+        params.append(click.Option(["--json", "json"], is_flag=True, help=JSON_HELP))
     params += [click.Argument([a.name], required=a.required) for a in spec.arguments]
     params.append(click.Option(["--debug"], is_flag=True, help="Show tracebacks of unexpected errors."))
 
@@ -46,7 +72,8 @@ def workflow_command(spec: WorkflowSpec) -> click.Command:
         sys.exit(result.exit_code)
 
     help_text = spec.summary + ("\n\n" + spec.description.strip() if spec.description.strip() else "")
-    epilog = "\n".join(f"  {a.name}: {a.help}" for a in spec.arguments if a.help) or None
+    epilog = "\n".join(f"  {a.name}: {a.help or helps.get(a.name)}" for a in spec.arguments
+                       if a.help or helps.get(a.name)) or None
     return click.Command(
         spec.name,
         params=params,

@@ -1,11 +1,12 @@
-"""`nemoclaw workflows list|show|validate|graph`."""
+"""`nemoclaw workflows list|show|validate|graph|docs`."""
 
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -15,6 +16,10 @@ from .groups import GROUPS
 from ..kernel.errors import DefinitionError
 from ..engine.loader import load_workflow
 from ..workflow.discover import builtin_dir, find_all
+
+if TYPE_CHECKING:
+    from ..workflow.signature import StepOption
+    from ..workflow.spec import WorkflowSpec
 
 
 @click.group("workflows", help=GROUPS["workflows"].help)
@@ -64,6 +69,9 @@ def show_cmd(name: str) -> None:
         click.echo(f"  guarded: preflight wording '{spec.guard.action}' / '{spec.guard.command}'")
     for oname, o in spec.options.items():
         click.echo(f"  option --{oname.replace('_', '-')} ({o.type}, default {o.default!r}): {o.help}")
+    for oname, step, o in _fixed_options(spec):
+        click.echo(f"  fixed {oname} = {o.default!r} (no --{oname.replace('_', '-')} here; step '{step}' reads this "
+                   f"default): {o.help}")
     click.echo(f"  initial: {spec.initial}")
     for sname, s in spec.all_states.items():
         if s.terminal:
@@ -118,6 +126,41 @@ def graph_cmd(name: str | None, markdown: bool, write_dir: Path | None) -> None:
             click.echo(f"  wrote {write_dir / f'{n}.md'}")
         else:
             click.echo(diagram_markdown(spec) if markdown else mermaid(spec), nl=False)
+
+
+@workflows_group.command("docs")
+@click.option("--write", "write_dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Rewrite the generated tables in <DIR>/workflows.md.")
+def docs_cmd(write_dir: Path | None) -> None:
+    """Print the step and fact tables of docs/workflows.md, generated from the step registry."""
+    from ..engine.contract_docs import generated, rewrite
+
+    if write_dir is None:
+        click.echo(generated("steps") + "\n" + generated("facts"), nl=False)
+        return
+    target = write_dir / "workflows.md"
+    try:
+        text = target.read_text(encoding="utf-8")
+        target.write_text(rewrite(text, str(target)), encoding="utf-8")
+    except (OSError, ValueError) as exc:
+        fail(f"  Cannot write the generated tables: {exc}", 2)
+    click.echo(f"  wrote {target}")
+
+
+def _fixed_options(spec: "WorkflowSpec") -> "Iterator[tuple[str, str, StepOption]]":
+    """(option, step, declaration) for each option a step of `spec` reads that `spec` does not
+    declare: the step gets its declared default."""
+    from ..engine.registry import signatures
+
+    sigs, taken, seen = signatures(), set(spec.options) | {a.name for a in spec.arguments}, set()
+    for state in spec.states.values():
+        sig = sigs.get(state.do or "")
+        if sig is None:
+            continue
+        for name, o in sorted(sig.options.items()):
+            if name not in taken and name not in seen:
+                seen.add(name)
+                yield name, sig.name, o
 
 
 def _load_or_exit(path: Path, known: set[str]):

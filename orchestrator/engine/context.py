@@ -1,23 +1,27 @@
 """The run context: everything a step may see or use, and nothing it must not.
 
-Steps get options, paths, the reporter, the facts earlier states wrote (only those their
-signature declares), the workflow's guard wording and (lazily) the run's staging area. They
-never print directly.
+Steps get options (`ctx.option(name)`: only those their signature declares, with its declared
+default), paths, the reporter, the facts earlier states wrote (`ctx.get(FACT)` by typed handle,
+or `ctx.fact(name)`: only those their signature declares), the workflow's guard wording and
+(lazily) the run's staging area. They never print directly.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import attrs
 
 from ..kernel.paths import Paths
 from ..kernel.errors import StepError
-from .facts import check_value
+from ..workflow.signature import StepSignature
+from .facts import Fact, check_value
 from .output import Reporter
 
 _MISSING: Any = object()
+T = TypeVar("T")
+D = TypeVar("D")
 
 if TYPE_CHECKING:
     from ..store.staging import Staging
@@ -38,7 +42,7 @@ class RunContext:
     # The current state's `with:` parameters.
     params: Mapping[str, Any] = attrs.field(factory=dict)
     # The step running now (its signature bounds what it may read and write) and what it wrote.
-    step_signature: Any = None
+    step_signature: StepSignature | None = None
     written: dict[str, Any] = attrs.field(factory=dict)
     # Set when this run continues an interrupted one (the state it was interrupted in).
     resumed_from: str | None = None
@@ -54,6 +58,8 @@ class RunContext:
     debug: bool = False
     # Set by the workflow's `read_only_when` option: no lock, no sweep, no recovery, no commit.
     read_only: bool = False
+    # The option that made it read-only (a foreach child's is its parent's).
+    read_only_by: str | None = None
     _staging: "Staging | None" = None
 
     @property
@@ -69,9 +75,46 @@ class RunContext:
     def has_staging(self) -> bool:
         return self._staging is not None
 
-    def fact(self, name: str, default: Any = _MISSING) -> Any:
+    @overload
+    def get(self, fact: Fact[T]) -> T: ...
+    @overload
+    def get(self, fact: Fact[T], default: D) -> T | D: ...
+    def get(self, fact: Fact[Any], default: Any = _MISSING) -> Any:
+        """The value of `fact` (a handle from engine/facts.py `declare`), typed: `fact`."""
+        return self.fact(fact.name, default)
+
+    def set(self, fact: Fact[T], value: T) -> None:
+        """Write `fact` (a handle): `put`, typed."""
+        self.put(fact.name, value)
+
+    def option(self, name: str) -> Any:
+        """The value of a workflow option (or argument) the running step declares reading
+        (its signature's `options`): the run's value, else the step's declared default when
+        the workflow does not declare it (or leaves it unset). Reading an undeclared one is a bug."""
+        sig = self.step_signature
+        decl = sig.options.get(name) if sig is not None else None
+        if sig is not None and decl is None:
+            raise StepError(f"  internal error: step '{sig.name}' reads option '{name}' without declaring it")
+        value = self.options.get(name)
+        if value is None and decl is not None:
+            return decl.default
+        return value
+
+    def param(self, name: str) -> Any:
+        """The state's `with:` value of a parameter the running step declares, else the default
+        its signature declares (None without one). Reading an undeclared one is a bug."""
+        sig = self.step_signature
+        if sig is not None and name not in sig.params:
+            raise StepError(f"  internal error: step '{sig.name}' reads parameter '{name}' without declaring it")
+        if name in self.params:
+            return self.params[name]
+        return sig.param_defaults.get(name) if sig is not None else None
+
+    def fact(self, name: str | Fact[Any], default: Any = _MISSING) -> Any:
         """A fact an earlier state wrote. Reading a fact the step does not declare is a bug;
         a declared optional (`may_read`) fact that was not written gives `default`."""
+        if isinstance(name, Fact):
+            name = name.name
         sig = self.step_signature
         if sig is not None and name not in sig.reads and name not in sig.may_read and name not in sig.writes:
             raise StepError(f"  internal error: step '{sig.name}' reads fact '{name}' without declaring it")
@@ -81,11 +124,13 @@ class RunContext:
             return default
         raise StepError(f"  internal error: fact '{name}' was not written by an earlier state")
 
-    def has_fact(self, name: str) -> bool:
-        return name in self.facts
+    def has_fact(self, name: str | Fact[Any]) -> bool:
+        return (name.name if isinstance(name, Fact) else name) in self.facts
 
-    def put(self, name: str, value: Any) -> None:
+    def put(self, name: str | Fact[Any], value: Any) -> None:
         """Write a fact the step declares; the journal records it when the state ends."""
+        if isinstance(name, Fact):
+            name = name.name
         sig = self.step_signature
         if sig is not None and name not in sig.writes:
             raise StepError(f"  internal error: step '{sig.name}' writes fact '{name}' without declaring it")

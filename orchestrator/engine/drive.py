@@ -68,10 +68,13 @@ def error_kind(exc: BaseException) -> str:
 
 
 def new_context(spec: WorkflowSpec, options: Mapping[str, Any], *, run_id: str, paths: Paths, out: Reporter,
-                journal: Journal, debug: bool) -> RunContext:
-    read_only = bool(spec.read_only_when and options.get(spec.read_only_when))
+                journal: Journal, debug: bool, read_only_by: str | None = None) -> RunContext:
+    """A run's context. `read_only_by` is the option that made the parent of a foreach child
+    read-only: the child is read-only too, whatever its own options."""
+    if read_only_by is None and spec.read_only_when and options.get(spec.read_only_when):
+        read_only_by = spec.read_only_when
     return RunContext(run_id=run_id, workflow=spec, options=dict(options), paths=paths, out=out, journal=journal,
-                      debug=debug, read_only=read_only)
+                      debug=debug, read_only=read_only_by is not None, read_only_by=read_only_by)
 
 
 def finish(ctx: RunContext, terminal: str, code: int, reason: str | None, started: float) -> RunResult:
@@ -115,6 +118,12 @@ def drive(ctx: RunContext, resume_child: ResumeChild, start: str | None = None) 
         step_def = get_step(sspec.do) if sspec.do else None
         step_name = sspec.do if sspec.foreach is None else f"foreach:{sspec.foreach.workflow}"
         mutates = sspec.foreach is not None or bool(step_def and step_def.mutates)
+        if ctx.read_only and step_def is not None and step_def.mutates:
+            # Read-only means nothing changes: a step declared `mutates` (or `commits`) never runs.
+            ctx.out.error(f"  Refusing to run '{step_def.name}' (state '{name}'): this run is read-only "
+                          f"(--{(ctx.read_only_by or '').replace('_', '-')}).")
+            ctx.event("refused", state=name, reason="read-only", step=step_def.name)
+            return "failed", "read-only"
         if mutates and ctx.journal.broken and not ctx.read_only:
             ctx.out.say(f"Stopping before state '{name}': it changes sandboxes or backups, and the run journal "
                         f"cannot be written ({ctx.journal.broken}), so a crash there could not be finished later.", err=True)
@@ -191,8 +200,6 @@ def _run_state(ctx: RunContext, name: str, sspec: StateSpec, resume_child: Resum
     step = get_step(sspec.do or "")
     if step is None:  # validated at load time; kept for workflows built in code
         raise StepError(f"unknown step '{sspec.do}'")
-    if step.commits and ctx.read_only:
-        raise StepError(f"Refusing to run '{step.name}' (state '{name}'): this run is read-only (--{ctx.workflow.read_only_when}).")
     return run_step(ctx, name, sspec, step)
 
 

@@ -1,8 +1,11 @@
 """Facts: the typed data one state hands to later states, and what the journal records.
 
 A fact is declared once (`declare(name, type, doc)`; the built-in ones are all on one page,
-steps/facts.py), written by the steps whose signature lists it under `writes`, and read by
-those that list it under `reads`/`may_read`. The loader checks that every read fact is written
+steps/facts.py), which returns its handle: a `Fact[T]` that steps pass to `ctx.get(FACT)` and
+`ctx.set(FACT, value)`, so a type checker sees `ctx.get(SANDBOX_LIST)` is a `SandboxList`
+(`ctx.fact(name)` and `ctx.put(name, value)` do the same by name, untyped). It is written
+by the steps whose signature lists it under `writes`, and read by those that list it under
+`reads`/`may_read`. The loader checks that every read fact is written
 by an earlier state on every path; at run time `ctx.put` checks the value's type and
 `ctx.fact` refuses undeclared reads, so the declarations cannot drift from the code.
 
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
 import attrs
 import cattrs
@@ -26,8 +29,13 @@ from ..kernel.convert import describe, strict_converter
 from ..kernel.errors import StepError
 
 
+T = TypeVar("T")
+
+
 @attrs.frozen
-class FactDef:
+class Fact(Generic[T]):
+    """A declared fact, and the typed handle steps read and write it by (`ctx.get`, `ctx.set`)."""
+
     name: str
     type: Any
     doc: str
@@ -35,12 +43,21 @@ class FactDef:
     report: bool = False
 
 
-_FACTS: dict[str, FactDef] = {}
+FactDef = Fact  # the name earlier code knows it by
 
 
-def declare(name: str, type_: Any, doc: str, *, report: bool = False) -> FactDef:
-    """Declare a fact (idempotent for the same declaration; a different one is a bug)."""
-    fd = FactDef(name, type_, doc, report)
+_FACTS: dict[str, Fact[Any]] = {}
+
+
+@overload
+def declare(name: str, type_: type[T], doc: str, *, report: bool = False) -> Fact[T]: ...
+@overload
+def declare(name: str, type_: Any, doc: str, *, report: bool = False) -> Fact[Any]: ...
+def declare(name: str, type_: Any, doc: str, *, report: bool = False) -> Fact[Any]:
+    """Declare a fact (idempotent for the same declaration; a different one is a bug) and
+    return its handle. A type a checker cannot read as a class (`str | None`) gives a
+    `Fact[Any]`: annotate the handle (`CLI_VERSION: Fact[str | None] = declare(...)`)."""
+    fd: Fact[Any] = Fact(name, type_, doc, report)
     old = _FACTS.get(name)
     if old is not None and old != fd:
         raise ValueError(f"fact '{name}' is declared twice, differently")
@@ -48,7 +65,7 @@ def declare(name: str, type_: Any, doc: str, *, report: bool = False) -> FactDef
     return fd
 
 
-def declared() -> Mapping[str, FactDef]:
+def declared() -> Mapping[str, Fact[Any]]:
     return dict(_FACTS)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import attrs
 
 from ..workflow.spec import ForEach, WorkflowSpec
+from ..kernel.errors import StepError
 from .context import RunContext
 from .loader import load_by_name
 
@@ -70,10 +71,13 @@ def run_foreach(ctx: RunContext, state: str, fe: ForEach, runner: ChildRunner) -
             for name in options:
                 if name in ctx.options:
                     options[name] = ctx.options[name]
-            options[fe.option] = item
+            option = fe.option or child_spec.subject
+            if option is None:  # validated at load time; kept for workflows built in code
+                raise StepError(f"workflow '{child_spec.name}' has no argument to receive each item")
+            options[option] = item
             child_id = f"{ctx.run_id}.{index + 1}"
             child = new_context(child_spec, options, run_id=child_id, paths=ctx.paths, out=ctx.out,
-                                journal=ctx.journal, debug=ctx.debug)
+                                journal=ctx.journal, debug=ctx.debug, read_only_by=ctx.read_only_by)
             child.facts = {name: ctx.facts[name] for name in fe.facts if name in ctx.facts}
             ctx.event("item_started", state=state, item=item, child=child_id, workflow=child_spec.name)
             child.event("child_started", workflow=child_spec.name, source=str(child_spec.source or ""),

@@ -3,11 +3,12 @@
 A step is `func(ctx: RunContext) -> Outcome | str | None`:
   * `None` means the outcome `next`;
   * a `str` names the outcome (`next`, or a declared branch such as `empty`).
-It reads and writes facts (`ctx.fact(name)`, `ctx.put(name, value)`), only those its
-signature declares; it raises `Refusal` to refuse and `StepError` (or any exception) to fail.
+It reads and writes facts (`ctx.get(FACT)`, `ctx.set(FACT, value)` by typed handle, or
+`ctx.fact(name)`, `ctx.put(name, value)` by name) and reads workflow options (`ctx.option(name)`,
+with the default its signature declares), only those its signature declares; it raises `Refusal` to refuse and `StepError` (or any exception) to fail.
 
 The signature (workflow/signature.py) is what the loader checks a workflow against: outcomes,
-typed `with:` parameters, the facts read and written, and whether the step commits, refuses,
+typed `with:` parameters, the workflow options read, the facts read and written, and whether the step commits, refuses,
 is local or changes the world (then its state must declare `resume:`).
 
 A step library registers its steps one of two ways:
@@ -30,7 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from ..workflow.signature import StepSignature
+from ..workflow.signature import StepOption, StepSignature
+from .facts import Fact
 
 if TYPE_CHECKING:
     from .context import RunContext
@@ -63,37 +65,57 @@ _IMPLS: dict[str, tuple[StepFunc, Advice | None]] = {}
 _LOADED = False
 
 
+FactRef = str | Fact[Any]
+"""A fact in a signature: its name, or its handle (engine/facts.py `declare`)."""
+
+
+def _names(facts: Iterable[FactRef]) -> frozenset[str]:
+    return frozenset(f if isinstance(f, str) else f.name for f in facts)
+
+
 def _signature(
     name: str,
     *,
     outcomes: Iterable[str] = ("next",),
-    params: Mapping[str, type] | None = None,
-    reads: Iterable[str] = (),
-    may_read: Iterable[str] = (),
-    writes: Iterable[str] = (),
+    params: Mapping[str, type | StepOption] | None = None,
+    options: Mapping[str, StepOption] | None = None,
+    reads: Iterable[FactRef] = (),
+    may_read: Iterable[FactRef] = (),
+    writes: Iterable[FactRef] = (),
     commits: bool = False,
     refuses: bool = False,
     local: bool = False,
     mutates: bool = False,
+    guards: bool = False,
+    doc: str = "",
 ) -> StepSignature:
-    """The keywords `step` and `declare` take: the step's signature (workflow/signature.py)."""
+    """The keywords `step` and `declare` take: the step's signature (workflow/signature.py).
+    `options` are the workflow options the step reads (`ctx.option`), with their type, default
+    and help; a `with:` parameter is given by its type or, with a default (`ctx.param`), as a
+    StepOption; facts are given by name or by handle."""
+    given = dict(params or {})
     return StepSignature(
         name=name,
         outcomes=frozenset(outcomes),
-        params=dict(params or {}),
-        reads=frozenset(reads),
-        may_read=frozenset(may_read),
-        writes=frozenset(writes),
+        params={k: v.type if isinstance(v, StepOption) else v for k, v in given.items()},
+        param_defaults={k: v.default for k, v in given.items() if isinstance(v, StepOption) and v.default is not None},
+        options=dict(options or {}),
+        reads=_names(reads),
+        may_read=_names(may_read),
+        writes=_names(writes),
         commits=commits,
         refuses=refuses,
         local=local,
         mutates=mutates or commits,
+        guards=guards,
+        doc=doc,
     )
 
 
 def step(name: str, *, advice: Advice | None = None, **signature: Any) -> Callable[[StepFunc], StepFunc]:
     """Register `func` under `name` with its signature (the keywords of `_signature`:
-    outcomes, params, reads, may_read, writes, commits, refuses, local, mutates)."""
+    outcomes, params, options, reads, may_read, writes, commits, refuses, local, mutates,
+    guards, doc)."""
     sig = _signature(name, **signature)
 
     def register(func: StepFunc) -> StepFunc:
@@ -158,6 +180,14 @@ def signatures() -> Mapping[str, StepSignature]:
     declared step is imported)."""
     load_step_modules()
     return dict(_SIGNATURES)
+
+
+def step_modules() -> Mapping[str, str]:
+    """Each step's module: the one declared for it, or its callable's (without importing any)."""
+    load_step_modules()
+    modules = {name: func.__module__ for name, (func, _) in _IMPLS.items()}
+    modules.update(_MODULES)
+    return modules
 
 
 def get_step(name: str) -> StepDef | None:

@@ -24,6 +24,7 @@ import attrs
 
 from ..kernel.paths import Paths
 from ..kernel.owner import Owner
+from ..workflow.discover import subject_of
 from ..workflow.spec import StateSpec, WorkflowSpec
 from .context import RunContext
 from .drive import discard, drive, finish, new_context, run_step
@@ -44,6 +45,8 @@ class InterruptedRun:
     child: Replay | None  # the foreach child it was in, if any
     # Why its journal cannot be trusted whole (empty: it can be resumed).
     damage: tuple[Damaged, ...] = ()
+    # The option naming what it works on (its workflow's subject argument, e.g. a sandbox).
+    subject_option: str | None = None
 
     @property
     def damaged(self) -> bool:
@@ -58,17 +61,19 @@ class InterruptedRun:
 
     @property
     def subject(self) -> str:
-        """`rebuild-sandbox 'alpha'`, or `upgrade-sandboxes` (the workflow and its `name`)."""
+        """`rebuild-sandbox 'alpha'`, or `upgrade-sandboxes` (the workflow and its subject's value)."""
         r = self.child or self.replay
-        name = r.options.get("name")
+        value = self.subject_value
         workflow = r.workflow or "a workflow whose start cannot be read"
-        return f"{workflow} '{name}'" if name else workflow
+        return f"{workflow} '{value}'" if value else workflow
 
     @property
-    def sandbox(self) -> str | None:
+    def subject_value(self) -> str | None:
+        """What the run works on (e.g. the sandbox of a rebuild), None when its workflow has no
+        subject argument."""
         r = self.child or self.replay
-        name = r.options.get("name")
-        return str(name) if name else None
+        value = r.options.get(self.subject_option) if self.subject_option else None
+        return str(value) if value else None
 
     @property
     def state(self) -> str:
@@ -108,7 +113,8 @@ def describe_run(path: Path) -> InterruptedRun | None:
         if open_items:
             _, child = load_run(path, str(open_items[-1]["child"]), check)
     damage = tuple(top.damaged) + tuple(d for d in (child.damaged if child else []) if d not in top.damaged)
-    return InterruptedRun(path.stem, path, top, child, damage)
+    r = child or top
+    return InterruptedRun(path.stem, path, top, child, damage, subject_of(r.workflow, r.source))
 
 
 def find_interrupted(paths: Paths) -> list[InterruptedRun]:
@@ -236,7 +242,8 @@ def continue_child(parent: RunContext, spec: WorkflowSpec, child_id: str) -> tup
     try:
         if not _restore(ctx, r, parent.out):
             return "failed", 1, "resume failed", "its journal could not be read back"
-        parent.out.line(f"  Resuming {spec.name} '{r.options.get('name', '')}' in state '{r.stopped_in or spec.initial}'...")
+        value = r.options.get(spec.subject, "") if spec.subject else ""
+        parent.out.line(f"  Resuming {spec.name} '{value}' in state '{r.stopped_in or spec.initial}'...")
         ctx.event("run_resumed", owner=Owner.current(child_id).to_json(), by=parent.run_id, state=r.stopped_in)
         terminal, reason = _continue(ctx, spec, r)
         if terminal is None:
@@ -283,20 +290,32 @@ def _continue(ctx: RunContext, spec: WorkflowSpec, r: Replay) -> tuple[str | Non
     return drive(ctx, continue_child, start=start)
 
 
+def _guard_state(spec: WorkflowSpec) -> str | None:
+    """The state running the workflow's guard check (the step whose signature `guards`)."""
+    from .registry import signatures
+
+    sigs = signatures()
+    return next((n for n, s in spec.states.items() if s.do is not None and s.do in sigs and sigs[s.do].guards), None)
+
+
 def _past_preflight(spec: WorkflowSpec, start: str) -> bool:
-    return any(s.do == "preflight" for s in spec.states.values()) and spec.states[start].do != "preflight"
+    guard = _guard_state(spec)
+    return guard is not None and spec.states[start].do != spec.states[guard].do
 
 
 def _preflight_again(ctx: RunContext, spec: WorkflowSpec) -> bool:
-    """Run the workflow's preflight step once more; False (diagnosis printed) when it refuses."""
+    """Run the workflow's guard check (its preflight) once more; False (diagnosis printed) when it refuses."""
     from .registry import get_step
 
-    name = next(n for n, s in spec.states.items() if s.do == "preflight")
-    step = get_step("preflight")
+    name = _guard_state(spec)
+    if name is None:
+        return True
+    do = spec.states[name].do or ""
+    step = get_step(do)
     if step is None:
         return True
     try:
-        run_step(ctx, name, StateSpec(do="preflight"), step)
+        run_step(ctx, name, StateSpec(do=do), step)
     except Refusal as refusal:
         ctx.out.lines(refusal.diagnosis, error=True)
         ctx.event("resume_refused", reason=refusal.reason)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ..kernel.errors import StepError
 from ..adapters.openshell.diagnosis import Wording
 from ..adapters.sandbox_containers import find_sandbox_container
+from .facts import SANDBOX_LIST
 
 if TYPE_CHECKING:
     from ..engine.context import RunContext
@@ -37,7 +38,7 @@ def listed_container(ctx: "RunContext", name: str) -> Any:
         run_id, alive = frozen_by_runs(ctx).get(name, (None, False))
         if run_id is not None and alive:
             raise StepError(f"sandbox '{name}' is frozen by run {run_id} while it is backed up", kind="busy")
-    listing = ctx.fact("sandbox_list", None)
+    listing = ctx.get(SANDBOX_LIST, None)
     sid = listing.ids.get(name) if listing is not None else None
     workspace = listing.workspaces.get(name) if listing is not None else None
     return find_sandbox_container(name, sandbox_id_=sid, ask_gateway=sid is None and not ctx.read_only,

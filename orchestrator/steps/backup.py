@@ -183,12 +183,12 @@ def _staged(jobs: list[SandboxBackup], skipped: list[str], missing: dict[str, st
 def _scope(ctx: "RunContext") -> str:
     """`home` (the whole sandbox home, the default) or `agent` (the agent's declared state):
     store/home_scope.py."""
-    return str(ctx.options.get("scope") or "home")
+    return str(ctx.option("scope"))
 
 
 def _freeze(ctx: "RunContext") -> bool:
     """Point-in-time capture is the default; `--no-freeze` opts out (docs/reference/point-in-time.md)."""
-    return not ctx.options.get("no_freeze")
+    return not ctx.option("no_freeze")
 
 
 @implements("snapshot")
@@ -215,7 +215,7 @@ def snapshot(ctx: "RunContext") -> None:
         return
     docker_client()  # fail once, clearly, if there is no engine
     _unpause_leftovers(ctx)  # a resumed run starts here, not in `unpause`: a dead run's freeze must go first
-    parallel = max(1, int(ctx.options.get("parallel") or 1))
+    parallel = max(1, int(ctx.option("parallel")))
     consistent = _freeze(ctx)
     cancel = threading.Event()
     entries = {e.name: e for e in targets}
@@ -495,7 +495,7 @@ def commit_backups(ctx: "RunContext") -> str:
 
 def _strict(ctx: "RunContext") -> bool:
     """`--strict`, or upstream's installer switch NEMOCLAW_REQUIRE_ALL_SANDBOX_BACKUPS=1."""
-    return bool(ctx.options.get("strict")) or os.environ.get(STRICT_ENV, "").strip() == "1"
+    return bool(ctx.option("strict")) or os.environ.get(STRICT_ENV, "").strip() == "1"
 
 
 def _summary(backed: list[StagedBackup], failed: list[StagedBackup], snap: Snapshot) -> BackupReport:

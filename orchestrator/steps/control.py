@@ -14,6 +14,6 @@ if TYPE_CHECKING:
 @implements("fail")
 def fail(ctx: "RunContext") -> None:
     """End the run as failed with `with.message` (stderr) and optional `with.exit_code`."""
-    message = str(ctx.params.get("message") or "The workflow ended in a failure state.")
-    code = ctx.params.get("exit_code")
+    message = str(ctx.param("message"))
+    code = ctx.param("exit_code")
     raise StepError(ctx.fill(message), exit_code=int(code) if code is not None else None)

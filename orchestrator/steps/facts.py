@@ -1,33 +1,17 @@
 """Every built-in fact, on one page: the data contract between the built-in steps.
 
-A fact is written by the steps whose signature lists it under `writes` and read by those that
-list it under `reads`/`may_read`; the loader checks that a workflow writes a fact before any
-state reads it, and the journal records each fact when the state that wrote it ends, so that an
-interrupted run can be resumed from the journal alone. Values are attrs records or plain types,
-so the one cattrs converter (engine/facts.py) can round-trip them.
-
-| fact | type | written by | read by |
-|---|---|---|---|
-| registry | list[SandboxEntry] | read_registry | snapshot, rebuild_target, classify_versions; delete/restore/record, rollback (may) |
-| cli_version | str \\| None | preflight | sandbox_list (may) |
-| sandbox_list | SandboxList | sandbox_list | snapshot, rebuild_target, classify_versions |
-| backup_targets | list[str] | rebuild_target | snapshot (may) |
-| snapshot | Snapshot | snapshot | commit_backups |
-| committed | dict[str, str] | commit_backups | restore_sandbox, verify_rebuild, rollback_rebuild |
-| backup_report | BackupReport (in --json) | commit_backups | - |
-| rebuild_plan | RebuildPlan | rebuild_target | delete/create/wait/restore/verify/record, rollback |
-| sandbox_deleted | bool | delete_sandbox | rollback_rebuild (may) |
-| version_report | VersionReport (in --json) | classify_versions | confirm_rebuilds |
-| to_rebuild | list[str] | confirm_rebuilds | a foreach's items |
-| item_results | dict[str, ItemResult] | a foreach state | rebuild_report |
-| rebuild_summary | RebuildSummary (in --json) | rebuild_report | - |
+Each `declare` returns the fact's typed handle (`SANDBOX_LIST` is a `Fact[SandboxList]`): a step
+reads `ctx.get(SANDBOX_LIST)` and a type checker sees a `SandboxList`. Which steps write and
+read each fact is in their signatures (steps/library.py); the fact table in docs/workflows.md
+is generated from both (`nemoclaw workflows docs --write docs`). Values are attrs records or
+plain types, so the one cattrs converter (engine/facts.py) can round-trip them through the journal.
 """
 
 from __future__ import annotations
 
 import attrs
 
-from ..engine.facts import declare
+from ..engine.facts import Fact, declare
 from ..engine.foreach import ItemResult
 from ..adapters.nemoclaw_registry import SandboxEntry
 
@@ -175,16 +159,16 @@ class RebuildSummary:
     failed: list[str]
 
 
-declare("registry", list[SandboxEntry], "The registered sandboxes of every registry root (~/.nemoclaw), in registry order.")
-declare("cli_version", str | None, "The installed openshell CLI's version, as the preflight found it.")
-declare("sandbox_list", SandboxList, "The sandboxes OpenShell lists, by phase, with their ids.")
-declare("backup_targets", list[str], "The sandboxes a backup must cover (a rebuild's one sandbox).")
-declare("snapshot", Snapshot, "Backups in this run's staging area (each complete or failed), and the skipped sandboxes.")
-declare("committed", dict[str, str], "Backups committed by this run: sandbox -> backup directory.")
-declare("backup_report", BackupReport, "What backup-all backed up, failed and skipped.", report=True)
-declare("rebuild_plan", RebuildPlan, "The sandbox a rebuild works on, its previous and target images.")
-declare("sandbox_deleted", bool, "The rebuild deleted the old sandbox.")
-declare("version_report", VersionReport, "Stale, unknown, current and missing sandboxes.", report=True)
-declare("to_rebuild", list[str], "The sandboxes chosen for a rebuild.")
-declare("item_results", dict[str, ItemResult], "Per-item results of a foreach state.")
-declare("rebuild_summary", RebuildSummary, "Rebuilt and failed sandboxes of an upgrade.", report=True)
+REGISTRY = declare("registry", list[SandboxEntry], "The registered sandboxes of every registry root (~/.nemoclaw), in registry order.")
+CLI_VERSION: Fact[str | None] = declare("cli_version", str | None, "The installed openshell CLI's version, as the preflight found it.")
+SANDBOX_LIST = declare("sandbox_list", SandboxList, "The sandboxes OpenShell lists, by phase, with their ids.")
+BACKUP_TARGETS = declare("backup_targets", list[str], "The sandboxes a backup must cover (a rebuild's one sandbox).")
+SNAPSHOT = declare("snapshot", Snapshot, "Backups in this run's staging area (each complete or failed), and the skipped sandboxes.")
+COMMITTED = declare("committed", dict[str, str], "Backups committed by this run: sandbox -> backup directory.")
+BACKUP_REPORT = declare("backup_report", BackupReport, "What backup-all backed up, failed and skipped.", report=True)
+REBUILD_PLAN = declare("rebuild_plan", RebuildPlan, "The sandbox a rebuild works on, its previous and target images.")
+SANDBOX_DELETED = declare("sandbox_deleted", bool, "The rebuild deleted the old sandbox.")
+VERSION_REPORT = declare("version_report", VersionReport, "Stale, unknown, current and missing sandboxes.", report=True)
+TO_REBUILD = declare("to_rebuild", list[str], "The sandboxes chosen for a rebuild.")
+ITEM_RESULTS = declare("item_results", dict[str, ItemResult], "Per-item results of a foreach state.")
+REBUILD_SUMMARY = declare("rebuild_summary", RebuildSummary, "Rebuilt and failed sandboxes of an upgrade.", report=True)

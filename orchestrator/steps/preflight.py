@@ -21,6 +21,7 @@ from ..adapters.openshell import OpenShellNotFound, decide, format_diagnosis, ob
 from ..adapters.openshell.cli import hung_sentence
 from ..adapters.openshell.version import cross_line
 from ._openshell_common import guard_wording
+from .facts import CLI_VERSION
 
 if TYPE_CHECKING:
     from ..engine.context import RunContext
@@ -49,4 +50,4 @@ def preflight(ctx: "RunContext") -> None:
         seconds = deadlines.probe()
         ctx.event("preflight_hung", commands=list(obs.hung), seconds=seconds)
         raise StepError(hung_sentence(obs.hung[0], seconds), kind="openshell_timeout", exit_code=1)
-    ctx.put("cli_version", obs.cli_version)
+    ctx.set(CLI_VERSION, obs.cli_version)

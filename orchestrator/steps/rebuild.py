@@ -40,7 +40,7 @@ from ..store.errors import StoreError
 from ..store.restore import read_back, restore_names
 from ._kill_points import pause_point
 from ._openshell_common import listed_container
-from .facts import RebuildPlan
+from .facts import BACKUP_TARGETS, COMMITTED, REBUILD_PLAN, REGISTRY, RebuildPlan, SANDBOX_DELETED, SANDBOX_LIST
 from .registry import follow_identity, record_agent_version, refuse_problem, register_from_backup, verify_identity
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ OPERATION_TIMEOUT = 120.0
 
 
 def _plan(ctx: "RunContext") -> RebuildPlan:
-    return ctx.fact("rebuild_plan")
+    return ctx.get(REBUILD_PLAN)
 
 
 def _with_tag(image: str, tag: str) -> str:
@@ -65,9 +65,9 @@ def rebuild_target(ctx: "RunContext") -> str:
     """Check the sandbox is registered and running, Stopped or in Error (or, with --from-backup,
     absent); work out the current and target images."""
     out = ctx.out
-    name = str(ctx.options["name"])
-    entry = next((e for e in ctx.fact("registry") if e.name == name), None)
-    if entry is None and ctx.options.get("from_backup"):
+    name = str(ctx.option("name"))
+    entry = next((e for e in ctx.get(REGISTRY) if e.name == name), None)
+    if entry is None and ctx.option("from_backup"):
         entry = _entry_from_backup(ctx, name)
     if entry is None:
         raise StepError(f"Sandbox '{name}' is not registered in {ctx.paths.registry_file}.", exit_code=1)
@@ -76,8 +76,8 @@ def rebuild_target(ctx: "RunContext") -> str:
         agent = load_agent(entry.agent)
     except StoreError as exc:
         raise StepError(str(exc), exit_code=2) from None
-    listing = ctx.fact("sandbox_list")
-    if ctx.options.get("from_backup"):
+    listing = ctx.get(SANDBOX_LIST)
+    if ctx.option("from_backup"):
         return _plan_from_backup(ctx, name, entry, agent, listing)
     # A Stopped or Error sandbox is backed up from its stopped container, never started.
     phase = listing.phases.get(name) if name not in listing.ready and name in listing.live else None
@@ -93,16 +93,16 @@ def rebuild_target(ctx: "RunContext") -> str:
     expected = agent.expected_version
     # A pinned sandbox (`repository@sha256:<digest>`) is rebuilt from the same digest, so its
     # agent version is whatever that image holds: not checked against the expected one.
-    pinned = None if ctx.options.get("image") else pinned_digest(entry.image) or pinned_digest(previous)
+    pinned = None if ctx.option("image") else pinned_digest(entry.image) or pinned_digest(previous)
     if pinned:
         expected = None
-    target = ctx.options.get("image") or ("@".join(pinned) if pinned else _with_tag(previous, expected) if expected else None)
+    target = ctx.option("image") or ("@".join(pinned) if pinned else _with_tag(previous, expected) if expected else None)
     if not target:
         raise StepError(f"No target image for '{name}': agent '{agent.name}' declares no expected version; pass --image.")
     current = recorded_version(entry, agent, container) if stopped is not None else probe_version(container, agent)
     plan = RebuildPlan(name, agent.name, current, expected, previous, target, phase=phase if stopped is not None else None)
-    ctx.put("rebuild_plan", plan)
-    ctx.put("backup_targets", [name])
+    ctx.set(REBUILD_PLAN, plan)
+    ctx.set(BACKUP_TARGETS, [name])
     out.say(f"Rebuild sandbox '{name}'", tone="title", sandbox=name)
     out.say(f"Current: {plan.current or '?'} ({previous})", indent=4)
     out.say(f"Target:  {plan.expected or '?'} ({target})", indent=4)
@@ -122,15 +122,15 @@ def _plan_from_backup(ctx: "RunContext", name: str, entry: SandboxEntry, agent: 
     if name in listing.live:
         raise StepError(f"Sandbox '{name}' exists (phase {listing.phases.get(name, '?')}); "
                         f"rebuild it with `nemoclaw rebuild-sandbox {name}` (no --from-backup).", exit_code=1)
-    backup = select_backup(ctx.paths.backups_root, name, str(ctx.options["from_backup"]))
+    backup = select_backup(ctx.paths.backups_root, name, str(ctx.option("from_backup")))
     recorded = backup.manifest.sandbox_image
     expected = agent.expected_version
-    image = ctx.options.get("image") or (_with_tag(recorded, expected) if recorded and expected else recorded)
+    image = ctx.option("image") or (_with_tag(recorded, expected) if recorded and expected else recorded)
     if not image:
         raise StepError(f"The backup {backup.path} does not record the sandbox's image; pass --image IMAGE.", exit_code=2)
     plan = RebuildPlan(name, agent.name, entry.agent_version, expected, recorded or image, image, from_backup=str(backup.path))
-    ctx.put("rebuild_plan", plan)
-    ctx.put("backup_targets", [])
+    ctx.set(REBUILD_PLAN, plan)
+    ctx.set(BACKUP_TARGETS, [])
     out.say(f"Recreate sandbox '{name}' from its backup", tone="title", sandbox=name)
     out.say(f"Backup: {backup.path}", indent=4)
     out.say(f"Image:  {image}", indent=4)
@@ -218,7 +218,7 @@ def delete_sandbox(ctx: "RunContext") -> None:
         if listed:
             raise
         ctx.out.say(f"Sandbox '{plan.name}' is already deleted.")
-    ctx.put("sandbox_deleted", True)
+    ctx.set(SANDBOX_DELETED, True)
     ctx.event("sandbox_deleted", sandbox=plan.name, image=plan.previous_image)
 
 
@@ -264,11 +264,11 @@ def _wait_ready(name: str, timeout: float) -> None:
 def wait_ready(ctx: "RunContext") -> None:
     """Poll `openshell sandbox list` until the sandbox is Ready (`with.timeout`, default 120 s)."""
     plan = _plan(ctx)
-    _wait_ready(plan.name, float(ctx.params.get("timeout", OPERATION_TIMEOUT)))
+    _wait_ready(plan.name, float(ctx.param("timeout")))
 
 
 def _backup_dir(ctx: "RunContext", name: str) -> Path:
-    path = ctx.fact("committed", {}).get(name) or _plan(ctx).from_backup
+    path = ctx.get(COMMITTED, {}).get(name) or _plan(ctx).from_backup
     if path is None:
         raise StepError(f"No committed backup of '{name}' in this run.")
     return Path(path)
@@ -417,19 +417,19 @@ def rollback_rebuild(ctx: "RunContext") -> None:
     out = ctx.out
     what = _WHAT_FAILED.get(ctx.last_error_state or "", f"state '{ctx.last_error_state}'")
     cause = _cause(ctx)
-    backup = ctx.fact("committed", {}).get(plan.name) or plan.from_backup
+    backup = ctx.get(COMMITTED, {}).get(plan.name) or plan.from_backup
     if getattr(ctx.last_error, "kind", None) == "identity":  # refused before its delete: nothing to undo
         raise StepError(f"{what} refused ({cause})", sandbox=plan.name, details=())  # the refusal was shown
     try:
         existing = parse_listing(*_list_texts())
     except (StepError, OSError):
         existing = None  # the rollback below will say what is wrong, and print the commands
-    if (existing is not None and not ctx.fact("sandbox_deleted", False) and not plan.from_backup and plan.name in existing.ready
+    if (existing is not None and not ctx.get(SANDBOX_DELETED, False) and not plan.from_backup and plan.name in existing.ready
             and _runs_image(plan.name, plan.previous_image)):
         # The delete itself failed and the sandbox is still there, untouched: nothing to undo.
         raise StepError(f"{what} failed ({cause}); the sandbox was left as it was", sandbox=plan.name, details=[
             f"Sandbox '{plan.name}' was not deleted; it still runs {plan.previous_image}. Nothing was changed."])
-    if (existing is not None and not ctx.fact("sandbox_deleted", False) and not plan.from_backup and plan.phase
+    if (existing is not None and not ctx.get(SANDBOX_DELETED, False) and not plan.from_backup and plan.phase
             and dict((e.name, e.phase) for e in existing.entries).get(plan.name) == plan.phase):
         # The same, for a sandbox that was not running: still listed in its phase, never started.
         raise StepError(f"{what} failed ({cause}); the sandbox was left as it was", sandbox=plan.name, details=[
@@ -443,7 +443,7 @@ def rollback_rebuild(ctx: "RunContext") -> None:
         if plan.name in existing.live:
             _lifecycle("delete", plan.name, f"Deleting the half-built sandbox '{plan.name}'")
         _create(ctx, plan, plan.previous_image)
-        _wait_ready(plan.name, float(ctx.params.get("timeout", OPERATION_TIMEOUT)))
+        _wait_ready(plan.name, float(ctx.param("timeout")))
         _restore(ctx, plan.name)
         if plan.phase == STOPPED:
             _return_to_stopped(ctx, plan)

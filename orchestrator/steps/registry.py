@@ -21,6 +21,7 @@ from ..adapters import nemoclaw_registry as reg
 from ..adapters.nemoclaw_registry import SandboxEntry, read_all
 from ..engine.registry import implements
 from ..kernel.errors import StepError
+from .facts import REGISTRY
 
 if TYPE_CHECKING:
     from ..engine.context import RunContext
@@ -34,7 +35,7 @@ def read_registry(ctx: "RunContext") -> str:
     none, unless the run's option named by `with.empty_ok_with` is set (rebuild-sandbox
     --from-backup on a host that lost its registry registers the sandbox from its backup)."""
     entries = read_all(ctx.paths.nemoclaw_dir)
-    ctx.put("registry", entries)
+    ctx.set(REGISTRY, entries)
     empty_ok = ctx.params.get("empty_ok_with")
     if not entries and not (empty_ok and ctx.options.get(str(empty_ok))):
         message = ctx.params.get("empty_message")
@@ -47,7 +48,7 @@ def read_registry(ctx: "RunContext") -> str:
 def entry_of(ctx: "RunContext", name: str) -> SandboxEntry | None:
     """The registered entry of sandbox `name`: from this run's `registry` fact, or read now
     when the workflow has no `read_registry` state."""
-    entries = ctx.fact("registry", None)
+    entries = ctx.get(REGISTRY, None)
     found = next((e for e in entries if e.name == name), None) if entries is not None else None
     if found is None:  # no `read_registry` state, or registered by this run (register_from_backup)
         found = next((e for e in read_all(ctx.paths.nemoclaw_dir) if e.name == name), None)
@@ -76,7 +77,7 @@ def register_from_backup(ctx: "RunContext", name: str, backup_dir: str) -> None:
     if reg.register_row(ctx.paths.nemoclaw_dir, manifest.registry_file, name, row):
         where = ctx.paths.nemoclaw_dir / manifest.registry_file
         ctx.event("sandbox_registered", sandbox=name, registry=str(where), backup=backup_dir)
-        ctx.out.line(f"  Registered sandbox '{name}' in {where} with the registry row its backup recorded.")
+        ctx.out.say(f"Registered sandbox '{name}' in {where} with the registry row its backup recorded.")
 
 
 def refuse_problem(entry: SandboxEntry) -> None:

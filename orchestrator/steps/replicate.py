@@ -38,7 +38,7 @@ BEST_EFFORT = "best-effort"
 def replicate_backups(ctx: "RunContext") -> str:
     committed: dict[str, str] = ctx.fact("committed", {})
     repo = configured()
-    mode = str(ctx.options.get("replicate") or "required")
+    mode = str(ctx.option("replicate"))
     if repo is None or not committed:
         ctx.put("replication", ReplicationReport(OffHost(repository=repo.shown if repo else None, mode=mode)))
         return "next"

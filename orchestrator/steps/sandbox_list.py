@@ -44,7 +44,7 @@ from ..adapters.openshell import (
 )
 from ..adapters.openshell.rpc_errors import grpc_cause, is_transient_failure, last_line
 from ._openshell_common import guard_wording
-from .facts import SandboxList
+from .facts import CLI_VERSION, SANDBOX_LIST, SandboxList
 
 if TYPE_CHECKING:
     from ..engine.context import RunContext
@@ -63,7 +63,7 @@ def _recover(ctx: "RunContext") -> bool:
     `read_only_when` option, e.g. `--check`, which must not select or start a gateway)."""
     if ctx.read_only:
         return False
-    return bool(ctx.params.get("recover", True))
+    return bool(ctx.param("recover"))
 
 
 @implements("sandbox_list")
@@ -71,7 +71,7 @@ def sandbox_list(ctx: "RunContext") -> None:
     """List OpenShell sandboxes (recovering the gateway once if unreachable); refuse on schema mismatch."""
     state_dir = ctx.paths.gateway_state_dir
     try:
-        cli_version = ctx.fact("cli_version", None) or installed_openshell_version()
+        cli_version = ctx.get(CLI_VERSION, None) or installed_openshell_version()
         attempt = capture_sandbox_list_with_recovery(
             list_args(cli_version),
             state_dir=state_dir,
@@ -130,6 +130,6 @@ def sandbox_list(ctx: "RunContext") -> None:
             kind="openshell", exit_code=result.status or 1, details=lines,
         )
     data = listing.as_data()
-    ctx.put("sandbox_list", SandboxList(live=data["live"], ready=data["ready"], phases=data["phases"], ids=data["ids"],
+    ctx.set(SANDBOX_LIST, SandboxList(live=data["live"], ready=data["ready"], phases=data["phases"], ids=data["ids"],
                                         format=data["format"], recovered=attempt.attempted and attempt.succeeded,
                                         workspaces=data.get("workspaces", {})))

@@ -39,7 +39,7 @@ from ..store.errors import StoreError
 from ..store.lock import read_lock
 from ._openshell_common import listed_container
 from ._pause_records import frozen_by_runs
-from .facts import MissingSandbox, PinnedSandbox, RebuildSummary, RefusedSandbox, VersionReport, VersionRow
+from .facts import ITEM_RESULTS, MissingSandbox, PinnedSandbox, REBUILD_SUMMARY, REGISTRY, RebuildSummary, RefusedSandbox, SANDBOX_LIST, TO_REBUILD, VERSION_REPORT, VersionReport, VersionRow
 from .rebuild import latest_verified_backup
 
 if TYPE_CHECKING:
@@ -64,12 +64,12 @@ def classify_versions(ctx: "RunContext") -> str:
     """Sort sandboxes into stale / unknown / current / missing; print the report (and stop
     there with --check: `checked` when anything needs doing, which exits 1)."""
     out = ctx.out
-    registry: list[SandboxEntry] = ctx.fact("registry")
-    listing = ctx.fact("sandbox_list")
+    registry: list[SandboxEntry] = ctx.get(REGISTRY)
+    listing = ctx.get(SANDBOX_LIST)
     live, ready = set(listing.live), set(listing.ready)
     checks: list[VersionCheck] = []
     missing: list[MissingSandbox] = []
-    held = {i.sandbox: i.run_id for i in ctx.interrupted if i.sandbox}
+    held = {i.subject_value: i.run_id for i in ctx.interrupted if i.subject_value}
     why: dict[str, str] = {}  # running sandboxes whose container could not be reached, and why
     phases: dict[str, str] = {}  # listed sandboxes that do not run, by phase (Stopped/Error: rebuilt without being started)
     holder = _live_lock_holder(ctx)
@@ -119,7 +119,7 @@ def classify_versions(ctx: "RunContext") -> str:
         pinned=pinned,
         refused=refused,
     )
-    ctx.put("version_report", report)
+    ctx.set(VERSION_REPORT, report)
     _report_pinned_and_refused(ctx, pinned, refused)
     if not stale and not unknown and not missing and not refused:
         if ctx.interrupted:
@@ -148,7 +148,7 @@ def classify_versions(ctx: "RunContext") -> str:
         out.line("")
         report_missing(ctx, missing)
     out.line("")
-    if ctx.options.get("check"):
+    if ctx.option("check"):
         if stale:
             out.say(f"{len(stale)} sandbox(es) need upgrading.")
         unreachable = [c for c in unknown if c.name in why]
@@ -239,7 +239,7 @@ def confirm_rebuilds(ctx: "RunContext") -> str:
     from their stopped container, NemoClaw #12173/#12305), asking per sandbox unless --yes/--auto.
     One in any other state (frozen by another run, being provisioned) is skipped, and said so."""
     out = ctx.out
-    stale = ctx.fact("version_report").stale
+    stale = ctx.get(VERSION_REPORT).stale
     rebuildable = [c for c in stale if c.running or c.phase in NOT_RUNNING_PHASES]
     others = [c for c in stale if c not in rebuildable]
     if others:
@@ -248,15 +248,15 @@ def confirm_rebuilds(ctx: "RunContext") -> str:
     chosen: list[str] = []
     if not rebuildable:
         out.say("No running stale sandboxes to rebuild.")
-        ctx.put("to_rebuild", chosen)
+        ctx.set(TO_REBUILD, chosen)
         return "none"
-    skip_confirm = bool(ctx.options.get("yes") or ctx.options.get("auto"))
+    skip_confirm = bool(ctx.option("yes") or ctx.option("auto"))
     for c in rebuildable:
         if not skip_confirm and not _ask(ctx, f"  Rebuild '{c.sandbox}'? [y/N]: "):
             out.say(f"Skipped '{c.sandbox}'.")
             continue
         chosen.append(c.sandbox)
-    ctx.put("to_rebuild", chosen)
+    ctx.set(TO_REBUILD, chosen)
     return "next" if chosen else "none"
 
 
@@ -274,7 +274,7 @@ def _ask(ctx: "RunContext", prompt: str) -> bool:
 def rebuild_report(ctx: "RunContext") -> str:
     """Summarize the per-sandbox rebuilds of a foreach state (missing sandboxes count as not done)."""
     out = ctx.out
-    results = ctx.fact("item_results")
+    results = ctx.get(ITEM_RESULTS)
     rebuilt = [n for n, r in results.items() if r.exit_code == 0]
     failed = [n for n, r in results.items() if r.exit_code != 0]
     for name in failed:
@@ -285,6 +285,6 @@ def rebuild_report(ctx: "RunContext") -> str:
         out.ok(f"{len(rebuilt)} sandbox(es) rebuilt.")
     if failed:
         out.warn(f"{len(failed)} sandbox(es) failed — see errors above.", err=False)
-    ctx.put("rebuild_summary", RebuildSummary(rebuilt, failed))
-    missing = ctx.fact("version_report", None)
+    ctx.set(REBUILD_SUMMARY, RebuildSummary(rebuilt, failed))
+    missing = ctx.get(VERSION_REPORT, None)
     return "partial" if failed or (missing is not None and (missing.missing or missing.refused)) else "next"

@@ -69,8 +69,22 @@ def load_checked(path: Path, known: set[str], steps: Mapping[str, StepSignature]
 
     spec, loc = load_file(path)
     builtin = path.resolve().parent == builtin_dir().resolve()
-    validate(spec, loc, steps, workflow_exists=lambda n: n in known, facts=facts, builtin=builtin)
+    validate(spec, loc, steps, workflow_exists=lambda n: n in known, facts=facts, builtin=builtin,
+             child=lambda n: _unchecked(n, path.parent))
     return spec
+
+
+def _unchecked(name: str, beside: Path) -> WorkflowSpec | None:
+    """Workflow `name` as written (it is checked on its own), for what a foreach gives it: the
+    one on the path, else one beside the file being checked; None when it does not load."""
+    from .load import load_file
+
+    found = find_all().get(name)
+    path = found.path if found is not None else beside / f"{name}.yaml"
+    try:
+        return load_file(path)[0]
+    except DefinitionError:
+        return None
 
 
 def find_one(name: str, paths: Paths | None = None) -> tuple[Found, set[str]]:
@@ -79,3 +93,20 @@ def find_one(name: str, paths: Paths | None = None) -> tuple[Found, set[str]]:
     if name not in found:
         raise DefinitionError([f"unknown workflow '{name}'; known: {', '.join(sorted(found)) or 'none'}"])
     return found[name], set(found)
+
+
+def subject_of(workflow: str | None, source: str | None) -> str | None:
+    """The subject argument (`WorkflowSpec.subject`) of the workflow a journal names: from the
+    file it ran (`source`), else the one of that name on the path; None when neither loads."""
+    from .load import load_file
+
+    candidates = [Path(source)] if source else []
+    found = find_all().get(workflow or "") if workflow else None
+    if found is not None:
+        candidates.append(found.path)
+    for path in candidates:
+        try:
+            return load_file(path)[0].subject
+        except DefinitionError:
+            continue
+    return None

@@ -40,7 +40,8 @@ class Retry:
 
 @attrs.frozen
 class OptionSpec:
-    """A command-line option; its value is visible to steps as ctx.options[<name>]."""
+    """A command-line option; a step that declares it (its signature's `options`) reads it as
+    ctx.option(<name>)."""
 
     type: OptionType = "str"
     default: Any = None
@@ -54,7 +55,7 @@ class OptionSpec:
 
 @attrs.frozen
 class ArgumentSpec:
-    """A positional command-line argument (ctx.options[<name>])."""
+    """A positional command-line argument (ctx.option(<name>) in a step that declares it)."""
 
     name: str
     help: str = ""
@@ -83,8 +84,9 @@ class ForEach:
 
     items: str
     workflow: str
-    # The child workflow's option (or argument) that receives the item.
-    option: str = "name"
+    # The child workflow's option (or argument) that receives the item; default its subject
+    # (its first argument: `WorkflowSpec.subject`).
+    option: str | None = None
     facts: list[str] = attrs.Factory(list)
     results: str = "item_results"
     stop_on: list[str] = attrs.Factory(list)
@@ -151,7 +153,7 @@ class WorkflowSpec:
     guard: Guard | None = None
     lock: bool = True
     # A bool option that makes the run read-only (e.g. `check`): no lock, no sweep, no gateway
-    # recovery, and reaching a commit step is an error.
+    # recovery, and reaching a step that changes the world (mutates or commits) ends it failed.
     read_only_when: str | None = None
     # How an interrupted run of this workflow is finished: `resume` it where it stopped, or,
     # with `rerun`, by the next run of the same workflow, which does the whole job again (other
@@ -159,6 +161,12 @@ class WorkflowSpec:
     interrupted: Literal["resume", "rerun"] = "resume"
     # Where it was loaded from (not a YAML key).
     source: Path | None = None
+
+    @property
+    def subject(self) -> str | None:
+        """The argument naming what a run works on (the first one), by which the journal's
+        readers say what an interrupted run was doing: `rebuild-sandbox 'alpha'`."""
+        return self.arguments[0].name if self.arguments else None
 
     @property
     def all_states(self) -> dict[str, StateSpec]:

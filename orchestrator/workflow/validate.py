@@ -9,7 +9,7 @@ from collections.abc import Callable, Collection, Mapping
 from ..kernel.errors import DefinitionError
 from ..kernel.nemoclaw_commands import GLOBAL_COMMANDS
 from .load import Located
-from .signature import StepSignature, param_type_error
+from .signature import PARAM_TYPE_NAMES, StepOption, StepSignature, param_type_error
 from .spec import RESUME_RETRY, TERMINAL_DEFAULTS, WorkflowSpec
 
 StepDef = StepSignature  # what validation checks a state against
@@ -18,6 +18,9 @@ STATE_NAME = re.compile(r"^[a-z0-9_]+$")
 WORKFLOW_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
 OPTION_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 RESERVED_COMMANDS = frozenset({"workflows", "runs", "gateway", "backups", "help", "version"})
+RESERVED_OPTIONS = frozenset({"debug"})
+"""Flags every workflow command has; `json` too, which a file may still declare (a bool)."""
+OPTION_TYPES: dict[str, type] = {"bool": bool, "int": int, "float": float, "str": str, "choice": str}
 ROUTING_KEYS = ("next", "refuse", "error")
 
 
@@ -28,10 +31,12 @@ def validate(
     workflow_exists: Callable[[str], bool] = lambda name: True,
     facts: Collection[str] | None = None,
     builtin: bool = False,
+    child: Callable[[str], WorkflowSpec | None] | None = None,
 ) -> None:
     """Raise DefinitionError listing every problem found (not only the first). `facts` are the
     declared fact names (None: not checked). Only a built-in workflow may take the name of a
-    NemoClaw command (the ones we implement: backup-all, upgrade-sandboxes)."""
+    NemoClaw command (the ones we implement: backup-all, upgrade-sandboxes). `child` gives the
+    (unchecked) spec of a foreach state's workflow, whose options the state is checked against."""
     problems: list[str] = []
     err = problems.append
     states = spec.all_states
@@ -50,6 +55,10 @@ def validate(
     for opt, ospec in spec.options.items():
         if not OPTION_NAME.match(opt):
             err(loc.error(["options", opt], f"option name '{opt}' must match [a-z][a-z0-9_]*"))
+        if opt in RESERVED_OPTIONS:
+            err(loc.error(["options", opt], f"'{opt}' is an option of every workflow command (--{opt}); remove it"))
+        if opt == "json" and ospec.type != "bool":
+            err(loc.error(["options", opt, "type"], "'json' is the --json flag of every workflow command; it is a bool"))
         if ospec.type == "choice" and not ospec.choices:
             err(loc.error(["options", opt, "type"], "type 'choice' needs a 'choices' list"))
         if ospec.short is not None and not re.fullmatch(r"[a-zA-Z]", ospec.short):
@@ -75,6 +84,8 @@ def validate(
             err(loc.error(["arguments", i, "name"], f"argument name '{arg.name}' must match [a-z][a-z0-9_]*"))
         if arg.name in spec.options:
             err(loc.error(["arguments", i, "name"], f"'{arg.name}' is already an option"))
+        if arg.name in RESERVED_OPTIONS or arg.name == "json":
+            err(loc.error(["arguments", i, "name"], f"'{arg.name}' is an option of every workflow command (--{arg.name})"))
 
     for name, state in spec.states.items():
         where = ["states", name]
@@ -107,6 +118,8 @@ def validate(
             err(loc.error([*where, "resume"], f"resume must be 'retry' or a state; unknown state '{state.resume}'"))
         if state.do is not None:
             _check_step(spec, loc, name, steps, err)
+            if state.do in steps:
+                _check_step_options(spec, loc, name, steps[state.do], err)
         if state.foreach is not None:
             fe = state.foreach
             if facts is not None:
@@ -115,6 +128,11 @@ def validate(
                         err(loc.error([*where, "foreach", key], f"unknown fact '{fact}'; declared facts: {', '.join(sorted(facts))}"))
             if fe.workflow == spec.name or not workflow_exists(fe.workflow):
                 err(loc.error([*where, "foreach", "workflow"], f"unknown workflow '{fe.workflow}' (or the workflow itself)"))
+            elif child is not None:
+                child_spec = child(fe.workflow)
+                if child_spec is not None:
+                    _check_foreach_child(loc, name, fe.option, child_spec, err)
+                    _check_passed_options(spec, loc, name, child_spec, err)
             if state.next is None:
                 err(loc.error(where, "a foreach state needs 'next'"))
             bad = set(state.branches) - {"partial"}
@@ -140,11 +158,14 @@ def validate(
 
 
 def _check_guard(spec: WorkflowSpec, loc: Located, steps: Mapping[str, StepDef], err: Callable[[str], None]) -> None:
-    """A guarded workflow reaches `do: preflight` before any step that talks to OpenShell or
-    Docker or changes anything; only `local` (read-only, local files) steps may come first."""
+    """A guarded workflow reaches its guard check (a step whose signature `guards`: the
+    preflight) before any step that talks to OpenShell or Docker or changes anything; only
+    `local` (read-only, local files) steps may come first."""
+    guards = sorted(n for n, s in steps.items() if s.guards)
+    wanted = " or ".join(f"'do: {n}'" for n in guards) or "a step that guards"
     seen: set[str] = set()
     todo = [spec.initial]
-    has_preflight = False
+    has_guard = False
     while todo:
         name = todo.pop()
         if name in seen:
@@ -153,17 +174,17 @@ def _check_guard(spec: WorkflowSpec, loc: Located, steps: Mapping[str, StepDef],
         state = spec.all_states[name]
         if state.terminal:
             continue
-        if state.do == "preflight":
-            has_preflight = True
-            continue
         step = steps.get(state.do or "")
+        if step is not None and step.guards:
+            has_guard = True
+            continue
         if step is None or not step.local:
             what = f"step '{state.do}'" if state.do else "a foreach"
-            err(loc.error(["states", name], f"guarded workflow runs {what} before 'do: preflight'; only local read-only steps may come first"))
+            err(loc.error(["states", name], f"guarded workflow runs {what} before {wanted}; only local read-only steps may come first"))
             continue
         todo.extend(v for k, v in state.routes().items() if k != "error")
-    if not has_preflight:
-        err(loc.error(["guard"], "a guarded workflow must run 'do: preflight' (the guard is its wording)"))
+    if not has_guard:
+        err(loc.error(["guard"], f"a guarded workflow must run {wanted} (the guard is its wording)"))
 
 
 def _check_default(kind: str, default: object, choices: list[str] | None) -> str | None:
@@ -290,3 +311,79 @@ def _check_facts(spec: WorkflowSpec, loc: Located, steps: Mapping[str, StepDef],
                 f" (no state of this workflow writes it; add a state whose step writes '{fact}')"
             key = ["states", name, "do"] if s.do else ["states", name, "foreach"]
             err(loc.error(key, f"{what} reads fact '{fact}', which is not written on every path before state '{name}'{hint}"))
+
+
+def _check_step_options(spec: WorkflowSpec, loc: Located, name: str, step: StepDef, err: Callable[[str], None]) -> None:
+    """The workflow declares every option the step needs, of the type the step reads it as."""
+    arguments = {a.name for a in spec.arguments}
+    for opt, want in sorted(step.options.items()):
+        declared = spec.options.get(opt)
+        if declared is not None:
+            have = OPTION_TYPES.get(declared.type)
+            if have is not want.type:
+                err(loc.error(["options", opt, "type"], f"state '{name}' runs step '{step.name}', which reads option "
+                                                        f"'{opt}' as {PARAM_TYPE_NAMES.get(want.type, want.type.__name__)}; "
+                                                        f"declare it with type {_yaml_type(want)}"))
+            elif want.choices and declared.type == "choice":
+                extra = [c for c in declared.choices or [] if c not in want.choices]
+                if extra:
+                    err(loc.error(["options", opt, "choices"], f"state '{name}' runs step '{step.name}', which knows "
+                                                               f"only {', '.join(want.choices)} for option '{opt}', "
+                                                               f"not {', '.join(extra)}"))
+        elif opt in arguments:
+            if want.type is not str:
+                err(loc.error(["arguments"], f"state '{name}' runs step '{step.name}', which reads '{opt}' as "
+                                             f"{PARAM_TYPE_NAMES.get(want.type, want.type.__name__)}; an argument is a "
+                                             f"string: declare it under 'options' with type {_yaml_type(want)}"))
+        elif want.required:
+            what = f" ({want.help.rstrip('.')})" if want.help else ""
+            err(loc.error(["states", name, "do"], f"state '{name}' runs step '{step.name}', which needs option "
+                                                  f"'{opt}'{what}; workflow '{spec.name}' does not declare it: add it "
+                                                  f"under 'arguments' (or 'options')"))
+
+
+def _yaml_type(want: StepOption) -> str:
+    if want.choices:
+        return f"choice (choices: {', '.join(want.choices)})"
+    return next(k for k, v in OPTION_TYPES.items() if v is want.type)
+
+
+def _check_foreach_child(loc: Located, name: str, option: str | None, child: WorkflowSpec,
+                         err: Callable[[str], None]) -> None:
+    """The child workflow takes the item (`option`, default its subject: its first argument)
+    and needs no other argument."""
+    takes = [*child.options, *(a.name for a in child.arguments)]
+    if option is None:
+        option = child.subject
+        if option is None:
+            err(loc.error(["states", name, "foreach"], f"workflow '{child.name}' has no argument to receive each item; "
+                                                       f"name the option that does with 'option:' (it takes: "
+                                                       f"{', '.join(takes) or 'none'})"))
+            return
+    if option not in takes:
+        err(loc.error(["states", name, "foreach", "option"], f"workflow '{child.name}' has no option or argument "
+                                                             f"'{option}' to receive each item; it takes: "
+                                                             f"{', '.join(takes) or 'none'}"))
+    for arg in child.arguments:
+        if arg.required and arg.name != option:
+            err(loc.error(["states", name, "foreach"], f"workflow '{child.name}' needs argument '{arg.name}', which a "
+                                                       f"foreach gives no value (it gives each item as '{option}')"))
+
+
+def _check_passed_options(spec: WorkflowSpec, loc: Located, name: str, child: WorkflowSpec,
+                          err: Callable[[str], None]) -> None:
+    """A foreach passes each option of this workflow that the child also has to the child: the
+    two must be of one type (and the child's choices must hold this one's)."""
+    for opt, mine in spec.options.items():
+        theirs = child.options.get(opt)
+        if theirs is None:
+            continue
+        if OPTION_TYPES.get(mine.type) is not OPTION_TYPES.get(theirs.type):
+            err(loc.error(["options", opt, "type"], f"state '{name}' passes option '{opt}' to workflow '{child.name}', "
+                                                    f"where it is of type {theirs.type}, not {mine.type}"))
+        elif theirs.type == "choice" and mine.type == "choice":
+            extra = [c for c in mine.choices or [] if c not in (theirs.choices or [])]
+            if extra:
+                err(loc.error(["options", opt, "choices"], f"state '{name}' passes option '{opt}' to workflow "
+                                                           f"'{child.name}', which knows only "
+                                                           f"{', '.join(theirs.choices or [])}, not {', '.join(extra)}"))

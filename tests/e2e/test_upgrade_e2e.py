@@ -205,6 +205,17 @@ def test_check_lists_stale_and_stopped_with_upstream_lines_and_changes_nothing(s
     # It "writes nothing" (its help): not even a run journal.
     assert sorted((sim.home / ".nemoclaw" / "runs").glob("*.jsonl")) == journals
 
+    # --json (every workflow command has it): the same lines on stderr, one object on stdout.
+    as_json = nemoclaw(sim, "upgrade-sandboxes", "--check", "--json")
+    assert as_json.returncode == 1, as_json.stderr
+    assert as_json.stderr.splitlines() == res.stdout.splitlines()
+    doc = json.loads(as_json.stdout)
+    assert (doc["workflow"], doc["terminal"], doc["exit_code"]) == ("upgrade-sandboxes", "attention", 1)
+    assert [row["sandbox"] for row in doc["summary"]["stale"]] == [a, b, d]
+    assert doc["summary"]["current"] == [c]
+    assert_same_world(before, world(sim, docker_client, [a, b, c, d]))
+    assert sorted((sim.home / ".nemoclaw" / "runs").glob("*.jsonl")) == journals
+
 
 @pytest.mark.parametrize("sim", [FLEET], indirect=True)
 def test_yes_rebuilds_stale_running_and_stopped_keeping_files(sim, docker_client, names, new_image):

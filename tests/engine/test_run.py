@@ -102,3 +102,32 @@ def test_commit_moves_staged_dirs_and_leaves_no_staging(engine):
         [committed] = list((root / name).iterdir())
         assert (committed / "file.txt").read_text() == name
     assert list((root / ".staging").iterdir()) == []
+
+
+def test_a_fact_handle_reads_and_writes_as_the_name_does(engine):
+    """`ctx.get(FACT)` / `ctx.set(FACT, v)` (typed handles) and `ctx.fact(name)` / `ctx.put(name, v)`
+    are one contract: the same declared reads and writes, the same type check."""
+    import io
+
+    from orchestrator.engine.context import RunContext
+    from orchestrator.engine.journal import Journal
+    from orchestrator.engine.output import Reporter
+    from orchestrator.engine.registry import get_step
+    from orchestrator.kernel.errors import StepError
+    from orchestrator.engine.loader import load_by_name
+    from orchestrator.steps.facts import REGISTRY, SANDBOX_LIST, SandboxList
+    import pytest
+
+    ctx = RunContext(run_id="r", workflow=load_by_name("t-route", engine.paths), options={}, paths=engine.paths,
+                     out=Reporter(stdout=io.StringIO(), stderr=io.StringIO()), journal=Journal(None, "r"))
+    ctx.step_signature = get_step("sandbox_list").signature  # writes sandbox_list; may read cli_version
+    listing = SandboxList(live=["a"], ready=["a"], phases={"a": "Ready"}, ids={"a": "1"}, format="json")
+    ctx.set(SANDBOX_LIST, listing)
+    assert ctx.get(SANDBOX_LIST) is listing and ctx.fact("sandbox_list") is listing
+    assert ctx.written == {"sandbox_list": listing}
+    with pytest.raises(StepError, match="step 'sandbox_list' writes fact 'registry' without declaring it"):
+        ctx.set(REGISTRY, [])
+    with pytest.raises(StepError, match="step 'sandbox_list' reads fact 'registry' without declaring it"):
+        ctx.get(REGISTRY, None)
+    with pytest.raises(StepError, match="fact 'sandbox_list'"):
+        ctx.set(SANDBOX_LIST, "not a list")  # type: ignore[arg-type]

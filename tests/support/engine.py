@@ -92,7 +92,7 @@ class Engine:
 
     def run(self, workflow: str, *, debug: bool = False, env: Mapping[str, str] | None = None, **options: Any) -> Ran:
         spec = load_by_name(workflow, self.paths)
-        unknown = set(options) - set(spec.options)
+        unknown = set(options) - set(spec.options) - {a.name for a in spec.arguments}
         assert not unknown, f"{workflow} has no option(s) {sorted(unknown)}"
         values = {name: o.default for name, o in spec.options.items()} | options
         out = Reporter(stdout=io.StringIO(), stderr=io.StringIO())

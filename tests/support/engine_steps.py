@@ -12,6 +12,7 @@ from pathlib import Path
 from orchestrator.kernel.errors import Refusal, StepError
 from orchestrator.engine.facts import declare
 from orchestrator.engine.registry import Outcome, step
+from orchestrator.workflow.signature import StepOption
 
 declare("items", list[str], "Items for the engine tests' foreach.")
 
@@ -150,3 +151,32 @@ def t_say(ctx):
     if ctx.options.get("plain"):
         raise StepError("Nothing more to say.\nSecond line of it.")
     raise StepError("Sandbox 'gamma' is not registered", sandbox="gamma", hint="register it, then rerun.")
+
+
+@step("t_colour", options={"colour": StepOption(str, "blue", "The colour to say."),
+                           "item": StepOption(str, required=True, help="The item to colour.")})
+def t_colour(ctx):
+    """Says the `colour` option (its declared default when the workflow has none) and the item."""
+    ctx.out.line(f"  {ctx.option('item')} is {ctx.option('colour')}")
+
+
+@step("t_sneaky")
+def t_sneaky(ctx):
+    """Reads an option it does not declare (a buggy step)."""
+    ctx.out.line(f"  {ctx.option('colour')}")
+
+
+declare("t_tally", dict[str, int], "What t_tally counted (a report: part of --json).", report=True)
+
+
+@step("t_tally", writes=("t_tally",))
+def t_tally(ctx):
+    """Counts, says so (progress), and leaves the count as a report fact."""
+    ctx.out.line("  counted 3")
+    ctx.put("t_tally", {"counted": 3})
+
+
+@step("t_word", params={"word": StepOption(str, "hello", "What to say."), "times": int})
+def t_word(ctx):
+    """Says `with.word` (its declared default when the state gives none) `with.times` times (1 when unset)."""
+    ctx.out.line("  " + " ".join([ctx.param("word")] * (ctx.param("times") or 1)))

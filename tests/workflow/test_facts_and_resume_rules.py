@@ -110,6 +110,7 @@ def test_a_world_changing_step_must_declare_resume(tmp_path):
     found = problems(tmp_path, "no-resume", """\
         name: no-resume
         summary: Deletes without saying how to resume.
+        arguments: [{name: name}]
         initial: registry
         states:
           registry:
@@ -129,7 +130,7 @@ def test_a_world_changing_step_must_declare_resume(tmp_path):
             next: done
         """)
     assert found == [
-        f"{tmp_path}/no-resume.yaml:17: states.delete: step 'delete_sandbox' changes sandboxes or backups: say what a "
+        f"{tmp_path}/no-resume.yaml:18: states.delete: step 'delete_sandbox' changes sandboxes or backups: say what a "
         "resumed run does if a crash interrupts it here, 'resume: retry' (run it again) or 'resume: <state>'"
     ]
 
