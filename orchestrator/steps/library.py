@@ -52,3 +52,18 @@ declare("replicate_backups", REPLICATE, outcomes=("next", "incomplete"), may_rea
         writes=("replication",), mutates=True)
 declare("pull_backup", REPLICATE, commits=True, params={"sandbox": str, "timestamp": str, "host": str},
         writes=("pulled",))
+
+# migrate-openshell: the OpenShell 0.0.x -> 0.1.x migration (steps/migrate.py, facts in steps/migrate_facts.py).
+MIGRATE = f"{_PKG}.migrate"
+declare("migration_phase", MIGRATE,
+        outcomes=("next", "delete", "waiting", "announced", "finish", "abort", "none", "attention"),
+        reads=("cli_version", "registry"))
+declare("record_migration_plan", MIGRATE, reads=("registry", "sandbox_list", "committed", "cli_version"), mutates=True)
+declare("confirm_migration", MIGRATE, outcomes=("next", "declined"), mutates=True)
+declare("delete_for_migration", MIGRATE, may_read=("registry",), mutates=True)
+declare("migration_items", MIGRATE, outcomes=("next", "none"), may_read=("sandbox_list",), writes=("to_migrate",),
+        mutates=True)
+declare("migration_target", MIGRATE, outcomes=("next", "already"), writes=("rebuild_plan", "committed"))
+declare("record_migrated", MIGRATE, reads=("rebuild_plan",), may_read=("registry",), mutates=True)
+declare("migration_report", MIGRATE, outcomes=("next", "partial"), may_read=("item_results",),
+        writes=("migration_report",), mutates=True)
