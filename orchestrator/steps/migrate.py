@@ -79,7 +79,7 @@ def unusable_on_01(image: str) -> bool:
     return image.startswith(DOCKERFILE_IMAGE_PREFIX)
 
 
-def decide_phase(line: str | None, plan: MigrationPlan | None, *, abort: bool, run_started: str) -> str:
+def decide_phase(line: str | None, plan: MigrationPlan | None, *, abort: bool, resumed_here: bool = False) -> str:
     """Which part of the migration this run does: the outcome of `migration_phase`."""
     if line == "0.0.x":
         if plan is None:
@@ -90,8 +90,8 @@ def decide_phase(line: str | None, plan: MigrationPlan | None, *, abort: bool, r
             return "delete"
         if plan.stage == ABORTING:
             return "abort"
-        if plan.stage == WAITING and plan.waiting_since and plan.waiting_since > run_started:
-            return "announced"  # a run this command resumed has just left it waiting
+        if plan.stage == WAITING and resumed_here:
+            return "announced"  # the killed run this command resumed has just left it waiting
         return "waiting"
     if line == "0.1.x":
         if abort:
@@ -157,6 +157,24 @@ def _check(ctx: "RunContext", plan: MigrationPlan | None, line: str | None, cli:
     return "attention"
 
 
+def _closed_since(ctx: "RunContext", how: str) -> bool:
+    """Whether a plan was closed as `how` since this run started (by a run it resumed)."""
+    started = ctx.run_id.split("-", 1)[0]
+    kept = plan_path(ctx.paths.nemoclaw_dir).parent.glob(f"openshell-0.1.*.{how}.json")
+    return any(p.name.split(".")[2] > started for p in kept)
+
+
+def _resumed_by(ctx: "RunContext", run_id: str) -> bool:
+    """Whether this command has just resumed run `run_id` (its journal says `run_resumed` by this run)."""
+    from ..engine.journal import read_journal
+
+    path = ctx.paths.runs_dir / f"{run_id}.jsonl"
+    if not path.exists():
+        return False
+    events, _ = read_journal(path)
+    return any(e.get("event") == "run_resumed" and e.get("by") == ctx.run_id for e in events)
+
+
 @implements("migration_phase")
 def migration_phase(ctx: "RunContext") -> str:
     """Decide, from the release line CLI and gateway agree on and the plan, what this run does."""
@@ -166,11 +184,14 @@ def migration_phase(ctx: "RunContext") -> str:
     if ctx.options.get("check"):
         return _check(ctx, plan, line, cli)
     abort = bool(ctx.options.get("abort"))
-    phase = decide_phase(line, plan, abort=abort, run_started=ctx.run_id.split("-", 1)[0])
+    phase = decide_phase(line, plan, abort=abort, resumed_here=plan is not None and _resumed_by(ctx, plan.run))
     out = ctx.out
     if phase == "unknown_line":
         raise StepError(f"Cannot tell which OpenShell release line the installed CLI ({cli or 'unknown version'}) "
                         "is on; run `openshell --version` and check the installation.", exit_code=1)
+    if phase == "abort_nothing" and _closed_since(ctx, "aborted"):
+        out.line("  The migration was aborted by the run resumed above; nothing is left to abort.")
+        return "none"
     if phase == "abort_nothing":
         raise StepError("No migration to OpenShell 0.1 is waiting: there is nothing to abort.", exit_code=1)
     if phase == "abort_too_late":
@@ -180,6 +201,9 @@ def migration_phase(ctx: "RunContext") -> str:
         out.line(f"  No migration is waiting, and OpenShell is {cli} (0.1.x): nothing to migrate.")
         return "none"
     if phase == "announced":
+        assert plan is not None
+        if not (plan.waiting_since and plan.waiting_since > ctx.run_id.split("-", 1)[0]):
+            out.lines(_next_steps(plan))  # the killed run had said it; say it again
         return "announced"
     if phase == "waiting":
         assert plan is not None

@@ -30,7 +30,7 @@ def plan(stage: str = WAITING, waiting_since: str | None = "20261207T220000000Z"
     ("0.0.x", None, True, "abort_nothing"),
     ("0.0.x", plan(PREPARING, None), False, "delete"),
     ("0.0.x", plan(), False, "waiting"),
-    ("0.0.x", plan(waiting_since="20261207T230000001Z"), False, "announced"),
+    ("0.0.x", plan(), "resumed", "announced"),
     ("0.0.x", plan(), True, "abort"),
     ("0.1.x", plan(), False, "finish"),
     ("0.1.x", plan(), True, "abort_too_late"),
@@ -39,7 +39,8 @@ def plan(stage: str = WAITING, waiting_since: str | None = "20261207T220000000Z"
     (None, None, False, "unknown_line"),
 ])
 def test_the_phase_follows_the_release_line_and_the_plan(line, p, abort, expected):
-    assert decide_phase(line, p, abort=abort, run_started=RUN) == expected
+    resumed = abort == "resumed"
+    assert decide_phase(line, p, abort=abort is True, resumed_here=resumed) == expected
 
 
 def test_image_replacements_parse_and_a_bad_one_is_a_usage_error():

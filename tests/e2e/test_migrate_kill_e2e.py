@@ -1,0 +1,211 @@
+"""`nemoclaw migrate-openshell` killed (SIGKILL) after each state of both phases, and of --abort,
+is finished by the next run: no sandbox twice, none lost, every file intact (the kill points of
+the durable-runs tests: NEMOCLAW_TEST_KILL_AT at state boundaries, the restore pause point).
+
+Two shared hosts keep this fast: a 0.0.116 one for the prepare phase, put back after each test by
+`--abort` (itself checked each time); and one reinstalled to 0.1.5 for the finish phase, put back
+after each test to the moment after the reinstall (its 0.1.x sandboxes deleted, the waiting plan
+and the registry as they were then; the backups never changed).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+
+import pytest
+
+from tests.e2e.test_migrate_e2e import (
+    AGENT, NEW, OLD, PLAN, containers, home_tree, nemoclaw, phase, reinstall, sh, workload,
+)
+from tests.e2e.test_resume_e2e import killed_at_pause, newest_run
+from tests.support.simenv import SimEnv
+
+pytestmark = pytest.mark.docker
+
+KILL_ENV = "NEMOCLAW_TEST_KILL_AT"
+NAMES = ("alpha", "beta")  # beta is Stopped
+
+
+def make_host(tmp_path_factory, docker_client, tag: str) -> SimEnv:
+    sim = SimEnv((tmp_path_factory.mktemp(tag) / "home").resolve())
+    sim.home.mkdir()
+    sim.up(cli=OLD, gateway=OLD, sandboxes=0, health_port=0)
+    for name in NAMES:
+        sim.add_sandbox(name)
+        sh(workload(sim, docker_client, name),
+           f"cd {AGENT.dir} && printf 'notes of %s\\n' {name} > workspace/notes.txt"
+           f" && mkdir -p {AGENT.home_dir}/elsewhere && echo {name} > {AGENT.home_dir}/elsewhere/file.txt")
+    sim.stop_sandbox("beta")
+    return sim
+
+
+def trees(sim: SimEnv, docker_client) -> dict[str, dict[str, str]]:
+    return {n: home_tree(workload(sim, docker_client, n)) for n in NAMES}
+
+
+def plan_of(sim: SimEnv) -> dict:
+    return json.loads((sim.home / PLAN).read_text())
+
+
+def killed(sim: SimEnv, point: str, *args: str) -> str:
+    res = nemoclaw(sim, "migrate-openshell", "--yes", *args, env={KILL_ENV: point})
+    assert res.returncode == -signal.SIGKILL, res.stdout + res.stderr
+    return newest_run(sim)
+
+
+def assert_back(sim: SimEnv, docker_client, before: dict) -> None:
+    """Each sandbox once, in its own phase, its home as before."""
+    for n in NAMES:
+        assert len([c for c in containers(sim, docker_client, n) if c.labels.get("openshell.ai/isolation-role") != "supervisor"]) == 1
+    assert trees(sim, docker_client) == before
+    assert phase(sim, "beta") == "Stopped" and phase(sim, "alpha") == "Ready"
+
+
+# --- prepare (and --abort) ------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def old_host(tmp_path_factory, docker_client):
+    sim = make_host(tmp_path_factory, docker_client, "migrate-prepare")
+    try:
+        yield sim, trees(sim, docker_client)
+    finally:
+        if sim.paths.deployment_file.exists():
+            sim.down()
+
+
+PREPARE_POINTS = ["commit:leave", "plan:leave", "confirm:leave", "delete:enter", "delete:leave"]
+
+
+@pytest.mark.parametrize("point", PREPARE_POINTS)
+def test_a_prepare_killed_after_a_state_is_finished_by_the_next_run(old_host, docker_client, point):
+    sim, before = old_host
+    run_id = killed(sim, f"migrate-openshell:{point}")
+
+    listed = json.loads(nemoclaw(sim, "runs", "list", "--json").stdout)
+    assert next(r for r in listed if r["run"] == run_id)["status"] == "interrupted"
+    check = nemoclaw(sim, "upgrade-sandboxes", "--check")
+    assert check.returncode == 1 and f"Interrupted run {run_id} (migrate-openshell" in check.stdout
+
+    again = nemoclaw(sim, "migrate-openshell", "--yes")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"  Resuming interrupted run {run_id} (migrate-openshell" in again.stdout
+    assert "  Waiting for OpenShell 0.1. Next:" in again.stdout.splitlines()
+    plan = plan_of(sim)
+    assert plan["stage"] == "waiting" and [s["state"] for s in plan["sandboxes"]] == ["deleted", "deleted"]
+    assert all(containers(sim, docker_client, n) == [] for n in NAMES)
+
+    aborted = nemoclaw(sim, "migrate-openshell", "--abort")
+    assert aborted.returncode == 0, aborted.stdout + aborted.stderr
+    assert "  2 sandbox(es) put back on OpenShell" in aborted.stdout
+    assert not (sim.home / PLAN).exists()
+    assert_back(sim, docker_client, before)
+
+
+def test_one_deleted_then_killed_goes_on_with_the_other(old_host, docker_client):
+    sim, before = old_host
+    run_id = killed_at_pause(sim, "migrate_delete:alpha", "migrate-openshell", "--yes").split(".")[0]
+    plan = plan_of(sim)
+    assert [s["state"] for s in plan["sandboxes"]] == ["deleted", "backed_up"] and plan["stage"] == "preparing"
+    again = nemoclaw(sim, "migrate-openshell", "--yes")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"  Resuming interrupted run {run_id}" in again.stdout
+    assert "Deleting sandbox 'alpha'" not in again.stdout  # not twice
+    assert plan_of(sim)["stage"] == "waiting"
+    aborted = nemoclaw(sim, "migrate-openshell", "--abort")
+    assert aborted.returncode == 0, aborted.stdout + aborted.stderr
+    assert_back(sim, docker_client, before)
+
+
+def test_an_abort_killed_mid_restore_is_finished_by_the_next_abort(old_host, docker_client):
+    sim, before = old_host
+    prep = nemoclaw(sim, "migrate-openshell", "--yes")
+    assert prep.returncode == 0, prep.stdout + prep.stderr
+    run_id = killed_at_pause(sim, "restore:beta", "migrate-openshell", "--abort").split(".")[0]
+    assert plan_of(sim)["stage"] == "aborting"
+    again = nemoclaw(sim, "migrate-openshell", "--abort")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"  Resuming interrupted run {run_id}" in again.stdout
+    assert not (sim.home / PLAN).exists()
+    assert_back(sim, docker_client, before)
+
+
+def test_abort_with_nothing_waiting_and_a_declined_prompt_change_nothing(old_host, docker_client):
+    sim, before = old_host
+    nothing = nemoclaw(sim, "migrate-openshell", "--abort")
+    assert nothing.returncode == 1
+    assert "No migration to OpenShell 0.1 is waiting: there is nothing to abort." in nothing.stderr
+    no_tty = nemoclaw(sim, "migrate-openshell")  # stdin is not a terminal and no --yes
+    assert no_tty.returncode == 1, no_tty.stdout + no_tty.stderr
+    assert "No terminal to confirm on (pass --yes): no sandbox was deleted" in no_tty.stderr
+    assert not (sim.home / PLAN).exists()
+    assert_back(sim, docker_client, before)
+
+
+# --- finish -----------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def new_host(tmp_path_factory, docker_client):
+    sim = make_host(tmp_path_factory, docker_client, "migrate-finish")
+    try:
+        before = trees(sim, docker_client)
+        prep = nemoclaw(sim, "migrate-openshell", "--yes")
+        assert prep.returncode == 0, prep.stdout + prep.stderr
+        saved = {p: p.read_bytes() for p in (sim.home / PLAN, sim.paths.registry_file)}
+        reinstall(sim)
+        yield sim, before, saved
+    finally:
+        if sim.paths.deployment_file.exists():
+            sim.down()
+
+
+def reset_to_after_the_reinstall(sim: SimEnv, saved: dict) -> None:
+    for n in NAMES:
+        sim.openshell("sandbox", "delete", "--workspace", "default", n)
+    for path, data in saved.items():
+        path.write_bytes(data)
+    for kept in (sim.home / PLAN).parent.glob("openshell-0.1.*.done.json"):
+        kept.unlink()
+
+
+FINISH_POINTS = [
+    "migrate-openshell:items:leave", "migrate-sandbox:create:enter:2", "migrate-sandbox:create:leave",
+    "migrate-sandbox:restore:leave:2", "migrate-sandbox:stop:leave:2", "migrate-sandbox:record:leave",
+    "migrate-openshell:report:enter",
+]
+
+
+@pytest.mark.parametrize("point", FINISH_POINTS + ["restore:beta"])
+def test_a_finish_killed_after_a_state_is_finished_by_the_next_run(new_host, docker_client, point):
+    sim, before, saved = new_host
+    try:
+        if point.startswith("restore:"):
+            run_id = killed_at_pause(sim, point, "migrate-openshell", "--yes").split(".")[0]
+        else:
+            run_id = killed(sim, point)
+        again = nemoclaw(sim, "migrate-openshell", "--yes")
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert f"  Resuming interrupted run {run_id} (migrate-" in again.stdout
+        assert not (sim.home / PLAN).exists()
+        assert_back(sim, docker_client, before)
+        assert nemoclaw(sim, "migrate-openshell", "--check").returncode == 0
+    finally:
+        reset_to_after_the_reinstall(sim, saved)
+
+
+def test_on_0_1_the_0_0_cli_back_is_refused_and_abort_is_too_late(new_host, docker_client):
+    sim, before, saved = new_host
+    from nemoclaw_sim.install import install_program
+
+    install_program(sim.bin, "openshell", OLD)
+    try:
+        mixed = nemoclaw(sim, "migrate-openshell", "--yes")
+        assert mixed.returncode == 1
+        assert any("are on different release lines" in line for line in mixed.stderr.splitlines()), mixed.stderr
+        assert (sim.home / PLAN).read_bytes() == saved[sim.home / PLAN]
+    finally:
+        install_program(sim.bin, "openshell", NEW)
+    late = nemoclaw(sim, "migrate-openshell", "--abort")
+    assert late.returncode == 1 and "can no longer be aborted" in late.stderr
+    assert (sim.home / PLAN).read_bytes() == saved[sim.home / PLAN]
