@@ -112,6 +112,9 @@ def status(home: Path | None, as_json: bool) -> None:
     click.echo(f"gateway:   {st['gateway_version']}  pid {st['gateway_pid']} ({state}) at {st['endpoint']}, "
                f"health port {st['health_port']}")
     click.echo("sandboxes: " + (", ".join(f"{n} ({s})" for n, s in sorted(st["sandboxes"].items())) or "none"))
+    if st["unadopted"]:
+        click.echo(f"unadopted: {', '.join(f'{n} ({s})' for n, s in sorted(st['unadopted'].items()))}  "
+                   f"(left by the reinstall over {st['upgraded_from']})")
     if st["cluster"]:
         c = st["cluster"]
         click.echo(f"cluster:   {c['name']} {c['image']} ({c['status']})")
@@ -139,6 +142,31 @@ def swap_cli(home: Path | None, version: str) -> None:
     """Replace the on-disk `openshell` with VERSION."""
     deploy.swap_cli(_home(home), version)
     click.echo(f"openshell {version} installed")
+
+
+@main.command("upgrade-openshell")
+@HOME_OPTION
+@click.argument("version", callback=_version)
+def upgrade_openshell(home: Path | None, version: str) -> None:
+    """Reinstall OpenShell VERSION (0.1.x) over a 0.0.x deployment, as a user following the 0.1 upgrade guide.
+
+    Stops the 0.0.x gateway, moves its database aside, installs the 0.1.x CLI and gateway and starts
+    the gateway on a fresh database. 0.0.x sandbox containers still in Docker stay there, unadopted
+    (the 0.1.x gateway neither lists nor deletes them); NemoClaw's registry is left as it is.
+    """
+    from .reinstall import upgrade_openshell as reinstall
+
+    r = reinstall(_home(home), version)
+    pids = ", ".join(str(p) for p in r.old_gateway_pids)
+    click.echo(f"openshell-gateway {r.old_gateway} stopped (pid {pids})" if pids else
+               f"openshell-gateway {r.old_gateway} was not running")
+    if r.cluster_stopped:
+        click.echo(f"container {r.cluster_stopped} stopped")
+    if r.db_backup:
+        click.echo(f"its database moved to {r.db_backup}")
+    click.echo(f"openshell {r.version} and openshell-gateway {r.version} installed (were {r.old_cli} and {r.old_gateway})")
+    click.echo(f"openshell-gateway {r.version} running (pid {r.gateway_pid}) at {r.endpoint} on a fresh database")
+    click.echo("0.0.x sandbox containers left in Docker, unadopted: " + (", ".join(r.unadopted) or "none"))
 
 
 @main.group()

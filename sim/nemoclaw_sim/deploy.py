@@ -109,6 +109,7 @@ class Deployment:
     gateway_pid: int | None = None
     sandboxes: list[str] = field(default_factory=list)
     data_root: str = "/sandbox"  # the agent images' WorkingDir (a data root from 0.0.99)
+    upgraded_from: str | None = None  # the 0.0.x gateway release `upgrade-openshell` replaced
 
     @property
     def endpoint(self) -> str:
@@ -528,12 +529,23 @@ def swap_cli(home: Path, version: str) -> Deployment:
     return dep
 
 
+def of_gateway_line(dep: Deployment, labels: dict[str, str]) -> bool:
+    """Whether a container of this deployment has the layout its gateway's release line creates:
+    the 0.1.x pair carries the isolation-role label, a 0.0.x container none. After
+    `upgrade-openshell` the 0.0.x containers left in Docker are the ones that do not."""
+    from .driver import ROLE_LABELS
+
+    return any(k in labels for k in ROLE_LABELS) == versions.split_supervisor(Version(dep.gateway_version))
+
+
 def _container_for(dep: Deployment, name: str):
     from .driver import LABEL_DEPLOYMENT, LABEL_NAME, is_supervisor
 
     found = _docker(dep).containers.list(all=True, filters={"label": [f"{LABEL_DEPLOYMENT}={dep.deployment_id}",
                                                                   f"{LABEL_NAME}={name}"]})
     found = [c for c in found if not is_supervisor(c.labels)]  # 0.1.x: the workload
+    mine = [c for c in found if of_gateway_line(dep, c.labels)]
+    found = mine if mine or dep.upgraded_from else found  # never a 0.0.x one upgrade-openshell left unadopted
     if not found:
         raise SimError(f"no sandbox container named '{name}' in this deployment")
     return found[0]
@@ -642,9 +654,15 @@ def status(home: Path) -> dict[str, Any]:
     client = _docker(dep)
     from .driver import is_supervisor
 
-    boxes = {c.labels.get(LABEL_NAME, c.name): c.status
-             for c in client.containers.list(all=True, filters={"label": f"{LABEL_DEPLOYMENT}={dep.deployment_id}"})
-             if c.labels.get("nemoclaw-sim/role") != "cluster" and not is_supervisor(c.labels)}
+    boxes: dict[str, str] = {}
+    unadopted: dict[str, str] = {}  # 0.0.x containers an upgrade-openshell left behind, by container name
+    for c in client.containers.list(all=True, filters={"label": f"{LABEL_DEPLOYMENT}={dep.deployment_id}"}):
+        if c.labels.get("nemoclaw-sim/role") == "cluster" or is_supervisor(c.labels):
+            continue
+        if of_gateway_line(dep, c.labels) or not dep.upgraded_from:
+            boxes[c.labels.get(LABEL_NAME, c.name)] = c.status
+        else:
+            unadopted[c.name] = c.status
     cl = None
     if cluster.owner(client) is not None:
         c = client.containers.get(cluster.cluster_name())
@@ -653,5 +671,6 @@ def status(home: Path) -> dict[str, Any]:
         "home": dep.home, "bin": str(Paths(home).bin), "endpoint": dep.endpoint, "port": dep.port,
         "health_port": dep.health_port, "cli_version": dep.cli_version, "gateway_version": dep.gateway_version,
         "agent_version": dep.agent_version, "gateway_pid": dep.gateway_pid, "gateway_running": _gateway_up(dep),
-        "docker_host": dep.docker_host, "sandboxes": boxes, "cluster": cl, "faults": fault_list(home),
+        "docker_host": dep.docker_host, "sandboxes": boxes, "unadopted": unadopted,
+        "upgraded_from": dep.upgraded_from, "cluster": cl, "faults": fault_list(home),
     }

@@ -205,3 +205,13 @@ def gateway_list_output_flag(v: Version) -> bool:
 def has_gateway_lifecycle(v: Version) -> bool:
     """("gateway select, list, add, remove"): `gateway start|stop|destroy` exist only up to 0.0.36."""
     return not v.at_least("0.0.37")
+
+
+# --- the 0.0.x → 0.1.x reinstall (nemoclaw-sim upgrade-openshell) ---------------------------
+
+NEWEST_0_1 = "0.1.11"  # docs/reference/openshell-reinstall.md: the newest 0.1.x release (2026-12-01)
+
+
+def known_0_1_release(v: Version) -> bool:
+    """A 0.1.x release the stand-in models: 0.1.0 to the newest one (suffixes compare by number)."""
+    return v.line == (0, 1) and v.key <= Version(NEWEST_0_1).key

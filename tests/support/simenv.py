@@ -5,6 +5,7 @@
         assert res.returncode == 0
         sim.swap_gateway("0.0.43")             # on-disk gateway replaced; it crashes on the 0.0.44 DB
         sim.openshell("sandbox", "list")       # the installed CLI, CompletedProcess (text)
+        sim.upgrade_openshell("0.1.5")         # a 0.0.x host reinstalled as 0.1.5: fresh DB, old containers unadopted
 
 Customise with an indirect parameter:
     @pytest.mark.parametrize("sim", [{"cli": "0.0.44", "gateway": "0.0.43", "sandboxes": 1}], indirect=True)
@@ -88,6 +89,15 @@ class SimEnv:
 
     def swap_cli(self, version: str) -> None:
         deploy.swap_cli(self.home, version)
+
+    def upgrade_openshell(self, version: str = "0.1.5") -> Any:
+        """The user's reinstall of OpenShell `version` (0.1.x) over this 0.0.x deployment
+        (`nemoclaw-sim upgrade-openshell`): returns `nemoclaw_sim.reinstall.Reinstall` (old versions,
+        database backup, the 0.0.x containers left unadopted). Raises `deploy.SimError` with the
+        one-sentence refusal when the deployment is already 0.1.x or the version is unknown."""
+        from nemoclaw_sim.reinstall import upgrade_openshell
+
+        return upgrade_openshell(self.home, version)
 
     def stop_gateway(self) -> None:
         deploy.stop_gateway(self.deployment)
