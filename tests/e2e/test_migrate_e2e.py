@@ -29,21 +29,12 @@ ROLE = "openshell.ai/isolation-role"
 AGENT = load_agent("openclaw")
 HOME = AGENT.home_dir
 PLAN = ".nemoclaw/migrations/openshell-0.1.json"
+NAMES = ("alpha", "beta", "gamma", "delta")
 
 
 def reinstall(sim: SimEnv, version: str = NEW) -> None:
     """The user's reinstall of OpenShell (0.0.x gateway removed, 0.1.x CLI and gateway, fresh DB)."""
-    if hasattr(sim, "upgrade_openshell"):
-        sim.upgrade_openshell(version)
-        return
-    from nemoclaw_sim import deploy  # without `nemoclaw-sim upgrade-openshell`: the same by hand
-
-    deploy.stop_gateway(sim.deployment)
-    for db in sim.state_dir.glob("openshell.db*"):
-        db.rename(db.with_name(db.name + f".bak-{OLD}"))
-    deploy.swap_cli(sim.home, version)
-    _, failed = deploy.swap_gateway(sim.home, version)
-    assert failed is None, failed
+    sim.upgrade_openshell(version)
 
 
 def nemoclaw(sim: SimEnv, *args: str, env: dict[str, str] | None = None):
@@ -105,12 +96,13 @@ def registry_rows(sim: SimEnv) -> dict:
 @pytest.fixture(scope="module")
 def host(tmp_path_factory, docker_client):
     """A 0.0.116 host with three registered sandboxes: alpha (running), beta (Stopped), gamma
-    (running, a file outside the agent's state dirs); each personalised."""
+    (running, a file outside the agent's state dirs); and delta, in phase Error (its container
+    stopped behind the gateway's back); each personalised."""
     sim = SimEnv((tmp_path_factory.mktemp("migrate") / "home").resolve())
     sim.home.mkdir()
     try:
         sim.up(cli=OLD, gateway=OLD, sandboxes=0, health_port=0)
-        for name in ("alpha", "beta", "gamma"):
+        for name in NAMES:
             sim.add_sandbox(name)
             sh(workload(sim, docker_client, name),
                f"cd {AGENT.dir} && printf 'notes of %s\\n' {name} > workspace/notes.txt && chmod 600 workspace/notes.txt"
@@ -119,6 +111,7 @@ def host(tmp_path_factory, docker_client):
            f"mkdir -p {HOME}/projects/site && echo 'outside the state dirs' > {HOME}/projects/site/README.md"
            f" && head -c 50000 /dev/urandom > {HOME}/projects/site/data.bin && chmod 640 {HOME}/projects/site/data.bin")
         sim.stop_sandbox("beta")
+        sim.stop_sandbox("delta", how="docker")
         yield sim
     finally:
         if sim.paths.deployment_file.exists():
@@ -127,15 +120,15 @@ def host(tmp_path_factory, docker_client):
 
 def test_three_sandboxes_move_from_0_0_116_to_0_1_5(host, docker_client):
     sim = host
-    assert phase(sim, "beta") == "Stopped"
-    before = {n: home_tree(workload(sim, docker_client, n)) for n in ("alpha", "beta", "gamma")}
+    assert phase(sim, "beta") == "Stopped" and phase(sim, "delta") == "Error"
+    before = {n: home_tree(workload(sim, docker_client, n)) for n in NAMES}
     assert "projects/site/README.md" in before["gamma"]
     rows_before = registry_rows(sim)
     images = {n: workload(sim, docker_client, n).attrs["Config"]["Image"] for n in before}
 
     check = nemoclaw(sim, "migrate-openshell", "--check")
     assert check.returncode == 1, check.stdout + check.stderr
-    assert f"  3 sandbox(es) on OpenShell {OLD} (0.0.x) to migrate to 0.1: alpha, beta, gamma." in check.stdout.splitlines()
+    assert f"  4 sandbox(es) on OpenShell {OLD} (0.0.x) to migrate to 0.1: alpha, beta, gamma, delta." in check.stdout.splitlines()
 
     # Prepare: back up, record the plan, delete on 0.0.116, wait. Exit 0 with the next steps.
     prep = nemoclaw(sim, "migrate-openshell", "--yes")
@@ -151,7 +144,8 @@ def test_three_sandboxes_move_from_0_0_116_to_0_1_5(host, docker_client):
     plan = json.loads((sim.home / PLAN).read_text())
     assert plan["stage"] == "waiting"
     assert {s["name"]: (s["state"], s["phase"]) for s in plan["sandboxes"]} == {
-        "alpha": ("deleted", None), "beta": ("deleted", "Stopped"), "gamma": ("deleted", None)}
+        "alpha": ("deleted", None), "beta": ("deleted", "Stopped"), "gamma": ("deleted", None),
+        "delta": ("deleted", "Error")}
     assert {s["name"]: s["row"] for s in plan["sandboxes"]} == rows_before
 
     # Rerun while still on 0.0.x: exit 1, says what it waits for, changes nothing.
@@ -189,7 +183,8 @@ def test_three_sandboxes_move_from_0_0_116_to_0_1_5(host, docker_client):
 
     fin = nemoclaw(sim, "migrate-openshell", "--yes")
     assert fin.returncode == 0, fin.stdout + fin.stderr
-    assert f"  3 sandbox(es) migrated to OpenShell {NEW}; the backups are kept" in fin.stdout
+    assert f"  4 sandbox(es) migrated to OpenShell {NEW}; the backups are kept" in fin.stdout
+    assert f"  Sandbox 'delta' was in phase Error on OpenShell {OLD}; it runs now." in fin.stdout.splitlines()
     assert "  ✓ Sandbox 'beta' recreated on OpenShell 0.1 from its backup and Stopped again" in fin.stdout.splitlines()
     assert not (sim.home / PLAN).exists()
     for n in before:
@@ -197,7 +192,7 @@ def test_three_sandboxes_move_from_0_0_116_to_0_1_5(host, docker_client):
         assert box.labels.get(ROLE) == "sandbox" and box.labels.get("openshell.ai/sandbox-workspace") == "default"
         assert box.attrs["Config"]["Image"] == images[n]
         assert home_tree(box) == before[n], f"{n}: the home differs from before the migration"
-    assert phase(sim, "beta") == "Stopped" and phase(sim, "alpha") == "Ready" and phase(sim, "gamma") == "Ready"
+    assert [phase(sim, n) for n in NAMES] == ["Ready", "Stopped", "Ready", "Ready"]  # delta had running intent
 
     rows = registry_rows(sim)
     for n, row in rows.items():
@@ -211,4 +206,4 @@ def test_three_sandboxes_move_from_0_0_116_to_0_1_5(host, docker_client):
     assert done.returncode == 0, done.stdout + done.stderr
     backup = nemoclaw(sim, "backup-all")
     assert backup.returncode == 0, backup.stdout + backup.stderr
-    assert sum(1 for line in backup.stdout.splitlines() if line.strip().startswith("✓")) >= 3, backup.stdout
+    assert sum(1 for line in backup.stdout.splitlines() if line.strip().startswith("✓")) >= 4, backup.stdout
