@@ -103,6 +103,37 @@ def test_a_prepare_killed_after_a_state_is_finished_by_the_next_run(old_host, do
     assert_back(sim, docker_client, before)
 
 
+def killed_in_a_chain(sim: SimEnv, points: list[str], *args: str) -> str:
+    """Kill a run at the first point, then each next run (which resumes the killed one first) at
+    the next point: every kill is finished by the run after it, up to the last. Returns the
+    first run's id. A run that ends instead of reaching its point fails the test."""
+    first = None
+    for point in points:
+        res = nemoclaw(sim, "migrate-openshell", *args, env={KILL_ENV: point})
+        assert res.returncode == -signal.SIGKILL, f"{point}: {res.stdout}{res.stderr}"
+        first = first or newest_run(sim)
+    assert first is not None
+    return first
+
+
+# The states of the prepare phase that the parametrized test above leaves out (they change
+# nothing, or only what a retry redoes): one chain of kills, each finished by the next run.
+PREPARE_CHAIN = ["migrate-openshell:phase:leave", "migrate-openshell:unpause:leave", "migrate-openshell:enumerate:leave",
+                 "migrate-openshell:snapshot:leave", "migrate-openshell:replicate:leave", "migrate-openshell:plan:enter"]
+
+
+def test_a_prepare_killed_after_every_other_state_in_turn_is_finished(old_host, docker_client):
+    sim, before = old_host
+    run_id = killed_in_a_chain(sim, PREPARE_CHAIN, "--yes")
+    again = nemoclaw(sim, "migrate-openshell", "--yes")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"  Resuming interrupted run {run_id} (migrate-openshell" in again.stdout
+    assert plan_of(sim)["stage"] == "waiting" and plan_of(sim)["run"] == run_id
+    aborted = nemoclaw(sim, "migrate-openshell", "--abort")
+    assert aborted.returncode == 0, aborted.stdout + aborted.stderr
+    assert_back(sim, docker_client, before)
+
+
 def test_one_deleted_then_killed_goes_on_with_the_other(old_host, docker_client):
     sim, before = old_host
     run_id = killed_at_pause(sim, "migrate_delete:alpha", "migrate-openshell", "--yes").split(".")[0]
@@ -190,6 +221,24 @@ def test_a_finish_killed_after_a_state_is_finished_by_the_next_run(new_host, doc
         assert not (sim.home / PLAN).exists()
         assert_back(sim, docker_client, before)
         assert nemoclaw(sim, "migrate-openshell", "--check").returncode == 0
+    finally:
+        reset_to_after_the_reinstall(sim, saved)
+
+
+FINISH_CHAIN = ["migrate-openshell:phase:leave", "migrate-sandbox:registry:leave", "migrate-sandbox:preflight:leave",
+                "migrate-sandbox:target:leave", "migrate-sandbox:wait:leave", "migrate-sandbox:verify:leave",
+                "migrate-sandbox:stop:enter", "migrate-openshell:report:leave"]
+
+
+def test_a_finish_killed_after_every_other_state_in_turn_is_finished(new_host, docker_client):
+    sim, before, saved = new_host
+    try:
+        run_id = killed_in_a_chain(sim, FINISH_CHAIN, "--yes")
+        again = nemoclaw(sim, "migrate-openshell", "--yes")
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert f"  Resuming interrupted run {run_id} (migrate-openshell" in again.stdout
+        assert not (sim.home / PLAN).exists()
+        assert_back(sim, docker_client, before)
     finally:
         reset_to_after_the_reinstall(sim, saved)
 
