@@ -148,6 +148,10 @@ def test_three_sandboxes_move_from_0_0_116_to_0_1_5(host, docker_client):
         "delta": ("deleted", "Error")}
     assert {s["name"]: s["row"] for s in plan["sandboxes"]} == rows_before
 
+    waiting = nemoclaw(sim, "migrate-openshell", "--check")
+    assert waiting.returncode == 1 and "  Waiting for OpenShell 0.1. Next:" in waiting.stdout.splitlines()
+    assert json.loads((sim.home / PLAN).read_text()) == plan
+
     # Rerun while still on 0.0.x: exit 1, says what it waits for, changes nothing.
     again = nemoclaw(sim, "migrate-openshell", "--yes")
     assert again.returncode == 1, again.stdout + again.stderr

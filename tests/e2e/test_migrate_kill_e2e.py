@@ -174,6 +174,46 @@ def test_abort_with_nothing_waiting_and_a_declined_prompt_change_nothing(old_hos
     assert_back(sim, docker_client, before)
 
 
+def test_an_image_built_from_a_dockerfile_stops_the_prepare_until_image_names_a_replacement(old_host, docker_client):
+    """0.1.x no longer builds Dockerfiles (OS#3214): a sandbox on an image 0.0.x built from one
+    (`openshell/sandbox-from:<ts>`) cannot be recreated there from it; the prepare says which flag
+    fixes it and deletes nothing, and with that flag the plan records the replacement."""
+    sim, before = old_host
+    image = workload(sim, docker_client, "alpha").attrs["Config"]["Image"]
+    built = "openshell/sandbox-from:1733600000"
+    docker_client.images.get(image).tag(built)
+    sim.openshell("sandbox", "create", "--name", "dock", "--from", built)
+    reg = sim.registry()
+    reg["sandboxes"]["dock"] = {**reg["sandboxes"]["alpha"], "name": "dock"}
+    reg["sandboxes"]["dock"].pop("lifecycleLiveIdentityFingerprint", None)
+    sim.paths.registry_file.write_text(json.dumps(reg, indent=2))
+    try:
+        refused = nemoclaw(sim, "migrate-openshell", "--yes")
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert (f"'dock' runs {built}, which OpenShell 0.0.x built from a Dockerfile; OpenShell 0.1 does not build "
+                "Dockerfiles: build and tag that image yourself and pass --image dock=REF") in refused.stderr
+        assert not (sim.home / PLAN).exists()
+        assert_back(sim, docker_client, before)
+        assert len(containers(sim, docker_client, "dock")) == 1
+
+        check = nemoclaw(sim, "migrate-openshell", "--yes", "--image", f"dock={image}", env={KILL_ENV: "migrate-openshell:plan:leave"})
+        assert check.returncode == -signal.SIGKILL, check.stdout + check.stderr
+        entry = next(s for s in plan_of(sim)["sandboxes"] if s["name"] == "dock")
+        assert entry["image"] == built and entry["new_image"] == image and entry["state"] == "backed_up"
+        assert all(len(containers(sim, docker_client, n)) == 1 for n in (*NAMES, "dock"))  # nothing deleted yet
+        finished = nemoclaw(sim, "migrate-openshell", "--yes")  # the resumed prepare deletes; then abort
+        assert finished.returncode == 0, finished.stdout + finished.stderr
+        aborted = nemoclaw(sim, "migrate-openshell", "--abort")
+        assert aborted.returncode == 0, aborted.stdout + aborted.stderr
+        assert_back(sim, docker_client, before)
+    finally:
+        sim.openshell("sandbox", "delete", "dock")
+        reg = sim.registry()
+        reg["sandboxes"].pop("dock", None)
+        sim.paths.registry_file.write_text(json.dumps(reg, indent=2))
+        docker_client.images.remove(built)
+
+
 # --- finish -----------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
