@@ -24,7 +24,7 @@ def scratch_registry(monkeypatch):
 def test_every_declared_built_in_step_is_implemented_by_its_module():
     signatures()  # loads the step libraries
     built_in = {name: module for name, module in registry._MODULES.items() if module.startswith("orchestrator.steps.")}
-    assert len(built_in) == 21  # 18 + replicate_backups, pull_backup, return_to_stopped
+    assert len(built_in) == 29  # 18 + replicate_backups, pull_backup, return_to_stopped + the 8 of migrate-openshell
     for name, module in built_in.items():
         step = get_step(name)
         assert step is not None and step.func.__module__ == module, name
