@@ -252,6 +252,9 @@ def record_migration_plan(ctx: "RunContext") -> None:
     existing = _plan_or_fail(ctx)
     if existing is not None and existing.run == ctx.run_id:
         return  # resumed: already recorded by this run
+    if existing is not None:  # never written over: it may hold sandboxes that are only in their backups
+        raise StepError(f"A migration plan recorded by run {existing.run} is already in "
+                        f"{plan_path(ctx.paths.nemoclaw_dir)} ({existing.stage}); run `nemoclaw migrate-openshell --check`.")
     entries: list[PlannedSandbox] = []
     blocked: list[str] = []
     for e in registry:

@@ -75,7 +75,9 @@ def old_host(tmp_path_factory, docker_client):
             sim.down()
 
 
-PREPARE_POINTS = ["commit:leave", "plan:leave", "confirm:leave", "delete:enter", "delete:leave"]
+# The states after which the world differs most (backups committed; about to delete, or all
+# deleted): a host each. Every other state is in the chain below.
+PREPARE_POINTS = ["commit:leave", "delete:enter", "delete:leave"]
 
 
 @pytest.mark.parametrize("point", PREPARE_POINTS)
@@ -116,10 +118,10 @@ def killed_in_a_chain(sim: SimEnv, points: list[str], *args: str) -> str:
     return first
 
 
-# The states of the prepare phase that the parametrized test above leaves out (they change
-# nothing, or only what a retry redoes): one chain of kills, each finished by the next run.
-PREPARE_CHAIN = ["migrate-openshell:phase:leave", "migrate-openshell:unpause:leave", "migrate-openshell:enumerate:leave",
-                 "migrate-openshell:snapshot:leave", "migrate-openshell:replicate:leave", "migrate-openshell:plan:enter"]
+# Every other state of the prepare phase, in order: one chain of kills, each finished by the next run.
+PREPARE_CHAIN = [f"migrate-openshell:{p}" for p in (
+    "phase:leave", "unpause:leave", "enumerate:leave", "snapshot:leave", "commit:enter", "replicate:leave",
+    "plan:enter", "plan:leave", "confirm:leave")]
 
 
 def test_a_prepare_killed_after_every_other_state_in_turn_is_finished(old_host, docker_client):
@@ -240,11 +242,10 @@ def reset_to_after_the_reinstall(sim: SimEnv, saved: dict) -> None:
         kept.unlink()
 
 
-FINISH_POINTS = [
-    "migrate-openshell:items:leave", "migrate-sandbox:create:enter:2", "migrate-sandbox:create:leave",
-    "migrate-sandbox:restore:leave:2", "migrate-sandbox:stop:leave:2", "migrate-sandbox:record:leave",
-    "migrate-openshell:report:enter",
-]
+# The second sandbox (beta, Stopped) about to be created, and Stopped again but not recorded; the
+# first recorded (its plan entry done); plus the restore upload under way (the pause point below).
+# Every other state is in the chain further down.
+FINISH_POINTS = ["migrate-sandbox:create:enter:2", "migrate-sandbox:stop:leave:2", "migrate-sandbox:record:leave"]
 
 
 @pytest.mark.parametrize("point", FINISH_POINTS + ["restore:beta"])
@@ -265,9 +266,9 @@ def test_a_finish_killed_after_a_state_is_finished_by_the_next_run(new_host, doc
         reset_to_after_the_reinstall(sim, saved)
 
 
-FINISH_CHAIN = ["migrate-openshell:phase:leave", "migrate-sandbox:registry:leave", "migrate-sandbox:preflight:leave",
-                "migrate-sandbox:target:leave", "migrate-sandbox:wait:leave", "migrate-sandbox:verify:leave",
-                "migrate-sandbox:stop:enter", "migrate-openshell:report:leave"]
+FINISH_CHAIN = ["migrate-openshell:phase:leave", "migrate-openshell:items:leave", *(f"migrate-sandbox:{p}" for p in (
+    "registry:leave", "preflight:leave", "target:leave", "create:leave", "wait:leave", "restore:leave",
+    "verify:leave", "stop:enter")), "migrate-openshell:report:enter", "migrate-openshell:report:leave"]
 
 
 def test_a_finish_killed_after_every_other_state_in_turn_is_finished(new_host, docker_client):
