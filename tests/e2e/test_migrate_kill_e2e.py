@@ -284,6 +284,26 @@ def test_a_finish_killed_after_every_other_state_in_turn_is_finished(new_host, d
         reset_to_after_the_reinstall(sim, saved)
 
 
+def test_a_sandbox_that_fails_is_named_kept_in_its_backup_and_retried_by_the_next_run(new_host, docker_client):
+    sim, before, saved = new_host
+    try:
+        sim.set_fault("create", "simulated create failure", code="Internal")  # the next create only
+        first = nemoclaw(sim, "migrate-openshell", "--yes")
+        assert first.returncode == 1, first.stdout + first.stderr
+        assert ("  1 sandbox(es) not recreated yet: alpha. Their backups are kept; run `nemoclaw migrate-openshell` "
+                "again to retry them.") in first.stderr.splitlines()
+        plan = plan_of(sim)
+        assert {s["name"]: s["state"] for s in plan["sandboxes"]} == {"alpha": "deleted", "beta": "migrated"}
+        retry = nemoclaw(sim, "migrate-openshell", "--yes")
+        assert retry.returncode == 0, retry.stdout + retry.stderr
+        assert "Recreating sandbox 'beta'" not in retry.stdout  # not twice
+        assert not (sim.home / PLAN).exists()
+        assert_back(sim, docker_client, before)
+    finally:
+        sim.clear_faults()
+        reset_to_after_the_reinstall(sim, saved)
+
+
 def test_on_0_1_the_0_0_cli_back_is_refused_and_abort_is_too_late(new_host, docker_client):
     sim, before, saved = new_host
     from nemoclaw_sim.install import install_program
