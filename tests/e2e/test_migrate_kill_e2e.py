@@ -216,6 +216,27 @@ def test_an_image_built_from_a_dockerfile_stops_the_prepare_until_image_names_a_
         docker_client.images.remove(built)
 
 
+def test_on_a_terminal_it_asks_and_a_no_deletes_nothing(old_host, docker_client):
+    import os
+    import pty
+    import shutil
+
+    sim, before = old_host
+    main, child = pty.openpty()
+    os.write(main, b"n\n")  # the answer waits in the terminal's input until the prompt reads it
+    exe = shutil.which("nemoclaw", path=sim.env["PATH"])
+    res = subprocess.run([exe, "migrate-openshell"], env={**sim.env, "NO_COLOR": "1"}, stdin=child,
+                         capture_output=True, text=True, timeout=600)
+    os.close(child)
+    os.close(main)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "  Delete these 2 sandbox(es) from OpenShell 0.0.116 now? They are recreated from their backups" in res.stdout
+    assert "  Not confirmed: no sandbox was deleted; the backups are kept" in res.stderr
+    assert not (sim.home / PLAN).exists()
+    assert list((sim.home / PLAN).parent.glob("openshell-0.1.*.declined.json"))
+    assert_back(sim, docker_client, before)
+
+
 # --- finish -----------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
