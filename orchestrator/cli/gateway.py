@@ -197,12 +197,14 @@ def check(as_json: bool, gateway: str) -> None:
     reasons = unchecked(obs, state_dir, docker_problem)
     verdict = issue.kind if issue is not None else (COULD_NOT_CHECK if reasons else "ok")
     interrupted = _interrupted_runs()
+    migration = pending_note(Paths.from_env().nemoclaw_dir)  # a migration to OpenShell 0.1 waiting or under way
     if as_json:
         doc = {"verdict": verdict.replace(" ", "_"), "drift": issue is not None, "could_not_check": reasons,
                **observation_doc(obs)}
         doc["diagnosis"] = format_diagnosis(issue, backup_all_wording()) if issue else []
         doc["interrupted_runs"] = [{"run": i.run_id, "workflow": i.replay.workflow, "sandbox": i.sandbox,
                                     "state": i.state} for i in interrupted]
+        doc["migration"] = migration.strip() if migration else None
         click.echo(json.dumps(doc, indent=2))
     else:
         rows = _rows(obs, state_dir, docker_unreachable=docker_problem is not None)
@@ -220,7 +222,15 @@ def check(as_json: bool, gateway: str) -> None:
             else:
                 click.echo(f"  Interrupted run {i.run_id} ({i.describe()}) has not finished: "
                            f"`nemoclaw runs resume {i.run_id}`.", err=True)
-    sys.exit(0 if verdict == "ok" and not interrupted else 1)
+        if migration:
+            click.echo(migration, err=True)
+    sys.exit(0 if verdict == "ok" and not interrupted and not migration else 1)
+
+
+def pending_note(nemoclaw_dir: Path) -> str | None:
+    from ..store.migration_plan import pending_note as note
+
+    return note(nemoclaw_dir)
 
 
 def _interrupted_runs() -> list:

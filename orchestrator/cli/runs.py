@@ -33,8 +33,13 @@ def list_cmd(limit: int, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
+    from ..store.migration_plan import pending_note
+
+    migration = pending_note(Paths.from_env().nemoclaw_dir)  # a migration to OpenShell 0.1 waiting or under way
     if not rows:
         click.echo("  No runs recorded yet.")
+        if migration:
+            click.echo(migration)
         return
     click.echo(f"  {'RUN':<28}  {'WORKFLOW':<20}  {'RESULT':<24}  {'EXIT':>4}  {'SECONDS':>8}")
     for r in rows:
@@ -50,6 +55,8 @@ def list_cmd(limit: int, as_json: bool) -> None:
     if any(r["resumable"] for r in rows):
         click.echo("  Interrupted runs are resumable: `nemoclaw runs resume ID` (or any backup or upgrade command "
                    "finishes them first); `nemoclaw runs abandon ID` gives one up.")
+    if migration:
+        click.echo(migration)
     if any(r["status"] == "damaged" for r in rows):
         click.echo("  Damaged runs are not resumed, and backup and upgrade commands refuse while one is there: "
                    "`nemoclaw runs show ID` says which line, `nemoclaw runs abandon ID` prints the commands that "

@@ -112,3 +112,37 @@ declare("verify_backups", STORE_OPS, params={"sandbox": str, "all": bool, "sampl
         doc="re-hashes the newest backup of each sandbox (of `sandbox`; every backup with `all`; a `sample` percentage of files) against its manifest; fails naming each damaged or invalid backup, or when there is none")
 declare("restore_backup", STORE_OPS, params={"sandbox": str, "timestamp": str}, mutates=True,
         doc="writes backup `timestamp` (default `latest`: the newest, refused when it is invalid) of `sandbox` (default `{name}`) into that running sandbox, checked against its registry identity, and reads every file back; journals the backup it chose, so a resumed run restores that one; needs the writer lock")
+
+# migrate-openshell: the OpenShell 0.0.x -> 0.1.x migration (steps/migrate.py, facts in steps/migrate_facts.py).
+MIGRATE = f"{_PKG}.migrate"
+ABORT = StepOption(bool, False, "Still on OpenShell 0.0.x, recreate the deleted sandboxes there from their backups "
+                   "and drop the plan.")
+MIGRATE_IMAGES = StepOption(str, None, "NAME=REF[,NAME=REF...]: recreate sandbox NAME on 0.1.x from image REF.")
+declare("migration_phase", MIGRATE,
+        outcomes=("next", "delete", "waiting", "announced", "finish", "abort", "none", "attention"),
+        reads=("cli_version", "registry"), options={"check": CHECK, "abort": ABORT},
+        doc="what a `migrate-openshell` run does, from the release line and the plan file ([migration.md](migration.md)); "
+            "`check` reports and ends `attention` or `none`")
+declare("record_migration_plan", MIGRATE, reads=("registry", "sandbox_list", "committed", "cli_version"), mutates=True,
+        options={"image": MIGRATE_IMAGES},
+        doc="records the plan file from the committed backups (name, registry file and row, agent, image, phase, "
+            "backup); an image 0.1.x cannot use stops it, naming `--image`; idempotent")
+declare("confirm_migration", MIGRATE, outcomes=("next", "declined"), mutates=True, options={"yes": YES},
+        doc="asks before any delete unless `yes` (no terminal: declined); a declined plan is kept aside, nothing deleted")
+declare("delete_for_migration", MIGRATE, may_read=("registry",), mutates=True,
+        doc="deletes each planned sandbox through the 0.0.x CLI (`openshell sandbox delete`), then prints the next "
+            "steps and leaves the plan waiting; idempotent")
+declare("migration_items", MIGRATE, outcomes=("next", "none"), may_read=("sandbox_list",), writes=("to_migrate",),
+        mutates=True, options={"abort": ABORT},
+        doc="the finish (or `abort`) half: the planned sandboxes not yet recreated (`to_migrate`)")
+declare("migration_target", MIGRATE, outcomes=("next", "already"), writes=("rebuild_plan", "committed"),
+        options={"name": SANDBOX_NAME, "image": MIGRATE_IMAGES},
+        doc="one plan entry as a `rebuild_plan` (its image, or the `image` replacement, its backup); `already` when it "
+            "was recreated by an earlier run")
+declare("record_migrated", MIGRATE, reads=("rebuild_plan",), may_read=("registry",), mutates=True,
+        doc="the registry row (every field we do not own kept; the fingerprint follows the new id) and the plan entry "
+            "after a sandbox is recreated; idempotent")
+declare("migration_report", MIGRATE, outcomes=("next", "partial"), may_read=("item_results",),
+        writes=("migration_report",), mutates=True,
+        doc="counts what was recreated (an `Error` one is named), closes the plan when all are done (`partial` "
+            "otherwise: the next run retries the rest)")

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..adapters.agents.version import VersionCheck, check_version
 from ..kernel.errors import StepError
+from ..store.migration_plan import migrating, pending_note
 from ..engine.registry import implements
 from ..engine.output import Span
 from ..adapters.nemoclaw_registry import SandboxEntry, pinned_digest
@@ -73,6 +74,9 @@ def classify_versions(ctx: "RunContext") -> str:
     why: dict[str, str] = {}  # running sandboxes whose container could not be reached, and why
     phases: dict[str, str] = {}  # listed sandboxes that do not run, by phase (Stopped/Error: rebuilt without being started)
     holder = _live_lock_holder(ctx)
+    migration = pending_note(ctx.paths.nemoclaw_dir)  # a migration to OpenShell 0.1 waiting or under way
+    if migration:
+        out.line(migration)
     pinned: list[PinnedSandbox] = []
     refused = [RefusedSandbox(e.name, e.problem) for e in registry if e.problem]
     for entry in registry:
@@ -122,7 +126,7 @@ def classify_versions(ctx: "RunContext") -> str:
     ctx.set(VERSION_REPORT, report)
     _report_pinned_and_refused(ctx, pinned, refused)
     if not stale and not unknown and not missing and not refused:
-        if ctx.interrupted:
+        if ctx.interrupted or migration:
             return "attention"
         out.say("All sandboxes are up to date." if not pinned else
                 "All other sandboxes are up to date; pinned sandboxes keep their digest.")
@@ -223,7 +227,10 @@ def report_missing(ctx: "RunContext", missing: list[MissingSandbox]) -> None:
     out.say(f"{len(missing)} recorded sandbox(es) were not found on their recorded gateway: "
             f"{', '.join(m.sandbox for m in missing)}.")
     for m in missing:
-        if m.held_by:
+        if m.sandbox in migrating(ctx.paths.nemoclaw_dir):
+            out.say(f"{m.sandbox}: deleted by the migration to OpenShell 0.1 and kept in its backup; "
+                    "`nemoclaw migrate-openshell` recreates it.", indent=4)
+        elif m.held_by:
             out.say(f"{m.sandbox}: interrupted run {m.held_by} was working on it; "
                     f"finish it with `nemoclaw runs resume {m.held_by}`.", indent=4)
         elif m.backup:

@@ -10,7 +10,7 @@ import pytest
 from orchestrator.kernel.errors import DefinitionError
 from orchestrator.engine.loader import load_workflow
 
-KNOWN = {"backup-all", "rebuild-sandbox", "upgrade-sandboxes"}
+KNOWN = {"backup-all", "rebuild-sandbox", "upgrade-sandboxes", "migrate-openshell", "migrate-sandbox"}
 
 
 def load(tmp_path: Path, name: str, body: str):
