@@ -25,7 +25,8 @@ def test_upgrade_sandboxes_check_json_prints_its_document(engine):
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc == {"run": doc["run"], "workflow": "upgrade-sandboxes", "terminal": "done", "exit_code": 0,
-                   "reason": None, "summary": {"registered": 0}}
+                   "reason": None, "summary": {"registered": 0},
+                   "messages": [{"level": "info", "text": "No sandboxes found in the registry."}]}
     assert r.stderr == "  No sandboxes found in the registry.\n"
 
 

@@ -245,7 +245,8 @@ def test_a_read_only_run_refuses_to_restore(home):
     make_backup(root(home), "alpha", TS[0])
     res = nemoclaw(home, "restore-latest", "alpha", "--check")
     assert res.returncode == 1
-    assert "  Refusing to run 'restore_backup': this run is read-only (--check)." in res.stderr.splitlines()
+    # The engine refuses every mutating step of a read-only run before it starts.
+    assert "  Refusing to run 'restore_backup' (state 'restore'): this run is read-only (--check)." in res.stderr.splitlines()
 
 
 def test_the_backup_rotate_example_of_docs_backups_md_is_a_valid_workflow(tmp_path):
