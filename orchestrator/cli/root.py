@@ -7,6 +7,7 @@ imported only when one is run or asked for its help), so a YAML file dropped int
 
 from __future__ import annotations
 
+import gc
 import signal
 import sys
 from typing import Any
@@ -99,7 +100,12 @@ def _on_sigterm(signum: int, _frame: Any) -> None:
 def main() -> None:
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        cli.main(prog_name="nemoclaw")
+        try:
+            cli.main(prog_name="nemoclaw")
+        finally:
+            # The command is over: let the interpreter's shutdown skip a full collection of every
+            # object the run made (0.1 s after a backup of 2,000 files; bench/README.md).
+            gc.freeze()
     except KeyboardInterrupt:
         click.echo("  Interrupted.", err=True)
         sys.exit(130)
