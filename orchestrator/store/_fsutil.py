@@ -12,7 +12,9 @@ import errno
 import os
 import stat
 import shutil
+import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -72,9 +74,7 @@ def _load_libc() -> "ctypes.CDLL":
         return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 
-def _syncfs(path: Path) -> bool:
-    """syncfs(2) on the filesystem holding `path`: one journal commit for everything written,
-    instead of one per fsync'd file (2,000 files: seconds). False where it is not available."""
+def _libc_syncfs() -> Any:
     global _LIBC
     if _LIBC is None:
         try:
@@ -82,11 +82,18 @@ def _syncfs(path: Path) -> bool:
             _LIBC.syncfs.argtypes = [ctypes.c_int]
         except (OSError, AttributeError):
             _LIBC = False
-    if _LIBC is False:
+    return None if _LIBC is False else _LIBC.syncfs
+
+
+def _syncfs(path: Path) -> bool:
+    """syncfs(2) on the filesystem holding `path`: one journal commit for everything written,
+    instead of one per fsync'd file (2,000 files: seconds). False where it is not available."""
+    syncfs = _libc_syncfs()
+    if syncfs is None:
         return False
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        if _LIBC.syncfs(fd) != 0:
+        if syncfs(fd) != 0:
             err = ctypes.get_errno()
             raise OSError(err, f"syncfs({path}): {os.strerror(err)}")
         return True
@@ -97,10 +104,91 @@ def _syncfs(path: Path) -> bool:
 _LIBC: "ctypes.CDLL | bool | None" = None
 
 
+class _Writeback:
+    """Early write-back of one filesystem while a capture streams into it: after every
+    `EVERY` bytes stored, a background thread runs syncfs(2), so the data goes to disk while
+    the stream goes on instead of all of it at the commit's syncfs (the kernel's own flusher
+    starts only at 10 % of RAM dirty: never, for most backups).
+
+    The crash guarantee does not rest on it: it only moves work earlier. The commit's
+    `fsync_tree` still runs its own syncfs, after waiting for one in flight here, and an error a
+    background syncfs saw is raised there (a write-back error is reported once per open file of
+    the filesystem, so the one this thread's descriptor took would otherwise be lost to the
+    commit). Nothing is renamed into place unless every syncfs since the capture began succeeded."""
+
+    EVERY = 32 << 20
+
+    def __init__(self, root: Path) -> None:
+        # Held open for the process (one per filesystem): the staged directory it was opened on
+        # may be renamed into place or removed meanwhile; syncfs needs only some fd of the filesystem.
+        self.fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.pending = 0
+        self.error: OSError | None = None
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+
+    def stored(self, nbytes: int) -> None:
+        with self.lock:
+            self.pending += nbytes
+            if self.pending < self.EVERY or (self.thread is not None and self.thread.is_alive()):
+                return
+            self.pending = 0
+            self.thread = threading.Thread(target=self._run, name="writeback", daemon=True)
+            self.thread.start()
+
+    def _run(self) -> None:
+        syncfs = _libc_syncfs()
+        try:
+            if syncfs(self.fd) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, f"syncfs: {os.strerror(err)}")
+        except OSError as exc:
+            with self.lock:
+                self.error = self.error or exc
+
+    def drain(self) -> None:
+        """Wait for a syncfs in flight; raise the first error one saw."""
+        with self.lock:
+            thread = self.thread
+        if thread is not None:
+            thread.join()
+        with self.lock:
+            error, self.error = self.error, None
+        if error is not None:
+            raise error
+
+
+_WRITEBACK: dict[int, _Writeback] = {}
+_WRITEBACK_LOCK = threading.Lock()
+
+
+def _writeback_for(path: Path) -> _Writeback:
+    dev = os.stat(path).st_dev
+    with _WRITEBACK_LOCK:
+        wb = _WRITEBACK.get(dev)
+        if wb is None:
+            wb = _WRITEBACK[dev] = _Writeback(Path(path))
+        return wb
+
+
+def start_writeback(path: Path) -> Callable[[int], None]:
+    """A callback to hear each number of bytes newly stored below `path` (a capture's staging
+    directory): it starts the early write-back of `_Writeback`. Only where syncfs exists."""
+    if _libc_syncfs() is None:
+        return lambda nbytes: None
+    return _writeback_for(path).stored
+
+
 def fsync_tree(root: Path) -> None:
     """Make every regular file and directory below `root` durable (symlinks not followed):
     syncfs(2) of its filesystem on Linux (it reports write-back errors since Linux 5.8), else
-    fsync of each file and directory."""
+    fsync of each file and directory. An early write-back of that filesystem still in flight
+    is waited for first, and its error raised (`_Writeback`)."""
+    if _libc_syncfs() is not None:
+        with _WRITEBACK_LOCK:
+            wb = _WRITEBACK.get(os.stat(root).st_dev)
+        if wb is not None:
+            wb.drain()
     if _syncfs(root):
         return
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
