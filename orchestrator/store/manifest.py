@@ -37,6 +37,7 @@ __all__ = [
     "StateFile",
     "diff_records",
     "load_manifest",
+    "manifest_bytes",
     "new_timestamp",
     "parse_timestamp",
     "verify",
@@ -266,10 +267,15 @@ def _check_home_scope(m: Manifest, agent: Any, source: object) -> None:
             raise ManifestError(source, f"{r.path!r} lies under the excluded path it should not hold")
 
 
+def manifest_bytes(manifest: Manifest) -> bytes:
+    """The manifest file's bytes: 2-space pretty JSON in NemoClaw's key order."""
+    return _fsutil.dump_json(manifest_to_dict(manifest))
+
+
 def write_manifest(directory: Path, manifest: Manifest) -> Path:
     """Write `<directory>/rebuild-manifest.json` atomically, mode 0600, 2-space pretty JSON."""
     path = Path(directory) / MANIFEST_NAME
-    _fsutil.write_file_atomic(path, _fsutil.dump_json(manifest_to_dict(manifest)), mode=0o600)
+    _fsutil.write_file_atomic(path, manifest_bytes(manifest), mode=0o600)
     return path
 
 
