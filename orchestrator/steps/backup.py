@@ -44,10 +44,10 @@ from ..store import (
     build_manifest,
     capture_sandbox,
     check_staged,
-    load_manifest,
     new_timestamp,
+    stage_manifest,
+    staged_manifest_of,
     verify,
-    write_manifest,
 )
 from ..store.errors import StoreError
 from ..store.deep_paths import fail_missing as fail_missing_deep
@@ -354,7 +354,7 @@ def _capture_one(
             )
             if not (consistent and job.point_in_time):
                 manifest = attrs.evolve(manifest, point_in_time=False)
-            write_manifest(job.staged, manifest)
+            stage_manifest(job.staged, job.capture, manifest)
         except _Cancelled:
             job.error = "interrupted"
         except StepError as exc:
@@ -440,8 +440,8 @@ def commit_backups(ctx: "RunContext") -> str:
     backed: list[StagedBackup] = []
     for job in good:
         staged, dest = Path(job.staged), Path(job.dest)
-        manifest = load_manifest(staged)
         capture = _CAPTURES.pop(str(staged), None)
+        manifest = staged_manifest_of(staged, capture)  # kept in memory when this process wrote it
         # No re-hash of what was hashed as it was written (store/capture.py says why); the full
         # re-hash only if this process did not write it (it always does: a resumed commit goes
         # back to the snapshot, whose staging did not survive the crash).
