@@ -27,6 +27,12 @@ class NemoclawGroup(click.Group):
         return sorted(set(GROUPS) | set(find_all()))
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        try:
+            return self._get_command(name)
+        finally:
+            _started()
+
+    def _get_command(self, name: str) -> click.Command | None:
         if name in GROUPS:
             return load_group(name)
         from ..engine.loader import load_workflow
@@ -89,6 +95,13 @@ def cli() -> None:
     guarded workflows refuse, and change nothing, when the installed OpenShell CLI and the
     running gateway disagree.
     """
+
+
+def _started() -> None:
+    """The command is loaded: what start-up made lives as long as the process, so it is kept
+    out of the collections the run itself needs (cli/__init__.py disabled them until now)."""
+    gc.freeze()
+    gc.enable()
 
 
 def _on_sigterm(signum: int, _frame: Any) -> None:

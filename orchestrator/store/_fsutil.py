@@ -6,8 +6,6 @@ power cut) or for telling a live process from a dead one without trusting a pid 
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import errno
 import os
 import stat
@@ -16,7 +14,10 @@ import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import ctypes
 
 # The durable write and the process identity live in the kernel (the journal, the lock and the
 # registry file use them too); re-exported for the store modules.
@@ -67,7 +68,11 @@ def remove_tree(path: Path) -> None:
 
 def _load_libc() -> "ctypes.CDLL":
     """The C library by its soname first: `ctypes.util.find_library` runs `ldconfig -p` in a
-    subprocess (a few ms to tens of ms per call, twice per backup-all)."""
+    subprocess (a few ms to tens of ms per call, twice per backup-all). ctypes is imported here,
+    at the first commit, not with the module (the writer lock loads it in every run)."""
+    import ctypes
+    import ctypes.util
+
     try:
         return ctypes.CDLL("libc.so.6", use_errno=True)
     except OSError:
@@ -79,10 +84,22 @@ def _libc_syncfs() -> Any:
     if _LIBC is None:
         try:
             _LIBC = _load_libc()
-            _LIBC.syncfs.argtypes = [ctypes.c_int]
+            _LIBC.syncfs.argtypes = [_c_int()]
         except (OSError, AttributeError):
             _LIBC = False
     return None if _LIBC is False else _LIBC.syncfs
+
+
+def _c_int() -> Any:
+    import ctypes
+
+    return ctypes.c_int
+
+
+def _errno() -> int:
+    import ctypes
+
+    return ctypes.get_errno()
 
 
 def _syncfs(path: Path) -> bool:
@@ -94,7 +111,7 @@ def _syncfs(path: Path) -> bool:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         if syncfs(fd) != 0:
-            err = ctypes.get_errno()
+            err = _errno()
             raise OSError(err, f"syncfs({path}): {os.strerror(err)}")
         return True
     finally:
@@ -140,7 +157,7 @@ class _Writeback:
         syncfs = _libc_syncfs()
         try:
             if syncfs(self.fd) != 0:
-                err = ctypes.get_errno()
+                err = _errno()
                 raise OSError(err, f"syncfs: {os.strerror(err)}")
         except OSError as exc:
             with self.lock:
@@ -221,7 +238,7 @@ def rename_noreplace(src: Path, dst: Path) -> None:
         rc = fn(at_fdcwd, os.fsencode(src), at_fdcwd, os.fsencode(dst), _RENAME_NOREPLACE)
         if rc == 0:
             return
-        err = ctypes.get_errno()
+        err = _errno()
         if err not in (errno.ENOSYS, errno.EINVAL):
             raise OSError(err, os.strerror(err), str(src), None, str(dst))
     if os.path.lexists(dst):
