@@ -54,6 +54,7 @@ from ..store.deep_paths import fail_missing as fail_missing_deep
 from ..store.deep_paths import fail_unwalked
 from ..store.deep_paths import probe as probe_deep
 from ..store.home_scope import build_home_manifest, capture_home
+from ..store.parallelism import default_parallel
 
 from ._kill_points import Cancelled as _Cancelled
 from ._kill_points import pause_point as _pause_point
@@ -215,7 +216,7 @@ def snapshot(ctx: "RunContext") -> None:
         return
     docker_client()  # fail once, clearly, if there is no engine
     _unpause_leftovers(ctx)  # a resumed run starts here, not in `unpause`: a dead run's freeze must go first
-    parallel = max(1, int(ctx.options.get("parallel") or 1))
+    parallel = max(1, int(ctx.options.get("parallel") or default_parallel(ctx.paths.backups_root)))
     consistent = _freeze(ctx)
     cancel = threading.Event()
     entries = {e.name: e for e in targets}
