@@ -439,6 +439,8 @@ def commit_backups(ctx: "RunContext") -> str:
         raise StepError("\n".join(lines))
     committed: dict[str, str] = {}
     backed: list[StagedBackup] = []
+    if good:
+        ctx.staging.sync()  # every staged byte on disk before the first rename: one syncfs, not one per sandbox
     for job in good:
         staged, dest = Path(job.staged), Path(job.dest)
         capture = _CAPTURES.pop(str(staged), None)
@@ -454,7 +456,7 @@ def commit_backups(ctx: "RunContext") -> str:
             continue
         _pause_point(ctx, "before_commit", job.name)
         try:
-            ctx.staging.commit(job.name, dest)
+            ctx.staging.commit(job.name, dest, synced=True)
         except StoreError as exc:  # e.g. a symlinked rebuild-backups/<name>: this sandbox only
             job = attrs.evolve(job, error=str(exc))
             failed.append(job)
