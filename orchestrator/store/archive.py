@@ -43,6 +43,7 @@ from pathlib import Path
 
 import attrs
 
+from . import _fsutil
 from .errors import ArchiveError
 from .records import DirRecord, FileRecord, LinkRecord, Rejected, short_path
 from .tarstream import BLOCK, TarEntry, TarReader
@@ -57,6 +58,7 @@ ProgressCallback = Callable[[int, int], None]
 
 _PACK_CHUNK = 1 << 20
 _PROGRESS_EVERY = 4 << 20
+_WRITEBACK_MIN = 64 << 10  # files this large start their write-back as soon as written (_fsutil.start_file_writeback)
 _PROGRESS_FILES = 64  # with many small files, a report per 64 files (the first file always reported at once)
 
 
@@ -385,6 +387,8 @@ class _Extractor:
             if fd is not None:
                 assert sparse is not None
                 sparse.finish()
+                if e.size >= _WRITEBACK_MIN:
+                    _fsutil.start_file_writeback(fd)  # to disk while the stream goes on (small files: at the commit)
                 self._seal(path, fd, e.mode, e.mtime)
         finally:
             if fd is not None:

@@ -42,7 +42,6 @@ from typing import TYPE_CHECKING, Any, Callable
 import attrs
 
 from ..kernel.sizes import human_size
-from . import _fsutil
 from .archive import ArchiveResult, HostLimits, ProgressCallback, check_written, describe_entries, extract_stream
 from .errors import ArchiveError, CaptureError
 from .manifest import MANIFEST_NAME, MANIFEST_VERSION, Manifest, Mismatch, StateFile, load_manifest, manifest_bytes
@@ -251,11 +250,9 @@ def _extract(res_http: Any, chunks: Any, stat: dict[str, Any] | None, container:
     # The archive stat is exact for a file; a directory's size is known only while streaming.
     budget.check(dest, int((stat or {}).get("size", 0) or 0) if not is_dir else 0)
     counted = [0]  # bytes of this stream written to disk and counted in the (shared) budget
-    writeback = _fsutil.start_writeback(dest)  # to disk while streaming, not all at the commit
 
     def stored(nbytes: int) -> None:
         budget.consume(nbytes - counted[0], dest)
-        writeback(nbytes - counted[0])
         counted[0] = nbytes
 
     try:

@@ -1,44 +1,37 @@
-"""The early write-back of a capture (store/_fsutil.py `_Writeback`): it only moves the syncfs
-earlier, so an error a background syncfs saw must fail the commit's `fsync_tree`, which would
-otherwise not hear it (a write-back error is reported once per open file of the filesystem)."""
+"""Early write-back (store/_fsutil.py `start_file_writeback`): a capture starts the disk writes
+of each file of 64 KiB or more as soon as it is written, and leaves small files to the
+commit's syncfs (starting theirs one by one made their creation wait for the journal)."""
 
 from __future__ import annotations
 
-import errno
+import io
 import os
-
-import pytest
+import tarfile
 
 from orchestrator.store import _fsutil
+from orchestrator.store.archive import extract_stream
 
 
-def test_a_background_syncfs_error_fails_the_next_fsync_tree(tmp_path, monkeypatch):
-    staged = tmp_path / "staged"
-    staged.mkdir()
-    (staged / "f").write_bytes(b"x")
-    real = _fsutil._libc_syncfs()
-    assert real is not None  # Linux: syncfs exists
-    calls: list[int] = []
+def _tar(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
 
-    def failing(fd: int) -> int:
-        calls.append(fd)
-        import ctypes
 
-        ctypes.set_errno(errno.EIO)
-        return -1
+def test_large_files_start_their_write_back_at_once_small_ones_wait_for_the_commit(tmp_path, monkeypatch):
+    started: list[int] = []
+    real = _fsutil.start_file_writeback
 
-    monkeypatch.setattr(_fsutil, "_WRITEBACK", {})
-    monkeypatch.setattr(_fsutil, "_libc_syncfs", lambda: failing)
-    kick = _fsutil.start_writeback(staged)
-    kick(_fsutil._Writeback.EVERY - 1)
-    assert not calls  # below the threshold: nothing started yet
-    kick(1)
-    wb = _fsutil._WRITEBACK[os.stat(staged).st_dev]
-    assert wb.thread is not None
-    wb.thread.join()
-    assert calls
-    monkeypatch.setattr(_fsutil, "_libc_syncfs", lambda: real)
-    with pytest.raises(OSError) as err:
-        _fsutil.fsync_tree(staged)
-    assert err.value.errno == errno.EIO
-    _fsutil.fsync_tree(staged)  # reported once: the next commit's own syncfs decides alone
+    def record(fd: int) -> None:
+        started.append(os.fstat(fd).st_size)
+        real(fd)  # the real call on a real file: it must not fail
+
+    monkeypatch.setattr(_fsutil, "start_file_writeback", record)
+    res = extract_stream([_tar({"big": os.urandom(200 << 10), "small": b"x" * 1000})], tmp_path)
+    assert res.ok and sorted(f.path for f in res.files) == ["big", "small"]
+    assert started == [200 << 10]
+    assert (tmp_path / "big").stat().st_size == 200 << 10
