@@ -7,8 +7,8 @@ from pathlib import Path
 from orchestrator.store.parallelism import default_parallel, is_rotational
 
 
-def test_two_captures_per_core_between_two_and_eight(tmp_path):
-    assert [default_parallel(tmp_path, cores=n, rotational=False) for n in (1, 2, 3, 4, 16)] == [2, 4, 6, 8, 8]
+def test_four_captures_per_core_between_two_and_eight(tmp_path):
+    assert [default_parallel(tmp_path, cores=n, rotational=False) for n in (1, 2, 3, 16)] == [4, 8, 8, 8]
 
 
 def test_a_spinning_disk_gets_two(tmp_path):
