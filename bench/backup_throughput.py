@@ -27,8 +27,8 @@ SETS = {
     # name: [(files, size, subdir)]; a size (lo, hi) is random in that range, written in one put_archive
     "small": [(2000, 128 * 1024, "workspace/bench")],
     "tiny": [(20000, (1024, 4096), "workspace/tiny")],  # a venv, node_modules, chat logs: small files
-    "large": [(12, 128 * 2**20, "workspace/big"), (400, 2**20, "workspace/mid"), (4000, 16 * 1024, "workspace/small"),
-              (100, 1000, "agents/tiny")],
+    "large": [(12, 128 * 2**20, "workspace/big"), (400, 2**20, "workspace/mid"), (4000, (16 * 1024, 16 * 1024), "workspace/small"),
+              (100, (1000, 1000), "agents/tiny")],
 }
 STATE_DIRS = ("agents", "extensions", "workspace", "skills", "hooks", "canvas", "cron", "memory", "telegram",
               "wechat", "whatsapp", "credentials")
