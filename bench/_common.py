@@ -71,12 +71,44 @@ class Bench:
         )
         return int(self.sh(name, script).strip()) * 1024
 
+    def fill_small(self, name: str, files: int, lo: int, hi: int, subdir: str = "workspace/small",
+                   per_dir: int = 100, seed: int = 25) -> int:
+        """Write `files` random files of `lo`-`hi` bytes into the sandbox, `per_dir` per directory, in
+        one `put_archive` (a `dd` per file would take minutes for 20,000 files). Returns the bytes."""
+        import io
+        import random
+        import tarfile
+
+        rng = random.Random(seed)
+        buf = io.BytesIO()
+        total = 0
+        with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
+            for i in range(files):
+                size = rng.randint(lo, hi)
+                info = tarfile.TarInfo(f"{subdir}/d{i // per_dir}/f{i}")
+                info.size, info.mode, info.mtime = size, 0o644, int(time.time())
+                tar.addfile(info, io.BytesIO(os.urandom(size)))
+                total += size
+        self.sh(name, f"mkdir -p {STATE}")
+        if not self.container(name).put_archive(STATE, buf.getvalue()):
+            raise RuntimeError(f"put_archive into {name} failed")
+        return total
+
     def register(self, *names: str) -> None:
         reg = deploy.Paths(self.home).registry_file
         doc = json.loads(reg.read_text())
         doc["sandboxes"] = {n: deploy.registry_entry(n, deploy.load(self.home).agent_version) for n in names}
         doc["defaultSandbox"] = names[0] if names else None
         reg.write_text(json.dumps(doc, indent=2))
+
+    def replay_openshell(self) -> None:
+        """Make every `openshell` call (and `openshell-gateway --version`) cost what the real
+        native CLI's does, a few milliseconds, instead of the Python stand-in's ~0.1 s start: a
+        bash wrapper answers each command line with what the stand-in printed (stdout, stderr,
+        exit code) the first time it was run, byte for byte. Valid while the host does not change
+        (a benchmark's host does not); other `openshell-gateway` command lines (starting the
+        gateway) go to the stand-in unchanged."""
+        replay_openshell(self.home)
 
     def clear_backups(self) -> None:
         shutil.rmtree(self.home / ".nemoclaw" / "rebuild-backups", ignore_errors=True)
@@ -90,6 +122,36 @@ class Bench:
             if ev.get("event") == "state_left":
                 out[ev["state"]] = ev["duration_s"]
         return out
+
+
+def replay_openshell(home: Path) -> None:
+    """See `Bench.replay_openshell`."""
+    bindir = deploy.Paths(home).bin
+    cache = home / ".openshell-replay"
+    cache.mkdir(exist_ok=True)
+    for prog, only in (("openshell", None), ("openshell-gateway", "--version")):
+        real = bindir / f".stand-in-{prog}"
+        if not real.exists():
+            (bindir / prog).rename(real)
+        cond = f'[ "$*" = {only!r} ]' if only else "true"
+        (bindir / prog).write_text(f"""#!/bin/bash
+# {prog}: replays what the stand-in answered to the same command line (bench/_common.py)
+if {cond}; then
+  k="{prog} $*"; k="${{k//\//%}}"; f="{cache}/${{k// /_}}"
+  if [ -f "$f.rc" ]; then
+    [ -s "$f.out" ] && cat "$f.out"; [ -s "$f.err" ] && cat "$f.err" >&2; exit "$(<"$f.rc")"
+  fi
+  (exec -a "$0" {real} "$@" >"$f.out" 2>"$f.err"); rc=$?
+  echo $rc > "$f.rc"; cat "$f.out"; cat "$f.err" >&2; exit $rc
+fi
+exec -a "$0" {real} "$@"
+""")
+        (bindir / prog).chmod(0o755)
+
+
+def replayed_calls(home: Path) -> list[list[str]]:
+    """The command lines the replaying wrapper has answered (one recorded answer each)."""
+    return [p.name[: -len(".rc")].split("_") for p in sorted((home / ".openshell-replay").glob("*.rc"))]
 
 
 _docker = None

@@ -1,7 +1,8 @@
 """Benchmark 1: `nemoclaw backup-all` of one sandbox against `docker cp` of the same directory
 out of the container (docker CLI, same DOCKER_HOST) and against reading the raw `get_archive`
 stream of every state dir in Python and discarding it (the physical limit here). Two data
-sets: 250 MiB in 2,000 files (128 KiB each), and ~2 GB of mixed sizes. Peak RSS of nemoclaw
+sets: 250 MiB in 2,000 files (128 KiB each), ~2 GB of mixed sizes, and 20,000 files of 1-4 KB
+(`tiny`, ~51 MB: a sandbox home is mostly small files). Peak RSS of nemoclaw
 for each set (flat in data size: streamed).
 
     DOCKER_HOST=unix:///tmp/nemoclaw-docker/docker.sock .venv/bin/python bench/backup_throughput.py [--runs 5] [--sets small,large]
@@ -23,10 +24,11 @@ from pathlib import Path
 from _common import HOME, STATE, check_ok, docker, host, machine, median, run_measured
 
 SETS = {
-    # name: [(files, size, subdir)]
+    # name: [(files, size, subdir)]; a size (lo, hi) is random in that range, written in one put_archive
     "small": [(2000, 128 * 1024, "workspace/bench")],
-    "large": [(12, 128 * 2**20, "workspace/big"), (400, 2**20, "workspace/mid"), (4000, 16 * 1024, "workspace/small"),
-              (100, 1000, "agents/tiny")],
+    "tiny": [(20000, (1024, 4096), "workspace/tiny")],  # a venv, node_modules, chat logs: small files
+    "large": [(12, 128 * 2**20, "workspace/big"), (400, 2**20, "workspace/mid"), (4000, (16 * 1024, 16 * 1024), "workspace/small"),
+              (100, (1000, 1000), "agents/tiny")],
 }
 STATE_DIRS = ("agents", "extensions", "workspace", "skills", "hooks", "canvas", "cron", "memory", "telegram",
               "wechat", "whatsapp", "credentials")
@@ -44,10 +46,12 @@ def raw_stream(container, paths) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--sets", default="small,large")
+    ap.add_argument("--sets", default="small,tiny,large")
     ap.add_argument("--scope", choices=("home", "agent"), default="home",
                     help="backup-all's --scope (default home, its default); the baselines read the same tree")
     ap.add_argument("--no-freeze", action="store_true", help="pass --no-freeze (default: frozen, backup-all's default)")
+    ap.add_argument("--replay-openshell", action="store_true",
+                    help="answer openshell calls in a few ms, as the native CLI does (bench/_common.py)")
     args = ap.parse_args()
     root = HOME if args.scope == "home" else STATE  # what docker cp copies: the tree backup-all reads
     results = {}
@@ -59,9 +63,11 @@ def main() -> None:
             files = 0
             for n, size, sub in SETS[set_name]:
                 print(f"filling {name}: {n} files of {size} bytes in {sub} ...", flush=True)
-                data += b.fill(name, n, size, subdir=sub)
+                data += b.fill_small(name, n, *size, subdir=sub) if isinstance(size, tuple) else b.fill(name, n, size, subdir=sub)
                 files += n
             b.register(name)
+            if args.replay_openshell:
+                b.replay_openshell()
             c = b.container(name)
             present = [d for d in STATE_DIRS if b.sh(name, f"[ -d {STATE}/{d} ] && echo y || true").strip()]
             streams = [f"{HOME}/."] if args.scope == "home" else [f"{STATE}/{d}" for d in present]
@@ -89,6 +95,7 @@ def main() -> None:
     print()
     print(f"machine: {machine()}")
     print(f"medians of {args.runs} runs; backup-all --scope {args.scope}{' --no-freeze' if args.no_freeze else ' (frozen)'}; "
+          f"openshell {'calls replayed (a few ms each)' if args.replay_openshell else 'the Python stand-in'}; "
           f"docker cp copies {root} in one command" + (" (a superset of the state dirs)" if args.scope == "agent" else ""))
     for set_name, (data, files, cp, raw, nc, st, peak) in results.items():
         mb = data / 1e6

@@ -6,6 +6,12 @@ echo.py the one way a command says a problem and stops."""
 
 
 def main() -> None:
+    import gc
+
+    # Start-up allocates many objects that live for the whole process (modules, classes, the
+    # workflow spec) and no garbage: no collection until the command is resolved, then those
+    # objects are frozen out of every later collection (root.py `_started`; bench/README.md).
+    gc.disable()
     from .dispatch import main as run
 
     run()

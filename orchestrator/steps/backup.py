@@ -44,16 +44,17 @@ from ..store import (
     build_manifest,
     capture_sandbox,
     check_staged,
-    load_manifest,
     new_timestamp,
+    stage_manifest,
+    staged_manifest_of,
     verify,
-    write_manifest,
 )
 from ..store.errors import StoreError
 from ..store.deep_paths import fail_missing as fail_missing_deep
 from ..store.deep_paths import fail_unwalked
 from ..store.deep_paths import probe as probe_deep
 from ..store.home_scope import build_home_manifest, capture_home
+from ..store.parallelism import default_parallel
 
 from ._kill_points import Cancelled as _Cancelled
 from ._kill_points import pause_point as _pause_point
@@ -215,7 +216,7 @@ def snapshot(ctx: "RunContext") -> None:
         return
     docker_client()  # fail once, clearly, if there is no engine
     _unpause_leftovers(ctx)  # a resumed run starts here, not in `unpause`: a dead run's freeze must go first
-    parallel = max(1, int(ctx.option("parallel")))
+    parallel = max(1, int(ctx.option("parallel") or default_parallel(ctx.paths.backups_root)))
     consistent = _freeze(ctx)
     cancel = threading.Event()
     entries = {e.name: e for e in targets}
@@ -358,7 +359,7 @@ def _capture_one(
             recorded = recorded_row(entry, ctx.paths.nemoclaw_dir)  # a dead host registers it again from this
             if recorded is not None:
                 manifest = attrs.evolve(manifest, registry_file=recorded[0], registry_row=recorded[1])
-            write_manifest(job.staged, manifest)
+            stage_manifest(job.staged, job.capture, manifest)
         except _Cancelled:
             job.error = "interrupted"
         except StepError as exc:
@@ -442,11 +443,13 @@ def commit_backups(ctx: "RunContext") -> str:
         raise StepError("\n".join(lines))
     committed: dict[str, str] = {}
     backed: list[StagedBackup] = []
+    if good:
+        ctx.staging.sync()  # every staged byte on disk before the first rename: one syncfs, not one per sandbox
     for job in good:
         assert job.staged is not None and job.dest is not None  # a backup without them failed (_staged)
         staged, dest = Path(job.staged), Path(job.dest)
-        manifest = load_manifest(staged)
         capture = _CAPTURES.pop(str(staged), None)
+        manifest = staged_manifest_of(staged, capture)  # kept in memory when this process wrote it
         # No re-hash of what was hashed as it was written (store/capture.py says why); the full
         # re-hash only if this process did not write it (it always does: a resumed commit goes
         # back to the snapshot, whose staging did not survive the crash).
@@ -458,7 +461,7 @@ def commit_backups(ctx: "RunContext") -> str:
             continue
         _pause_point(ctx, "before_commit", job.name)
         try:
-            ctx.staging.commit(job.name, dest)
+            ctx.staging.commit(job.name, dest, synced=True)
         except StoreError as exc:  # e.g. a symlinked rebuild-backups/<name>: this sandbox only
             job = attrs.evolve(job, error=str(exc))
             failed.append(job)

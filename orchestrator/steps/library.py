@@ -22,7 +22,8 @@ REPLICATE, STORE_OPS = f"{_PKG}.replicate", f"{_PKG}.store_ops"
 
 # The workflow options the steps read (ctx.option): a workflow that does not declare one gives
 # the step this default; one that declares it must give it this type.
-PARALLEL = StepOption(int, 4, "Back up this many sandboxes at once.")
+PARALLEL = StepOption(int, None, "Back up this many sandboxes at once (default: four per core, at most 8; 2 on a "
+                      "spinning disk: store/parallelism.py).")
 SCOPE = StepOption(str, "home", "What a backup holds: home, the whole sandbox home minus runtime files; agent, "
                    "only the agent's declared state dirs and files.", choices=("home", "agent"))
 NO_FREEZE = StepOption(bool, False, "Do not freeze (Docker pause) each sandbox while its state is read.")

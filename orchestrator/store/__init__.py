@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS = {
     "archive": ('ArchiveResult', 'ProgressCallback', 'extract_stream', 'hash_stream', 'pack_directory'),
     "backups": ('LATEST', 'Backup', 'BackupStore', 'InvalidBackup', 'Listing', 'PruneResult', 'check_sandbox_name', 'refuse_symlink'),
-    "capture": ('Capture', 'SpaceBudget', 'build_manifest', 'capture_sandbox', 'check_staged'),
+    "capture": ('Capture', 'SpaceBudget', 'build_manifest', 'capture_sandbox', 'check_staged', 'stage_manifest', 'staged_manifest_of'),
     "errors": ('ArchiveError', 'CaptureError', 'LockHeld', 'ManifestError', 'RestoreError', 'StagingError', 'StoreError'),
     "lock": ('BrokenLock', 'WriterLock', 'held_here', 'read_lock'),
     "manifest": ('MANIFEST_NAME', 'Manifest', 'check_against_agent', 'Mismatch', 'StateFile', 'diff_records', 'load_manifest', 'new_timestamp', 'parse_timestamp', 'verify', 'write_manifest'),
@@ -47,7 +47,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from .archive import ArchiveResult, ProgressCallback, extract_stream, hash_stream, pack_directory
     from .backups import LATEST, Backup, BackupStore, InvalidBackup, Listing, PruneResult, check_sandbox_name, refuse_symlink
-    from .capture import Capture, SpaceBudget, build_manifest, capture_sandbox, check_staged
+    from .capture import Capture, SpaceBudget, build_manifest, capture_sandbox, check_staged, stage_manifest, staged_manifest_of
     from .errors import ArchiveError, CaptureError, LockHeld, ManifestError, RestoreError, StagingError, StoreError
     from .lock import BrokenLock, WriterLock, held_here, read_lock
     from .manifest import MANIFEST_NAME, Manifest, check_against_agent, Mismatch, StateFile, diff_records, load_manifest, new_timestamp, parse_timestamp, verify, write_manifest

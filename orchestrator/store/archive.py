@@ -43,6 +43,7 @@ from pathlib import Path
 
 import attrs
 
+from . import fsops
 from .errors import ArchiveError
 from .records import DirRecord, FileRecord, LinkRecord, Rejected, short_path
 from .tarstream import BLOCK, TarEntry, TarReader
@@ -57,6 +58,29 @@ ProgressCallback = Callable[[int, int], None]
 
 _PACK_CHUNK = 1 << 20
 _PROGRESS_EVERY = 4 << 20
+_WRITEBACK_MIN = 64 << 10  # files this large start their write-back as soon as written (fsops.start_file_writeback)
+_PROGRESS_FILES = 64  # with many small files, a report per 64 files (the first file always reported at once)
+
+
+def _read_umask() -> int | None:
+    """This process's umask, read without changing it (os.umask sets it, for every thread)."""
+    try:
+        with open("/proc/self/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+_UMASK = _read_umask()
+
+
+def _staged_mode(mode: int) -> int:
+    """A staged file's mode on the host: the entry's permission bits, never setuid/setgid/sticky,
+    always owner read/write (the records keep the full bits)."""
+    return (mode & 0o777) | 0o600
 _IMPLICIT_DIR_MODE = 0o755  # what Docker gives parent directories it creates on put_archive
 
 #: (st_dev, st_ino, st_size, st_mtime_ns, st_ctime_ns) of a staged file right after its last write.
@@ -324,17 +348,21 @@ class _Extractor:
         self._claim(parts)
         self._links[parts] = e.linkname  # created once the whole archive is known, never followed
 
-    def _create(self, parts: tuple[str, ...]) -> int:
+    def _create(self, parts: tuple[str, ...], mode: int) -> int:
+        """Create a file with its staged mode (`_staged_mode`): where the umask leaves it whole,
+        `_seal` needs no fchmod (one syscall fewer per file). Below the 0700 staging root."""
         parent = self._parent_fd(parts[:-1])
         try:
-            return os.open(parts[-1], os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
-                           dir_fd=parent)
+            return os.open(parts[-1], os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                           _staged_mode(mode), dir_fd=parent)
         except FileExistsError:
             raise _Reject("conflicts with an existing entry") from None
 
     def _seal(self, path: str, fd: int, mode: int, mtime: float) -> None:
         """Last touches of a staged file, then its identity for `check_written`."""
-        os.fchmod(fd, (mode & 0o777) | 0o600)
+        staged = _staged_mode(mode)
+        if _UMASK is None or staged & _UMASK:
+            os.fchmod(fd, staged)
         try:
             os.utime(fd, (mtime, mtime))
         except (OverflowError, OSError, ValueError):
@@ -346,7 +374,7 @@ class _Extractor:
         self._claim(parts)
         digest = hashlib.sha256()
         path = "/".join(parts)
-        fd = self._create(parts) if self._root_fd is not None else None
+        fd = self._create(parts, e.mode) if self._root_fd is not None else None
         self._implicit_parents(parts[:-1])
         sparse = _SparseWriter(fd) if fd is not None else None
         try:
@@ -359,6 +387,8 @@ class _Extractor:
             if fd is not None:
                 assert sparse is not None
                 sparse.finish()
+                if e.size >= _WRITEBACK_MIN:
+                    fsops.start_file_writeback(fd)  # to disk while the stream goes on (small files: at the commit)
                 self._seal(path, fd, e.mode, e.mtime)
         finally:
             if fd is not None:
@@ -381,7 +411,7 @@ class _Extractor:
             raise _Reject(f"hard link to {e.linkname!r}, which is not an earlier file of this archive")
         path = "/".join(parts)
         if self._root_fd is not None:
-            out = self._create(parts)
+            out = self._create(parts, e.mode)
             try:
                 sfd = self._open_file(target)
                 try:
@@ -402,6 +432,8 @@ class _Extractor:
     # --- filesystem ---------------------------------------------------------------------------
 
     def _implicit_parents(self, parts: tuple[str, ...]) -> None:
+        if parts in self._dir_modes or not parts:
+            return  # the usual case: a directory's files follow it (each of its parents is recorded)
         for i in range(1, len(parts) + 1):
             if parts[:i] not in self._dir_modes:
                 self._dir_modes[parts[:i]] = _IMPLICIT_DIR_MODE
@@ -494,7 +526,9 @@ class _Extractor:
     def _progress(self, force: bool = False) -> None:
         if self.on_progress is None and self.on_stored is None:
             return
-        if force or self._files != self._last_files or self.result.bytes - self._last_report >= _PROGRESS_EVERY:
+        files = self._files
+        if (force or self.result.bytes - self._last_report >= _PROGRESS_EVERY
+                or (files != self._last_files and (self._last_files <= 0 or files - self._last_files >= _PROGRESS_FILES))):
             self._last_report = self.result.bytes
             self._last_files = self._files
             if self.on_stored is not None:

@@ -83,12 +83,20 @@ class Staging:
         """Names staged and not yet committed."""
         return _staged_names(self.path)
 
-    def commit(self, name: str, dest: Path) -> Path:
+    def sync(self) -> None:
+        """Make everything staged so far durable at once (one syncfs for all the sandboxes of a
+        run, instead of one per commit): call it after the last write, then `commit(...,
+        synced=True)` each item. The guarantee is the same: nothing is renamed into place before
+        all its data is on disk."""
+        fsops.fsync_tree(self.path)
+
+    def commit(self, name: str, dest: Path, *, synced: bool = False) -> Path:
         """Move the staged directory `name` to `dest` atomically and durably.
 
-        Every file and directory is fsynced before the rename and both parents after it, so
-        after a crash `dest` is either absent or complete. `dest` must not exist and must be on
-        the staging area's filesystem (a cross-device move would be a copy, not atomic).
+        Every file and directory is fsynced before the rename (here, or by `sync()` after the
+        last write when `synced`) and both parents after it, so after a crash `dest` is either
+        absent or complete. `dest` must not exist and must be on the staging area's filesystem
+        (a cross-device move would be a copy, not atomic).
         """
         src = self.path / _check_name(name, "staged name")
         if not src.is_dir() or src.is_symlink():
@@ -103,7 +111,8 @@ class Staging:
             raise StagingError(
                 f"refusing to commit {name!r}: {dest.parent} is on another filesystem than {self.path}"
             )
-        fsops.fsync_tree(src)
+        if not synced:
+            fsops.fsync_tree(src)
         try:
             fsops.rename_noreplace(src, dest)
         except FileExistsError:

@@ -232,6 +232,13 @@ def _check_header(hdr: bytes, at: int) -> None:
 
 def _number(field: bytes, what: str, at: int, *, signed: bool = False) -> int:
     """An octal ASCII number (NUL/space terminated) or GNU base-256 (high bit of byte 0)."""
+    if field[-1] == 0:  # the usual field: digits and one NUL (bytes.isdigit: no sign, space or `_`)
+        digits = field[:-1]
+        if digits.isdigit():
+            try:
+                return int(digits, 8)
+            except ValueError:  # an 8 or a 9: the full check below says what is wrong
+                pass
     first = field[0]
     if first & 0x80:
         if first == 0x80:

@@ -109,3 +109,19 @@ def test_unhealthy_gateway_means_cluster_not_active(fake_openshell, gw, cluster,
 def test_no_engine_means_no_cluster(monkeypatch, tmp_path):
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/nothing.sock")
     assert inspect_cluster("nemoclaw") is None
+
+
+def test_the_preflight_reads_the_cluster_container_without_the_sdk_and_sees_what_it_sees(
+        fake_openshell, gw, cluster, unique, docker_client, monkeypatch):
+    """engine_get.py asks the engine's Unix socket directly (no docker SDK import in a refused
+    run); its answer is the SDK's `inspect_container`, and any other DOCKER_HOST goes to the SDK."""
+    from orchestrator.adapters import engine_get
+
+    c = cluster(f"nemoclaw-cluster:0.0.36-raw-{unique}", fake_openshell.port)
+    raw = engine_get.get_json(f"/containers/{c.name}/json", timeout=10)
+    sdk = docker_client.api.inspect_container(c.name)
+    assert raw["Id"] == sdk["Id"] and raw["Config"]["Image"] == sdk["Config"]["Image"]
+    assert raw["HostConfig"]["PortBindings"] == sdk["HostConfig"]["PortBindings"]
+    assert engine_get.get_json(f"/containers/openshell-cluster-absent-{unique}/json", timeout=10) is None
+    assert engine_get.get_json("/containers/x/json", timeout=1, env={"DOCKER_HOST": "tcp://127.0.0.1:2375"}) is engine_get.SDK
+    assert engine_get.get_json("/containers/x/json", timeout=1, env={"DOCKER_HOST": "unix:///nonexistent.sock"}) is None

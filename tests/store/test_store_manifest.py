@@ -222,3 +222,24 @@ def test_bad_agent_definition_is_a_clear_error(tmp_path, text, expect):
     with pytest.raises(ManifestError) as info:
         load_agent_file(path)
     assert str(path) in str(info.value) and expect in str(info.value)
+
+
+def test_the_manifest_bytes_are_json_dumps_indent_2_byte_for_byte():
+    """manifest_bytes lays the records out with the C encoder (store/manifest.py `_records`);
+    the file must stay exactly what `json.dumps(indent=2)` (JSON.stringify(x, null, 2)) writes."""
+    import json
+
+    from orchestrator.store.manifest import _pretty_json
+
+    odd = {
+        "a": [{"p": "x},\x00{y", "q": "}\n{", "r": None, "s": True}, {"p": "é\u2028\"\\\x01\x00", "z": -5}],
+        "b": [{}, {"a": 1}], "c": [[{"x": 1}]], "d": [1, "a", None], "e": [{"n": {"m": 1}}],
+        "f": {"g": [{"h": "i"}], "k": {}}, "l": [], "m": [{"only": "one"}], "n": False,
+    }
+    assert _pretty_json(odd) == json.dumps(odd, indent=2, ensure_ascii=False)
+    assert _pretty_json({"x": 1.5}) is None and _pretty_json({1: 2}) is None  # the standard library's job
+    from orchestrator.store.manifest import manifest_bytes, manifest_to_dict
+
+    m = _manifest(files=[FileRecord("agents/a \"b\" é", 3, "a" * 64, 0o644), FileRecord("agents/c", 0, "b" * 64, 0o4755)],
+                  name="n")
+    assert manifest_bytes(m) == (json.dumps(manifest_to_dict(m), indent=2, ensure_ascii=False) + "\n").encode()

@@ -58,13 +58,18 @@ def _host_ports(ports: object) -> frozenset[int]:
 def inspect_cluster(gateway: str, *, timeout: float | None = None) -> ClusterInfo | None:
     """Inspect `openshell-cluster-<gateway>` (within the probe bound, adapters/deadlines.py);
     None when there is none or no engine answers."""
-    import docker  # imported here: the CLI's import time matters, and tests may lack an engine
-
     from .. import deadlines
+    from ..engine_get import SDK, get_json
 
     name = cluster_container_name(gateway)
+    bound = deadlines.probe() if timeout is None else timeout
+    found = get_json(f"/containers/{name}/json", timeout=bound)  # no docker SDK import (engine_get.py)
+    if found is not SDK:
+        return _cluster_info(name, found) if isinstance(found, dict) else None
+    import docker  # imported here: the CLI's import time matters, and tests may lack an engine
+
     try:
-        client = docker.from_env(timeout=deadlines.probe() if timeout is None else timeout)  # type: ignore[arg-type]  # docker-py hands it to requests, which takes seconds as a float; the stubs say int
+        client = docker.from_env(timeout=bound)  # type: ignore[arg-type]  # docker-py hands it to requests, which takes seconds as a float; the stubs say int
     except Exception:  # noqa: BLE001 - no engine configured/reachable = no cluster
         return None
     try:
@@ -73,6 +78,10 @@ def inspect_cluster(gateway: str, *, timeout: float | None = None) -> ClusterInf
         return None
     finally:
         client.close()
+    return _cluster_info(name, attrs_)
+
+
+def _cluster_info(name: str, attrs_: dict) -> ClusterInfo:
     image = ((attrs_.get("Config") or {}).get("Image") or "").strip() or None
     running = bool((attrs_.get("State") or {}).get("Running"))
     ports = _host_ports((attrs_.get("NetworkSettings") or {}).get("Ports"))
