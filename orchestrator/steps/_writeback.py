@@ -12,35 +12,17 @@ waits for. Linux only; elsewhere (or where the call fails) this does nothing.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import threading
-from collections.abc import Callable
 import time
 from pathlib import Path
 from types import TracebackType
 
-_SYNC_FILE_RANGE_WRITE = 2
-_libc: "ctypes.CDLL | None | bool" = None
-
-
-def _sync_file_range() -> "Callable[..., int] | None":
-    global _libc
-    if _libc is None:
-        try:
-            _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-            _libc.sync_file_range.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-        except (OSError, AttributeError):
-            _libc = False
-    return None if _libc is False else _libc.sync_file_range  # type: ignore[union-attr]
+from ..store.fsops import start_file_writeback  # the capture's own per-file write-back (one libc binding)
 
 
 def start_writeback(root: Path) -> None:
     """One pass: start the write-back of every regular file under `root` (symlinks not followed)."""
-    call = _sync_file_range()
-    if call is None:
-        return
     for dirpath, _dirs, files in os.walk(root, followlinks=False):
         for name in files:
             try:
@@ -48,7 +30,7 @@ def start_writeback(root: Path) -> None:
             except OSError:
                 continue  # a symlink, or gone: nothing to write
             try:
-                call(fd, 0, 0, _SYNC_FILE_RANGE_WRITE)
+                start_file_writeback(fd)
             finally:
                 os.close(fd)
 
@@ -63,8 +45,7 @@ class EarlyWriteback:
         self._thread = threading.Thread(target=self._loop, name="writeback", daemon=True)
 
     def __enter__(self) -> "EarlyWriteback":
-        if _sync_file_range() is not None:
-            self._thread.start()
+        self._thread.start()
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
