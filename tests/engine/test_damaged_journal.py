@@ -5,7 +5,7 @@ and read-only runs show it, and a mutating run refuses until it is abandoned. A 
 format written before the version field existed still resumes. An incomplete last line (the
 write a kill cut off) is not damage.
 
-The interrupted runs are real journals: the golden one of format 1 (tests/engine/golden/), or one
+The interrupted runs are real journals: the golden one of format 1 (tests/engine/golden/; every format is resumed in test_golden_journals.py), or one
 written by a forked child SIGKILLed at a state boundary; the runs that follow are in process.
 """
 
