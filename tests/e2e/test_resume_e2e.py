@@ -26,6 +26,7 @@ import pytest
 
 from nemoclaw_sim.images import ensure_agent_image
 from orchestrator.adapters.agents.definitions import load_agent
+from tests.support import pause_kill
 from tests.support.sandbox_tree import state_tree_script
 from tests.support.simenv import SimEnv
 
@@ -132,23 +133,8 @@ def newest_run(sim: SimEnv) -> str:
 def killed_at_pause(sim: SimEnv, point: str, *args: str) -> str:
     """Run nemoclaw until the test pause point `point` (e.g. `restore:<name>`), SIGKILL it
     there, return its run id."""
-    marker = sim.home / f"pause.{uuid.uuid4().hex[:6]}"
-    exe = shutil.which("nemoclaw", path=sim.env["PATH"])
-    proc = subprocess.Popen([exe, *args], env={**sim.env, "NEMOCLAW_TEST_PAUSE_AT": point,
-                                               "NEMOCLAW_TEST_PAUSE_MARKER": str(marker)},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + 240
-    while not marker.exists():
-        if proc.poll() is not None:
-            out, err = proc.communicate()
-            pytest.fail(f"nemoclaw ended ({proc.returncode}) before pause point {point}:\n{out}\n{err}")
-        assert time.monotonic() < deadline, f"pause point {point} not reached"
-        time.sleep(0.05)
-    pid, run_id, _where = marker.read_text().split()
-    os.kill(int(pid), signal.SIGKILL)
-    proc.communicate(timeout=60)
-    assert proc.returncode == -signal.SIGKILL
-    return run_id
+    return pause_kill.killed_at_pause([shutil.which("nemoclaw", path=sim.env["PATH"]), *args], sim.env, point,
+                                      sim.home)
 
 
 def assert_noticed(sim: SimEnv, fleet: Fleet, run_id: str, name: str, workflow: str = "rebuild-sandbox") -> None:

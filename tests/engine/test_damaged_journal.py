@@ -2,7 +2,7 @@
 fact of the wrong type, or a format this version does not read) is *damaged*; it is never
 resumed, `runs show` names the line and why, `runs abandon` prints the commands, `runs list`
 and read-only runs show it, and a mutating run refuses until it is abandoned. A journal of the
-format written before the version field existed still resumes. An incomplete last line (the
+format we ever wrote still resumes (test_golden_journals.py). An incomplete last line (the
 write a kill cut off) is not damage.
 
 The interrupted runs are real journals: the golden one of format 1 (tests/engine/golden/; every format is resumed in test_golden_journals.py), or one
@@ -62,17 +62,6 @@ def _rewrite(path: Path, index_of, change) -> int:
 
 def _items_line(e: dict) -> bool:
     return e["event"] == "state_left" and e["state"] == "items"
-
-
-def test_a_journal_of_the_format_before_the_version_field_still_resumes(engine):
-    path = golden_run(engine.home)
-    assert "format" not in json.loads(path.read_text().splitlines()[0])
-    again = engine.run("t-commit")
-    assert again.returncode == 0, again.stderr
-    assert f"  Resuming interrupted run {path.stem} (t-mark-item 'two', stopped in state 'mark' at " in again.stdout
-    assert (engine.home / "marks").read_text().split() == ["one", "two", "three"]
-    events, damaged = read_journal(path)
-    assert not damaged and replay(events, path.stem).finished["exit_code"] == 0
 
 
 def test_a_new_journal_records_its_format(engine):
