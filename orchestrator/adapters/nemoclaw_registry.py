@@ -224,13 +224,18 @@ def update_row(path: Path, key: str, changes: Mapping[str, Any]) -> bool:
     """Set `changes` in row `key` of registry file `path`, keeping every other field and key as
     read, atomically; retried while another program changes the file under us. Returns whether
     the file was written (False: the row already had these values)."""
+    return _compare_and_swap(path, lambda: _swap(path, key, changes))
+
+
+def _compare_and_swap(path: Path, attempt_once: Callable[[], bool]) -> bool:
+    """`attempt_once` again while another program changes `path` between our read and our write."""
     from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_random
 
     try:
         for attempt in Retrying(retry=retry_if_exception_type(_Changed), stop=stop_after_attempt(CAS_ATTEMPTS),
                                 wait=wait_random(0.005, 0.05)):
             with attempt:
-                return _swap(path, key, changes)
+                return attempt_once()
     except RetryError:
         raise RegistryBusy(path, CAS_ATTEMPTS) from None
     raise AssertionError("unreachable")  # pragma: no cover
@@ -292,17 +297,8 @@ def register_row(nemoclaw_dir: Path, rel_file: str, key: str, row: dict[str, Any
     """Add row `key` to registry file `rel_file` of `nemoclaw_dir` (created when missing, 0600 in
     a 0700 directory), keeping every other row and key; compare-and-swap like `update_row`.
     Returns False, writing nothing, when the file already has a row `key`."""
-    from tenacity import RetryError, Retrying, retry_if_exception_type, stop_after_attempt, wait_random
-
     path = nemoclaw_dir / rel_file
-    try:
-        for attempt in Retrying(retry=retry_if_exception_type(_Changed), stop=stop_after_attempt(CAS_ATTEMPTS),
-                                wait=wait_random(0.005, 0.05)):
-            with attempt:
-                return _insert(path, key, row)
-    except RetryError:
-        raise RegistryBusy(path, CAS_ATTEMPTS) from None
-    raise AssertionError("unreachable")  # pragma: no cover
+    return _compare_and_swap(path, lambda: _insert(path, key, row))
 
 
 def _insert(path: Path, key: str, row: dict[str, Any]) -> bool:
