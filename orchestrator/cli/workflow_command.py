@@ -43,6 +43,9 @@ def _option(name: str, o: OptionSpec, fallback: str = "") -> click.Option:
     decls = [flag] + ([f"-{o.short}"] if o.short else [])
     if o.type == "bool":
         return click.Option([*decls, name], is_flag=True, default=bool(o.default), help=o.help)
+    if o.repeat:  # the values, joined by spaces, reach the step as one str (workflow/spec.py)
+        return click.Option([*decls, name], type=click.STRING, multiple=True, help=o.help,
+                            callback=lambda _ctx, _param, values: " ".join(values) if values else None)
     kind = click.Choice(o.choices or []) if o.type == "choice" else _TYPES[o.type]
     if o.type == "int" and (o.min is not None or o.max is not None):
         kind = click.IntRange(None if o.min is None else int(o.min), None if o.max is None else int(o.max))

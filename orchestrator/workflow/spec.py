@@ -51,6 +51,9 @@ class OptionSpec:
     # Bounds of an int/float option, checked before the run starts (exit 2 outside them).
     min: float | None = None
     max: float | None = None
+    # A str option whose flag may be given more than once (`--image a=x --image b=y`): the step
+    # reads the values joined by single spaces, None when none was given.
+    repeat: bool = False
 
 
 @attrs.frozen

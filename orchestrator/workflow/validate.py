@@ -63,6 +63,8 @@ def validate(
             err(loc.error(["options", opt, "type"], "type 'choice' needs a 'choices' list"))
         if ospec.short is not None and not re.fullmatch(r"[a-zA-Z]", ospec.short):
             err(loc.error(["options", opt, "short"], "short must be a single letter, e.g. y for -y"))
+        if ospec.repeat and (ospec.type != "str" or ospec.default is not None):
+            err(loc.error(["options", opt, "repeat"], "'repeat' is only for str options without a default"))
         bad_default = _check_default(ospec.type, ospec.default, ospec.choices)
         if bad_default:
             err(loc.error(["options", opt, "default"], bad_default))

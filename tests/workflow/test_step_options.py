@@ -41,8 +41,8 @@ def test_a_workflow_without_the_option_a_step_needs_does_not_load(tmp_path):
 
 
 def test_an_option_of_another_type_than_the_step_reads_does_not_load(tmp_path):
-    path = _copy(tmp_path, "backup-all", "backup-typed", ("  parallel:\n    type: int\n    default: 4\n    min: 1\n    max: 64\n",
-                                                          "  parallel:\n    type: str\n    default: '4'\n"))
+    path = _copy(tmp_path, "backup-all", "backup-typed", ("  parallel:\n    type: int\n    min: 1\n    max: 64\n",
+                                                          "  parallel:\n    type: str\n"))
     problems = "\n".join(_problems(path))
     assert (f"{path}:15: options.parallel.type: state 'snapshot' runs step 'snapshot', which reads option 'parallel' "
             "as an integer; declare it with type int") in problems
@@ -100,3 +100,21 @@ def test_show_names_the_options_a_step_reads_that_the_workflow_fixes(engine):
 def test_a_with_parameter_the_state_does_not_give_is_the_declared_default(engine):
     r = engine.run("t-word")
     assert (r.returncode, r.stdout) == (0, "  hello\n  bye bye\n"), r.stderr
+
+
+def test_a_repeated_flag_reaches_the_step_as_every_value(engine):
+    """`repeat: true`: `--image a=x --image b=y` once kept only the last value."""
+    from tests.support.cli import invoke
+
+    r = invoke("t-colours", "pen", "--colour", "red", "--colour", "blue")
+    assert (r.returncode, r.stdout) == (0, "  pen is red blue\n"), r.stderr
+    # None given: the step's declared default.
+    assert invoke("t-colours", "pen").stdout == "  pen is blue\n"
+
+
+def test_repeat_is_only_for_str_options_without_a_default(tmp_path):
+    path = tmp_path / "t-bad-repeat.yaml"
+    path.write_text("name: t-bad-repeat\nsummary: x\noptions:\n  n: {type: int, repeat: true}\n"
+                    "initial: a\nstates:\n  a: {do: fail}\n")
+    assert any("options.n.repeat: 'repeat' is only for str options without a default" in p
+               for p in _problems(path, set()))
