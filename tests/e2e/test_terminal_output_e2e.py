@@ -4,36 +4,16 @@ intact above it; in a pipe there are no escape codes at all."""
 
 from __future__ import annotations
 
-import os
-import pty
 import re
 import shutil
-import subprocess
-import time
 
 import pytest
+
+from tests.support.terminal import run_on_pty
 
 pytestmark = pytest.mark.docker
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-
-
-def run_on_pty(argv: list[str], env: dict[str, str], timeout: float = 120) -> tuple[int, str]:
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(argv, env=env, stdin=slave, stdout=slave, stderr=slave, close_fds=True)
-    os.close(slave)
-    chunks: list[bytes] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            data = os.read(master, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(master)
-    return proc.wait(timeout=30), b"".join(chunks).decode("utf-8", "replace")
 
 
 @pytest.mark.parametrize("sim", [{"sandboxes": 2}], indirect=True)

@@ -7,15 +7,13 @@ line about the run's work starts with two spaces (four for a detail), marks are 
 from __future__ import annotations
 
 import json
-import os
-import pty
 import re
-import subprocess
 
 from orchestrator.engine.output import Note, Span, Style, render
 from orchestrator.kernel.errors import StepError
 
 from tests.support.engine import NEMOCLAW, Program
+from tests.support.terminal import run_on_pty
 
 ESC = re.compile(r"\x1b")
 
@@ -95,21 +93,8 @@ def test_a_terminal_gets_the_same_text_in_colour(tmp_path, monkeypatch):
     program = Program(tmp_path)
     env = {**program.env, "TERM": "xterm-256color"}
     env.pop("NO_COLOR")
-    master, slave = pty.openpty()
-    proc = subprocess.Popen([NEMOCLAW, "t-say"], env=env, stdin=slave, stdout=slave, stderr=slave, close_fds=True)
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(master)
-    assert proc.wait(timeout=60) == 1
-    screen = b"".join(chunks).decode()
+    code, screen = run_on_pty([NEMOCLAW, "t-say"], env, timeout=60)
+    assert code == 1
     style = Style(True)
     assert f"  {style.G}✓{style.R} alpha: 2 dirs, 3 files" in screen
     assert f"    {style.D}Frozen for 0.125 s while its state was read.{style.R}" in screen
